@@ -1,0 +1,1 @@
+//! placeholder: the filter lands in its own change.

@@ -1,0 +1,350 @@
+//! Request path canonicalisation: one meaning per path, or no decision at all.
+//!
+//! Authorization bypasses in proxies come from the proxy and the backend reading
+//! one path two ways (`/a/../b`, `%2F`, `;x`, `//`). This module accepts only
+//! paths with a single obvious reading and returns their decoded form; every
+//! other path is refused with the reason, and the engine denies it. The query
+//! and fragment are cut off first: policies are about the resource, not its
+//! parameters.
+//!
+//! Envoy's `normalize_path`, `merge_slashes` and
+//! `path_with_escaped_slashes_action` make most of these rare before the filter
+//! sees them; this module keeps the filter safe where they are off.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Paths with more segments than this are refused (keeps matching bounded).
+pub const MAX_SEGMENTS: usize = 128;
+/// Paths longer than this (bytes, before the query) are refused.
+pub const MAX_PATH_LEN: usize = 8192;
+
+/// Why a path has no single safe reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathRejection {
+    /// The path is empty.
+    Empty,
+    /// It does not start with `/` (authority-form, `*`, or a relative path).
+    NoLeadingSlash,
+    /// `//` or a trailing `/`: backends disagree on what an empty segment means.
+    EmptySegment,
+    /// A `.` or `..` segment, raw or percent-encoded.
+    DotSegment,
+    /// `%2F`: an encoded `/` that a backend may decode into a separator.
+    EncodedSlash,
+    /// A raw or encoded `\`, which some backends treat as `/`.
+    Backslash,
+    /// A raw or encoded NUL byte.
+    Nul,
+    /// `%` not followed by two hex digits.
+    InvalidPercentEncoding,
+    /// `%25`: an encoded `%`, the start of double encoding.
+    EncodedPercent,
+    /// A raw or encoded `;`: path parameters that backends strip per segment.
+    PathParameter,
+    /// An encoded `?` or `#`, which a decoding backend may split on.
+    EncodedDelimiter,
+    /// Decoded bytes that are not UTF-8, e.g. overlong `%c0%af`.
+    InvalidUtf8,
+    /// A control character, space, or a character not allowed raw in a path.
+    InvalidCharacter,
+    /// More than [`MAX_SEGMENTS`] segments or [`MAX_PATH_LEN`] bytes.
+    TooLong,
+}
+
+impl PathRejection {
+    /// A short, stable reason for logs, metrics and 403 bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathRejection::Empty => "path is empty",
+            PathRejection::NoLeadingSlash => "path does not start with '/'",
+            PathRejection::EmptySegment => "path has an empty segment ('//' or a trailing '/')",
+            PathRejection::DotSegment => "path has a '.' or '..' segment",
+            PathRejection::EncodedSlash => "path has an encoded '/' (%2F)",
+            PathRejection::Backslash => "path has a backslash",
+            PathRejection::Nul => "path has a NUL byte",
+            PathRejection::InvalidPercentEncoding => "path has invalid percent-encoding",
+            PathRejection::EncodedPercent => "path has an encoded '%' (double encoding)",
+            PathRejection::PathParameter => "path has a ';' path parameter",
+            PathRejection::EncodedDelimiter => "path has an encoded '?' or '#'",
+            PathRejection::InvalidUtf8 => "path decodes to invalid UTF-8",
+            PathRejection::InvalidCharacter => "path has a character that is not allowed in a path",
+            PathRejection::TooLong => "path is too long",
+        }
+    }
+}
+
+impl fmt::Display for PathRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A path with one reading: starts with `/`, no query, no fragment, no empty,
+/// `.` or `..` segments, percent-decoded, and free of `/`, `\`, `;`, `%`, NUL
+/// or control characters inside any segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalPath<'a> {
+    decoded: Cow<'a, str>,
+}
+
+impl<'a> CanonicalPath<'a> {
+    /// The decoded path, e.g. `/api/payment/create`.
+    pub fn as_str(&self) -> &str {
+        &self.decoded
+    }
+
+    /// The decoded segments; none for `/`.
+    pub fn segments(&self) -> Segments<'_> {
+        let body = self.decoded.get(1..).unwrap_or("");
+        Segments { inner: if body.is_empty() { None } else { Some(body.split('/')) } }
+    }
+}
+
+/// Iterator over the segments of a [`CanonicalPath`]; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Segments<'p> {
+    inner: Option<std::str::Split<'p, char>>,
+}
+
+impl<'p> Iterator for Segments<'p> {
+    type Item = &'p str;
+    fn next(&mut self) -> Option<&'p str> {
+        self.inner.as_mut()?.next()
+    }
+}
+
+/// Characters allowed raw in a path segment (RFC 3986 `pchar` without `;`,
+/// plus `%` for escapes). Everything else must be percent-encoded or is refused.
+fn allowed_raw(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(b, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' | b':' | b'@' | b'%')
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The request target without query or fragment.
+pub fn strip_query_and_fragment(target: &str) -> &str {
+    match target.find(['?', '#']) {
+        Some(i) => &target[..i],
+        None => target,
+    }
+}
+
+/// Canonicalise a request target (`:path`, query allowed). Allocates only when
+/// the path contains percent-escapes.
+pub fn canonicalize(target: &str) -> Result<CanonicalPath<'_>, PathRejection> {
+    let path = strip_query_and_fragment(target);
+    if path.is_empty() {
+        return Err(if target.is_empty() { PathRejection::Empty } else { PathRejection::NoLeadingSlash });
+    }
+    let bytes = path.as_bytes();
+    if bytes[0] != b'/' {
+        return Err(PathRejection::NoLeadingSlash);
+    }
+    if path.len() > MAX_PATH_LEN {
+        return Err(PathRejection::TooLong);
+    }
+    if path == "/" {
+        return Ok(CanonicalPath { decoded: Cow::Borrowed(path) });
+    }
+    let mut segments = 0usize;
+    for segment in path[1..].split('/') {
+        segments += 1;
+        if segments > MAX_SEGMENTS {
+            return Err(PathRejection::TooLong);
+        }
+        check_raw_segment(segment.as_bytes())?;
+    }
+    if !path.contains('%') {
+        return Ok(CanonicalPath { decoded: Cow::Borrowed(path) });
+    }
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            // check_raw_segment guaranteed two hex digits follow.
+            let (Some(hi), Some(lo)) = (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) else {
+                return Err(PathRejection::InvalidPercentEncoding);
+            };
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    let decoded = String::from_utf8(out).map_err(|_| PathRejection::InvalidUtf8)?;
+    // Decoding may have produced '.' or '..' segments (%2e%2e).
+    if decoded[1..].split('/').any(|s| s == "." || s == "..") {
+        return Err(PathRejection::DotSegment);
+    }
+    Ok(CanonicalPath { decoded: Cow::Owned(decoded) })
+}
+
+fn check_raw_segment(seg: &[u8]) -> Result<(), PathRejection> {
+    if seg.is_empty() {
+        return Err(PathRejection::EmptySegment);
+    }
+    if seg == b"." || seg == b".." {
+        return Err(PathRejection::DotSegment);
+    }
+    let mut i = 0;
+    while i < seg.len() {
+        let b = seg[i];
+        if b == b'%' {
+            let (Some(hi), Some(lo)) = (seg.get(i + 1).copied().and_then(hex), seg.get(i + 2).copied().and_then(hex)) else {
+                return Err(PathRejection::InvalidPercentEncoding);
+            };
+            check_decoded_byte(hi << 4 | lo)?;
+            i += 3;
+            continue;
+        }
+        match b {
+            b'\\' => return Err(PathRejection::Backslash),
+            b';' => return Err(PathRejection::PathParameter),
+            0 => return Err(PathRejection::Nul),
+            _ if !allowed_raw(b) => return Err(PathRejection::InvalidCharacter),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+fn check_decoded_byte(b: u8) -> Result<(), PathRejection> {
+    match b {
+        b'/' => Err(PathRejection::EncodedSlash),
+        b'\\' => Err(PathRejection::Backslash),
+        0 => Err(PathRejection::Nul),
+        b'%' => Err(PathRejection::EncodedPercent),
+        b';' => Err(PathRejection::PathParameter),
+        b'?' | b'#' => Err(PathRejection::EncodedDelimiter),
+        0x01..=0x1f | 0x7f => Err(PathRejection::InvalidCharacter),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `method` is a canonical HTTP method: 1–32 upper-case letters, `-` or `_`.
+/// Lower-case `post` is refused rather than guessed at: backends disagree on it.
+pub fn is_canonical_method(method: &str) -> bool {
+    !method.is_empty() && method.len() <= 32 && method.bytes().all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(p: &str) -> String {
+        canonicalize(p).unwrap().as_str().to_owned()
+    }
+
+    fn rejected(p: &str) -> PathRejection {
+        canonicalize(p).unwrap_err()
+    }
+
+    #[test]
+    fn plain_paths_pass_unchanged_and_unallocated() {
+        assert_eq!(ok("/api/payment/create"), "/api/payment/create");
+        assert_eq!(ok("/"), "/");
+        assert!(matches!(canonicalize("/a/b").unwrap().decoded, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn query_and_fragment_are_cut_off() {
+        assert_eq!(ok("/api/payment/query?x=1"), "/api/payment/query");
+        assert_eq!(ok("/api/payment/create?/query"), "/api/payment/create");
+        assert_eq!(ok("/a#frag"), "/a");
+        assert_eq!(ok("/a#x?y"), "/a");
+        assert_eq!(rejected("?x"), PathRejection::NoLeadingSlash);
+    }
+
+    #[test]
+    fn unreserved_escapes_are_decoded_so_deny_rules_still_see_them() {
+        assert_eq!(ok("/api/payment/%61dmin"), "/api/payment/admin");
+        assert_eq!(ok("/a/my%20file"), "/a/my file");
+        assert_eq!(ok("/caf%C3%A9"), "/caf\u{e9}");
+    }
+
+    #[test]
+    fn dot_segments_are_refused_raw_and_encoded() {
+        for p in ["/a/../b", "/a/./b", "/a/..", "/..", "/a/%2e%2e/b", "/a/%2E%2E/b", "/a/%2e/b", "/a/.%2e/b", "/a/."] {
+            assert_eq!(rejected(p), PathRejection::DotSegment, "{p}");
+        }
+        assert_eq!(ok("/a/..b/.c"), "/a/..b/.c", "dots inside a name are just characters");
+    }
+
+    #[test]
+    fn empty_segments_are_refused() {
+        for p in ["//a", "/a//b", "/a/b/", "/a/b//"] {
+            assert_eq!(rejected(p), PathRejection::EmptySegment, "{p}");
+        }
+    }
+
+    #[test]
+    fn escaped_separators_and_double_encoding_are_refused() {
+        assert_eq!(rejected("/a%2Fb"), PathRejection::EncodedSlash);
+        assert_eq!(rejected("/a%2fb"), PathRejection::EncodedSlash);
+        assert_eq!(rejected("/a%5Cb"), PathRejection::Backslash);
+        assert_eq!(rejected("/a\\b"), PathRejection::Backslash);
+        assert_eq!(rejected("/a%252fb"), PathRejection::EncodedPercent);
+        assert_eq!(rejected("/a%00"), PathRejection::Nul);
+        assert_eq!(rejected("/a%3Fb"), PathRejection::EncodedDelimiter);
+        assert_eq!(rejected("/a%23b"), PathRejection::EncodedDelimiter);
+    }
+
+    #[test]
+    fn broken_escapes_and_overlong_utf8_are_refused() {
+        assert_eq!(rejected("/a%"), PathRejection::InvalidPercentEncoding);
+        assert_eq!(rejected("/a%2"), PathRejection::InvalidPercentEncoding);
+        assert_eq!(rejected("/a%zz"), PathRejection::InvalidPercentEncoding);
+        assert_eq!(rejected("/a%c0%af"), PathRejection::InvalidUtf8);
+        assert_eq!(rejected("/a%ff"), PathRejection::InvalidUtf8);
+    }
+
+    #[test]
+    fn path_parameters_are_refused() {
+        assert_eq!(rejected("/a;x/b"), PathRejection::PathParameter);
+        assert_eq!(rejected("/a/b;/../c"), PathRejection::PathParameter);
+        assert_eq!(rejected("/a%3bx"), PathRejection::PathParameter);
+    }
+
+    #[test]
+    fn odd_characters_and_forms_are_refused() {
+        assert_eq!(rejected(""), PathRejection::Empty);
+        assert_eq!(rejected("*"), PathRejection::NoLeadingSlash);
+        assert_eq!(rejected("example.com:443"), PathRejection::NoLeadingSlash);
+        assert_eq!(rejected("http://host/a"), PathRejection::NoLeadingSlash);
+        assert_eq!(rejected("/a b"), PathRejection::InvalidCharacter);
+        assert_eq!(rejected("/a\tb"), PathRejection::InvalidCharacter);
+        assert_eq!(rejected("/a\u{e9}"), PathRejection::InvalidCharacter);
+        assert_eq!(rejected("/a%0d%0a"), PathRejection::InvalidCharacter);
+        assert_eq!(rejected(&"/a".repeat(MAX_SEGMENTS + 1)), PathRejection::TooLong);
+        assert_eq!(rejected(&format!("/{}", "a".repeat(MAX_PATH_LEN))), PathRejection::TooLong);
+    }
+
+    #[test]
+    fn segments_iterate_decoded_parts() {
+        let p = canonicalize("/a/%62/c").unwrap();
+        assert_eq!(p.segments().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(canonicalize("/").unwrap().segments().count(), 0);
+    }
+
+    #[test]
+    fn methods_must_be_upper_case_tokens() {
+        assert!(is_canonical_method("GET"));
+        assert!(is_canonical_method("M-SEARCH"));
+        assert!(!is_canonical_method("get"));
+        assert!(!is_canonical_method("Post"));
+        assert!(!is_canonical_method(""));
+        assert!(!is_canonical_method("GET "));
+    }
+}

@@ -1,0 +1,218 @@
+//! Decisions: what the engine says about one request, and why.
+//!
+//! Precedence, independent of rule order: a matching `deny` rule wins; else a
+//! matching `allow` rule; else `default_action`. When several rules of the
+//! winning kind match, the one reported is the first by name, so the report is
+//! as order-independent as the decision. Anything the engine cannot read with
+//! certainty (no certificate, a non-canonical path or method) is denied.
+
+use std::fmt;
+
+use crate::canonical::{self, CanonicalPath, PathRejection};
+use crate::identity::Identity;
+use crate::model::{Action, Mode, Policy, Principal, Rule};
+use crate::pattern::Placeholder;
+
+/// The outcome for the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Allow,
+    Deny,
+}
+
+impl Verdict {
+    /// `"allow"` or `"deny"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+/// Why the engine decided as it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A rule with this action matched.
+    Rule(Action),
+    /// No rule matched; the policy's `default_action` applied.
+    Default(Action),
+    /// The connection carries no verified client certificate.
+    NoPeerCertificate,
+    /// The peer certificate could not be parsed.
+    UnreadableCertificate,
+    /// The request has no path or method to decide on.
+    MissingRequestData,
+    /// The path has no single safe reading.
+    Path(PathRejection),
+    /// The method is not an upper-case HTTP token.
+    Method,
+    /// Something inside the proxy adapter failed; fail closed.
+    Internal,
+}
+
+impl Reason {
+    /// A short, stable phrase for logs, metrics and 403 bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Rule(Action::Allow) => "matched an allow rule",
+            Reason::Rule(Action::Deny) => "matched a deny rule",
+            Reason::Default(Action::Allow) => "no rule matched; default_action is allow",
+            Reason::Default(Action::Deny) => "no rule matched; default_action is deny",
+            Reason::NoPeerCertificate => "no verified client certificate on the connection",
+            Reason::UnreadableCertificate => "the client certificate could not be parsed",
+            Reason::MissingRequestData => "the request has no path or method",
+            Reason::Path(p) => p.as_str(),
+            Reason::Method => "method is not an upper-case HTTP token",
+            Reason::Internal => "internal error in the authorization filter",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The engine's answer for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision<'p> {
+    /// What the policy says.
+    pub verdict: Verdict,
+    /// What the proxy must do: the verdict, except that dry-run mode turns a deny into an allow.
+    pub enforced: Verdict,
+    /// The rule that decided, or `None` when the default (or a refusal) did.
+    pub rule: Option<&'p str>,
+    /// Why.
+    pub reason: Reason,
+}
+
+impl Decision<'_> {
+    /// Let the request through?
+    pub fn is_allowed(&self) -> bool {
+        self.enforced == Verdict::Allow
+    }
+
+    /// A deny that dry-run mode let through.
+    pub fn is_dry_run_deny(&self) -> bool {
+        self.verdict == Verdict::Deny && self.enforced == Verdict::Allow
+    }
+
+    /// The rule name, or `"default"` — for headers, logs and metrics.
+    pub fn rule_label(&self) -> &str {
+        self.rule.unwrap_or("default")
+    }
+}
+
+pub(crate) fn make_decision<'p>(mode: Mode, verdict: Verdict, rule: Option<&'p str>, reason: Reason) -> Decision<'p> {
+    let enforced = if mode == Mode::DryRun { Verdict::Allow } else { verdict };
+    Decision { verdict, enforced, rule, reason }
+}
+
+/// What every request must pass before any rule is looked at: a certificate,
+/// a canonical method, a canonical path.
+pub(crate) fn precheck<'i, 'r>(
+    identity: Option<&'i Identity>,
+    method: &str,
+    path: &'r str,
+) -> Result<(&'i Identity, CanonicalPath<'r>), Reason> {
+    let identity = identity.ok_or(Reason::NoPeerCertificate)?;
+    if !canonical::is_canonical_method(method) {
+        return Err(Reason::Method);
+    }
+    let path = canonical::canonicalize(path).map_err(Reason::Path)?;
+    Ok((identity, path))
+}
+
+/// Can this identity value stand in for a path segment? Never when it is empty,
+/// a dot segment, or holds a character that would change the path's shape.
+fn usable_in_path(value: &str) -> bool {
+    !value.is_empty()
+        && value != "."
+        && value != ".."
+        && !value.chars().any(|c| matches!(c, '/' | '\\' | '%' | ';' | '?' | '#') || c.is_control())
+}
+
+/// The last path segment of a URI SAN that has a path (`spiffe://td/ns/x/sa/name` → `name`).
+fn uri_last_segment(uri: &str) -> Option<&str> {
+    let (_, rest) = uri.split_once("://")?;
+    let (_, path) = rest.split_once('/')?;
+    path.rsplit('/').next()
+}
+
+/// Does `segment` equal the identity's value for `placeholder`?
+pub(crate) fn placeholder_matches(identity: &Identity, placeholder: Placeholder, segment: &str) -> bool {
+    match placeholder {
+        Placeholder::Cn => identity.common_name().is_some_and(|cn| usable_in_path(cn) && cn == segment),
+        Placeholder::DnsSan => identity.dns_sans.iter().any(|d| usable_in_path(d) && d == segment),
+        Placeholder::UriSanLastSegment => {
+            identity.uri_sans.iter().filter_map(|u| uri_last_segment(u)).any(|s| usable_in_path(s) && s == segment)
+        }
+    }
+}
+
+/// Does the certificate satisfy every field of this principal?
+pub fn principal_matches(p: &Principal, id: &Identity) -> bool {
+    if p.any {
+        return true;
+    }
+    let single = |pat: &Option<crate::pattern::ValuePattern>, value: Option<&str>| match pat {
+        None => true,
+        Some(pat) => value.is_some_and(|v| pat.matches(v)),
+    };
+    let any_of = |pat: &Option<crate::pattern::ValuePattern>, values: &[String]| match pat {
+        None => true,
+        Some(pat) => values.iter().any(|v| pat.matches(v)),
+    };
+    single(&p.cn, id.common_name())
+        && any_of(&p.o, &id.organizations)
+        && any_of(&p.ou, &id.organizational_units)
+        && single(&p.issuer_cn, id.issuer_common_name())
+        && any_of(&p.uri_san, &id.uri_sans)
+        && any_of(&p.dns_san, &id.dns_sans)
+        && any_of(&p.email_san, &id.email_sans)
+        && p.ip_san.as_ref().is_none_or(|net| id.ip_sans.iter().any(|ip| net.contains(ip)))
+        && p.serial.as_ref().is_none_or(|s| *s == id.serial)
+        && p.sha256.as_ref().is_none_or(|s| *s == id.sha256)
+}
+
+/// Does the rule's method list admit `method`?
+pub(crate) fn method_matches(rule: &Rule, method: &str) -> bool {
+    rule.methods.as_ref().is_none_or(|ms| ms.iter().any(|m| m == method))
+}
+
+/// The reference evaluator: every rule, every pattern, no index. Slow and
+/// obviously correct; property tests and fuzzers hold the compiled index to it.
+pub fn decide_naive<'p>(policy: &'p Policy, identity: Option<&Identity>, method: &str, path: &str) -> Decision<'p> {
+    let (id, canonical) = match precheck(identity, method, path) {
+        Ok(x) => x,
+        Err(reason) => return make_decision(policy.mode, Verdict::Deny, None, reason),
+    };
+    let segments: Vec<&str> = canonical.segments().collect();
+    let placeholder = |p: Placeholder, seg: &str| placeholder_matches(id, p, seg);
+    let mut best: [Option<&'p str>; 2] = [None, None]; // [deny, allow]
+    for rule in &policy.rules {
+        let hit = method_matches(rule, method)
+            && rule.paths.iter().any(|p| p.matches(&segments, &placeholder))
+            && rule.principals.iter().any(|p| principal_matches(p, id));
+        if hit {
+            let slot = &mut best[usize::from(rule.action == Action::Allow)];
+            if slot.is_none_or(|name| rule.name.as_str() < name) {
+                *slot = Some(rule.name.as_str());
+            }
+        }
+    }
+    match best {
+        [Some(name), _] => make_decision(policy.mode, Verdict::Deny, Some(name), Reason::Rule(Action::Deny)),
+        [None, Some(name)] => make_decision(policy.mode, Verdict::Allow, Some(name), Reason::Rule(Action::Allow)),
+        [None, None] => {
+            let verdict = match policy.default_action {
+                Action::Allow => Verdict::Allow,
+                Action::Deny => Verdict::Deny,
+            };
+            make_decision(policy.mode, verdict, None, Reason::Default(policy.default_action))
+        }
+    }
+}

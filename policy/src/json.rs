@@ -1,0 +1,263 @@
+//! A JSON tree that remembers where each value came from.
+//!
+//! `serde_json::Value` forgets positions and silently keeps the last of two
+//! duplicate keys. A policy validator needs both: every error names its line
+//! and column, and `{"action": "allow", "action": "deny"}` must be refused, not
+//! resolved by accident. Syntax is checked by `serde_json` first (its messages
+//! are good and it bounds nesting depth); this module then walks the
+//! known-valid text once more, recording offsets.
+
+use serde::de::IgnoredAny;
+
+/// A JSON value with the byte offset where it starts in the source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Byte offset of the first character of the value.
+    pub offset: usize,
+    /// The value.
+    pub kind: Kind,
+}
+
+/// The value part of a [`Node`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Array(Vec<Node>),
+    /// Members in source order; keys carry their own offsets for error reports.
+    Object(Vec<Member>),
+}
+
+/// One `"key": value` member of an object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub key: String,
+    pub key_offset: usize,
+    pub value: Node,
+}
+
+/// A syntax error, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl Kind {
+    /// The JSON type name, for "expected a string, found a number" messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool(_) => "a boolean",
+            Kind::Number(_) => "a number",
+            Kind::String(_) => "a string",
+            Kind::Array(_) => "an array",
+            Kind::Object(_) => "an object",
+        }
+    }
+}
+
+/// Parse `src` into a positioned tree.
+pub fn parse(src: &str) -> Result<Node, SyntaxError> {
+    if let Err(e) = serde_json::from_str::<IgnoredAny>(src) {
+        let full = e.to_string();
+        // serde_json appends " at line L column C"; we report those separately.
+        let message = match full.rfind(" at line ") {
+            Some(i) => full[..i].to_string(),
+            None => full,
+        };
+        return Err(SyntaxError { line: e.line().max(1), column: e.column().max(1), message });
+    }
+    let mut scanner = Scanner { src, bytes: src.as_bytes(), pos: 0 };
+    scanner.skip_ws();
+    let node = scanner.value();
+    match node {
+        Some(n) => Ok(n),
+        // Unreachable for text serde_json accepted; reported rather than trusted.
+        None => {
+            let (line, column) = line_col(src, scanner.pos);
+            Err(SyntaxError { line, column, message: "could not be read as JSON".into() })
+        }
+    }
+}
+
+/// 1-based line and character column of a byte offset.
+pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = src.get(..offset).unwrap_or(src);
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+struct Scanner<'a> {
+    src: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, b: u8) -> Option<()> {
+        self.skip_ws();
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn value(&mut self) -> Option<Node> {
+        self.skip_ws();
+        let offset = self.pos;
+        let kind = match self.peek()? {
+            b'{' => self.object()?,
+            b'[' => self.array()?,
+            b'"' => Kind::String(self.string()?),
+            b't' => self.literal("true", Kind::Bool(true))?,
+            b'f' => self.literal("false", Kind::Bool(false))?,
+            b'n' => self.literal("null", Kind::Null)?,
+            _ => self.number()?,
+        };
+        Some(Node { offset, kind })
+    }
+
+    fn literal(&mut self, word: &str, kind: Kind) -> Option<Kind> {
+        if self.bytes.get(self.pos..self.pos + word.len())? == word.as_bytes() {
+            self.pos += word.len();
+            Some(kind)
+        } else {
+            None
+        }
+    }
+
+    fn number(&mut self) -> Option<Kind> {
+        let start = self.pos;
+        while matches!(self.peek(), Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')) {
+            self.pos += 1;
+        }
+        let text = self.src.get(start..self.pos)?;
+        serde_json::from_str::<serde_json::Number>(text).ok().map(Kind::Number)
+    }
+
+    /// A string token, decoded by serde_json so escapes follow the standard exactly.
+    fn string(&mut self) -> Option<String> {
+        let start = self.pos;
+        self.pos += 1; // opening quote
+        loop {
+            match self.peek()? {
+                b'\\' => self.pos += 2,
+                b'"' => {
+                    self.pos += 1;
+                    break;
+                }
+                _ => self.pos += 1,
+            }
+        }
+        serde_json::from_str::<String>(self.src.get(start..self.pos)?).ok()
+    }
+
+    fn array(&mut self) -> Option<Kind> {
+        self.pos += 1;
+        let mut items = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Some(Kind::Array(items));
+        }
+        loop {
+            items.push(self.value()?);
+            self.skip_ws();
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b']' => {
+                    self.pos += 1;
+                    return Some(Kind::Array(items));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn object(&mut self) -> Option<Kind> {
+        self.pos += 1;
+        let mut members = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Some(Kind::Object(members));
+        }
+        loop {
+            self.skip_ws();
+            let key_offset = self.pos;
+            let key = self.string()?;
+            self.expect(b':')?;
+            let value = self.value()?;
+            members.push(Member { key, key_offset, value });
+            self.skip_ws();
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    return Some(Kind::Object(members));
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_offsets_of_nested_values() {
+        let src = "{\n  \"a\": [1, \"x\"],\n  \"b\": {\"c\": true}\n}";
+        let root = parse(src).unwrap();
+        let Kind::Object(members) = &root.kind else { panic!("object expected") };
+        assert_eq!(members[0].key, "a");
+        let Kind::Array(items) = &members[0].value.kind else { panic!("array expected") };
+        assert_eq!(line_col(src, items[1].offset), (2, 12));
+        assert_eq!(line_col(src, members[1].key_offset), (3, 3));
+    }
+
+    #[test]
+    fn keeps_duplicate_keys_for_the_validator_to_refuse() {
+        let root = parse(r#"{"k": 1, "k": 2}"#).unwrap();
+        let Kind::Object(members) = &root.kind else { panic!("object expected") };
+        assert_eq!(members.len(), 2);
+    }
+
+    #[test]
+    fn decodes_escapes_exactly() {
+        let root = parse(r#""a\u00e9\"\\\/\n""#).unwrap();
+        assert_eq!(root.kind, Kind::String("a\u{e9}\"\\/\n".into()));
+    }
+
+    #[test]
+    fn syntax_errors_have_line_and_column() {
+        let err = parse("{\n  \"a\": 1,\n}").unwrap_err();
+        assert_eq!((err.line, err.column), (3, 1));
+        assert_eq!(err.message, "key must be a string");
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        assert_eq!(line_col("\"é\" x", 5), (1, 5));
+    }
+}

@@ -1,0 +1,42 @@
+//! # mtls-authz policy engine
+//!
+//! Certificate identity in, decision out. This crate has no proxy or I/O
+//! dependency: the Envoy filter, the `mtls-authz` CLI and the browser
+//! playground all run this same code, so a decision explained on a laptop is
+//! the decision Envoy enforces.
+//!
+//! ```
+//! use mtls_authz_policy::{CompiledPolicy, Identity};
+//!
+//! let policy = CompiledPolicy::from_json(r#"{
+//!   "version": 1, "default_action": "deny",
+//!   "rules": [{"name": "orders", "action": "allow",
+//!              "principals": [{"cn": "order-service"}],
+//!              "paths": ["/api/payment/create"], "methods": ["POST"]}]
+//! }"#).unwrap();
+//! let caller = Identity { common_names: vec!["order-service".into()], ..Identity::default() };
+//! let decision = policy.decide(Some(&caller), "POST", "/api/payment/create?x=1");
+//! assert!(decision.is_allowed());
+//! assert_eq!(decision.rule, Some("orders"));
+//! ```
+//!
+//! Modules, in the order data flows: [`identity`] (certificate → fields),
+//! [`model`] (policy document → validated rules), [`pattern`] and
+//! [`canonical`] (what matches what), [`compile`] (the index), [`decide`]
+//! (the answer and its reason).
+
+pub mod canonical;
+pub mod compile;
+pub mod decide;
+pub mod error;
+pub mod identity;
+pub mod json;
+pub mod model;
+pub mod pattern;
+
+pub use canonical::{canonicalize, CanonicalPath, PathRejection};
+pub use compile::CompiledPolicy;
+pub use decide::{decide_naive, Decision, Reason, Verdict};
+pub use error::{PolicyError, PolicyErrors};
+pub use identity::{CertError, Identity};
+pub use model::{Action, DenyResponse, Mode, Policy, Principal, Rule};

@@ -1,0 +1,546 @@
+//! The policy language v1: data model and validation.
+//!
+//! Validation walks a positioned JSON tree ([`crate::json`]) by hand instead of
+//! deriving `Deserialize`, so that it can report *every* problem at once, each
+//! with its line, column and JSON path, and refuse duplicate keys.
+
+use std::net::IpAddr;
+
+use crate::error::{PolicyError, PolicyErrors};
+use crate::json::{self, Kind, Member, Node};
+use crate::pattern::{PathPattern, ValuePattern};
+
+/// What a rule or the default does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Allow,
+    Deny,
+}
+
+impl Action {
+    /// `"allow"` or `"deny"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+        }
+    }
+}
+
+/// Whether denials are enforced or only reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Report what would be denied, but allow it.
+    DryRun,
+}
+
+/// How much a 403 says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DenyResponse {
+    /// Include the rule and reason in the body (turn off on internet-facing listeners).
+    pub details: bool,
+}
+
+impl Default for DenyResponse {
+    fn default() -> Self {
+        DenyResponse { details: true }
+    }
+}
+
+/// A validated policy document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub version: u32,
+    pub default_action: Action,
+    pub mode: Mode,
+    /// Free-form revision string, reported with decisions so operators can tell which policy decided.
+    pub revision: Option<String>,
+    pub description: Option<String>,
+    pub deny_response: DenyResponse,
+    pub rules: Vec<Rule>,
+}
+
+/// One rule: who, which paths, which methods, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub name: String,
+    pub description: Option<String>,
+    pub action: Action,
+    /// OR of principals; each principal is an AND of its fields.
+    pub principals: Vec<Principal>,
+    /// OR of path patterns.
+    pub paths: Vec<PathPattern>,
+    /// Allowed methods; `None` means any method.
+    pub methods: Option<Vec<String>>,
+}
+
+/// Conditions on the caller's certificate; all present fields must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Principal {
+    /// `any: true` — any verified certificate. Never combined with other fields.
+    pub any: bool,
+    pub cn: Option<ValuePattern>,
+    pub o: Option<ValuePattern>,
+    pub ou: Option<ValuePattern>,
+    pub uri_san: Option<ValuePattern>,
+    pub dns_san: Option<ValuePattern>,
+    pub email_san: Option<ValuePattern>,
+    pub ip_san: Option<IpNet>,
+    pub issuer_cn: Option<ValuePattern>,
+    /// Canonical lower-case hex, no separators, no leading zeros.
+    pub serial: Option<String>,
+    /// Lower-case hex, 64 characters.
+    pub sha256: Option<String>,
+}
+
+/// An IP address or a CIDR block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Parse `10.0.0.1`, `10.0.0.0/8`, `::1` or `fd00::/8`.
+    pub fn parse(text: &str) -> Result<IpNet, String> {
+        let (addr_text, prefix_text) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr_text.parse().map_err(|_| format!("'{text}' is not an IP address or CIDR block"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix_text {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max && !p.starts_with('+') => n,
+                _ => return Err(format!("'{text}' has an invalid prefix length; expected 0 to {max}")),
+            },
+        };
+        if !host_bits_zero(addr, prefix) {
+            return Err(format!("'{text}' has host bits set; write the network address"));
+        }
+        Ok(IpNet { addr, prefix })
+    }
+
+    /// Is `ip` inside this block? Families never mix.
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(u32::from(net) as u128, u32::from(*ip) as u128, self.prefix, 32),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(u128::from(net), u128::from(*ip), self.prefix, 128),
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: u128, b: u128, prefix: u8, width: u32) -> bool {
+    let shift = width - u32::from(prefix);
+    if shift >= 128 {
+        return true;
+    }
+    (a >> shift) == (b >> shift)
+}
+
+fn host_bits_zero(addr: IpAddr, prefix: u8) -> bool {
+    let (value, width) = match addr {
+        IpAddr::V4(a) => (u32::from(a) as u128, 32),
+        IpAddr::V6(a) => (u128::from(a), 128),
+    };
+    let host_bits = width - u32::from(prefix);
+    host_bits == 0 || host_bits >= 128 || value & ((1u128 << host_bits) - 1) == 0
+}
+
+/// Separators a `*` may not cross, per field.
+pub(crate) const DNS_SEPARATORS: &[char] = &['.'];
+pub(crate) const URI_SEPARATORS: &[char] = &['/'];
+pub(crate) const EMAIL_SEPARATORS: &[char] = &['@', '.'];
+pub(crate) const NAME_SEPARATORS: &[char] = &['.', '/'];
+
+const TOP_FIELDS: &[&str] = &["$schema", "version", "default_action", "mode", "revision", "description", "deny_response", "rules"];
+const RULE_FIELDS: &[&str] = &["name", "description", "action", "principals", "paths", "methods"];
+const PRINCIPAL_FIELDS: &[&str] =
+    &["any", "cn", "o", "ou", "uri_san", "dns_san", "email_san", "ip_san", "issuer_cn", "serial", "sha256"];
+
+impl Policy {
+    /// Parse and validate a policy document, reporting every problem found.
+    pub fn from_json(src: &str) -> Result<Policy, PolicyErrors> {
+        let root = json::parse(src).map_err(|e| {
+            PolicyErrors(vec![PolicyError { line: e.line, column: e.column, path: String::new(), message: e.message }])
+        })?;
+        let mut v = Validator { src, errors: Vec::new() };
+        let policy = v.policy(&root);
+        let mut errors = v.errors;
+        errors.sort_by_key(|e| (e.line, e.column));
+        match policy {
+            Some(p) if errors.is_empty() => Ok(p),
+            _ => Err(PolicyErrors(errors)),
+        }
+    }
+}
+
+struct Validator<'s> {
+    src: &'s str,
+    errors: Vec<PolicyError>,
+}
+
+/// JSON path segments: `rules[2].paths[0]`.
+fn child(path: &str, key: &str) -> String {
+    let simple = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    match (path.is_empty(), simple) {
+        (true, true) => key.to_owned(),
+        (false, true) => format!("{path}.{key}"),
+        (_, false) => format!("{path}[{}]", serde_json::Value::from(key)),
+    }
+}
+
+fn index(path: &str, i: usize) -> String {
+    format!("{path}[{i}]")
+}
+
+impl Validator<'_> {
+    fn error_at(&mut self, offset: usize, path: &str, message: impl Into<String>) {
+        let (line, column) = json::line_col(self.src, offset);
+        self.errors.push(PolicyError { line, column, path: path.to_owned(), message: message.into() });
+    }
+
+    /// The members of an object, after refusing unknown and duplicate keys.
+    fn object<'n>(&mut self, node: &'n Node, path: &str, known: &[&str], what: &str) -> Option<&'n [Member]> {
+        let Kind::Object(members) = &node.kind else {
+            self.error_at(node.offset, path, format!("expected {what} (an object), found {}", node.kind.type_name()));
+            return None;
+        };
+        for (i, m) in members.iter().enumerate() {
+            let p = child(path, &m.key);
+            if !known.contains(&m.key.as_str()) {
+                self.error_at(m.key_offset, &p, format!("unknown field '{}'; expected one of: {}", m.key, known.join(", ")));
+            } else if members[..i].iter().any(|earlier| earlier.key == m.key) {
+                self.error_at(m.key_offset, &p, format!("duplicate field '{}'", m.key));
+            }
+        }
+        Some(members)
+    }
+
+    fn field<'n>(members: &'n [Member], key: &str) -> Option<&'n Node> {
+        members.iter().find(|m| m.key == key).map(|m| &m.value)
+    }
+
+    fn required<'n>(&mut self, members: &'n [Member], obj: &Node, path: &str, key: &str) -> Option<&'n Node> {
+        let found = Self::field(members, key);
+        if found.is_none() {
+            let what = if path.is_empty() { "the policy".to_owned() } else { path.to_owned() };
+            self.error_at(obj.offset, path, format!("missing required field '{key}' in {what}"));
+        }
+        found
+    }
+
+    fn string<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n str> {
+        match &node.kind {
+            Kind::String(s) => Some(s),
+            other => {
+                self.error_at(node.offset, path, format!("expected a string, found {}", other.type_name()));
+                None
+            }
+        }
+    }
+
+    fn non_empty_string<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n str> {
+        let s = self.string(node, path)?;
+        if s.is_empty() {
+            self.error_at(node.offset, path, "must not be empty");
+            return None;
+        }
+        Some(s)
+    }
+
+    fn array<'n>(&mut self, node: &'n Node, path: &str, allow_empty: bool) -> Option<&'n [Node]> {
+        match &node.kind {
+            Kind::Array(items) if items.is_empty() && !allow_empty => {
+                self.error_at(node.offset, path, "must not be empty");
+                None
+            }
+            Kind::Array(items) => Some(items),
+            other => {
+                self.error_at(node.offset, path, format!("expected an array, found {}", other.type_name()));
+                None
+            }
+        }
+    }
+
+    fn action(&mut self, node: &Node, path: &str) -> Option<Action> {
+        match self.string(node, path)? {
+            "allow" => Some(Action::Allow),
+            "deny" => Some(Action::Deny),
+            other => {
+                self.error_at(node.offset, path, format!("expected \"allow\" or \"deny\", found \"{other}\""));
+                None
+            }
+        }
+    }
+
+    fn policy(&mut self, root: &Node) -> Option<Policy> {
+        let members = self.object(root, "", TOP_FIELDS, "a policy")?;
+        if let Some(n) = Self::field(members, "$schema") {
+            self.string(n, "$schema");
+        }
+        let version = self.required(members, root, "", "version").and_then(|n| match &n.kind {
+            Kind::Number(num) if num.as_u64() == Some(1) => Some(1),
+            _ => {
+                self.error_at(n.offset, "version", "unsupported version; this engine reads policy language version 1");
+                None
+            }
+        });
+        let default_action = self.required(members, root, "", "default_action").and_then(|n| self.action(n, "default_action"));
+        let mode = match Self::field(members, "mode") {
+            None => Some(Mode::Enforce),
+            Some(n) => match self.string(n, "mode") {
+                Some("enforce") => Some(Mode::Enforce),
+                Some("dry_run") => Some(Mode::DryRun),
+                Some(other) => {
+                    self.error_at(n.offset, "mode", format!("expected \"enforce\" or \"dry_run\", found \"{other}\""));
+                    None
+                }
+                None => None,
+            },
+        };
+        let revision = self.optional_text(members, "revision", "");
+        let description = self.optional_text(members, "description", "");
+        let deny_response = match Self::field(members, "deny_response") {
+            None => Some(DenyResponse::default()),
+            Some(n) => self.deny_response(n),
+        };
+        let rules = self.required(members, root, "", "rules").and_then(|n| self.rules(n));
+        Some(Policy {
+            version: version?,
+            default_action: default_action?,
+            mode: mode?,
+            revision: revision?,
+            description: description?,
+            deny_response: deny_response?,
+            rules: rules?,
+        })
+    }
+
+    /// `Some(None)` when absent, `Some(Some(text))` when a valid string, `None` on error.
+    fn optional_text(&mut self, members: &[Member], key: &str, path: &str) -> Option<Option<String>> {
+        match Self::field(members, key) {
+            None => Some(None),
+            Some(n) => {
+                let p = child(path, key);
+                let s = self.string(n, &p)?;
+                if key == "revision" && (s.is_empty() || s.len() > 128 || !s.bytes().all(|b| b.is_ascii_graphic())) {
+                    self.error_at(n.offset, &p, "a revision is 1 to 128 visible ASCII characters (it goes into headers and logs)");
+                    return None;
+                }
+                Some(Some(s.to_owned()))
+            }
+        }
+    }
+
+    fn deny_response(&mut self, node: &Node) -> Option<DenyResponse> {
+        let members = self.object(node, "deny_response", &["details"], "a deny_response")?;
+        let mut out = DenyResponse::default();
+        if let Some(n) = Self::field(members, "details") {
+            match n.kind {
+                Kind::Bool(b) => out.details = b,
+                ref other => {
+                    self.error_at(n.offset, "deny_response.details", format!("expected a boolean, found {}", other.type_name()));
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn rules(&mut self, node: &Node) -> Option<Vec<Rule>> {
+        let items = self.array(node, "rules", true)?;
+        let mut rules = Vec::with_capacity(items.len());
+        let mut ok = true;
+        let mut names: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = index("rules", i);
+            match self.rule(item, &path) {
+                Some(rule) => rules.push(rule),
+                None => ok = false,
+            }
+            // Duplicate names are checked on the raw tree so they are reported even when the rule has other errors.
+            if let Kind::Object(members) = &item.kind {
+                if let Some(Node { kind: Kind::String(name), offset }) = Self::field(members, "name") {
+                    if let Some(first) = names.get(name.as_str()) {
+                        self.error_at(*offset, &child(&path, "name"), format!("duplicate rule name '{name}' (first used by rules[{first}])"));
+                        ok = false;
+                    } else {
+                        names.insert(name, i);
+                    }
+                }
+            }
+        }
+        ok.then_some(rules)
+    }
+
+    fn rule(&mut self, node: &Node, path: &str) -> Option<Rule> {
+        let members = self.object(node, path, RULE_FIELDS, "a rule")?;
+        let name = self.required(members, node, path, "name").and_then(|n| {
+            let p = child(path, "name");
+            let s = self.non_empty_string(n, &p)?;
+            if s.len() > 128 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')) {
+                self.error_at(n.offset, &p, "a rule name is 1 to 128 characters from A-Z a-z 0-9 - _ . : (it goes into headers, logs and metrics)");
+                return None;
+            }
+            Some(s.to_owned())
+        });
+        let description = self.optional_text(members, "description", path);
+        let action = self.required(members, node, path, "action").and_then(|n| self.action(n, &child(path, "action")));
+        let principals = self.required(members, node, path, "principals").and_then(|n| self.principals(n, &child(path, "principals")));
+        let paths = self.required(members, node, path, "paths").and_then(|n| self.paths(n, &child(path, "paths")));
+        let methods = match Self::field(members, "methods") {
+            None => Some(None),
+            Some(n) => self.methods(n, &child(path, "methods")).map(Some),
+        };
+        Some(Rule { name: name?, description: description?, action: action?, principals: principals?, paths: paths?, methods: methods? })
+    }
+
+    fn paths(&mut self, node: &Node, path: &str) -> Option<Vec<PathPattern>> {
+        let items = self.array(node, path, false)?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let p = index(path, i);
+            let parsed = self.string(item, &p).map(PathPattern::parse);
+            match parsed {
+                Some(Ok(pattern)) => out.push(pattern),
+                Some(Err(why)) => {
+                    self.error_at(item.offset, &p, why);
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn methods(&mut self, node: &Node, path: &str) -> Option<Vec<String>> {
+        let items = self.array(node, path, false)?;
+        let mut out: Vec<String> = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let p = index(path, i);
+            match self.string(item, &p) {
+                Some(m) if crate::canonical::is_canonical_method(m) => {
+                    if !out.iter().any(|seen| seen == m) {
+                        out.push(m.to_owned());
+                    }
+                }
+                Some(m) => {
+                    let hint = if crate::canonical::is_canonical_method(&m.to_ascii_uppercase()) {
+                        format!("; write \"{}\"", m.to_ascii_uppercase())
+                    } else {
+                        String::new()
+                    };
+                    self.error_at(item.offset, &p, format!("'{m}' is not an upper-case HTTP method{hint}"));
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn principals(&mut self, node: &Node, path: &str) -> Option<Vec<Principal>> {
+        let items = self.array(node, path, false)?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match self.principal(item, &index(path, i)) {
+                Some(p) => out.push(p),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn principal(&mut self, node: &Node, path: &str) -> Option<Principal> {
+        let members = self.object(node, path, PRINCIPAL_FIELDS, "a principal")?;
+        if members.is_empty() {
+            self.error_at(node.offset, path, "an empty principal would match every certificate; write {\"any\": true} if that is meant");
+            return None;
+        }
+        let mut p = Principal::default();
+        let mut ok = true;
+        for m in members {
+            let fp = child(path, &m.key);
+            let n = &m.value;
+            if m.key == "any" {
+                match n.kind {
+                    Kind::Bool(true) if members.len() == 1 => p.any = true,
+                    Kind::Bool(true) => {
+                        self.error_at(m.key_offset, &fp, "'any' cannot be combined with other fields: it already matches every verified certificate");
+                        ok = false;
+                    }
+                    Kind::Bool(false) => {
+                        self.error_at(n.offset, &fp, "'any' can only be true; remove it to match on other fields");
+                        ok = false;
+                    }
+                    ref other => {
+                        self.error_at(n.offset, &fp, format!("expected true, found {}", other.type_name()));
+                        ok = false;
+                    }
+                }
+                continue;
+            }
+            let Some(text) = self.non_empty_string(n, &fp) else {
+                ok = false;
+                continue;
+            };
+            let result = match m.key.as_str() {
+                "cn" => value_pattern(text, NAME_SEPARATORS).map(|v| p.cn = Some(v)),
+                "o" => value_pattern(text, NAME_SEPARATORS).map(|v| p.o = Some(v)),
+                "ou" => value_pattern(text, NAME_SEPARATORS).map(|v| p.ou = Some(v)),
+                "issuer_cn" => value_pattern(text, NAME_SEPARATORS).map(|v| p.issuer_cn = Some(v)),
+                "uri_san" => value_pattern(text, URI_SEPARATORS).map(|v| p.uri_san = Some(v)),
+                "email_san" => value_pattern(text, EMAIL_SEPARATORS).map(|v| p.email_san = Some(v)),
+                "dns_san" => value_pattern(&text.to_ascii_lowercase(), DNS_SEPARATORS).map(|v| p.dns_san = Some(v)),
+                "ip_san" => IpNet::parse(text).map(|v| p.ip_san = Some(v)),
+                "serial" => canonical_serial(text).map(|v| p.serial = Some(v)),
+                "sha256" => canonical_sha256(text).map(|v| p.sha256 = Some(v)),
+                _ => Ok(()), // unknown keys were reported by `object`
+            };
+            if let Err(why) = result {
+                self.error_at(n.offset, &fp, why);
+                ok = false;
+            }
+        }
+        ok.then_some(p)
+    }
+}
+
+fn value_pattern(text: &str, separators: &'static [char]) -> Result<ValuePattern, String> {
+    if text.contains("**") {
+        return Err("'**' is only meaningful in paths; in identity values '*' matches within one segment".into());
+    }
+    if text.chars().any(char::is_control) {
+        return Err("identity values must not contain control characters".into());
+    }
+    Ok(ValuePattern::new(text, separators))
+}
+
+/// Serial numbers as lower-case hex without separators or leading zeros, so
+/// `01:A2`, `01a2` and `1A2` name the same certificate.
+pub fn canonical_serial(text: &str) -> Result<String, String> {
+    let hex: String = text.chars().filter(|c| *c != ':').collect();
+    if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("'{text}' is not a hexadecimal serial number (colons allowed, e.g. \"01:a2:ff\")"));
+    }
+    let trimmed = hex.trim_start_matches('0').to_ascii_lowercase();
+    Ok(if trimmed.is_empty() { "0".into() } else { trimmed })
+}
+
+fn canonical_sha256(text: &str) -> Result<String, String> {
+    let hex: String = text.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("'{text}' is not a SHA-256 fingerprint (64 hex digits, colons allowed)"));
+    }
+    Ok(hex)
+}

@@ -1,0 +1,376 @@
+//! Patterns for identity values and request paths.
+//!
+//! Both are deliberately small languages with no regular expressions, so a
+//! `.` is always a dot and a `*` never crosses the separator it is defined by.
+
+use std::fmt;
+
+/// A pattern for one identity value (`cn`, `dns_san`, `uri_san`, ...).
+///
+/// Without `*` it is an exact string. With `*`, pattern and value are both cut
+/// at the field's separators (`.` for DNS names, `/` for URIs, ...); they must
+/// have the same separators in the same places, and inside each segment a `*`
+/// stands for one or more characters. So a `*` can never cross a separator:
+/// `*.shop.test` matches `a.shop.test` but neither `a.b.shop.test` nor
+/// `.shop.test`. Matching is linear and allocation-free.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValuePattern {
+    /// Compare the whole value for equality.
+    Exact(String),
+    /// Segment-wise glob; see the type's documentation.
+    Wildcard { pattern: String, separators: &'static [char] },
+}
+
+impl ValuePattern {
+    /// Build a pattern; `separators` are the characters a `*` may not match.
+    pub fn new(text: &str, separators: &'static [char]) -> ValuePattern {
+        if text.contains('*') {
+            ValuePattern::Wildcard { pattern: text.to_owned(), separators }
+        } else {
+            ValuePattern::Exact(text.to_owned())
+        }
+    }
+
+    /// Does `value` match?
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            ValuePattern::Exact(s) => s == value,
+            ValuePattern::Wildcard { pattern, separators } => segmentwise_match(pattern, value, separators),
+        }
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ValuePattern::Exact(s) => s,
+            ValuePattern::Wildcard { pattern, .. } => pattern,
+        }
+    }
+}
+
+/// Cut `s` at its first separator: (segment, separator, rest).
+fn split_segment<'s>(s: &'s str, separators: &[char]) -> (&'s str, Option<char>, &'s str) {
+    match s.char_indices().find(|(_, c)| separators.contains(c)) {
+        Some((i, c)) => (&s[..i], Some(c), &s[i + c.len_utf8()..]),
+        None => (s, None, ""),
+    }
+}
+
+fn segmentwise_match(mut pattern: &str, mut value: &str, separators: &[char]) -> bool {
+    loop {
+        let (p_seg, p_sep, p_rest) = split_segment(pattern, separators);
+        let (v_seg, v_sep, v_rest) = split_segment(value, separators);
+        if p_sep != v_sep || !glob_segment(p_seg.as_bytes(), v_seg.as_bytes()) {
+            return false;
+        }
+        if p_sep.is_none() {
+            return true;
+        }
+        pattern = p_rest;
+        value = v_rest;
+    }
+}
+
+/// Glob inside one segment: `*` is one or more bytes. Works on bytes, which is
+/// exact for UTF-8 since `*` only ever ends where a literal byte matches.
+/// Classic single-backtrack-point algorithm: O(len(p) × len(v)), no allocation.
+fn glob_segment(p: &[u8], v: &[u8]) -> bool {
+    let (mut pi, mut vi) = (0usize, 0usize);
+    // Where to resume after the last star: (pattern index after star, value index the star's match ends at).
+    let mut backtrack: Option<(usize, usize)> = None;
+    while vi < v.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                // One character is mandatory; the rest is tried lazily.
+                vi += 1;
+                pi += 1;
+                backtrack = Some((pi, vi));
+            }
+            Some(&c) if c == v[vi] => {
+                pi += 1;
+                vi += 1;
+            }
+            _ => match backtrack {
+                Some((bp, bv)) => {
+                    // Let the last star take one more character and retry.
+                    pi = bp;
+                    vi = bv + 1;
+                    backtrack = Some((bp, bv + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    // A star left over needs at least one character, and there are none.
+    pi == p.len()
+}
+
+/// One segment of a path pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Segment {
+    /// Must equal the request segment exactly (after percent-decoding).
+    Literal(String),
+    /// `*`: any one non-empty segment.
+    Any,
+    /// `{cn}` and friends: must equal a value taken from the caller's identity.
+    Placeholder(Placeholder),
+}
+
+/// Identity values a path segment can be tied to, for "each client only reaches
+/// its own resources" policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Placeholder {
+    /// `{cn}`: the subject's single CN.
+    Cn,
+    /// `{dns_san}`: any one of the DNS SANs.
+    DnsSan,
+    /// `{uri_san_last_segment}`: the last path segment of any URI SAN
+    /// (`spiffe://t/ns/prod/sa/order` → `order`).
+    UriSanLastSegment,
+}
+
+impl Placeholder {
+    /// Every placeholder, with the name used in policies.
+    pub const ALL: [(&'static str, Placeholder); 3] = [
+        ("cn", Placeholder::Cn),
+        ("dns_san", Placeholder::DnsSan),
+        ("uri_san_last_segment", Placeholder::UriSanLastSegment),
+    ];
+
+    /// The name inside the braces.
+    pub fn name(self) -> &'static str {
+        match self {
+            Placeholder::Cn => "cn",
+            Placeholder::DnsSan => "dns_san",
+            Placeholder::UriSanLastSegment => "uri_san_last_segment",
+        }
+    }
+}
+
+/// A parsed path pattern: `/a/*/b`, `/a/**`, `/devices/{cn}/telemetry`, or `/`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PathPattern {
+    /// Segments before any trailing `**`. Empty for `/` and `/**`.
+    pub segments: Vec<Segment>,
+    /// Whether the pattern ends in `/**`: zero or more further segments.
+    pub rest: bool,
+}
+
+impl PathPattern {
+    /// Parse and validate a path pattern; the error says what is malformed.
+    pub fn parse(text: &str) -> Result<PathPattern, String> {
+        let Some(body) = text.strip_prefix('/') else {
+            return Err("a path pattern must start with '/'".into());
+        };
+        if text.contains(['?', '#']) {
+            return Err("a path pattern must not contain '?' or '#': paths are matched without query and fragment".into());
+        }
+        if body.is_empty() {
+            return Ok(PathPattern { segments: Vec::new(), rest: false });
+        }
+        let raw: Vec<&str> = body.split('/').collect();
+        let mut segments = Vec::with_capacity(raw.len());
+        let mut rest = false;
+        for (i, seg) in raw.iter().enumerate() {
+            let last = i + 1 == raw.len();
+            match *seg {
+                "" if last => return Err("a path pattern must not end with '/'; use '/**' to match everything below".into()),
+                "" => return Err("a path pattern must not contain an empty segment ('//')".into()),
+                "**" if last => rest = true,
+                "**" => return Err("'**' is only allowed as the last segment".into()),
+                "*" => segments.push(Segment::Any),
+                "." | ".." => return Err(format!("a path pattern must not contain a '{seg}' segment")),
+                s if s.starts_with('{') && s.ends_with('}') => {
+                    let name = &s[1..s.len() - 1];
+                    match Placeholder::ALL.iter().find(|(n, _)| *n == name) {
+                        Some((_, p)) => segments.push(Segment::Placeholder(*p)),
+                        None => {
+                            let known: Vec<String> = Placeholder::ALL.iter().map(|(n, _)| format!("{{{n}}}")).collect();
+                            return Err(format!("unknown placeholder '{s}'; known placeholders are {}", known.join(", ")));
+                        }
+                    }
+                }
+                s => {
+                    if s.contains('*') {
+                        return Err(format!("'*' must be a whole segment ('/*/'), found '{s}'"));
+                    }
+                    if s.contains(['{', '}']) {
+                        return Err(format!("a placeholder must be a whole segment like '{{cn}}', found '{s}'"));
+                    }
+                    if s.contains('%') {
+                        return Err(format!("write path patterns decoded, without percent-encoding, found '{s}'"));
+                    }
+                    if let Some(c) = s.chars().find(|c| matches!(c, '\\' | ';' | '\0') || c.is_control()) {
+                        return Err(format!("segment '{}' contains {:?}, which a canonical path never has", s.escape_debug(), c));
+                    }
+                    segments.push(Segment::Literal(s.to_owned()));
+                }
+            }
+        }
+        Ok(PathPattern { segments, rest })
+    }
+
+    /// Does the canonical path (given as its decoded segments) match, for this identity's placeholder values?
+    pub fn matches<S: AsRef<str>>(&self, path: &[S], placeholder: &dyn Fn(Placeholder, &str) -> bool) -> bool {
+        if path.len() < self.segments.len() || (!self.rest && path.len() != self.segments.len()) {
+            return false;
+        }
+        self.segments.iter().zip(path).all(|(pat, seg)| {
+            let seg = seg.as_ref();
+            match pat {
+                Segment::Literal(l) => l == seg,
+                Segment::Any => !seg.is_empty(),
+                Segment::Placeholder(p) => placeholder(*p, seg),
+            }
+        })
+    }
+}
+
+impl fmt::Display for PathPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.segments.is_empty() && !self.rest {
+            return f.write_str("/");
+        }
+        for s in &self.segments {
+            match s {
+                Segment::Literal(l) => write!(f, "/{l}")?,
+                Segment::Any => f.write_str("/*")?,
+                Segment::Placeholder(p) => write!(f, "/{{{}}}", p.name())?,
+            }
+        }
+        if self.rest {
+            f.write_str("/**")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DNS: &[char] = &['.'];
+    const URI: &[char] = &['/'];
+
+    #[test]
+    fn exact_values_compare_whole_strings() {
+        let p = ValuePattern::new("order-service", DNS);
+        assert!(p.matches("order-service"));
+        assert!(!p.matches("order-service2"));
+        assert!(!p.matches("Order-service"));
+    }
+
+    #[test]
+    fn dns_star_matches_exactly_one_label() {
+        let p = ValuePattern::new("*.shop.test", DNS);
+        assert!(p.matches("api.shop.test"));
+        assert!(!p.matches("a.b.shop.test"), "must not cross a dot");
+        assert!(!p.matches(".shop.test"), "must not match an empty label");
+        assert!(!p.matches("shop.test"));
+        assert!(!p.matches("apixshop.test"), "the dot is literal, not a regex wildcard");
+    }
+
+    #[test]
+    fn star_inside_a_label_is_bounded_by_the_label() {
+        let p = ValuePattern::new("svc-*.shop.test", DNS);
+        assert!(p.matches("svc-a.shop.test"));
+        assert!(!p.matches("svc-.shop.test"));
+        assert!(!p.matches("svc-a.evil.shop.test"));
+    }
+
+    #[test]
+    fn spiffe_star_matches_one_path_segment() {
+        let p = ValuePattern::new("spiffe://shop.test/ns/*/sa/order", URI);
+        assert!(p.matches("spiffe://shop.test/ns/prod/sa/order"));
+        assert!(!p.matches("spiffe://shop.test/ns/a/b/sa/order"));
+        assert!(!p.matches("spiffe://shop.test/ns//sa/order"));
+        let tail = ValuePattern::new("spiffe://shop.test/ns/prod/sa/*", URI);
+        assert!(tail.matches("spiffe://shop.test/ns/prod/sa/x"));
+        assert!(!tail.matches("spiffe://shop.test/ns/prod/sa/x/y"));
+        assert!(!tail.matches("spiffe://shop.test/ns/prod/sa/"));
+    }
+
+    #[test]
+    fn several_stars() {
+        let p = ValuePattern::new("*-*.test", DNS);
+        assert!(p.matches("a-b.test"));
+        assert!(p.matches("a-b-c.test"));
+        assert!(!p.matches("-b.test"));
+        assert!(!p.matches("ab.test"));
+    }
+
+    #[test]
+    fn lone_star_matches_any_single_segment_value() {
+        let p = ValuePattern::new("*", DNS);
+        assert!(p.matches("x"));
+        assert!(!p.matches(""));
+        assert!(!p.matches("a.b"));
+    }
+
+    fn segs(p: &str) -> Vec<&str> {
+        p.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect()
+    }
+
+    fn no_placeholders(_: Placeholder, _: &str) -> bool {
+        false
+    }
+
+    #[test]
+    fn path_patterns_exact_star_and_rest() {
+        let exact = PathPattern::parse("/api/payment/create").unwrap();
+        assert!(exact.matches(&segs("/api/payment/create"), &no_placeholders));
+        assert!(!exact.matches(&segs("/api/payment/create/x"), &no_placeholders));
+        assert!(!exact.matches(&segs("/api/payment"), &no_placeholders));
+
+        let star = PathPattern::parse("/api/*/create").unwrap();
+        assert!(star.matches(&segs("/api/x/create"), &no_placeholders));
+        assert!(!star.matches(&segs("/api/x/y/create"), &no_placeholders));
+
+        let rest = PathPattern::parse("/api/payment/query/**").unwrap();
+        assert!(rest.matches(&segs("/api/payment/query"), &no_placeholders), "** matches zero segments");
+        assert!(rest.matches(&segs("/api/payment/query/1/2"), &no_placeholders));
+        assert!(!rest.matches(&segs("/api/payment/queryx"), &no_placeholders));
+
+        let root = PathPattern::parse("/").unwrap();
+        assert!(root.matches(&segs("/"), &no_placeholders));
+        assert!(!root.matches(&segs("/a"), &no_placeholders));
+        let all = PathPattern::parse("/**").unwrap();
+        assert!(all.matches(&segs("/"), &no_placeholders));
+        assert!(all.matches(&segs("/a/b"), &no_placeholders));
+    }
+
+    #[test]
+    fn path_matching_is_case_sensitive() {
+        let p = PathPattern::parse("/api/payment").unwrap();
+        assert!(!p.matches(&segs("/API/payment"), &no_placeholders));
+    }
+
+    #[test]
+    fn malformed_path_patterns_are_refused_with_reasons() {
+        for (bad, why) in [
+            ("api/x", "start with '/'"),
+            ("/a//b", "empty segment"),
+            ("/a/", "end with '/'"),
+            ("/a/**/b", "last segment"),
+            ("/a/b*", "whole segment"),
+            ("/a/{nope}", "unknown placeholder"),
+            ("/a/x{cn}", "whole segment"),
+            ("/a/../b", "'..' segment"),
+            ("/a/%2e", "percent-encoding"),
+            ("/a?x", "'?'"),
+            ("/a;b", "canonical"),
+        ] {
+            let err = PathPattern::parse(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn placeholders_defer_to_the_identity() {
+        let p = PathPattern::parse("/devices/{cn}/telemetry").unwrap();
+        let cn_is_dev1 = |ph: Placeholder, seg: &str| ph == Placeholder::Cn && seg == "dev1";
+        assert!(p.matches(&segs("/devices/dev1/telemetry"), &cn_is_dev1));
+        assert!(!p.matches(&segs("/devices/dev2/telemetry"), &cn_is_dev1));
+        assert_eq!(p.to_string(), "/devices/{cn}/telemetry");
+    }
+}
