@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Build everything the demo and the tests need: the Envoy filter
+# (target/wasm32-wasip1/release/mtls_authz_filter.wasm) and the `mtls-authz` CLI.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+bash scripts/setup.sh
+cargo build --release -p mtls-authz-filter --target wasm32-wasip1
+cargo build --release -p mtls-authz-cli
+ls -l target/wasm32-wasip1/release/mtls_authz_filter.wasm target/release/mtls-authz >&2
