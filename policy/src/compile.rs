@@ -174,3 +174,200 @@ impl Walk<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::PathRejection;
+
+    const EXAMPLE: &str = r#"{
+      "version": 1, "default_action": "deny",
+      "rules": [
+        {"name": "orders-create-payment", "action": "allow",
+         "principals": [{"uri_san": "spiffe://shop.test/ns/prod/sa/order"}, {"cn": "order-service"}],
+         "paths": ["/api/payment/create"], "methods": ["POST"]},
+        {"name": "reports-read-payment", "action": "allow",
+         "principals": [{"cn": "report-service", "ou": "reporting"}],
+         "paths": ["/api/payment/query", "/api/payment/query/**"], "methods": ["GET", "HEAD"]},
+        {"name": "nobody-on-admin", "action": "deny",
+         "principals": [{"any": true}], "paths": ["/api/payment/admin/**"]}
+      ]}"#;
+
+    fn cn(name: &str) -> Identity {
+        Identity { common_names: vec![name.into()], subject: format!("CN={name}"), ..Identity::default() }
+    }
+
+    fn report() -> Identity {
+        Identity { organizational_units: vec!["reporting".into()], ..cn("report-service") }
+    }
+
+    fn compiled(src: &str) -> CompiledPolicy {
+        CompiledPolicy::from_json(src).unwrap()
+    }
+
+    fn policy_with(default: &str, rules: &str) -> CompiledPolicy {
+        compiled(&format!(r#"{{"version": 1, "default_action": "{default}", "rules": [{rules}]}}"#))
+    }
+
+    #[test]
+    fn the_example_allows_what_it_names_and_nothing_else() {
+        let p = compiled(EXAMPLE);
+        let d = p.decide(Some(&cn("order-service")), "POST", "/api/payment/create");
+        assert_eq!((d.verdict, d.rule, d.reason), (Verdict::Allow, Some("orders-create-payment"), Reason::Rule(Action::Allow)));
+        assert!(p.decide(Some(&report()), "GET", "/api/payment/query").is_allowed());
+        assert!(p.decide(Some(&report()), "HEAD", "/api/payment/query/42").is_allowed());
+        let d = p.decide(Some(&report()), "POST", "/api/payment/create");
+        assert_eq!((d.verdict, d.rule, d.reason), (Verdict::Deny, None, Reason::Default(Action::Deny)));
+        assert!(!p.decide(Some(&cn("report-service")), "GET", "/api/payment/query").is_allowed(), "OU is required too");
+        assert!(!p.decide(Some(&cn("unknown")), "GET", "/api/payment/query").is_allowed());
+        assert!(!p.decide(Some(&cn("order-service")), "GET", "/api/payment/create").is_allowed(), "method matters");
+    }
+
+    #[test]
+    fn spiffe_id_alone_is_enough_for_the_order_rule() {
+        let p = compiled(EXAMPLE);
+        let spiffe = Identity { uri_sans: vec!["spiffe://shop.test/ns/prod/sa/order".into()], ..Identity::default() };
+        assert!(p.decide(Some(&spiffe), "POST", "/api/payment/create").is_allowed());
+    }
+
+    #[test]
+    fn deny_beats_allow_whatever_the_order() {
+        let allow_all = r#"{"name": "all", "action": "allow", "principals": [{"any": true}], "paths": ["/**"]}"#;
+        let deny_admin = r#"{"name": "admin", "action": "deny", "principals": [{"any": true}], "paths": ["/admin/**"]}"#;
+        for rules in [format!("{allow_all},{deny_admin}"), format!("{deny_admin},{allow_all}")] {
+            let p = policy_with("allow", &rules);
+            let d = p.decide(Some(&cn("x")), "GET", "/admin");
+            assert_eq!((d.verdict, d.rule), (Verdict::Deny, Some("admin")));
+            assert_eq!(p.decide(Some(&cn("x")), "GET", "/public").rule, Some("all"));
+        }
+    }
+
+    #[test]
+    fn the_reported_rule_is_the_first_by_name_not_by_position() {
+        let r = |name: &str| format!(r#"{{"name": "{name}", "action": "allow", "principals": [{{"any": true}}], "paths": ["/a"]}}"#);
+        let p1 = policy_with("deny", &format!("{},{}", r("zeta"), r("alpha")));
+        let p2 = policy_with("deny", &format!("{},{}", r("alpha"), r("zeta")));
+        assert_eq!(p1.decide(Some(&cn("x")), "GET", "/a").rule, Some("alpha"));
+        assert_eq!(p2.decide(Some(&cn("x")), "GET", "/a").rule, Some("alpha"));
+    }
+
+    #[test]
+    fn default_allow_applies_only_when_nothing_matches() {
+        let p = policy_with("allow", r#"{"name": "d", "action": "deny", "principals": [{"cn": "bad"}], "paths": ["/**"]}"#);
+        let d = p.decide(Some(&cn("good")), "GET", "/x");
+        assert_eq!((d.verdict, d.rule, d.reason), (Verdict::Allow, None, Reason::Default(Action::Allow)));
+        assert_eq!(p.decide(Some(&cn("bad")), "GET", "/x").verdict, Verdict::Deny);
+    }
+
+    #[test]
+    fn no_certificate_is_denied_even_under_default_allow() {
+        let p = policy_with("allow", "");
+        let d = p.decide(None, "GET", "/");
+        assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::NoPeerCertificate));
+    }
+
+    #[test]
+    fn non_canonical_paths_and_methods_are_denied_with_reasons() {
+        let p = policy_with("allow", "");
+        let d = p.decide(Some(&cn("x")), "GET", "/a/../b");
+        assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::Path(PathRejection::DotSegment)));
+        assert_eq!(p.decide(Some(&cn("x")), "get", "/").reason, Reason::Method);
+        assert_eq!(p.decide(Some(&cn("x")), "GET", "").reason, Reason::Path(PathRejection::Empty));
+    }
+
+    #[test]
+    fn encoded_characters_cannot_slip_past_a_deny_rule() {
+        let p = compiled(EXAMPLE);
+        let d = p.decide(Some(&cn("order-service")), "POST", "/api/payment/%61dmin/x");
+        assert_eq!((d.verdict, d.rule), (Verdict::Deny, Some("nobody-on-admin")));
+        assert_eq!(p.decide(Some(&cn("order-service")), "POST", "/api/payment/admin").rule, Some("nobody-on-admin"), "** matches zero segments");
+    }
+
+    #[test]
+    fn query_strings_do_not_change_the_resource() {
+        let p = compiled(EXAMPLE);
+        assert!(p.decide(Some(&cn("order-service")), "POST", "/api/payment/create?/query").is_allowed());
+        assert!(!p.decide(Some(&report()), "POST", "/api/payment/create?/query").is_allowed());
+        assert!(!p.decide(Some(&report()), "GET", "/api/payment/create?x=/api/payment/query").is_allowed());
+    }
+
+    #[test]
+    fn dry_run_allows_but_reports_the_deny() {
+        let p = compiled(r#"{"version": 1, "default_action": "deny", "mode": "dry_run", "rules": []}"#);
+        let d = p.decide(Some(&cn("x")), "GET", "/");
+        assert!(d.is_allowed());
+        assert!(d.is_dry_run_deny());
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert!(p.refuse(Reason::Internal).is_allowed());
+        let enforce = policy_with("deny", "");
+        assert!(!enforce.refuse(Reason::Internal).is_allowed());
+    }
+
+    #[test]
+    fn cn_placeholder_ties_a_device_to_its_own_path() {
+        let p = policy_with("deny", r#"{"name": "own", "action": "allow", "principals": [{"ou": "fleet"}], "paths": ["/devices/{cn}/telemetry"], "methods": ["POST"]}"#);
+        let dev = |name: &str| Identity { organizational_units: vec!["fleet".into()], ..cn(name) };
+        assert!(p.decide(Some(&dev("dev-1")), "POST", "/devices/dev-1/telemetry").is_allowed());
+        assert!(!p.decide(Some(&dev("dev-1")), "POST", "/devices/dev-2/telemetry").is_allowed());
+        assert!(!p.decide(Some(&dev("dev-1")), "POST", "/devices/dev-1/telemetry/x").is_allowed());
+        // A CN that would change the path's shape never matches.
+        for bad in ["a/b", "a%2Fb", "", "..", "."] {
+            let id = dev(bad);
+            let path = format!("/devices/{bad}/telemetry");
+            assert!(!p.decide(Some(&id), "POST", &path).is_allowed(), "{bad:?}");
+        }
+        // Two CNs are ambiguous: no placeholder value.
+        let two = Identity { common_names: vec!["dev-1".into(), "dev-2".into()], organizational_units: vec!["fleet".into()], ..Identity::default() };
+        assert!(!p.decide(Some(&two), "POST", "/devices/dev-1/telemetry").is_allowed());
+    }
+
+    #[test]
+    fn spiffe_last_segment_placeholder() {
+        let p = policy_with("deny", r#"{"name": "own", "action": "allow", "principals": [{"uri_san": "spiffe://shop.test/ns/*/sa/*"}], "paths": ["/accounts/{uri_san_last_segment}/**"]}"#);
+        let id = Identity { uri_sans: vec!["spiffe://shop.test/ns/prod/sa/billing".into()], ..Identity::default() };
+        assert!(p.decide(Some(&id), "GET", "/accounts/billing/invoices").is_allowed());
+        assert!(!p.decide(Some(&id), "GET", "/accounts/orders/invoices").is_allowed());
+        let no_path = Identity { uri_sans: vec!["spiffe://billing".into()], ..Identity::default() };
+        assert!(!p.decide(Some(&no_path), "GET", "/accounts/billing").is_allowed());
+    }
+
+    #[test]
+    fn cn_rules_need_exactly_one_cn() {
+        let p = policy_with("deny", r#"{"name": "r", "action": "allow", "principals": [{"cn": "order-service"}], "paths": ["/"]}"#);
+        let two = Identity { common_names: vec!["order-service".into(), "evil".into()], ..Identity::default() };
+        assert!(!p.decide(Some(&two), "GET", "/").is_allowed());
+    }
+
+    #[test]
+    fn san_fields_match_any_san_of_their_type() {
+        let p = policy_with("deny", r#"{"name": "r", "action": "allow", "principals": [{"dns_san": "*.shop.test", "ip_san": "10.0.0.0/8"}], "paths": ["/"]}"#);
+        let id = Identity {
+            dns_sans: vec!["a.b.shop.test".into(), "api.shop.test".into()],
+            ip_sans: vec!["192.168.1.1".parse().unwrap(), "10.1.1.1".parse().unwrap()],
+            ..Identity::default()
+        };
+        assert!(p.decide(Some(&id), "GET", "/").is_allowed());
+        let only_nested = Identity { dns_sans: vec!["a.b.shop.test".into()], ..id.clone() };
+        assert!(!p.decide(Some(&only_nested), "GET", "/").is_allowed(), "wildcard must not cross a label");
+    }
+
+    #[test]
+    fn serial_and_fingerprint_rules_match_canonical_forms() {
+        let sha = "ab".repeat(32);
+        let p = policy_with("allow", &format!(r#"{{"name": "revoked", "action": "deny", "principals": [{{"serial": "00:0F:A1"}}, {{"sha256": "{}"}}], "paths": ["/**"]}}"#, "AB:".repeat(31) + "AB"));
+        let by_serial = Identity { serial: "fa1".into(), ..cn("x") };
+        let by_sha = Identity { sha256: sha, ..cn("y") };
+        assert_eq!(p.decide(Some(&by_serial), "GET", "/").rule, Some("revoked"));
+        assert_eq!(p.decide(Some(&by_sha), "GET", "/").rule, Some("revoked"));
+        assert!(p.decide(Some(&cn("z")), "GET", "/").is_allowed());
+    }
+
+    #[test]
+    fn star_segments_and_root() {
+        let p = policy_with("deny", r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/", "/v1/*/items"]}"#);
+        assert!(p.decide(Some(&cn("x")), "GET", "/").is_allowed());
+        assert!(p.decide(Some(&cn("x")), "GET", "/v1/abc/items").is_allowed());
+        assert!(!p.decide(Some(&cn("x")), "GET", "/v1/a/b/items").is_allowed());
+        assert!(!p.decide(Some(&cn("x")), "GET", "/v1/items").is_allowed());
+    }
+}

@@ -544,3 +544,201 @@ fn canonical_sha256(text: &str) -> Result<String, String> {
     }
     Ok(hex)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"{
+  "version": 1,
+  "default_action": "deny",
+  "rules": [
+    {"name": "orders-create-payment", "action": "allow",
+     "principals": [{"uri_san": "spiffe://shop.test/ns/prod/sa/order"}, {"cn": "order-service"}],
+     "paths": ["/api/payment/create"], "methods": ["POST"]},
+    {"name": "reports-read-payment", "action": "allow",
+     "principals": [{"cn": "report-service", "ou": "reporting"}],
+     "paths": ["/api/payment/query", "/api/payment/query/**"], "methods": ["GET", "HEAD"]},
+    {"name": "nobody-on-admin", "action": "deny",
+     "principals": [{"any": true}], "paths": ["/api/payment/admin/**"]}
+  ]
+}"#;
+
+    fn errors(src: &str) -> Vec<PolicyError> {
+        Policy::from_json(src).unwrap_err().0
+    }
+
+    /// The single error's `(line, column, path)` and message.
+    fn one_error(src: &str) -> (usize, usize, String, String) {
+        let errs = errors(src);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        let e = &errs[0];
+        (e.line, e.column, e.path.clone(), e.message.clone())
+    }
+
+    #[test]
+    fn the_readme_example_is_valid() {
+        let p = Policy::from_json(EXAMPLE).unwrap();
+        assert_eq!(p.default_action, Action::Deny);
+        assert_eq!(p.mode, Mode::Enforce);
+        assert_eq!(p.rules.len(), 3);
+        assert_eq!(p.rules[1].methods.as_deref(), Some(&["GET".to_string(), "HEAD".to_string()][..]));
+        assert_eq!(p.rules[2].methods, None);
+        assert!(p.rules[2].principals[0].any);
+    }
+
+    #[test]
+    fn invalid_json_reports_line_and_column() {
+        let (line, col, path, msg) = one_error("{\n  \"version\": 1,\n  \"rules\": [\n}");
+        assert_eq!((line, col, path.as_str()), (4, 1, ""));
+        assert!(!msg.is_empty());
+    }
+
+    #[test]
+    fn missing_default_action_is_refused() {
+        let (line, col, path, msg) = one_error(r#"{"version": 1, "rules": []}"#);
+        assert_eq!((line, col, path.as_str()), (1, 1, ""));
+        assert!(msg.contains("missing required field 'default_action'"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_path() {
+        let src = "{\"version\": 1, \"default_action\": \"deny\", \"rules\": [\n  {\"name\": \"a\", \"action\": \"allow\", \"principals\": [{\"any\": true}], \"paths\": [\"/\"], \"method\": [\"GET\"]}]}";
+        let (line, col, path, msg) = one_error(src);
+        assert_eq!((line, path.as_str()), (2, "rules[0].method"));
+        assert_eq!(col, 83);
+        assert!(msg.contains("unknown field 'method'"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        let (_, _, path, msg) = one_error(r#"{"version": 1, "default_action": "deny", "rules": [{"name": "a", "action": "allow", "principals": [{"cn": 7}], "paths": ["/"]}]}"#);
+        assert_eq!(path, "rules[0].principals[0].cn");
+        assert!(msg.contains("expected a string, found a number"), "{msg}");
+        let (_, _, path, _) = one_error(r#"{"version": 1, "default_action": "deny", "rules": {}}"#);
+        assert_eq!(path, "rules");
+    }
+
+    #[test]
+    fn bad_enums_and_versions_are_refused() {
+        let (_, _, path, msg) = one_error(r#"{"version": 1, "default_action": "permit", "rules": []}"#);
+        assert_eq!(path, "default_action");
+        assert!(msg.contains("\"allow\" or \"deny\""), "{msg}");
+        let (_, _, path, _) = one_error(r#"{"version": 2, "default_action": "deny", "rules": []}"#);
+        assert_eq!(path, "version");
+        let (_, _, path, _) = one_error(r#"{"version": 1, "default_action": "deny", "mode": "audit", "rules": []}"#);
+        assert_eq!(path, "mode");
+    }
+
+    #[test]
+    fn duplicate_rule_names_are_refused() {
+        let rule = r#"{"name": "same", "action": "allow", "principals": [{"any": true}], "paths": ["/"]}"#;
+        let (_, _, path, msg) = one_error(&format!(r#"{{"version": 1, "default_action": "deny", "rules": [{rule}, {rule}]}}"#));
+        assert_eq!(path, "rules[1].name");
+        assert!(msg.contains("duplicate rule name 'same'"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let (_, _, path, msg) = one_error(r#"{"version": 1, "default_action": "allow", "default_action": "deny", "rules": []}"#);
+        assert_eq!(path, "default_action");
+        assert!(msg.contains("duplicate field"), "{msg}");
+    }
+
+    #[test]
+    fn empty_lists_and_empty_principals_are_refused() {
+        let base = |principals: &str, paths: &str| {
+            format!(r#"{{"version": 1, "default_action": "deny", "rules": [{{"name": "r", "action": "allow", "principals": {principals}, "paths": {paths}}}]}}"#)
+        };
+        assert_eq!(one_error(&base("[]", r#"["/"]"#)).2, "rules[0].principals");
+        assert_eq!(one_error(&base(r#"[{"any": true}]"#, "[]")).2, "rules[0].paths");
+        assert_eq!(one_error(&base("[{}]", r#"["/"]"#)).2, "rules[0].principals[0]");
+        assert_eq!(one_error(&base(r#"[{"any": false}]"#, r#"["/"]"#)).2, "rules[0].principals[0].any");
+        assert_eq!(one_error(&base(r#"[{"any": true, "cn": "x"}]"#, r#"["/"]"#)).2, "rules[0].principals[0].any");
+        assert_eq!(one_error(&base(r#"[{"cn": ""}]"#, r#"["/"]"#)).2, "rules[0].principals[0].cn");
+    }
+
+    #[test]
+    fn malformed_patterns_point_at_the_pattern() {
+        let src = r#"{"version": 1, "default_action": "deny", "rules": [
+ {"name": "a", "action": "allow", "principals": [{"any": true}], "paths": ["/ok"]},
+ {"name": "b", "action": "allow", "principals": [{"any": true}], "paths": ["/x", "/a/**/b"]},
+ {"name": "c", "action": "allow", "principals": [{"any": true}], "paths": ["/a//b"]}]}"#;
+        let errs = errors(src);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(errs[0].path, "rules[1].paths[1]");
+        assert_eq!((errs[0].line, errs[0].column), (3, 82));
+        assert!(errs[0].message.contains("'**' is only allowed as the last segment"));
+        assert_eq!(errs[1].path, "rules[2].paths[0]");
+        assert!(errs[1].message.contains("empty segment"));
+    }
+
+    #[test]
+    fn all_errors_are_reported_in_source_order() {
+        let src = r#"{"version": 1, "default_action": "maybe", "rules": [{"name": "", "action": "x", "principals": [], "paths": ["nope"]}]}"#;
+        let paths: Vec<String> = errors(src).into_iter().map(|e| e.path).collect();
+        assert_eq!(paths, ["default_action", "rules[0].name", "rules[0].action", "rules[0].principals", "rules[0].paths[0]"]);
+    }
+
+    #[test]
+    fn methods_must_be_upper_case() {
+        let (_, _, path, msg) = one_error(r#"{"version": 1, "default_action": "deny", "rules": [{"name": "a", "action": "allow", "principals": [{"any": true}], "paths": ["/"], "methods": ["get"]}]}"#);
+        assert_eq!(path, "rules[0].methods[0]");
+        assert!(msg.contains("write \"GET\""), "{msg}");
+    }
+
+    #[test]
+    fn principal_values_are_validated_and_normalised() {
+        let policy = |principal: &str| format!(r#"{{"version": 1, "default_action": "deny", "rules": [{{"name": "a", "action": "allow", "principals": [{principal}], "paths": ["/"]}}]}}"#);
+        let p = Policy::from_json(&policy(r#"{"serial": "00:0A:ff", "dns_san": "API.Shop.Test", "ip_san": "10.0.0.0/8"}"#)).unwrap();
+        let pr = &p.rules[0].principals[0];
+        assert_eq!(pr.serial.as_deref(), Some("aff"));
+        assert_eq!(pr.dns_san.as_ref().map(|v| v.as_str()), Some("api.shop.test"));
+        assert_eq!(pr.ip_san, Some(IpNet::parse("10.0.0.0/8").unwrap()));
+        for (bad, field) in [
+            (r#"{"serial": "xyz"}"#, "serial"),
+            (r#"{"sha256": "abc"}"#, "sha256"),
+            (r#"{"ip_san": "10.0.0.1/33"}"#, "ip_san"),
+            (r#"{"ip_san": "10.0.0.1/8"}"#, "ip_san"),
+            (r#"{"ip_san": "host"}"#, "ip_san"),
+            (r#"{"dns_san": "**.shop.test"}"#, "dns_san"),
+            (r#"{"cnn": "x"}"#, "cnn"),
+        ] {
+            let (_, _, path, _) = one_error(&policy(bad));
+            assert_eq!(path, format!("rules[0].principals[0].{field}"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rule_names_are_header_safe() {
+        let (_, _, path, _) = one_error(r#"{"version": 1, "default_action": "deny", "rules": [{"name": "bad name\n", "action": "allow", "principals": [{"any": true}], "paths": ["/"]}]}"#);
+        assert_eq!(path, "rules[0].name");
+    }
+
+    #[test]
+    fn optional_top_level_fields() {
+        let p = Policy::from_json(r#"{"$schema": "./policy.schema.json", "version": 1, "default_action": "allow", "mode": "dry_run", "revision": "2026-11-27.1", "deny_response": {"details": false}, "rules": []}"#).unwrap();
+        assert_eq!(p.mode, Mode::DryRun);
+        assert_eq!(p.revision.as_deref(), Some("2026-11-27.1"));
+        assert!(!p.deny_response.details);
+        let (_, _, path, _) = one_error(r#"{"version": 1, "default_action": "deny", "revision": "has space", "rules": []}"#);
+        assert_eq!(path, "revision");
+    }
+
+    #[test]
+    fn odd_keys_get_bracketed_paths() {
+        let (_, _, path, _) = one_error(r#"{"version": 1, "default_action": "deny", "rules": [], "a b": 1}"#);
+        assert_eq!(path, "[\"a b\"]");
+    }
+
+    #[test]
+    fn ip_blocks_contain_only_their_family() {
+        let net = IpNet::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains(&"10.1.2.3".parse().unwrap()));
+        assert!(!net.contains(&"10.2.0.1".parse().unwrap()));
+        assert!(!net.contains(&"::ffff:10.1.2.3".parse().unwrap()));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(&"8.8.8.8".parse().unwrap()));
+        assert!(IpNet::parse("fd00::/8").unwrap().contains(&"fd12::1".parse().unwrap()));
+        assert!(IpNet::parse("::/0").unwrap().contains(&"::1".parse().unwrap()));
+    }
+}
