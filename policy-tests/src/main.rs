@@ -1,1 +1,193 @@
-fn main() {}
+//! `mtls-authz`: check, explain and test mtls-authz policies offline.
+//!
+//! The CLI is a thin shell around the policy engine the Envoy filter runs, so
+//! whatever it says about a policy is what the proxy will do. Three jobs:
+//!
+//! * `check`: is a policy valid? Errors as `FILE:LINE:COL: JSONPATH: message`.
+//! * `explain`: for one certificate and request, the decision, the rule, the
+//!   reason and every identity field read from the certificate.
+//! * `test`: run a policy against a file of expected decisions, for CI.
+//!
+//! Exit status everywhere: 0 success, 1 a negative answer (invalid policy,
+//! failing cases), 2 unusable input. Nothing here panics on bad input: the
+//! workspace denies `unwrap`, `expect` and `panic` outside tests.
+
+mod cases;
+mod check;
+mod console;
+mod explain;
+mod identity_input;
+mod input;
+mod output;
+mod runner;
+mod timefmt;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::console::Console;
+use crate::explain::CallerSource;
+use crate::output::Format;
+
+/// Exit status, ordered so that the worst of several outcomes is their maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    /// Everything valid, every case passed, or a decision was explained.
+    Ok = 0,
+    /// The inputs were usable and the answer is "no": an invalid policy (check), a failing case (test).
+    Failed = 1,
+    /// An input could not be used: missing file, unreadable certificate, malformed JSON.
+    BadInput = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mtls-authz",
+    version,
+    about = "Check, explain and test mtls-authz policies offline, with the engine the Envoy filter runs.",
+    after_help = "Exit status: 0 success, 1 invalid policy or failing cases, 2 unusable input."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate policy files; print "FILE: ok (N rules)" or one "FILE:LINE:COL: JSONPATH: message" per error.
+    ///
+    /// Exit status: 0 all valid, 1 some invalid, 2 some file could not be read.
+    Check {
+        /// Policy files to validate.
+        #[arg(required = true, value_name = "POLICY.json")]
+        policies: Vec<PathBuf>,
+    },
+    /// Show what the policy decides for one certificate and request, and why.
+    ///
+    /// Prints the decision, what the proxy enforces (dry run turns a deny into
+    /// an allow), the deciding rule, the reason, and every identity field read
+    /// from the certificate. Exit status 0 whatever the decision; 2 for
+    /// unusable input (missing file, not a certificate, invalid policy).
+    Explain(ExplainArgs),
+    /// Run a policy against a file of test cases; exit 1 if any case fails.
+    #[command(after_long_help = cases::FORMAT_HELP)]
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExplainArgs {
+    /// The policy to evaluate.
+    #[arg(long, value_name = "POLICY.json")]
+    policy: PathBuf,
+    #[command(flatten)]
+    caller: CallerArgs,
+    /// The request method, sent to the engine as given (it refuses non-upper-case methods, as Envoy would).
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// The request :path as received, query and percent-escapes included.
+    #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
+    path: String,
+    /// Output format; json prints one object.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// Exactly one way to say who the caller is.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct CallerArgs {
+    /// The client certificate, PEM or DER (the leaf first, as Envoy sees it).
+    #[arg(long, value_name = "CLIENT.pem")]
+    cert: Option<PathBuf>,
+    /// The caller's identity fields as JSON (the test-case "identity" format).
+    #[arg(long, value_name = "FIELDS.json")]
+    identity: Option<PathBuf>,
+    /// No client certificate on the connection.
+    #[arg(long)]
+    no_cert: bool,
+}
+
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// The policy under test.
+    #[arg(value_name = "POLICY.json")]
+    policy: PathBuf,
+    /// The test cases (format below with --help).
+    #[arg(value_name = "CASES.json")]
+    cases: PathBuf,
+    /// Output format; json prints one object with every result (no closing line).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Also list passing cases.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn caller_source(c: CallerArgs) -> CallerSource {
+    match (c.cert, c.identity) {
+        (Some(cert), _) => CallerSource::Cert(cert),
+        (None, Some(fields)) => CallerSource::Fields(fields),
+        (None, None) => CallerSource::NoCert,
+    }
+}
+
+fn main() -> ExitCode {
+    // clap prints its own usage errors and exits 2, which is "unusable input" here too.
+    let cli = Cli::parse();
+    let (mut stdout, mut stderr) = (io::BufWriter::new(io::stdout().lock()), io::stderr().lock());
+    let mut console = Console::new(&mut stdout, &mut stderr);
+    let exit = dispatch(cli.command, &mut console);
+    console.flush();
+    let _ = stdout.flush();
+    exit.into()
+}
+
+fn dispatch(command: Command, console: &mut Console<'_>) -> Exit {
+    let result = match command {
+        Command::Check { policies } => return check::run(&policies, console),
+        Command::Explain(args) => {
+            let request = explain::Request {
+                policy: args.policy,
+                caller: caller_source(args.caller),
+                method: args.method,
+                path: args.path,
+                format: args.format,
+            };
+            explain::run(&request, console).map(|()| Exit::Ok)
+        }
+        Command::Test(args) => runner::run(&args.policy, &args.cases, args.format, args.verbose, console),
+    };
+    result.unwrap_or_else(|e| {
+        report_input_error(&e.0, console);
+        Exit::BadInput
+    })
+}
+
+/// Positioned lines (`FILE:LINE:COL: ...`) go out as they are, for editors;
+/// a bare message gets the program name in front, like other Unix tools.
+fn report_input_error(message: &str, console: &mut Console<'_>) {
+    for line in message.lines() {
+        if looks_positioned(line) {
+            console.err(line);
+        } else {
+            console.err(&format!("mtls-authz: {line}"));
+        }
+    }
+}
+
+/// `something:LINE:COL:` at the start of the line.
+fn looks_positioned(line: &str) -> bool {
+    let mut parts = line.splitn(4, ':');
+    let (_, l, c) = (parts.next(), parts.next(), parts.next());
+    let digits = |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    digits(l) && digits(c) && parts.next().is_some()
+}

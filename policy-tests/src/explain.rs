@@ -1,0 +1,197 @@
+//! `mtls-authz explain`: what would the proxy do with this certificate and
+//! request, and why?
+//!
+//! It runs the very engine the Envoy filter runs, on the same inputs the filter
+//! has (certificate, method, `:path`), so the answer on a laptop is the answer
+//! in production. It also prints every identity field read from the
+//! certificate, because most surprises turn out to be "the certificate does
+//! not say what I thought" (an OU missing, a second CN, a SAN in another
+//! case). The exit status is 0 for any decision: a deny is an answer, not an
+//! error; only unusable inputs exit 2.
+
+use std::path::{Path, PathBuf};
+
+use mtls_authz_policy::{canonicalize, Action, CompiledPolicy, Mode, Reason};
+use serde::Serialize;
+
+use crate::console::Console;
+use crate::identity_input::{load_cert_file, load_fields_file, Caller};
+use crate::input::{load_policy, InputError};
+use crate::output::{to_json_line, Format, IdentityView};
+
+/// Where the caller's identity comes from.
+#[derive(Debug, Clone)]
+pub enum CallerSource {
+    /// A PEM or DER certificate file.
+    Cert(PathBuf),
+    /// An identity-fields JSON file.
+    Fields(PathBuf),
+    /// No client certificate on the connection.
+    NoCert,
+}
+
+/// One `explain` invocation.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub policy: PathBuf,
+    pub caller: CallerSource,
+    pub method: String,
+    pub path: String,
+    pub format: Format,
+}
+
+/// What `explain --format json` prints.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    /// What the policy says: "allow" or "deny".
+    decision: &'static str,
+    /// What the proxy does: the decision, except that dry-run turns deny into allow.
+    enforced: &'static str,
+    /// The deciding rule; null when the default decided or the request was refused before any rule.
+    rule: Option<&'a str>,
+    reason: &'static str,
+    /// "rule", "default", or "refused" (no certificate, non-canonical path or method).
+    decided_by: &'static str,
+    /// The name the filter reports for the caller (first URI SAN, else the single CN, else the subject).
+    principal: Option<&'a str>,
+    request: RequestView<'a>,
+    policy: PolicyView<'a>,
+    identity_source: SourceView,
+    identity: Option<IdentityView>,
+}
+
+#[derive(Debug, Serialize)]
+struct RequestView<'a> {
+    method: &'a str,
+    path: &'a str,
+    /// The decoded path the rules were matched against; null when the path was refused.
+    canonical_path: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct PolicyView<'a> {
+    file: String,
+    revision: Option<&'a str>,
+    mode: Mode,
+    default_action: Action,
+}
+
+#[derive(Debug, Serialize)]
+struct SourceView {
+    /// "certificate", "identity" (a fields file) or "none".
+    kind: &'static str,
+    file: Option<String>,
+}
+
+fn decided_by(reason: Reason) -> &'static str {
+    match reason {
+        Reason::Rule(_) => "rule",
+        Reason::Default(_) => "default",
+        _ => "refused",
+    }
+}
+
+fn load_caller(source: &CallerSource) -> Result<Option<Caller>, InputError> {
+    match source {
+        CallerSource::Cert(path) => load_cert_file(path).map(Some),
+        CallerSource::Fields(path) => load_fields_file(path).map(Some),
+        CallerSource::NoCert => Ok(None),
+    }
+}
+
+fn source_view(source: &CallerSource) -> SourceView {
+    let file = |p: &Path| Some(p.display().to_string());
+    match source {
+        CallerSource::Cert(p) => SourceView { kind: "certificate", file: file(p) },
+        CallerSource::Fields(p) => SourceView { kind: "identity", file: file(p) },
+        CallerSource::NoCert => SourceView { kind: "none", file: None },
+    }
+}
+
+/// Decide and print. Inputs are all loaded before anything is printed, so a
+/// bad input produces only an error, never half a report.
+pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
+    let policy: CompiledPolicy = load_policy(&req.policy)?;
+    let caller = load_caller(&req.caller)?;
+    let identity = caller.as_ref().map(|c| &c.identity);
+    let decision = policy.decide(identity, &req.method, &req.path);
+    let report = Report {
+        decision: decision.verdict.as_str(),
+        enforced: decision.enforced.as_str(),
+        rule: decision.rule,
+        reason: decision.reason.as_str(),
+        decided_by: decided_by(decision.reason),
+        principal: identity.map(|i| i.display_name()).filter(|n| !n.is_empty()),
+        request: RequestView {
+            method: &req.method,
+            path: &req.path,
+            canonical_path: canonicalize(&req.path).ok().map(|p| p.as_str().to_owned()),
+        },
+        policy: PolicyView {
+            file: req.policy.display().to_string(),
+            revision: policy.revision(),
+            mode: policy.mode(),
+            default_action: policy.policy().default_action,
+        },
+        identity_source: source_view(&req.caller),
+        identity: caller.as_ref().map(IdentityView::new),
+    };
+    match req.format {
+        Format::Json => console.out(&to_json_line(&report)),
+        Format::Text => print_text(&report, console),
+    }
+    Ok(())
+}
+
+fn print_text(r: &Report<'_>, console: &mut Console<'_>) {
+    let row = |console: &mut Console<'_>, label: &str, value: &str| console.out(&format!("{:<11} {value}", format!("{label}:")));
+    row(console, "decision", r.decision);
+    let enforced = if r.decision != r.enforced {
+        format!("{} (dry run: the policy's mode is dry_run, so this deny is reported, not enforced)", r.enforced)
+    } else {
+        r.enforced.to_owned()
+    };
+    row(console, "enforced", &enforced);
+    let rule = match (r.rule, r.decided_by) {
+        (Some(name), _) => name.to_owned(),
+        (None, "default") => "default".to_owned(),
+        (None, _) => "none (refused before any rule was consulted)".to_owned(),
+    };
+    row(console, "rule", &rule);
+    row(console, "reason", r.reason);
+    let request = match &r.request.canonical_path {
+        Some(c) if c != strip_query(r.request.path) => format!("{} {} (matched as {c})", r.request.method, r.request.path),
+        _ => format!("{} {}", r.request.method, r.request.path),
+    };
+    row(console, "request", &request);
+    let mode = match r.policy.mode {
+        Mode::Enforce => "enforce",
+        Mode::DryRun => "dry_run",
+    };
+    row(
+        console,
+        "policy",
+        &format!(
+            "{} (mode {mode}, default_action {}, revision {})",
+            r.policy.file,
+            r.policy.default_action.as_str(),
+            r.policy.revision.unwrap_or("-")
+        ),
+    );
+    let source = match (r.identity_source.kind, &r.identity_source.file) {
+        (kind, Some(file)) => format!("{kind} {file}"),
+        (_, None) => "no client certificate".to_owned(),
+    };
+    row(console, "caller", &source);
+    if let Some(identity) = &r.identity {
+        console.out(&format!("  {:<12} {}", "principal:", r.principal.unwrap_or("-")));
+        for (label, value) in identity.rows() {
+            console.out(&format!("  {:<12} {value}", format!("{label}:")));
+        }
+    }
+}
+
+fn strip_query(path: &str) -> &str {
+    path.split(['?', '#']).next().unwrap_or(path)
+}
+
