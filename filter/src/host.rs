@@ -1,0 +1,107 @@
+//! What the filter needs from the proxy, as a trait.
+//!
+//! The decision logic ([`crate::root`], [`crate::http`]) only ever talks to a
+//! [`Host`], so `cargo test` runs it natively against a mock, and the
+//! proxy-wasm adapter ([`crate::wasm`]) is a thin translation of these calls
+//! into hostcalls. Every fallible call returns a `Result`: the adapter never
+//! uses the SDK's unwrapping helpers, and the logic turns any host failure
+//! into a fail-closed 403.
+
+use std::fmt;
+
+/// A host call failed. Carries which call, for the error log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostError(pub &'static str);
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "host call {} failed", self.0)
+    }
+}
+
+/// Log severity, mapped onto Envoy's levels by the adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// The filter's counters. Every request increments exactly one of
+/// `RequestsAllowed`, `RequestsDenied`, `RequestsDryRunDenied`, so the three
+/// add up to the requests seen; `Errors` and `CertificatesParsed` count events
+/// on the side, `PolicyRejected` counts refused configurations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    RequestsAllowed,
+    RequestsDenied,
+    RequestsDryRunDenied,
+    Errors,
+    CertificatesParsed,
+    PolicyRejected,
+}
+
+impl Metric {
+    /// Every metric, in [`Metric::index`] order (the adapter defines them in this order).
+    pub const ALL: [Metric; 6] = [
+        Metric::RequestsAllowed,
+        Metric::RequestsDenied,
+        Metric::RequestsDryRunDenied,
+        Metric::Errors,
+        Metric::CertificatesParsed,
+        Metric::PolicyRejected,
+    ];
+
+    /// The name given to `define_metric`. Envoy files custom Wasm metrics
+    /// under `wasmcustom.`, so `/stats` shows e.g. `wasmcustom.mtls_authz.requests_allowed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::RequestsAllowed => "mtls_authz.requests_allowed",
+            Metric::RequestsDenied => "mtls_authz.requests_denied",
+            Metric::RequestsDryRunDenied => "mtls_authz.requests_dry_run_denied",
+            Metric::Errors => "mtls_authz.errors",
+            Metric::CertificatesParsed => "mtls_authz.certificates_parsed",
+            Metric::PolicyRejected => "mtls_authz.policy_rejected",
+        }
+    }
+
+    /// Position in [`Metric::ALL`], for fixed-size id tables.
+    pub fn index(self) -> usize {
+        match self {
+            Metric::RequestsAllowed => 0,
+            Metric::RequestsDenied => 1,
+            Metric::RequestsDryRunDenied => 2,
+            Metric::Errors => 3,
+            Metric::CertificatesParsed => 4,
+            Metric::PolicyRejected => 5,
+        }
+    }
+}
+
+/// The proxy, as seen by the filter logic.
+pub trait Host {
+    /// A connection or request attribute (`["connection", "peer_certificate"]`).
+    /// `Ok(None)` when the proxy does not have it.
+    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError>;
+
+    /// A request header or pseudo-header (`:path`), as raw bytes: Envoy does
+    /// not promise UTF-8, and the SDK's `String` variant panics on anything else.
+    fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError>;
+
+    /// Set a request header, replacing every existing copy (Envoy's
+    /// `replaceHeaderMapValue` is `setCopy`: duplicates go too).
+    fn replace_request_header(&self, name: &str, value: &str) -> Result<(), HostError>;
+
+    /// Remove every copy of a request header.
+    fn remove_request_header(&self, name: &str) -> Result<(), HostError>;
+
+    /// Answer the request locally (the 403), instead of forwarding it.
+    fn send_response(&self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError>;
+
+    /// Write a line to the proxy's log. Callers escape untrusted content first.
+    fn log(&self, level: Level, message: &str);
+
+    /// Add one to a counter. Best effort: a lost count never changes a decision.
+    fn increment(&self, metric: Metric);
+}
