@@ -1,0 +1,255 @@
+//! One request: identity from the connection, decision, then forward or 403.
+//!
+//! The caller's identity comes *only* from the TLS connection Envoy verified:
+//! the certificate digest, and on a cache miss the certificate itself. No
+//! request header is ever read for identity (an `x-forwarded-client-cert` or
+//! `x-mtls-authz-principal` sent by the client is at best stale and at worst
+//! forged), and the filter's own output headers are removed from every request
+//! before it goes anywhere.
+//!
+//! The hot path for a known certificate is: two header reads, one small
+//! property read, one cache lookup, the decision, three header writes.
+//! Everything that can fail fails closed: a 403, never a free pass.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use mtls_authz_policy::{CompiledPolicy, Decision, Identity, PathRejection, Reason, Verdict};
+
+use crate::cache::{Entry, IdentityCache};
+use crate::escape;
+use crate::host::{Host, HostError, Level, Metric};
+use crate::respond::{self, Event, Facts};
+
+/// Who the caller is, for the upstream: the identity's display name.
+pub const PRINCIPAL_HEADER: &str = "x-mtls-authz-principal";
+/// Which rule let the request through (`default` when the default did).
+pub const RULE_HEADER: &str = "x-mtls-authz-rule";
+/// Present (`deny`) only when a dry-run policy would have denied the request.
+pub const DRY_RUN_HEADER: &str = "x-mtls-authz-dry-run";
+
+/// The headers this filter owns: whatever the client sent under these names is dropped.
+pub const OWN_HEADERS: [&str; 3] = [PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER];
+
+const DIGEST_PROPERTY: [&str; 2] = ["connection", "sha256_peer_certificate_digest"];
+const CERTIFICATE_PROPERTY: [&str; 2] = ["connection", "peer_certificate"];
+
+/// What the proxy should do with the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Forward it upstream.
+    Continue,
+    /// Stop: a local response has been sent (or, if even that failed, nothing goes upstream).
+    Stop,
+}
+
+/// Why no decision could be reached.
+#[derive(Debug)]
+enum Failure {
+    /// The request cannot be judged for a reason the engine knows (dry run applies).
+    Refuse(Reason),
+    /// The filter itself failed: always a 403, in dry-run mode too.
+    Internal(HostError),
+}
+
+impl From<HostError> for Failure {
+    fn from(e: HostError) -> Self {
+        Failure::Internal(e)
+    }
+}
+
+/// What was learnt about the request, kept for the log line.
+#[derive(Debug, Default)]
+struct Request {
+    method: Option<Vec<u8>>,
+    path: Option<Vec<u8>>,
+    digest: Option<String>,
+    identity: Option<Rc<Identity>>,
+}
+
+impl Request {
+    fn facts<'a>(&'a self, policy: Option<&'a CompiledPolicy>) -> Facts<'a> {
+        Facts {
+            identity: self.identity.as_deref(),
+            digest: self.digest.as_deref(),
+            method: self.method.as_deref(),
+            path: self.path.as_deref(),
+            revision: policy.and_then(CompiledPolicy::revision),
+        }
+    }
+}
+
+/// A deny that dry-run mode does not soften: for failures of the filter
+/// itself, where letting the request through would mean forwarding it
+/// without the identity headers the upstream expects.
+fn internal_deny() -> Decision<'static> {
+    Decision { verdict: Verdict::Deny, enforced: Verdict::Deny, rule: None, reason: Reason::Internal }
+}
+
+/// Handle the request headers. `policy` is the snapshot this request is judged by
+/// (`None` only if the VM never loaded one, which Envoy should not allow).
+pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, cache: &RefCell<IdentityCache>) -> Flow {
+    let mut request = Request::default();
+    let Some(policy) = policy else {
+        host.increment(Metric::Errors);
+        host.log(Level::Error, "mtls-authz: no policy loaded in this VM; refusing the request");
+        return deny(host, false, &internal_deny(), &request.facts(None));
+    };
+    let decision = match evaluate(host, policy, cache, &mut request) {
+        Ok(decision) => decision,
+        Err(Failure::Refuse(reason)) => policy.refuse(reason),
+        Err(Failure::Internal(e)) => {
+            host.increment(Metric::Errors);
+            host.log(Level::Error, &format!("mtls-authz: internal error, refusing the request: {e}"));
+            internal_deny()
+        }
+    };
+    let facts = request.facts(Some(policy));
+    if decision.is_allowed() {
+        match forward(host, &decision, request.identity.as_deref()) {
+            Ok(()) => {
+                if decision.is_dry_run_deny() {
+                    host.increment(Metric::RequestsDryRunDenied);
+                    host.log(Level::Info, &respond::log_line(Event::DryRunDeny, &facts, &decision));
+                } else {
+                    host.increment(Metric::RequestsAllowed);
+                }
+                return Flow::Continue;
+            }
+            Err(e) => {
+                host.increment(Metric::Errors);
+                host.log(Level::Error, &format!("mtls-authz: internal error, refusing the request: {e}"));
+                return deny(host, policy.policy().deny_response.details, &internal_deny(), &facts);
+            }
+        }
+    }
+    deny(host, policy.policy().deny_response.details, &decision, &facts)
+}
+
+/// Gather the request facts and ask the engine.
+fn evaluate<'p, H: Host>(
+    host: &H,
+    policy: &'p CompiledPolicy,
+    cache: &RefCell<IdentityCache>,
+    request: &mut Request,
+) -> Result<Decision<'p>, Failure> {
+    // Read before identifying, so that even a refusal's log line says what was asked for.
+    request.method = host.request_header(":method")?;
+    request.path = host.request_header(":path")?;
+    let identity = identify(host, cache, request)?;
+    let (Some(method), Some(path)) = (request.method.as_deref(), request.path.as_deref()) else {
+        return Err(Failure::Refuse(Reason::MissingRequestData));
+    };
+    // Not UTF-8 means not a canonical method or path; the engine would refuse either way.
+    let method = std::str::from_utf8(method).map_err(|_| Failure::Refuse(Reason::Method))?;
+    let path = std::str::from_utf8(path).map_err(|_| Failure::Refuse(Reason::Path(PathRejection::InvalidCharacter)))?;
+    Ok(policy.decide(Some(identity.as_ref()), method, path))
+}
+
+/// The verified certificate's identity: from the cache by digest, else parsed
+/// from the PEM Envoy holds for the connection.
+fn identify<H: Host>(host: &H, cache: &RefCell<IdentityCache>, request: &mut Request) -> Result<Rc<Identity>, Failure> {
+    let mut digest = match host.property(&DIGEST_PROPERTY)? {
+        Some(d) if !d.is_empty() => d,
+        _ => return Err(Failure::Refuse(Reason::NoPeerCertificate)),
+    };
+    // Envoy reports lower-case hex; normalise in place anyway so the cache key is canonical.
+    digest.make_ascii_lowercase();
+    let digest = String::from_utf8(digest).map_err(|_| HostError("connection.sha256_peer_certificate_digest is not text"))?;
+    let digest: &str = request.digest.insert(digest);
+
+    let mut cache = cache.try_borrow_mut().map_err(|_| HostError("identity cache is busy"))?;
+    let entry = match cache.get(digest) {
+        Some(entry) => entry,
+        None => {
+            let entry = parse_peer_certificate(host, digest)?;
+            cache.insert(digest, entry.clone());
+            entry
+        }
+    };
+    match entry {
+        Entry::Parsed(identity) => {
+            request.identity = Some(Rc::clone(&identity));
+            Ok(identity)
+        }
+        Entry::Unreadable => {
+            host.increment(Metric::Errors);
+            Err(Failure::Refuse(Reason::UnreadableCertificate))
+        }
+    }
+}
+
+/// Fetch and parse the peer certificate; check it is the one the digest names.
+/// Host failures are returned (not cached); a certificate that cannot be used is
+/// returned as [`Entry::Unreadable`] so the cache remembers it.
+fn parse_peer_certificate<H: Host>(host: &H, digest: &str) -> Result<Entry, Failure> {
+    let shown = escape::log_field(digest.as_bytes());
+    let Some(pem) = host.property(&CERTIFICATE_PROPERTY)?.filter(|pem| !pem.is_empty()) else {
+        // A digest without a certificate: the connection is in a state we do not understand.
+        host.increment(Metric::Errors);
+        host.log(Level::Warn, &format!("mtls-authz: the connection has a certificate digest but no certificate sha256={shown}"));
+        return Err(Failure::Refuse(Reason::UnreadableCertificate));
+    };
+    match mtls_authz_policy::Identity::from_pem(&pem) {
+        Err(e) => {
+            host.log(
+                Level::Warn,
+                &format!(
+                    "mtls-authz: cannot read the client certificate sha256={shown}: {}",
+                    escape::log_field(e.to_string().as_bytes())
+                ),
+            );
+            Ok(Entry::Unreadable)
+        }
+        Ok(identity) if !identity.sha256.eq_ignore_ascii_case(digest) => {
+            host.log(
+                Level::Warn,
+                &format!(
+                    "mtls-authz: the client certificate does not match the connection's digest sha256={shown} parsed={}",
+                    escape::log_field(identity.sha256.as_bytes())
+                ),
+            );
+            Ok(Entry::Unreadable)
+        }
+        Ok(identity) => {
+            host.increment(Metric::CertificatesParsed);
+            Ok(Entry::Parsed(Rc::new(identity)))
+        }
+    }
+}
+
+/// Let the request through, carrying the filter's (and only the filter's)
+/// headers. Replacing drops every client-sent copy, duplicates included.
+fn forward<H: Host>(host: &H, decision: &Decision<'_>, identity: Option<&Identity>) -> Result<(), HostError> {
+    match identity {
+        Some(identity) => host.replace_request_header(PRINCIPAL_HEADER, &escape::header_value(identity.display_name()))?,
+        // Dry run without a certificate: nobody to name, and nobody may be named by the client.
+        None => host.remove_request_header(PRINCIPAL_HEADER)?,
+    }
+    host.replace_request_header(RULE_HEADER, &escape::header_value(decision.rule_label()))?;
+    if decision.is_dry_run_deny() {
+        host.replace_request_header(DRY_RUN_HEADER, "deny")
+    } else {
+        host.remove_request_header(DRY_RUN_HEADER)
+    }
+}
+
+/// Refuse the request: count, log, 403.
+fn deny<H: Host>(host: &H, details: bool, decision: &Decision<'_>, facts: &Facts<'_>) -> Flow {
+    host.increment(Metric::RequestsDenied);
+    // The request never reaches the upstream, but access logs and tap filters
+    // still see its headers: do not let a forged principal show up there.
+    for name in OWN_HEADERS {
+        if host.remove_request_header(name).is_err() {
+            host.increment(Metric::Errors);
+        }
+    }
+    host.log(Level::Info, &respond::log_line(Event::Deny, facts, decision));
+    let body = respond::deny_body(details, decision);
+    if let Err(e) = host.send_response(403, &[("content-type", "application/json")], &body) {
+        // Nothing more can be done; Stop still keeps the request from the upstream.
+        host.increment(Metric::Errors);
+        host.log(Level::Error, &format!("mtls-authz: could not send the 403: {e}"));
+    }
+    Flow::Stop
+}

@@ -1,0 +1,109 @@
+//! Loading the policy from the plugin configuration.
+//!
+//! The plugin `configuration` *is* the policy document. Envoy calls
+//! `on_configure` on the main thread and on every worker, each with its own VM,
+//! and again when the configuration changes (ECDS). Returning `false` makes
+//! Envoy refuse the configuration: at start-up it does not start, on an update
+//! it keeps the previous one. So a policy that does not compile is logged
+//! line by line and refused, and the VM keeps judging with the last good
+//! policy: a broken update never replaces a working one.
+
+use std::rc::Rc;
+
+use mtls_authz_policy::{CompiledPolicy, Mode};
+
+use crate::escape;
+use crate::host::{Host, Level, Metric};
+
+/// Where errors in the policy are said to come from.
+const ORIGIN: &str = "plugin configuration";
+
+/// The prefix of every line about a refused policy; tests and operators grep for it.
+pub const REJECTED_PREFIX: &str = "mtls-authz: policy rejected: ";
+
+/// The current policy of one root context.
+#[derive(Debug, Default)]
+pub struct PolicyHolder {
+    current: Option<Rc<CompiledPolicy>>,
+    /// The configuration `current` was compiled from, so a repeated
+    /// `on_configure` with the same bytes is a cheap no-op.
+    source: Vec<u8>,
+}
+
+impl PolicyHolder {
+    /// An empty holder: requests are refused until a policy is loaded.
+    pub fn new() -> PolicyHolder {
+        PolicyHolder::default()
+    }
+
+    /// The policy for a new request. Each HTTP context keeps this `Rc`, so a
+    /// request is judged wholly by the policy that was current when it began.
+    pub fn snapshot(&self) -> Option<Rc<CompiledPolicy>> {
+        self.current.clone()
+    }
+
+    /// Load `configuration` (the plugin configuration bytes, `None` when
+    /// Envoy has none). Returns what `on_configure` must return: `true` when a
+    /// policy is in force afterwards *and* it is the one just given.
+    pub fn configure<H: Host>(&mut self, host: &H, configuration: Option<&[u8]>) -> bool {
+        let bytes = configuration.unwrap_or_default();
+        if self.current.is_some() && bytes == self.source.as_slice() {
+            return true;
+        }
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) if !text.trim().is_empty() => text,
+            Ok(_) => {
+                return self.reject(
+                    host,
+                    &[&format!(
+                        "{ORIGIN}: the configuration is empty; put the policy JSON in the Wasm filter's `configuration` (a google.protobuf.StringValue)"
+                    )],
+                );
+            }
+            Err(e) => {
+                return self.reject(
+                    host,
+                    &[&format!("{ORIGIN}: the configuration is not UTF-8 text (invalid byte at offset {})", e.valid_up_to())],
+                );
+            }
+        };
+        match CompiledPolicy::from_json(text) {
+            Ok(policy) => {
+                let mode = match policy.mode() {
+                    Mode::Enforce => "enforce",
+                    Mode::DryRun => "dry_run",
+                };
+                host.log(
+                    Level::Info,
+                    &format!(
+                        "mtls-authz: policy loaded: {} rules, mode={mode}, revision={}",
+                        policy.policy().rules.len(),
+                        policy.revision().unwrap_or("-"),
+                    ),
+                );
+                self.current = Some(Rc::new(policy));
+                self.source = bytes.to_vec();
+                true
+            }
+            Err(errors) => {
+                let rendered = errors.render(ORIGIN);
+                let mut lines: Vec<&str> = rendered.lines().collect();
+                if lines.is_empty() {
+                    lines.push("plugin configuration: the policy was refused");
+                }
+                self.reject(host, &lines)
+            }
+        }
+    }
+
+    fn reject<H: Host>(&mut self, host: &H, lines: &[&str]) -> bool {
+        host.increment(Metric::PolicyRejected);
+        for line in lines {
+            host.log(Level::Error, &format!("{REJECTED_PREFIX}{}", escape::log_text(line)));
+        }
+        if self.current.is_some() {
+            host.log(Level::Error, &format!("{REJECTED_PREFIX}keeping the previously loaded policy"));
+        }
+        false
+    }
+}

@@ -1,0 +1,624 @@
+//! Filter behaviour against a mock host: the request flow and the policy
+//! loading, end to end except for Envoy itself.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use mtls_authz_policy::{CompiledPolicy, Identity};
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
+
+use crate::cache::{Entry, IdentityCache};
+use crate::host::{Host, HostError, Level, Metric};
+use crate::http::{on_request_headers, Flow, DRY_RUN_HEADER, PRINCIPAL_HEADER, RULE_HEADER};
+use crate::root::{PolicyHolder, REJECTED_PREFIX};
+
+// ---------------------------------------------------------------------------
+// Mock host
+
+/// A local response: status, headers, body.
+type Response = (u32, Vec<(String, String)>, Vec<u8>);
+
+#[derive(Default)]
+struct MockHost {
+    /// Properties by dotted path, e.g. "connection.peer_certificate".
+    properties: HashMap<String, Vec<u8>>,
+    headers: RefCell<Vec<(String, Vec<u8>)>>,
+    response: RefCell<Option<Response>>,
+    logs: RefCell<Vec<(Level, String)>>,
+    metrics: RefCell<HashMap<Metric, u64>>,
+    property_reads: RefCell<Vec<String>>,
+    /// Host calls that fail: "property", "header", "replace", "remove", "send".
+    failing: HashSet<&'static str>,
+}
+
+impl MockHost {
+    fn request(method: &str, path: &str) -> MockHost {
+        let host = MockHost::default();
+        host.add_header(":method", method.as_bytes());
+        host.add_header(":path", path.as_bytes());
+        host.add_header(":authority", b"payments.test");
+        host
+    }
+
+    fn with_cert(mut self, cert: &TestCert) -> MockHost {
+        self.properties.insert("connection.sha256_peer_certificate_digest".into(), cert.digest.clone().into_bytes());
+        self.properties.insert("connection.peer_certificate".into(), cert.pem.clone().into_bytes());
+        self
+    }
+
+    fn add_header(&self, name: &str, value: &[u8]) {
+        self.headers.borrow_mut().push((name.into(), value.to_vec()));
+    }
+
+    fn header_values(&self, name: &str) -> Vec<String> {
+        self.headers.borrow().iter().filter(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).collect()
+    }
+
+    fn metric(&self, m: Metric) -> u64 {
+        self.metrics.borrow().get(&m).copied().unwrap_or(0)
+    }
+
+    fn status(&self) -> Option<u32> {
+        self.response.borrow().as_ref().map(|(s, _, _)| *s)
+    }
+
+    fn body_json(&self) -> serde_json::Value {
+        let response = self.response.borrow();
+        let (_, headers, body) = response.as_ref().expect("a local response");
+        assert_eq!(headers, &[("content-type".to_string(), "application/json".to_string())]);
+        serde_json::from_slice(body).expect("JSON body")
+    }
+
+    fn logs_containing(&self, needle: &str) -> Vec<String> {
+        self.logs.borrow().iter().filter(|(_, l)| l.contains(needle)).map(|(_, l)| l.clone()).collect()
+    }
+
+    fn reads_of(&self, property: &str) -> usize {
+        self.property_reads.borrow().iter().filter(|p| *p == property).count()
+    }
+
+    fn fail(&self, call: &'static str) -> Result<(), HostError> {
+        if self.failing.contains(call) {
+            Err(HostError(call))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Host for MockHost {
+    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+        self.fail("property")?;
+        let key = path.join(".");
+        self.property_reads.borrow_mut().push(key.clone());
+        Ok(self.properties.get(&key).cloned())
+    }
+
+    fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+        self.fail("header")?;
+        Ok(self.headers.borrow().iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()))
+    }
+
+    /// Envoy's `replaceHeaderMapValue`: every copy goes, one new value is added.
+    fn replace_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
+        self.fail("replace")?;
+        let mut headers = self.headers.borrow_mut();
+        headers.retain(|(n, _)| n != name);
+        headers.push((name.into(), value.as_bytes().to_vec()));
+        Ok(())
+    }
+
+    fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
+        self.fail("remove")?;
+        self.headers.borrow_mut().retain(|(n, _)| n != name);
+        Ok(())
+    }
+
+    fn send_response(&self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
+        self.fail("send")?;
+        let headers = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        let previous = self.response.borrow_mut().replace((status, headers, body.to_vec()));
+        assert!(previous.is_none(), "two local responses for one request");
+        Ok(())
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        assert!(!message.contains('\n') && !message.contains('\r'), "multi-line log: {message:?}");
+        self.logs.borrow_mut().push((level, message.to_owned()));
+    }
+
+    fn increment(&self, metric: Metric) {
+        *self.metrics.borrow_mut().entry(metric).or_insert(0) += 1;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Certificates and policies
+
+struct TestCert {
+    pem: String,
+    digest: String,
+}
+
+fn cert(cn: &str, ou: Option<&str>, uri: Option<&str>) -> TestCert {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    if let Some(ou) = ou {
+        dn.push(DnType::OrganizationalUnitName, ou);
+    }
+    params.distinguished_name = dn;
+    if let Some(uri) = uri {
+        params.subject_alt_names.push(SanType::URI(uri.try_into().unwrap()));
+    }
+    let key = KeyPair::generate().unwrap();
+    let pem = params.self_signed(&key).unwrap().pem();
+    let digest = Identity::from_pem(pem.as_bytes()).expect("rcgen certificate parses").sha256;
+    TestCert { pem, digest }
+}
+
+const POLICY: &str = r#"{
+  "version": 1,
+  "default_action": "deny",
+  "revision": "r1",
+  "rules": [
+    {"name": "orders-create-payment", "action": "allow",
+     "principals": [{"uri_san": "spiffe://shop.test/ns/prod/sa/order"}, {"cn": "order-service"}],
+     "paths": ["/api/payment/create"], "methods": ["POST"]},
+    {"name": "reports-read-payment", "action": "allow",
+     "principals": [{"cn": "report-service", "ou": "reporting"}],
+     "paths": ["/api/payment/query", "/api/payment/query/**"], "methods": ["GET", "HEAD"]},
+    {"name": "anyone-health", "action": "allow", "principals": [{"any": true}], "paths": ["/health"]},
+    {"name": "nobody-on-admin", "action": "deny", "principals": [{"any": true}], "paths": ["/api/payment/admin/**"]}
+  ]
+}"#;
+
+fn policy(src: &str) -> Rc<CompiledPolicy> {
+    Rc::new(CompiledPolicy::from_json(src).unwrap())
+}
+
+fn with_mode(mode_and_more: &str) -> String {
+    POLICY.replacen("\"version\": 1,", &format!("\"version\": 1, {mode_and_more},"), 1)
+}
+
+fn run(host: &MockHost, policy: &CompiledPolicy, cache: &RefCell<IdentityCache>) -> Flow {
+    on_request_headers(host, Some(policy), cache)
+}
+
+fn order_service() -> TestCert {
+    cert("order-service", None, None)
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+
+#[test]
+fn allow_sets_principal_and_rule() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::request("POST", "/api/payment/create?id=7").with_cert(&order_service());
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.status(), None);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
+    assert_eq!(host.header_values(RULE_HEADER), ["orders-create-payment"]);
+    assert!(host.header_values(DRY_RUN_HEADER).is_empty());
+    assert_eq!(host.metric(Metric::RequestsAllowed), 1);
+    assert_eq!(host.metric(Metric::RequestsDenied), 0);
+    assert_eq!(host.metric(Metric::CertificatesParsed), 1);
+    assert!(host.logs.borrow().is_empty(), "allowed requests are not logged: {:?}", host.logs.borrow());
+}
+
+#[test]
+fn principal_prefers_the_uri_san() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let c = cert("whatever", None, Some("spiffe://shop.test/ns/prod/sa/order"));
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&c);
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["spiffe://shop.test/ns/prod/sa/order"]);
+}
+
+#[test]
+fn default_deny_is_a_403_with_reason() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/api/payment/create").with_cert(&order_service());
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.status(), Some(403));
+    assert_eq!(
+        host.body_json(),
+        serde_json::json!({"error": "forbidden", "rule": null, "reason": "no rule matched; default_action is deny"})
+    );
+    assert_eq!(host.metric(Metric::RequestsDenied), 1);
+    assert_eq!(host.metric(Metric::RequestsAllowed), 0);
+    let lines = host.logs_containing("mtls-authz: deny ");
+    assert_eq!(lines.len(), 1, "{:?}", host.logs.borrow());
+    let line = &lines[0];
+    assert!(line.contains("principal=\"order-service\""), "{line}");
+    assert!(line.contains(&format!("sha256={}", &order_service_digest_prefix(&host))), "{line}");
+    assert!(line.contains("method=\"GET\" path=\"/api/payment/create\" rule=default"), "{line}");
+    assert!(line.contains("revision=r1"), "{line}");
+}
+
+fn order_service_digest_prefix(host: &MockHost) -> String {
+    let digest = host.properties.get("connection.sha256_peer_certificate_digest").unwrap();
+    String::from_utf8(digest[..16].to_vec()).unwrap()
+}
+
+#[test]
+fn deny_rule_is_named_in_body_and_log() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/api/payment/admin/users").with_cert(&order_service());
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.body_json(), serde_json::json!({"error": "forbidden", "rule": "nobody-on-admin", "reason": "matched a deny rule"}));
+    assert_eq!(host.logs_containing("rule=nobody-on-admin reason=\"matched a deny rule\"").len(), 1);
+}
+
+#[test]
+fn details_off_gives_a_minimal_body() {
+    let p = policy(&with_mode(r#""deny_response": {"details": false}"#));
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/api/payment/admin/users").with_cert(&order_service());
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.status(), Some(403));
+    assert_eq!(host.response.borrow().as_ref().unwrap().2, br#"{"error":"forbidden"}"#);
+    // The log still says everything.
+    assert_eq!(host.logs_containing("rule=nobody-on-admin").len(), 1);
+}
+
+#[test]
+fn dry_run_lets_a_deny_through_and_marks_it() {
+    let p = policy(&with_mode(r#""mode": "dry_run""#));
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/api/payment/admin/users").with_cert(&order_service());
+    host.add_header(DRY_RUN_HEADER, b"allow");
+    host.add_header(DRY_RUN_HEADER, b"allow");
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.status(), None);
+    assert_eq!(host.header_values(DRY_RUN_HEADER), ["deny"]);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
+    assert_eq!(host.header_values(RULE_HEADER), ["nobody-on-admin"]);
+    assert_eq!(host.metric(Metric::RequestsDryRunDenied), 1);
+    assert_eq!(host.metric(Metric::RequestsAllowed), 0);
+    assert_eq!(host.metric(Metric::RequestsDenied), 0);
+    let lines = host.logs_containing("mtls-authz: dry-run deny ");
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].contains("rule=nobody-on-admin"), "{}", lines[0]);
+}
+
+#[test]
+fn dry_run_allow_removes_a_forged_dry_run_header() {
+    let p = policy(&with_mode(r#""mode": "dry_run""#));
+    let cache = RefCell::default();
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    host.add_header(DRY_RUN_HEADER, b"deny");
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert!(host.header_values(DRY_RUN_HEADER).is_empty());
+    assert_eq!(host.metric(Metric::RequestsAllowed), 1);
+}
+
+#[test]
+fn no_certificate_is_refused_without_reading_a_pem() {
+    let p = policy(POLICY);
+    for digest in [None, Some(&b""[..])] {
+        let cache = RefCell::default();
+        let mut host = MockHost::request("GET", "/health");
+        if let Some(d) = digest {
+            host.properties.insert("connection.sha256_peer_certificate_digest".into(), d.to_vec());
+        }
+        // Even a client-sent identity header changes nothing.
+        host.add_header(PRINCIPAL_HEADER, b"order-service");
+        host.add_header("x-forwarded-client-cert", b"By=spiffe://x;Hash=abc;Subject=\"CN=order-service\"");
+        assert_eq!(run(&host, &p, &cache), Flow::Stop);
+        assert_eq!(host.body_json()["reason"], "no verified client certificate on the connection");
+        assert_eq!(host.reads_of("connection.peer_certificate"), 0);
+        assert!(host.header_values(PRINCIPAL_HEADER).is_empty());
+        assert_eq!(host.logs_containing("principal=\"-\" sha256=- method=\"GET\" path=\"/health\" rule=-").len(), 1);
+    }
+}
+
+#[test]
+fn dry_run_without_certificate_forwards_without_a_principal() {
+    let p = policy(&with_mode(r#""mode": "dry_run""#));
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/health");
+    host.add_header(PRINCIPAL_HEADER, b"admin");
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert!(host.header_values(PRINCIPAL_HEADER).is_empty());
+    assert_eq!(host.header_values(DRY_RUN_HEADER), ["deny"]);
+    assert_eq!(host.header_values(RULE_HEADER), ["default"]);
+}
+
+#[test]
+fn unparsable_certificate_is_refused_counted_and_remembered() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let mut bad = order_service();
+    bad.pem = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n".into();
+    for round in 1..=2u64 {
+        let host = MockHost::request("GET", "/health").with_cert(&bad);
+        assert_eq!(run(&host, &p, &cache), Flow::Stop);
+        assert_eq!(host.body_json()["reason"], "the client certificate could not be parsed");
+        assert_eq!(host.metric(Metric::Errors), 1);
+        assert_eq!(host.metric(Metric::CertificatesParsed), 0);
+        // Parsed (and its failure logged) once; the second request is answered from the cache.
+        assert_eq!(host.reads_of("connection.peer_certificate"), usize::from(round == 1));
+        assert_eq!(host.logs_containing("cannot read the client certificate").len(), usize::from(round == 1));
+    }
+}
+
+#[test]
+fn certificate_not_matching_the_digest_is_refused() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let mut c = order_service();
+    c.digest = "00".repeat(32);
+    let host = MockHost::request("GET", "/health").with_cert(&c);
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.body_json()["reason"], "the client certificate could not be parsed");
+    assert_eq!(host.metric(Metric::Errors), 1);
+    assert_eq!(host.logs_containing("does not match the connection's digest").len(), 1);
+}
+
+#[test]
+fn digest_compares_case_insensitively() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let mut c = order_service();
+    c.digest = c.digest.to_ascii_uppercase();
+    let host = MockHost::request("GET", "/health").with_cert(&c);
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+}
+
+#[test]
+fn digest_without_a_certificate_is_refused() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let mut host = MockHost::request("GET", "/health").with_cert(&order_service());
+    host.properties.remove("connection.peer_certificate");
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.body_json()["reason"], "the client certificate could not be parsed");
+    assert_eq!(host.metric(Metric::Errors), 1);
+    // Not cached: it says nothing about the certificate.
+    assert!(cache.borrow().is_empty());
+}
+
+#[test]
+fn cache_hit_parses_once() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let c = order_service();
+    let mut pem_reads = 0;
+    let mut parsed = 0;
+    for _ in 0..5 {
+        let host = MockHost::request("POST", "/api/payment/create").with_cert(&c);
+        assert_eq!(run(&host, &p, &cache), Flow::Continue);
+        assert_eq!(host.reads_of("connection.sha256_peer_certificate_digest"), 1);
+        pem_reads += host.reads_of("connection.peer_certificate");
+        parsed += host.metric(Metric::CertificatesParsed);
+    }
+    assert_eq!((pem_reads, parsed), (1, 1));
+    // A different certificate is a different entry.
+    let other = cert("report-service", Some("reporting"), None);
+    let host = MockHost::request("GET", "/api/payment/query/7").with_cert(&other);
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.metric(Metric::CertificatesParsed), 1);
+    assert_eq!(host.header_values(RULE_HEADER), ["reports-read-payment"]);
+    assert_eq!(cache.borrow().len(), 2);
+}
+
+#[test]
+fn forged_headers_are_replaced_even_when_duplicated() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    for name in [PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER] {
+        host.add_header(name, b"admin");
+        host.add_header(name, b"admin, root");
+    }
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
+    assert_eq!(host.header_values(RULE_HEADER), ["orders-create-payment"]);
+    assert!(host.header_values(DRY_RUN_HEADER).is_empty());
+}
+
+#[test]
+fn forged_headers_are_removed_on_deny() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/nope").with_cert(&order_service());
+    for name in [PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER] {
+        host.add_header(name, b"admin");
+        host.add_header(name, b"admin");
+    }
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    for name in [PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER] {
+        assert!(host.header_values(name).is_empty(), "{name} survived");
+    }
+}
+
+/// Pre-load the cache with an identity whose display name is hostile; the cert itself does not matter.
+fn hostile_identity_run(display: &str, path: &str) -> MockHost {
+    let p = policy(POLICY);
+    let digest = "ab".repeat(32);
+    let identity = Identity { common_names: vec![display.into()], sha256: digest.clone(), ..Identity::default() };
+    let cache = RefCell::new(IdentityCache::default());
+    cache.borrow_mut().insert(&digest, Entry::Parsed(Rc::new(identity)));
+    let mut host = MockHost::request("GET", path);
+    host.properties.insert("connection.sha256_peer_certificate_digest".into(), digest.into_bytes());
+    run(&host, &p, &cache);
+    assert_eq!(host.reads_of("connection.peer_certificate"), 0);
+    host
+}
+
+#[test]
+fn principal_header_is_sanitised() {
+    let host = hostile_identity_run("café\r\nx-mtls-authz-rule: admin\0", "/health");
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["caf%C3%A9%0D%0Ax-mtls-authz-rule: admin%00"]);
+    assert_eq!(host.header_values(RULE_HEADER), ["anyone-health"]);
+}
+
+#[test]
+fn deny_log_line_cannot_be_forged() {
+    let host = hostile_identity_run("x\" rule=anyone-health reason=\"ok\nmtls-authz: allow", "/nope?\"\u{7f}");
+    let lines = host.logs_containing("mtls-authz: deny ");
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].contains("principal=\"x\\\" rule=anyone-health reason=\\\"ok\\x0Amtls-authz: allow\""), "{}", lines[0]);
+    assert!(lines[0].contains("path=\"/nope?\\\"\\x7F\""), "{}", lines[0]);
+}
+
+#[test]
+fn certificate_with_non_ascii_cn_round_trips_through_the_filter() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/health").with_cert(&cert("zoë", None, None));
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["zo%C3%AB"]);
+}
+
+#[test]
+fn missing_path_or_method_is_refused() {
+    let p = policy(POLICY);
+    for missing in [":path", ":method"] {
+        let cache = RefCell::default();
+        let host = MockHost::request("GET", "/health").with_cert(&order_service());
+        host.headers.borrow_mut().retain(|(n, _)| n != missing);
+        assert_eq!(run(&host, &p, &cache), Flow::Stop);
+        assert_eq!(host.body_json()["reason"], "the request has no path or method");
+    }
+}
+
+#[test]
+fn non_utf8_path_is_refused_not_mangled() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::default().with_cert(&order_service());
+    host.add_header(":method", b"GET");
+    host.add_header(":path", b"/health\xff");
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.body_json()["reason"], "path has a character that is not allowed in a path");
+    assert_eq!(host.logs_containing("path=\"/health\\xFF\"").len(), 1);
+}
+
+#[test]
+fn path_tricks_are_refused_by_the_engine() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::request("POST", "/api/x/../payment/create").with_cert(&order_service());
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.body_json()["reason"], "path has a '.' or '..' segment");
+}
+
+#[test]
+fn host_failures_fail_closed_even_in_dry_run() {
+    for mode in [r#""mode": "enforce""#, r#""mode": "dry_run""#] {
+        let p = policy(&with_mode(mode));
+        for call in ["property", "header", "replace"] {
+            let cache = RefCell::default();
+            let mut host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+            host.failing.insert(call);
+            assert_eq!(run(&host, &p, &cache), Flow::Stop, "{mode} {call}");
+            assert_eq!(host.status(), Some(403), "{mode} {call}");
+            assert_eq!(host.body_json()["reason"], "internal error in the authorization filter", "{mode} {call}");
+            assert_eq!(host.metric(Metric::Errors), 1, "{mode} {call}");
+            assert_eq!(host.metric(Metric::RequestsDenied), 1, "{mode} {call}");
+            assert_eq!(host.metric(Metric::RequestsAllowed) + host.metric(Metric::RequestsDryRunDenied), 0);
+        }
+    }
+}
+
+#[test]
+fn failed_local_response_still_stops_the_request() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let mut host = MockHost::request("GET", "/nope").with_cert(&order_service());
+    host.failing.insert("send");
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.metric(Metric::Errors), 1);
+}
+
+#[test]
+fn no_policy_refuses_everything() {
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/health").with_cert(&order_service());
+    assert_eq!(on_request_headers(&host, None, &cache), Flow::Stop);
+    assert_eq!(host.response.borrow().as_ref().unwrap().2, br#"{"error":"forbidden"}"#);
+    assert_eq!(host.metric(Metric::Errors), 1);
+}
+
+#[test]
+fn busy_cache_fails_closed() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let _held = cache.borrow_mut();
+    let host = MockHost::request("GET", "/health").with_cert(&order_service());
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.body_json()["reason"], "internal error in the authorization filter");
+}
+
+// ---------------------------------------------------------------------------
+// Policy loading
+
+#[test]
+fn policy_loads_and_logs_a_summary() {
+    let host = MockHost::default();
+    let mut holder = PolicyHolder::new();
+    assert!(holder.snapshot().is_none());
+    assert!(holder.configure(&host, Some(POLICY.as_bytes())));
+    assert_eq!(host.logs_containing("mtls-authz: policy loaded: 4 rules, mode=enforce, revision=r1").len(), 1);
+    assert!(holder.snapshot().is_some());
+    // Idempotent: the same configuration again is accepted without recompiling or re-logging.
+    assert!(holder.configure(&host, Some(POLICY.as_bytes())));
+    assert_eq!(host.logs.borrow().len(), 1);
+}
+
+#[test]
+fn invalid_policy_is_rejected_and_the_old_one_kept() {
+    let host = MockHost::default();
+    let mut holder = PolicyHolder::new();
+    assert!(holder.configure(&host, Some(POLICY.as_bytes())));
+    let before = holder.snapshot().unwrap();
+
+    let broken = r#"{"version": 1, "default_action": "maybe",
+  "rules": [{"name": "x", "action": "allow", "principals": [{}], "paths": ["/a"]}]}"#;
+    assert!(!holder.configure(&host, Some(broken.as_bytes())));
+    let errors = host.logs_containing(REJECTED_PREFIX);
+    assert!(errors.len() >= 3, "{errors:?}");
+    assert!(errors.iter().any(|l| l.starts_with("mtls-authz: policy rejected: plugin configuration:1:")), "{errors:?}");
+    assert!(errors.iter().any(|l| l.contains("default_action")), "{errors:?}");
+    assert!(errors.iter().any(|l| l.contains("keeping the previously loaded policy")));
+    assert!(host.logs.borrow().iter().filter(|(_, l)| l.starts_with(REJECTED_PREFIX)).all(|(lvl, _)| *lvl == Level::Error));
+    assert_eq!(host.metric(Metric::PolicyRejected), 1);
+    assert!(Rc::ptr_eq(&before, &holder.snapshot().unwrap()), "a broken policy replaced a good one");
+}
+
+#[test]
+fn empty_or_missing_configuration_is_rejected() {
+    for config in [None, Some(&b""[..]), Some(&b"  \n"[..]), Some(&b"\xff{}"[..])] {
+        let host = MockHost::default();
+        let mut holder = PolicyHolder::new();
+        assert!(!holder.configure(&host, config), "{config:?}");
+        assert!(holder.snapshot().is_none());
+        let errors = host.logs_containing(REJECTED_PREFIX);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("mtls-authz: policy rejected: plugin configuration: the configuration is"), "{errors:?}");
+        assert_eq!(host.metric(Metric::PolicyRejected), 1);
+    }
+}
+
+#[test]
+fn a_request_keeps_the_policy_it_started_with() {
+    let host = MockHost::default();
+    let mut holder = PolicyHolder::new();
+    assert!(holder.configure(&host, Some(POLICY.as_bytes())));
+    let in_flight = holder.snapshot().unwrap();
+    let stricter = POLICY.replace("\"revision\": \"r1\"", "\"revision\": \"r2\"").replace("\"POST\"]", "\"PUT\"]");
+    assert!(holder.configure(&host, Some(stricter.as_bytes())));
+    assert_eq!(in_flight.revision(), Some("r1"));
+    assert_eq!(holder.snapshot().unwrap().revision(), Some("r2"));
+    let cache = RefCell::default();
+    let req = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    assert_eq!(run(&req, &in_flight, &cache), Flow::Continue);
+}
