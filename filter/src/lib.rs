@@ -2,7 +2,18 @@
 //!
 //! A proxy-wasm HTTP filter that authorizes each request by the client
 //! certificate Envoy verified on the connection, with the
-//! [`mtls_authz_policy`] engine.
+//! [`mtls_authz_policy`] engine. The plugin `configuration` is the policy
+//! document; a policy that does not compile is refused, so Envoy keeps the
+//! last good one (or does not start).
+//!
+//! On allow the upstream gets `x-mtls-authz-principal` and `x-mtls-authz-rule`
+//! (set by the filter only: client copies are removed); on deny the client gets
+//! a 403 with a JSON body. In dry-run mode denials are logged, counted and
+//! marked with `x-mtls-authz-dry-run: deny`, but let through.
+//!
+//! Layout, after Kuadrant's wasm-shim: the logic is plain Rust over the
+//! [`host::Host`] trait, so it is unit-tested natively with a mock; only
+//! [`wasm`] touches the proxy-wasm ABI.
 //!
 //! - [`host`]: the `Host` trait and metric names.
 //! - [`root`]: loading the policy from the plugin configuration.
@@ -10,6 +21,7 @@
 //! - [`cache`]: bounded per-VM cache of parsed certificates.
 //! - [`respond`]: the 403 body and the decision log line.
 //! - [`escape`]: making certificate and request content safe for headers and logs.
+//! - [`wasm`]: the proxy-wasm adapter.
 
 pub mod cache;
 pub mod escape;
@@ -17,6 +29,14 @@ pub mod host;
 pub mod http;
 pub mod respond;
 pub mod root;
+pub mod wasm;
 
 #[cfg(test)]
 mod tests;
+
+// The entry point Envoy calls when it starts the VM. Only for the Wasm build:
+// a native build (tests, clippy) must not export `_initialize`.
+#[cfg(target_arch = "wasm32")]
+proxy_wasm::main! {{
+    wasm::register();
+}}
