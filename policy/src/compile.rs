@@ -329,6 +329,11 @@ mod tests {
         assert!(!p.decide(Some(&id), "GET", "/accounts/orders/invoices").is_allowed());
         let no_path = Identity { uri_sans: vec!["spiffe://billing".into()], ..Identity::default() };
         assert!(!p.decide(Some(&no_path), "GET", "/accounts/billing").is_allowed());
+        let two = Identity {
+            uri_sans: vec!["spiffe://shop.test/ns/prod/sa/billing".into(), "spiffe://shop.test/ns/prod/sa/orders".into()],
+            ..Identity::default()
+        };
+        assert!(!p.decide(Some(&two), "GET", "/accounts/orders/x").is_allowed(), "several URI SANs are ambiguous");
     }
 
     #[test]

@@ -147,9 +147,12 @@ pub(crate) fn placeholder_matches(identity: &Identity, placeholder: Placeholder,
     match placeholder {
         Placeholder::Cn => identity.common_name().is_some_and(|cn| usable_in_path(cn) && cn == segment),
         Placeholder::DnsSan => identity.dns_sans.iter().any(|d| usable_in_path(d) && d == segment),
-        Placeholder::UriSanLastSegment => {
-            identity.uri_sans.iter().filter_map(|u| uri_last_segment(u)).any(|s| usable_in_path(s) && s == segment)
-        }
+        // SPIFFE SVIDs carry exactly one URI SAN. With several, which one names
+        // "its own" resource is ambiguous, so none does.
+        Placeholder::UriSanLastSegment => match identity.uri_sans.as_slice() {
+            [only] => uri_last_segment(only).is_some_and(|s| usable_in_path(s) && s == segment),
+            _ => false,
+        },
     }
 }
 

@@ -124,8 +124,9 @@ pub enum Placeholder {
     Cn,
     /// `{dns_san}`: any one of the DNS SANs.
     DnsSan,
-    /// `{uri_san_last_segment}`: the last path segment of any URI SAN
-    /// (`spiffe://t/ns/prod/sa/order` → `order`).
+    /// `{uri_san_last_segment}`: the last path segment of the certificate's
+    /// only URI SAN (`spiffe://t/ns/prod/sa/order` → `order`); a certificate
+    /// with several URI SANs has no value for it.
     UriSanLastSegment,
 }
 
