@@ -23,7 +23,8 @@ use crate::respond::{self, Event, Facts};
 
 /// Who the caller is, for the upstream: the identity's display name.
 pub const PRINCIPAL_HEADER: &str = "x-mtls-authz-principal";
-/// Which rule let the request through (`default` when the default did).
+/// Which rule decided (`default` when no rule did). On a dry-run deny that is
+/// the rule that *would* have denied, next to [`DRY_RUN_HEADER`].
 pub const RULE_HEADER: &str = "x-mtls-authz-rule";
 /// Present (`deny`) only when a dry-run policy would have denied the request.
 pub const DRY_RUN_HEADER: &str = "x-mtls-authz-dry-run";
