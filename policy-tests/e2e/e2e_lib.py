@@ -318,9 +318,12 @@ class Gateway:
     extra: dict = field(default_factory=dict)
 
     def context(self, identity, tls_version=None):
+        """TLS client context; `identity` is a cert name in the certs dir, a Path stem
+        (`<stem>.crt` + `<stem>.key`), or None for no client certificate."""
         ctx = ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
         if identity:
-            ctx.load_cert_chain(str(self.certs / ("%s.crt" % identity)), str(self.certs / ("%s.key" % identity)))
+            stem = identity if isinstance(identity, Path) else self.certs / identity
+            ctx.load_cert_chain(str(stem) + ".crt", str(stem) + ".key")
         if tls_version == "1.2":
             ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         elif tls_version == "1.3":
@@ -400,3 +403,26 @@ def policy_with(**top_level):
     doc = json.loads(POLICY_FILE.read_text())
     doc.update(top_level)
     return json.dumps(doc, indent=2) + "\n"
+
+
+def issue_client_cert(certs, out_stem, subject, san=None):
+    """Sign a fresh clientAuth certificate with the dev CA in `certs`; returns the Path stem.
+
+    For tests that need a certificate no Envoy worker has seen yet.
+    """
+    out_stem = Path(out_stem)
+    ext = out_stem.with_suffix(".ext")
+    lines = ["basicConstraints = critical, CA:FALSE", "keyUsage = critical, digitalSignature",
+             "extendedKeyUsage = clientAuth"]
+    if san:
+        lines.append("subjectAltName = %s" % san)
+    ext.write_text("\n".join(lines) + "\n")
+    key, csr, crt = (str(out_stem) + s for s in (".key", ".csr", ".crt"))
+    run = lambda *a: subprocess.run(a, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,  # noqa: E731
+                                    timeout=30)
+    run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", key, "-subj", subject, "-out", csr)
+    run("openssl", "x509", "-req", "-in", csr, "-CA", str(Path(certs) / "ca.crt"), "-CAkey",
+        str(Path(certs) / "ca.key"), "-set_serial", str(int.from_bytes(os.urandom(12), "big")), "-days", "2",
+        "-extfile", str(ext), "-out", crt)
+    return out_stem
