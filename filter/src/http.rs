@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use mtls_authz_policy::{CompiledPolicy, Decision, Identity, PathRejection, Reason, Verdict};
+use mtls_authz_policy::{CompiledPolicy, Decision, Identity, PathRejection, Reason};
 
 use crate::cache::{Entry, IdentityCache};
 use crate::escape;
@@ -80,13 +80,6 @@ impl Request {
     }
 }
 
-/// A deny that dry-run mode does not soften: for failures of the filter
-/// itself, where letting the request through would mean forwarding it
-/// without the identity headers the upstream expects.
-fn internal_deny() -> Decision<'static> {
-    Decision { verdict: Verdict::Deny, enforced: Verdict::Deny, rule: None, reason: Reason::Internal }
-}
-
 /// Handle the request headers. `policy` is the snapshot this request is judged by
 /// (`None` only if the VM never loaded one, which Envoy should not allow).
 pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, cache: &RefCell<IdentityCache>) -> Flow {
@@ -94,7 +87,7 @@ pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, ca
     let Some(policy) = policy else {
         host.increment(Metric::Errors);
         host.log(Level::Error, "mtls-authz: no policy loaded in this VM; refusing the request");
-        return deny(host, false, &internal_deny(), &request.facts(None));
+        return deny(host, false, &Decision::internal_error(), &request.facts(None));
     };
     let decision = match evaluate(host, policy, cache, &mut request) {
         Ok(decision) => decision,
@@ -102,7 +95,7 @@ pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, ca
         Err(Failure::Internal(e)) => {
             host.increment(Metric::Errors);
             host.log(Level::Error, &format!("mtls-authz: internal error, refusing the request: {e}"));
-            internal_deny()
+            Decision::internal_error()
         }
     };
     let facts = request.facts(Some(policy));
@@ -120,7 +113,7 @@ pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, ca
             Err(e) => {
                 host.increment(Metric::Errors);
                 host.log(Level::Error, &format!("mtls-authz: internal error, refusing the request: {e}"));
-                return deny(host, policy.policy().deny_response.details, &internal_deny(), &facts);
+                return deny(host, policy.policy().deny_response.details, &Decision::internal_error(), &facts);
             }
         }
     }

@@ -106,6 +106,15 @@ impl Decision<'_> {
     }
 }
 
+impl Decision<'static> {
+    /// A deny that dry-run mode does not soften, for failures of the proxy
+    /// adapter itself: letting such a request through would forward it
+    /// without the identity headers the upstream relies on.
+    pub const fn internal_error() -> Decision<'static> {
+        Decision { verdict: Verdict::Deny, enforced: Verdict::Deny, rule: None, reason: Reason::Internal }
+    }
+}
+
 pub(crate) fn make_decision<'p>(mode: Mode, verdict: Verdict, rule: Option<&'p str>, reason: Reason) -> Decision<'p> {
     let enforced = if mode == Mode::DryRun { Verdict::Allow } else { verdict };
     Decision { verdict, enforced, rule, reason }

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions; a panic here is a failed test
 //! The shipped JSON Schema (for editors) and the validator (the authority)
 //! must agree: every valid example passes both, and every structural mistake
 //! an editor can catch is refused by both.
