@@ -81,14 +81,24 @@ show() {
     [ "$who" != "no-cert" ] && cert=(--cert "$CERTS/$who.crt" --key "$CERTS/$who.key")
     echo
     echo "== $who: $method $path $*  (expect $expected)"
-    local status rc=0
-    status=$(curl -sS -o "$WORK/body" -w '%{http_code}' --cacert "$CERTS/ca.crt" "${cert[@]}" \
+    local status version rc=0
+    # HTTP/1.1 by default: over HTTP/2, Envoy answers a denied request before
+    # the client has sent its body and then resets the stream (RFC 9113 8.1
+    # allows it), which curl 7.88 reports as error 92 instead of the 403. The
+    # last request below shows a (body-less) deny over HTTP/2.
+    status=$(curl -sS -v -o "$WORK/body" -w '%{http_code} %{http_version}' --http1.1 --cacert "$CERTS/ca.crt" "${cert[@]}" \
         -X "$method" "$@" "$BASE$path" 2>"$WORK/curl.err") || rc=$?
     if [ "$rc" != 0 ]; then
-        echo "   connection failed (curl exit $rc): $(tr '\n' ' ' <"$WORK/curl.err")"
+        # The TLS alert Envoy sent says why; curl's own summary can mislead
+        # (it calls an expired *client* certificate a server verification failure).
+        local why
+        why=$(grep -oE 'TLS alert, [A-Za-z ]+' "$WORK/curl.err" | head -1 | sed 's/ *$//' || true)
+        [ -n "$why" ] || why=$(grep -E '^curl: ' "$WORK/curl.err" | head -1 || true)
+        echo "   connection refused (curl exit $rc): ${why:-see $WORK/curl.err}"
         status=tls
     else
-        echo "   HTTP $status"
+        read -r status version <<<"$status"
+        echo "   HTTP/$version $status"
         if [ "$status" = 200 ]; then
             # What the upstream received: path and the identity headers the filter set.
             "$PY" -c 'import json,sys
@@ -115,9 +125,12 @@ show 403 unknown-service GET  /api/payment/query
 show 403 order-service   GET  /api/payment/admin/x
 show 403 report-service  POST /api/payment/create -H 'x-mtls-authz-principal: spiffe://shop.test/ns/prod/sa/order' \
     -H 'x-forwarded-client-cert: URI=spiffe://shop.test/ns/prod/sa/order' -d '{}'
-show tls no-cert         GET  /api/payment/query
-show tls expired         GET  /api/payment/query
-show tls untrusted       GET  /api/payment/query
+show 403 unknown-service GET  /api/payment/query --http2
+# TLS 1.2 for the refusals: the server's alert then arrives inside the
+# handshake, so curl can say why (with TLS 1.3 it races the first write).
+show tls no-cert         GET  /api/payment/query --tls-max 1.2
+show tls expired         GET  /api/payment/query --tls-max 1.2
+show tls untrusted       GET  /api/payment/query --tls-max 1.2
 
 echo
 echo "== filter counters (admin /stats?filter=mtls_authz)"

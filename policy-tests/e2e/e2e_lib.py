@@ -44,6 +44,7 @@ METRIC_PREFIX = "wasmcustom.mtls_authz."
 
 PRINCIPAL_HEADER = "x-mtls-authz-principal"
 RULE_HEADER = "x-mtls-authz-rule"
+DRY_RUN_HEADER = "x-mtls-authz-dry-run"  # "deny" when a dry-run policy would have denied
 
 
 # --------------------------------------------------------------------------- processes

@@ -5,7 +5,7 @@ A separate Envoy runs the example policy with "mode": "dry_run".
 
 import pytest
 
-from e2e_lib import PRINCIPAL_HEADER, metric, policy_with
+from e2e_lib import DRY_RUN_HEADER, PRINCIPAL_HEADER, metric, policy_with
 
 pytestmark = pytest.mark.filter
 
@@ -23,6 +23,7 @@ def test_would_be_denied_request_passes_and_is_counted(dry):
     r = dry.request("unknown-service", "GET", "/api/payment/query")
     assert r.status == 200, r
     assert r.echo["path"] == "/api/payment/query"
+    assert r.upstream_headers(DRY_RUN_HEADER) == ["deny"], r.echo["headers"]
     after = dry.admin.stats()
     assert metric(after, "requests_dry_run_denied") == metric(before, "requests_dry_run_denied") + 1
     assert metric(after, "requests_denied") == metric(before, "requests_denied"), "dry run counted a real denial"
@@ -32,6 +33,8 @@ def test_deny_rule_only_counted(dry):
     before = dry.admin.stats()
     r = dry.request("order-service", "GET", "/api/payment/admin/x")
     assert r.status == 200, r
+    assert r.upstream_headers(DRY_RUN_HEADER) == ["deny"], r.echo["headers"]
+    assert r.upstream_headers("x-mtls-authz-rule") == ["nobody-on-admin"], r.echo["headers"]
     after = dry.admin.stats()
     assert metric(after, "requests_dry_run_denied") == metric(before, "requests_dry_run_denied") + 1
 
@@ -42,6 +45,7 @@ def test_allowed_request_unchanged(dry):
     assert r.status == 200, r
     assert r.upstream_headers(PRINCIPAL_HEADER) == [ORDER_SPIFFE], r.echo["headers"]
     assert r.upstream_headers("x-mtls-authz-rule") == ["orders-create-payment"], r.echo["headers"]
+    assert r.upstream_headers(DRY_RUN_HEADER) == [], r.echo["headers"]
     after = dry.admin.stats()
     assert metric(after, "requests_allowed") == metric(before, "requests_allowed") + 1
 
@@ -54,3 +58,9 @@ def test_forged_identity_not_forwarded_in_dry_run(dry):
     assert r.status == 200, r
     assert ORDER_SPIFFE not in r.upstream_headers(PRINCIPAL_HEADER), r.echo["headers"]
     assert "orders-create-payment" not in r.upstream_headers("x-mtls-authz-rule"), r.echo["headers"]
+
+
+def test_forged_dry_run_marker_removed(dry):
+    r = dry.request("order-service", "POST", "/api/payment/create", headers={DRY_RUN_HEADER: "deny"}, body=b"")
+    assert r.status == 200, r
+    assert r.upstream_headers(DRY_RUN_HEADER) == [], r.echo["headers"]

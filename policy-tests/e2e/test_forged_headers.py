@@ -8,7 +8,7 @@ filter's values (or none), never the client's.
 
 import pytest
 
-from e2e_lib import PRINCIPAL_HEADER, RULE_HEADER, http_request_bytes
+from e2e_lib import DRY_RUN_HEADER, PRINCIPAL_HEADER, RULE_HEADER, http_request_bytes
 
 pytestmark = pytest.mark.filter
 
@@ -19,6 +19,7 @@ FORGED = {
     "x-forwarded-client-cert": FORGED_XFCC,
     PRINCIPAL_HEADER: ORDER_SPIFFE,
     RULE_HEADER: "orders-create-payment",
+    DRY_RUN_HEADER: "deny",
 }
 
 
@@ -28,6 +29,7 @@ def _assert_not_forwarded(r):
     assert ORDER_SPIFFE not in r.upstream_headers(PRINCIPAL_HEADER), got
     assert len(r.upstream_headers(PRINCIPAL_HEADER)) == 1, got
     assert r.upstream_headers(RULE_HEADER) == ["reports-read-payment"], got
+    assert r.upstream_headers(DRY_RUN_HEADER) == [], got
 
 
 def test_forged_headers_do_not_grant_access(gateway):
@@ -52,9 +54,11 @@ def test_forged_header_variants(gateway, variant):
     if variant == "duplicates":
         forged = [(PRINCIPAL_HEADER, ORDER_SPIFFE), (PRINCIPAL_HEADER, ORDER_SPIFFE),
                   (RULE_HEADER, "orders-create-payment"), (RULE_HEADER, "orders-create-payment"),
+                  (DRY_RUN_HEADER, "deny"), (DRY_RUN_HEADER, "deny"),
                   ("x-forwarded-client-cert", FORGED_XFCC), ("x-forwarded-client-cert", FORGED_XFCC)]
     elif variant == "upper-case":
         forged = [(PRINCIPAL_HEADER.upper(), ORDER_SPIFFE), ("X-Mtls-Authz-Rule", "orders-create-payment"),
+                  ("X-MTLS-AUTHZ-DRY-RUN", "deny"),
                   ("X-Forwarded-Client-Cert", FORGED_XFCC)]
     else:
         forged = [(PRINCIPAL_HEADER, "%s, %s" % (ORDER_SPIFFE, ORDER_SPIFFE)),
