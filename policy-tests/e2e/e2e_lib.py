@@ -49,6 +49,17 @@ DRY_RUN_HEADER = "x-mtls-authz-dry-run"  # "deny" when a dry-run policy would ha
 
 # --------------------------------------------------------------------------- processes
 
+def _die_with_parent():
+    """preexec_fn: have Linux SIGTERM the child when the test process dies,
+    even if pytest itself is SIGKILLed (e.g. by a CI timeout), so no Envoy or
+    upstream outlives the run."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort, not on Linux
+        pass
+
+
 # Envoy's start-up inventory (extension lists, header maps): long and never the clue.
 _NOISE = re.compile(r"\]\[info\]\[main\] \[source/server/server\.cc:\d+\]   ")
 
@@ -74,7 +85,7 @@ class Upstream:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, str(ENVOY_DIR / "upstream.py"), "--host", self.host, "--port", "0"],
-            stdout=subprocess.PIPE, stderr=self._log, start_new_session=True)
+            stdout=subprocess.PIPE, stderr=self._log, start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         line = b""
         while time.monotonic() < deadline and not line.endswith(b"\n"):
@@ -153,7 +164,7 @@ class Envoy:
         self._log.write(("$ %s\n" % " ".join(cmd)).encode())
         self._log.flush()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         return self
 
     def wait_ready(self, timeout=READY_TIMEOUT):
