@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The project's test command: set up, build, Rust tests, then the end-to-end
-# suite against a real Envoy running the built filter. Both test stages run
-# even if the first fails, so one CI run reports everything; the exit status
-# is non-zero if either (or the build) failed. Extra arguments go to pytest
-# (e.g. -k dry_run, -x). Envoy logs and configs of the e2e run are kept in
-# .work/e2e for inspection.
+# The project's test command: set up, build, then every test stage:
+#   1. lints: clippy with warnings denied (the filter and engine deny unwrap/expect/panic);
+#   2. the engine builds for the browser target (wasm32-unknown-unknown);
+#   3. cargo test --workspace (unit, property, CLI and example tests);
+#   4. the end-to-end suite against a real Envoy running the built filter.
+# Every stage runs even if an earlier one fails, so one CI run reports
+# everything; the exit status is non-zero if any failed. Extra arguments go to
+# pytest (e.g. -k dry_run, -x). Envoy logs and configs of the e2e run are kept
+# in .work/e2e for inspection.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -12,14 +15,28 @@ cd "$ROOT"
 bash scripts/build.sh
 
 status=0
-cargo test --workspace || { status=$?; echo "test.sh: cargo test --workspace FAILED (exit $status)" >&2; }
+failed=()
+stage() {
+    local name=$1; shift
+    echo "test.sh: == $name" >&2
+    local rc=0
+    "$@" || rc=$?
+    if [ "$rc" != 0 ]; then
+        echo "test.sh: $name FAILED (exit $rc)" >&2
+        failed+=("$name")
+        status=$rc
+    fi
+}
 
+stage "clippy" cargo clippy --workspace --all-targets -- -D warnings
+stage "engine for wasm32-unknown-unknown" cargo build -p mtls-authz-policy --target wasm32-unknown-unknown
+stage "cargo test" cargo test --workspace
 mkdir -p .work
-e2e=0
-.venv/bin/python -m pytest policy-tests/e2e -v --basetemp "$ROOT/.work/e2e" "$@" || e2e=$?
-if [ "$e2e" != 0 ]; then
-    echo "test.sh: end-to-end suite FAILED (exit $e2e); Envoy logs in .work/e2e" >&2
-    status=$e2e
+stage "end-to-end suite" .venv/bin/python -m pytest policy-tests/e2e -v --basetemp "$ROOT/.work/e2e" "$@"
+
+if [ "$status" = 0 ]; then
+    echo "test.sh: all tests passed" >&2
+else
+    echo "test.sh: FAILED stages: ${failed[*]} (Envoy logs in .work/e2e)" >&2
 fi
-[ "$status" = 0 ] && echo "test.sh: all tests passed" >&2
 exit "$status"
