@@ -7,6 +7,8 @@
 //! * `explain`: for one certificate and request, the decision, the rule, the
 //!   reason and every identity field read from the certificate.
 //! * `test`: run a policy against a file of expected decisions, for CI.
+//! * `doctor`: why does an mTLS connection fail? Certificate, key, chain,
+//!   usage, CRL, policy and (with `--connect`) a live handshake, in words.
 //!
 //! Exit status everywhere: 0 success, 1 a negative answer (invalid policy,
 //! failing cases), 2 unusable input. Nothing here panics on bad input: the
@@ -15,6 +17,7 @@
 mod cases;
 mod check;
 mod console;
+mod doctor;
 mod explain;
 mod identity_input;
 mod input;
@@ -81,6 +84,14 @@ enum Command {
     /// Run a policy against a file of test cases; exit 1 if any case fails.
     #[command(after_long_help = cases::FORMAT_HELP)]
     Test(TestArgs),
+    /// Say in plain words why an mTLS connection fails, and how to fix it.
+    ///
+    /// Checks, in handshake order: files parse, key matches certificate,
+    /// validity, chain to --ca, client-auth usage, revocation (--crl), the
+    /// identity the filter sees and the --policy decision, and with --connect
+    /// a real TLS handshake. Exit status: 0 nothing failed (warnings allowed),
+    /// 1 a check failed, 2 unusable command line or unreadable file.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +176,7 @@ fn dispatch(command: Command, console: &mut Console<'_>) -> Exit {
             explain::run(&request, console).map(|()| Exit::Ok)
         }
         Command::Test(args) => runner::run(&args.policy, &args.cases, args.format, args.verbose, console),
+        Command::Doctor(args) => doctor::run(&args, console),
     };
     result.unwrap_or_else(|e| {
         report_input_error(&e.0, console);
