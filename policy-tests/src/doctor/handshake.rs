@@ -867,7 +867,7 @@ fn alert_verdict(alert: AlertDescription, s: &Settings<'_>, a: &Attempt, sent: b
 }
 
 fn cert_required(name: &str, when: &str, had_key: bool) -> Verdict {
-    let why = if had_key { "" } else { " (no --key given)" };
+    let why = if had_key { "" } else { ": no --key given" };
     (
         Status::Fail,
         "client_cert_required",
