@@ -1,0 +1,144 @@
+//! Request paths: arbitrary strings into `canonicalize`.
+//!
+//! Three checks on every input:
+//! 1. it never panics;
+//! 2. an accepted path has the shape `CanonicalPath` documents (leading `/`,
+//!    no empty, `.` or `..` segment, none of `\ ; % ? #`, NUL or a control
+//!    character), and its segments rebuild it;
+//! 3. it agrees with a second, deliberately naive reading of the rules written
+//!    here from the documentation (decode everything, then look at the
+//!    result), on accept/refuse and on the decoded path.
+//!
+//! Idempotence is only asserted where it means something: a path without `%`
+//! comes back as itself (minus query and fragment), and an accepted path,
+//! percent-encoded again byte by byte, canonicalises to the same thing.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mtls_authz_policy::canonical::{MAX_PATH_LEN, MAX_SEGMENTS};
+use mtls_authz_policy::{canonicalize, PathRejection};
+
+/// RFC 3986 pchar minus `;`, as the README describes what may appear raw.
+fn raw_ok(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:@".contains(&b)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// The reference: `Some(decoded)` when the path has one safe reading.
+fn reference(target: &str) -> Option<String> {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    if !path.starts_with('/') || path.len() > MAX_PATH_LEN {
+        return None;
+    }
+    if path == "/" {
+        return Some("/".into());
+    }
+    let mut decoded_segments = Vec::new();
+    for raw in path[1..].split('/') {
+        let bytes = raw.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hi = hex(*bytes.get(i + 1)?)?;
+                let lo = hex(*bytes.get(i + 2)?)?;
+                out.push(hi << 4 | lo);
+                i += 3;
+            } else if raw_ok(bytes[i]) {
+                out.push(bytes[i]);
+                i += 1;
+            } else {
+                return None;
+            }
+        }
+        let seg = String::from_utf8(out).ok()?;
+        if seg.is_empty() || seg == "." || seg == ".." {
+            return None;
+        }
+        if seg.bytes().any(|b| matches!(b, b'/' | b'\\' | b'%' | b';' | b'?' | b'#')) {
+            return None;
+        }
+        // CanonicalPath promises no control characters; `char::is_control` is
+        // C0, DEL and C1 (U+0080..=U+009F: NEL, U+0085, is whitespace and a
+        // line break to Python's str.strip() and str.splitlines()).
+        if seg.chars().any(char::is_control) {
+            return None;
+        }
+        decoded_segments.push(seg);
+    }
+    if decoded_segments.len() > MAX_SEGMENTS {
+        return None;
+    }
+    Some(format!("/{}", decoded_segments.join("/")))
+}
+
+/// Percent-encode every byte that may not stand raw (and `%` itself).
+fn encode(decoded: &str) -> String {
+    let mut out = String::new();
+    for &b in decoded.as_bytes() {
+        if b == b'/' || raw_ok(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn check_shape(input: &str, decoded: &str) {
+    assert!(decoded.starts_with('/'), "{input:?} -> {decoded:?}: no leading '/'");
+    if decoded != "/" {
+        assert!(!decoded.ends_with('/'), "{input:?} -> {decoded:?}: trailing '/'");
+    }
+    assert!(!decoded.contains("//"), "{input:?} -> {decoded:?}: empty segment");
+    for seg in decoded[1..].split('/').filter(|_| decoded != "/") {
+        assert!(seg != "." && seg != "..", "{input:?} -> {decoded:?}: dot segment");
+    }
+    for c in decoded.chars() {
+        assert!(!matches!(c, '\\' | ';' | '%' | '?' | '#' | '\0'), "{input:?} -> {decoded:?}: has {c:?}");
+        // The documented promise: no control characters inside any segment.
+        // char::is_control covers C0, DEL and the C1 range U+0080..=U+009F.
+        assert!(!c.is_control(), "{input:?} -> {decoded:?}: control character {c:?} in a canonical path");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(input) = std::str::from_utf8(data) else { return };
+    let result = canonicalize(input);
+    let expected = reference(input);
+    match &result {
+        Ok(path) => {
+            let decoded = path.as_str();
+            check_shape(input, decoded);
+            let segments: Vec<&str> = path.segments().collect();
+            assert!(segments.len() <= MAX_SEGMENTS);
+            let rebuilt = if segments.is_empty() { "/".to_owned() } else { format!("/{}", segments.join("/")) };
+            assert_eq!(rebuilt, decoded, "segments do not rebuild the path for {input:?}");
+            let without_query = input.split(['?', '#']).next().unwrap_or("");
+            if !without_query.contains('%') {
+                assert_eq!(decoded, without_query, "a path without '%' must come back unchanged");
+            }
+            let again = encode(decoded);
+            if again.len() <= MAX_PATH_LEN {
+                match canonicalize(&again) {
+                    Ok(p) => assert_eq!(p.as_str(), decoded, "re-encoding {decoded:?} as {again:?} changed it"),
+                    Err(e) => panic!("{input:?} -> {decoded:?}, but its re-encoding {again:?} is refused: {e:?}"),
+                }
+            }
+        }
+        Err(reason) => {
+            assert!(!reason.as_str().is_empty());
+            if input.is_empty() {
+                assert_eq!(*reason, PathRejection::Empty);
+            }
+        }
+    }
+    assert_eq!(
+        result.as_ref().ok().map(|p| p.as_str().to_owned()),
+        expected,
+        "canonicalize and the reference reading disagree on {input:?} (engine said {result:?})"
+    );
+});
