@@ -1,0 +1,917 @@
+#!/usr/bin/env python3
+"""mtls-authz benchmark: the filter against what a user would pick instead.
+
+Runs the same load against the same mTLS Envoy set-up with six variants of
+the server-side authorization, interleaved in rounds so that machine noise
+hits every variant alike, and writes bench/results.md (medians of the rounds).
+
+    bash bench/run.sh [--rounds N] [--duration S] [...]   # installs, builds, runs
+    python3 bench/run.py --help                           # the harness alone
+
+Variants (rows):
+  1 none         no authorization filter: the floor
+  2 rbac         Envoy's native RBAC filter, envoy/policy.json translated
+  3 lua          an Envoy Lua filter doing the same (bench/authz.lua)
+  4 wasm-empty   an empty proxy-wasm filter (bench/empty-filter): the fixed Wasm cost
+  5 authz        this project's filter with envoy/policy.json (3 rules)
+  6 authz-10k    this project's filter with 9,997 generated rules + the 3 rules
+
+Modes: `keepalive` (HTTP/1.1 keep-alive end to end) and `newconn` (the client
+sidecar opens a new TLS connection to the server Envoy for every request).
+
+Topology, all on 127.0.0.1:
+  wrk --HTTP/1.1--> client Envoy (sidecar of order-service) --mTLS--> server Envoy
+  (variant filter, then a route-level direct_response 200).
+Every Envoy runs with --concurrency 1 (one worker thread).
+
+Python stdlib only. Every process started here is stopped on exit.
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import statistics
+import string
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TEMPLATES = os.path.join(HERE, "templates")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# (id, key, label)
+VARIANTS = [
+    (1, "none", "no filter"),
+    (2, "rbac", "Envoy RBAC"),
+    (3, "lua", "Envoy Lua"),
+    (4, "wasm-empty", "empty Wasm"),
+    (5, "authz", "mtls-authz, 3 rules"),
+    (6, "authz-10k", "mtls-authz, 10,000 rules"),
+]
+# Profiling rows, not run by default (--variants): the empty filter plus exactly
+# the host calls mtls-authz makes on an allowed request (bench/probe-filter).
+PROBES = {
+    "probe-reads": "method,path,digest",
+    "probe-writes": "set-principal,set-rule,remove-dry-run,metric",
+    "probe-all": "method,path,digest,set-principal,set-rule,remove-dry-run,metric",
+}
+PROFILING_VARIANTS = [
+    (7, "probe-reads", "Wasm, host calls only: 2 header reads + digest property"),
+    (8, "probe-writes", "Wasm, host calls only: 2 header replaces + 1 remove + 1 metric"),
+    (9, "probe-all", "Wasm, host calls only: all 7 of an allowed request"),
+]
+VARIANT_BY_KEY = {v[1]: v for v in VARIANTS + PROFILING_VARIANTS}
+MODES = {
+    "keepalive": "HTTP/1.1 keep-alive",
+    "newconn": "new TLS connection per request",
+}
+LOAD_METHOD, LOAD_PATH = "POST", "/api/payment/create"
+
+# The decision checks every variant must pass before any load is sent:
+# (client identity, method, path, expected status under an authorizing variant).
+# Variants without authorization (none, wasm-empty) must answer 200 to all.
+DECISION_CHECKS = [
+    ("order", "POST", "/api/payment/create", 200),
+    ("order", "GET", "/api/payment/query", 403),
+    ("order", "GET", "/api/payment/admin/x", 403),
+    ("report", "GET", "/api/payment/query", 200),
+    ("report", "GET", "/api/payment/query/42?x=1", 200),
+    ("report", "POST", "/api/payment/create", 403),
+    ("report", "GET", "/api/payment/admin/x", 403),
+]
+AUTHORIZING = {"rbac", "lua", "authz", "authz-10k"}
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print("bench: %s" % msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Templates and policies
+
+
+def load_template(name):
+    with open(os.path.join(TEMPLATES, name), encoding="utf-8") as f:
+        return "\n".join(l for l in f.read().split("\n") if not l.startswith("#@"))
+
+
+def fill(name, **values):
+    try:
+        return string.Template(load_template(name)).substitute(values)
+    except KeyError as e:
+        raise BenchError("template %s: no value for %s" % (name, e)) from None
+
+
+def generate_policy(base_text, total):
+    """envoy/policy.json plus generated rules up to `total` rules.
+
+    Every generated rule belongs to its own service (its own principal and its
+    own path prefix), in a few realistic shapes; every tenth service is also a
+    reader of /api/payment/query/**, so the /api/payment branch of the index is
+    shared with real rules. None of them matches the benchmark request
+    (order-service, POST /api/payment/create), so both policies decide it by
+    the same rule, orders-create-payment.
+    """
+    policy = json.loads(base_text)
+    rules = policy["rules"]
+    for i in range(total - len(rules)):
+        svc = "svc-%05d" % i
+        uri = {"uri_san": "spiffe://shop.test/ns/prod/sa/%s" % svc}
+        shape = i % 10
+        if shape == 0:
+            rule = {"name": "%s-read-payments" % svc, "action": "allow", "principals": [uri],
+                    "paths": ["/api/payment/query/**", "/api/%s/**" % svc], "methods": ["GET"]}
+        elif shape == 1:
+            rule = {"name": "%s-admin-deny" % svc, "action": "deny",
+                    "principals": [{"o": "partners", "cn": svc}],
+                    "paths": ["/api/%s/admin/**" % svc]}
+        elif shape == 2:
+            rule = {"name": "%s-tenants" % svc, "action": "allow",
+                    "principals": [{"dns_san": "*.%s.shop.test" % svc}],
+                    "paths": ["/api/%s/tenants/{cn}/**" % svc], "methods": ["GET", "PUT"]}
+        else:
+            rule = {"name": "%s-items" % svc, "action": "allow",
+                    "principals": [uri, {"cn": svc, "ou": "team-%d" % (i % 97)}],
+                    "paths": ["/api/%s/items" % svc, "/api/%s/items/*/detail" % svc,
+                              "/api/%s/reports/**" % svc],
+                    "methods": ["GET", "POST"]}
+        rules.append(rule)
+    policy["revision"] = "bench-%d-rules" % total
+    if len(rules) != total or len({r["name"] for r in rules}) != total:
+        raise BenchError("policy generator produced %d rules (%d distinct names), wanted %d"
+                         % (len(rules), len({r["name"] for r in rules}), total))
+    return json.dumps(policy, indent=1) + "\n"
+
+
+def server_config(variant, args, paths):
+    key = variant[1]
+    if key == "none":
+        filters = ""
+    elif key == "rbac":
+        filters = load_template("filter-rbac.yaml")
+    elif key == "lua":
+        filters = fill("filter-lua.yaml", lua_path=paths["lua"])
+    elif key == "wasm-empty":
+        filters = fill("filter-wasm.yaml", vm_id="bench_empty", wasm_path=paths["empty_wasm"], policy='""')
+    elif key in PROBES:
+        filters = fill("filter-wasm.yaml", vm_id="bench_probe", wasm_path=paths["probe_wasm"], policy=json.dumps(PROBES[key]))
+    elif key in ("authz", "authz-10k"):
+        with open(paths["policy_" + key], encoding="utf-8") as f:
+            policy = f.read()
+        # A JSON string is a valid YAML double-quoted scalar.
+        filters = fill("filter-wasm.yaml", vm_id="mtls_authz", wasm_path=paths["wasm"], policy=json.dumps(policy))
+    else:
+        raise BenchError("unknown variant %s" % key)
+    return fill("server.yaml", variant=key, cert_dir=paths["certs"], http_filters=filters.rstrip("\n"))
+
+
+def route_name(key, mode):
+    return "%s_%s" % (re.sub(r"[^a-z0-9]", "_", key), mode)
+
+
+def client_config(routes, args, paths):
+    """routes: [(route, server_port, identity, mode)]"""
+    listeners, clusters = [], []
+    for route, port, identity, mode in routes:
+        listeners.append(fill("client-listener.yaml", route=route).rstrip("\n"))
+        clusters.append(fill(
+            "client-cluster.yaml", route=route, server_port=port, identity=identity, cert_dir=paths["certs"],
+            protocol_options="{ max_requests_per_connection: 1 }" if mode == "newconn" else "{}",
+            max_session_keys=0 if args.full_handshakes else 1,
+        ).rstrip("\n"))
+    return fill("client.yaml", listeners="\n".join(listeners), clusters="\n".join(clusters))
+
+
+# ---------------------------------------------------------------------------
+# Processes
+
+
+def _die_with_parent():
+    """In the child before exec: get SIGTERM if this harness dies, even by SIGKILL (Linux)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Procs:
+    """Every child process, stopped (TERM, then KILL) on exit whatever happens."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, name, cmd, log_path):
+        logf = open(log_path, "wb")
+        p = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             preexec_fn=_die_with_parent)
+        logf.close()
+        self.procs.append((name, p))
+        return p
+
+    def stop_all(self):
+        for _, p in self.procs:
+            if p.poll() is None:
+                try:
+                    p.terminate()
+                except OSError:
+                    pass
+        deadline = time.time() + 10
+        for name, p in self.procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                log("%s (pid %d) did not stop; killing it" % (name, p.pid))
+                p.kill()
+                p.wait()
+        self.procs = []
+
+
+class Envoy:
+    def __init__(self, procs, name, config_text, args, work, cpus=None):
+        self.name = name
+        self.dir = os.path.join(work, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.config = os.path.join(self.dir, "envoy.yaml")
+        self.admin_path = os.path.join(self.dir, "admin.address")
+        self.log_path = os.path.join(self.dir, "envoy.log")
+        with open(self.config, "w", encoding="utf-8") as f:
+            f.write(config_text)
+        if os.path.exists(self.admin_path):
+            os.unlink(self.admin_path)
+        cmd = [args.envoy, "-c", self.config, "--concurrency", "1", "--disable-hot-restart",
+               "--admin-address-path", self.admin_path, "-l", args.envoy_log_level]
+        if cpus is not None:
+            cmd = ["taskset", "-c", cpus] + cmd
+        self.proc = procs.start(name, cmd, self.log_path)
+        self.admin = None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log_tail(self, n=30):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def wait_ready(self, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError("Envoy %s exited with %s; log tail:\n%s" % (self.name, self.proc.returncode, self.log_tail()))
+            if self.admin is None and os.path.exists(self.admin_path):
+                with open(self.admin_path) as f:
+                    self.admin = f.read().strip() or None
+            if self.admin:
+                try:
+                    if self.get("/ready").strip() == "LIVE":
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        raise BenchError("Envoy %s not ready after %ds; log tail:\n%s" % (self.name, timeout, self.log_tail()))
+
+    def get(self, path):
+        with urllib.request.urlopen("http://%s%s" % (self.admin, path), timeout=10) as r:
+            return r.read().decode("utf-8", "replace")
+
+    def listener_ports(self):
+        data = json.loads(self.get("/listeners?format=json"))
+        return {l["name"]: l["local_address"]["socket_address"]["port_value"] for l in data["listener_statuses"]}
+
+    def counters(self):
+        out = {}
+        for line in self.get("/stats?usedonly").splitlines():
+            name, sep, value = line.partition(": ")
+            if sep and value.isdigit():
+                out[name] = int(value)
+        return out
+
+    def cpu_seconds(self):
+        return proc_cpu_seconds(self.pid)
+
+    def memory_kib(self):
+        out = {}
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                    out[key] = int(value.split()[0])
+        return out
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of a whole process (every thread), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def system_busy_seconds():
+    """CPU time the whole machine spent not idle, in seconds (all cores)."""
+    with open("/proc/stat") as f:
+        parts = f.readline().split()
+    ticks = [int(x) for x in parts[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    # guest time is already inside user time
+    busy = sum(ticks[:8]) - idle
+    return busy / CLK_TCK
+
+
+def children_cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def delta(after, before, key):
+    return after.get(key, 0) - before.get(key, 0)
+
+
+def sum_matching(counters, pattern):
+    rx = re.compile(pattern)
+    return sum(v for k, v in counters.items() if rx.search(k))
+
+
+# ---------------------------------------------------------------------------
+# Load
+
+
+def http_status(port, method, path, body=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        headers = {"content-type": "application/json"} if body is not None else {}
+        conn.request(method, path, body=body, headers=headers)
+        r = conn.getresponse()
+        r.read()
+        return r.status
+    finally:
+        conn.close()
+
+
+def run_wrk(args, port, duration, pin_cpus):
+    cmd = ["wrk", "-t1", "-c%d" % args.connections, "-d%ds" % duration, "--timeout", "5s", "--latency",
+           "-s", os.path.join(HERE, "wrk.lua"), "http://127.0.0.1:%d%s" % (port, LOAD_PATH)]
+    if pin_cpus is not None:
+        cmd = ["taskset", "-c", pin_cpus] + cmd
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=duration + 60,
+                         check=False).stdout.decode("utf-8", "replace")
+    m = re.search(r"^BENCH-JSON (.*)$", out, re.M)
+    if not m:
+        raise BenchError("wrk printed no result line:\n%s" % out)
+    result = json.loads(m.group(1))
+    m2 = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx_3xx"] = int(m2.group(1)) if m2 else 0
+    result["output"] = out
+    return result
+
+
+def one_run(args, variant, mode, server, client, port, duration, pin):
+    key = variant[1]
+    route = route_name(key, mode)
+    s_before, c_before = server.counters(), client.counters()
+    sys_before = system_busy_seconds()
+    cpu_s0, cpu_c0, cpu_w0 = server.cpu_seconds(), client.cpu_seconds(), children_cpu_seconds()
+    t0 = time.monotonic()
+    wrk = run_wrk(args, port, duration, pin["wrk"])
+    wall = time.monotonic() - t0
+    cpu_s1, cpu_c1, cpu_w1 = server.cpu_seconds(), client.cpu_seconds(), children_cpu_seconds()
+    sys_after = system_busy_seconds()
+    time.sleep(0.2)  # let the requests in flight when wrk stopped finish, so the counters agree
+    s_after, c_after = server.counters(), client.counters()
+
+    completed = delta(s_after, s_before, "http.bench.downstream_rq_completed")
+    classes = ("1xx", "3xx", "4xx", "5xx")
+    bad = sum(delta(s_after, s_before, "http.bench.downstream_rq_" + c) for c in classes)
+    client_bad = sum(delta(c_after, c_before, "http.%s.downstream_rq_%s" % (route, c)) for c in classes)
+    # Requests cut off when wrk stopped may be counted on one side of a counter and not the other.
+    slack = args.connections
+    conns = (sum_matching(s_after, r"^listener\.127\.0\.0\.1_\d+\.downstream_cx_total$")
+             - sum_matching(s_before, r"^listener\.127\.0\.0\.1_\d+\.downstream_cx_total$"))
+    resumed = (sum_matching(s_after, r"^listener\.127\.0\.0\.1_\d+\.ssl\.session_reused$")
+               - sum_matching(s_before, r"^listener\.127\.0\.0\.1_\d+\.ssl\.session_reused$"))
+    handshakes = (sum_matching(s_after, r"^listener\.127\.0\.0\.1_\d+\.ssl\.handshake$")
+                  - sum_matching(s_before, r"^listener\.127\.0\.0\.1_\d+\.ssl\.handshake$"))
+
+    problems = []
+    errs = wrk["errors"]
+    if any(errs.values()) or wrk["non_2xx_3xx"]:
+        problems.append("wrk saw errors %s, non-2xx/3xx %d" % (errs, wrk["non_2xx_3xx"]))
+    if wrk["requests"] == 0:
+        problems.append("no request completed")
+    if bad or client_bad:
+        problems.append("non-2xx answers: %d from the server Envoy, %d from the client sidecar" % (bad, client_bad))
+    if completed < wrk["requests"]:
+        problems.append("server Envoy completed %d requests, fewer than wrk's %d" % (completed, wrk["requests"]))
+    # The filter under test really ran on every request.
+    if key == "rbac":
+        # Two RBAC filters (deny rules, then allow rules) share the stat prefix: each counts every request.
+        allowed = delta(s_after, s_before, "http.bench.rbac.allowed")
+        if abs(allowed - 2 * completed) > 2 * slack:
+            problems.append("the two RBAC filters allowed %d times for %d requests" % (allowed, completed))
+    if key in ("authz", "authz-10k"):
+        allowed = delta(s_after, s_before, "wasmcustom.mtls_authz.requests_allowed")
+        if abs(allowed - completed) > slack:
+            problems.append("mtls-authz counted %d allowed of %d requests" % (allowed, completed))
+    if key in PROBES and "metric" in PROBES[key]:
+        counted = delta(s_after, s_before, "wasmcustom.bench_probe.requests")
+        m = re.search(r"metric\*(\d+)", PROBES[key])
+        per_request = int(m.group(1)) if m else 1
+        if abs(counted - per_request * completed) > per_request * slack:
+            problems.append("the probe filter counted %d of %d requests" % (counted, completed))
+    if key == "lua" and delta(s_after, s_before, "http.bench.lua.errors"):
+        problems.append("Lua script errors: %d" % delta(s_after, s_before, "http.bench.lua.errors"))
+    if mode == "newconn" and conns < 0.95 * completed:
+        problems.append("new-connection mode made only %d connections for %d requests" % (conns, completed))
+    if problems:
+        raise BenchError("%s/%s: %s\nwrk output:\n%s" % (key, mode, "; ".join(problems), wrk["output"]))
+
+    ours = (cpu_s1 - cpu_s0) + (cpu_c1 - cpu_c0) + (cpu_w1 - cpu_w0)
+    return {
+        "variant": key,
+        "mode": mode,
+        "requests": wrk["requests"],
+        "rps": wrk["requests"] / (wrk["duration_us"] / 1e6),
+        "p50_us": wrk["latency_us"]["p50"],
+        "p90_us": wrk["latency_us"]["p90"],
+        "p99_us": wrk["latency_us"]["p99"],
+        "server_completed": completed,
+        "server_cpu_us": (cpu_s1 - cpu_s0) * 1e6 / completed,
+        "client_cpu_us": (cpu_c1 - cpu_c0) * 1e6 / completed,
+        "wrk_cpu_us": (cpu_w1 - cpu_w0) * 1e6 / completed,
+        "cores_used": ours / wall,
+        "foreign_cores": max(0.0, (sys_after - sys_before) - ours) / wall,
+        "connections_per_request": conns / completed,
+        "tls_handshakes": handshakes,
+        "tls_resumed": resumed,
+    }
+
+
+# ---------------------------------------------------------------------------
+# Report
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def fmt_ratio(a, b):
+    if not b or a != a or b != b:
+        return "n/a"
+    return "%.3f" % (a / b)
+
+
+def machine_info(args):
+    def cmd_out(cmd):
+        try:
+            return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30,
+                                  check=False).stdout.decode().strip()
+        except OSError as e:
+            return "unavailable (%s)" % e
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    envoy_version = cmd_out([args.envoy, "--version"])
+    m = re.search(r"/(\d+\.\d+\.\d+)/(\w+)/(\w+)/(\w+)", envoy_version)
+    envoy_version = "%s (%s, %s)" % (m.group(1), m.group(3), m.group(4)) if m else envoy_version
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory": "%.1f GiB" % (mem_kib / 1024 / 1024),
+        "kernel": platform.release(),
+        "envoy": envoy_version,
+        "wrk": cmd_out(["wrk", "--version"]).splitlines()[0].split(" Copyright")[0] if shutil.which("wrk") else "missing",
+        "rustc": cmd_out(["rustc", "--version"]),
+        "commit": cmd_out(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]),
+        "dirty": bool(cmd_out(["git", "-C", ROOT, "status", "--porcelain", "--", "filter", "policy"])),
+    }
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def busiest_processes(exclude_pids, n=3):
+    """The processes other than ours that used the most CPU, for the busy-machine note."""
+    out = subprocess.run(["ps", "-eo", "pid,pcpu,comm", "--sort=-pcpu", "--no-headers"],
+                         stdout=subprocess.PIPE, check=False).stdout.decode()
+    rows = []
+    for line in out.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) == 3 and int(parts[0]) not in exclude_pids and parts[2] not in ("ps",):
+            rows.append("%s %s%%" % (parts[2], parts[1]))
+        if len(rows) >= n:
+            break
+    return ", ".join(rows)
+
+
+def write_results(path, ctx):
+    args, runs, info = ctx["args"], ctx["runs"], ctx["machine"]
+    L = []
+    L.append("# mtls-authz benchmark results")
+    L.append("")
+    L.append("Generated by `%s` on %s. Medians of %d interleaved rounds of %d s per variant and mode; "
+             "how to read this and what each row is: [bench/README.md](README.md)."
+             % (ctx["command"], ctx["date"], args.rounds, args.duration))
+    L.append("")
+    L.append("## Machine")
+    L.append("")
+    L.append("| | |")
+    L.append("|---|---|")
+    L.append("| CPU | %s × %d (`nproc`), %s RAM |" % (info["cpu"], info["nproc"], info["memory"]))
+    L.append("| kernel | %s |" % info["kernel"])
+    L.append("| Envoy | %s, V8 Wasm runtime, `--concurrency 1` |" % info["envoy"])
+    L.append("| load generator | %s, 1 thread, %d connections |" % (info["wrk"], args.connections))
+    L.append("| filter | commit %s%s, built by `scripts/build.sh` (%s) |"
+             % (info["commit"], " + uncommitted changes in filter/ or policy/" if info["dirty"] else "", info["rustc"]))
+    L.append("| CPU placement | %s |" % ctx["placement"])
+    L.append("| TLS | %s |" % ("full handshake on every new connection (`--full-handshakes`)" if args.full_handshakes
+                               else "Envoy defaults: the client sidecar resumes TLS sessions (`max_session_keys: 1`)"))
+    L.append("| load average | before %s, after %s |" % (ctx["load_before"], ctx["load_after"]))
+    fc = [r["foreign_cores"] for r in runs]
+    L.append("| other processes during the runs | median %.2f cores, max %.2f cores busy outside the benchmark (of %d); "
+             "at start: %s |" % (median(fc), max(fc) if fc else float("nan"), info["nproc"], ctx["busy_before"]))
+    L.append("")
+    if ctx["busy"]:
+        L.append("**The machine was busy** (other processes used a median %.2f cores during the runs): "
+                 "absolute numbers are low and noisy; the ratios are more trustworthy because every "
+                 "variant ran in every round, but take small differences (under ~5%%) as noise." % median(fc))
+        L.append("")
+
+    for mode in ctx["modes"]:
+        rows = {}
+        for vid, key, label in ctx["variants"]:
+            rs = [r for r in runs if r["variant"] == key and r["mode"] == mode]
+            if not rs:
+                continue
+            rows[vid] = {
+                "label": label,
+                "n": len(rs),
+                "rps": median([r["rps"] for r in rs]),
+                "rps_min": min(r["rps"] for r in rs),
+                "rps_max": max(r["rps"] for r in rs),
+                "p50": median([r["p50_us"] for r in rs]),
+                "p99": median([r["p99_us"] for r in rs]),
+                "cpu": median([r["server_cpu_us"] for r in rs]),
+                "client_cpu": median([r["client_cpu_us"] + r["wrk_cpu_us"] for r in rs]),
+                "cpr": median([r["connections_per_request"] for r in rs]),
+                "resumed": sum(r["tls_resumed"] for r in rs),
+                "handshakes": sum(r["tls_handshakes"] for r in rs),
+            }
+        ctx.setdefault("rows", {})[mode] = rows
+        L.append("## %s" % MODES[mode].capitalize())
+        L.append("")
+        if mode == "newconn":
+            hs = sum(r["handshakes"] for r in rows.values())
+            rs_ = sum(r["resumed"] for r in rows.values())
+            L.append("Connections to the server Envoy per request: %.2f (median over variants). "
+                     "TLS handshakes: %d, of which %d (%.0f%%) resumed a session."
+                     % (median([r["cpr"] for r in rows.values()]), hs, rs_, 100.0 * rs_ / hs if hs else 0))
+            L.append("")
+        L.append("| # | variant | req/s | p50 ms | p99 ms | server CPU µs/req | server CPU over row 1 µs/req "
+                 "| req/s ÷ row 1 | ÷ row 2 | ÷ row 4 | p99 ÷ row 1 | ÷ row 2 | ÷ row 4 | req/s spread |")
+        L.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        base = {k: rows.get(k) for k in (1, 2, 4)}
+        for vid, row in sorted(rows.items()):
+            def r(field, k):
+                return fmt_ratio(row[field], base[k][field]) if base[k] else "n/a"
+            over = ("%+.1f" % (row["cpu"] - base[1]["cpu"])) if base[1] else "n/a"
+            spread = "%.0f%%" % (100.0 * (row["rps_max"] - row["rps_min"]) / row["rps"]) if row["rps"] else "n/a"
+            L.append("| %d | %s | %.0f | %.2f | %.2f | %.1f | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                vid, row["label"], row["rps"], row["p50"] / 1000, row["p99"] / 1000, row["cpu"], over,
+                r("rps", 1), r("rps", 2), r("rps", 4), r("p99", 1), r("p99", 2), r("p99", 4), spread))
+        L.append("")
+
+    # Targets.
+    L.append("## Targets (issue #5)")
+    L.append("")
+    L.append("| target | " + " | ".join(MODES[m] for m in ctx["modes"]) + " |")
+    L.append("|---|" + "---|" * len(ctx["modes"]))
+    targets = [
+        ("throughput of row 5 ≥ 0.95 × row 4 (empty Wasm)", lambda rw: (rw[5]["rps"] / rw[4]["rps"], 0.95, ">=")),
+        ("throughput of row 5 ≥ row 3 (Lua)", lambda rw: (rw[5]["rps"] / rw[3]["rps"], 1.0, ">=")),
+        ("p99 of row 5 ≤ 1.10 × row 4 (empty Wasm)", lambda rw: (rw[5]["p99"] / rw[4]["p99"], 1.10, "<=")),
+        ("throughput of row 6 (10,000 rules) ≥ 0.95 × row 5 (3 rules)", lambda rw: (rw[6]["rps"] / rw[5]["rps"], 0.95, ">=")),
+        ("p99 of row 6 ≤ 1.05 × row 5", lambda rw: (rw[6]["p99"] / rw[5]["p99"], 1.05, "<=")),
+    ]
+    verdicts = []
+    for name, fn in targets:
+        cells = []
+        for mode in ctx["modes"]:
+            try:
+                value, limit, op = fn(ctx["rows"][mode])
+            except (KeyError, ZeroDivisionError):
+                cells.append("n/a")
+                continue
+            ok = value >= limit if op == ">=" else value <= limit
+            verdicts.append(ok)
+            cells.append("%.3f: **%s**" % (value, "pass" if ok else "FAIL"))
+        L.append("| %s | %s |" % (name, " | ".join(cells)))
+    L.append("")
+
+    # Memory.
+    L.append("## Memory")
+    L.append("")
+    L.append("Resident memory of each server Envoy (one worker, so two Wasm VMs where there is a Wasm filter: "
+             "the main thread's and the worker's), after start-up and the decision checks, and after all the load.")
+    L.append("")
+    L.append("| # | variant | RSS idle MiB | RSS after load MiB | peak RSS MiB | idle over row 1 MiB |")
+    L.append("|---|---|--:|--:|--:|--:|")
+    mem = ctx["memory"]
+    base_idle = mem.get("none", {}).get("idle", {}).get("VmRSS")
+    for vid, key, label in ctx["variants"]:
+        m = mem.get(key)
+        if not m:
+            continue
+        idle, after = m["idle"], m["after"]
+        L.append("| %d | %s | %.1f | %.1f | %.1f | %s |" % (
+            vid, label, idle["VmRSS"] / 1024, after["VmRSS"] / 1024, after["VmHWM"] / 1024,
+            ("%+.1f" % ((idle["VmRSS"] - base_idle) / 1024)) if base_idle else "n/a"))
+    L.append("")
+    L.append("| artefact | size |")
+    L.append("|---|--:|")
+    for name, size in ctx["sizes"]:
+        L.append("| %s | %s |" % (name, "{:,} bytes ({:.0f} KiB)".format(size, size / 1024)))
+    L.append("")
+
+    # Cache proof.
+    cp = ctx.get("cache_proof")
+    if cp:
+        L.append("## Certificate cache")
+        L.append("")
+        L.append("The filter parses a client certificate once per certificate per Wasm VM (cache key: Envoy's "
+                 "SHA-256 digest of the connection's certificate), not once per request or per connection. "
+                 "Counters of the row-5 server Envoy (`/stats`), read %s:" % cp["when"])
+        L.append("")
+        L.append("| counter | value |")
+        L.append("|---|--:|")
+        for k, v in cp["counters"]:
+            L.append("| `%s` | %s |" % (k, "{:,}".format(v)))
+        L.append("")
+        L.append("Parses per allowed request: %s." % cp["ratio"])
+        L.append("")
+
+    # Raw data.
+    L.append("## Every run")
+    L.append("")
+    L.append("<details><summary>%d runs (round, mode, variant)</summary>" % len(runs))
+    L.append("")
+    L.append("| round | mode | variant | req/s | p50 ms | p99 ms | server µs/req | client+wrk µs/req | cores used "
+             "| other cores busy | conn/req |")
+    L.append("|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for r in runs:
+        L.append("| %d | %s | %s | %.0f | %.2f | %.2f | %.1f | %.1f | %.2f | %.2f | %.2f |" % (
+            r["round"], r["mode"], r["variant"], r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000,
+            r["server_cpu_us"], r["client_cpu_us"] + r["wrk_cpu_us"], r["cores_used"], r["foreign_cores"],
+            r["connections_per_request"]))
+    L.append("")
+    L.append("</details>")
+    L.append("")
+    text = "\n".join(L)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return text, verdicts
+
+
+# ---------------------------------------------------------------------------
+# Main
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds (default %(default)s)")
+    ap.add_argument("--duration", type=int, default=5, help="seconds per run (default %(default)s)")
+    ap.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per variant and mode (default %(default)s)")
+    ap.add_argument("--connections", type=int, default=16, help="wrk connections (default %(default)s)")
+    ap.add_argument("--variants", default=",".join(v[1] for v in VARIANTS),
+                    help="comma-separated rows to run (default: the six of the issue, %(default)s); "
+                         "profiling rows: " + ", ".join(v[1] for v in PROFILING_VARIANTS))
+    ap.add_argument("--modes", default="keepalive,newconn", help="comma-separated subset of: keepalive, newconn")
+    ap.add_argument("--pin", action="store_true",
+                    help="pin the server Envoys to CPU 1 and the client Envoy and wrk to CPU 0 "
+                         "(default: no pinning, the scheduler shares both cores among all three)")
+    ap.add_argument("--full-handshakes", action="store_true",
+                    help="disable TLS session resumption in the client sidecar (every new connection does a full handshake)")
+    ap.add_argument("--out", default=os.path.join(HERE, "results.md"), help="results file (default bench/results.md)")
+    ap.add_argument("--work", default=os.path.join(ROOT, ".work", "bench"), help="scratch directory (default .work/bench)")
+    ap.add_argument("--envoy", default=os.environ.get("ENVOY_BIN", os.path.join(ROOT, ".venv", "bin", "envoy")))
+    ap.add_argument("--wasm", default=os.path.join(ROOT, "target", "wasm32-wasip1", "release", "mtls_authz_filter.wasm"))
+    ap.add_argument("--empty-wasm", default=os.path.join(ROOT, "target", "bench", "wasm32-wasip1", "release",
+                                                         "bench_empty_filter.wasm"))
+    ap.add_argument("--probe-wasm", default=os.path.join(ROOT, "target", "bench", "wasm32-wasip1", "release",
+                                                         "bench_probe_filter.wasm"))
+    ap.add_argument("--envoy-log-level", default="warning")
+    ap.add_argument("--command", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    keys = [k.strip() for k in args.variants.split(",") if k.strip()]
+    extra = []
+    for k in keys:
+        if k.startswith("probe:"):
+            # Ad-hoc probe rows for profiling: probe:STEP+STEP+... (steps of bench/probe-filter).
+            PROBES[k] = k[len("probe:"):].replace("+", ",")
+            extra.append((10 + len(extra), k, "Wasm, host calls only: " + PROBES[k]))
+        elif k not in VARIANT_BY_KEY:
+            ap.error("unknown variant %r" % k)
+    args.variant_list = [v for v in VARIANTS + PROFILING_VARIANTS if v[1] in keys] + extra
+    args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for m in args.mode_list:
+        if m not in MODES:
+            ap.error("unknown mode %r" % m)
+    if args.rounds < 1 or args.duration < 1 or args.connections < 1:
+        ap.error("--rounds, --duration and --connections must be positive")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    command = args.command or "python3 bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    work = os.path.abspath(args.work)
+    os.makedirs(work, exist_ok=True)
+    for tool, hint in (("wrk", "apt-get install wrk"), ("taskset", "apt-get install util-linux")):
+        if not shutil.which(tool):
+            raise BenchError("%s not found (%s, or use bench/run.sh)" % (tool, hint))
+    for path, hint in ((args.envoy, "bash scripts/setup.sh"), (args.wasm, "bash scripts/build.sh"),
+                       (args.empty_wasm, "bash bench/run.sh builds it")) + (
+                           ((args.probe_wasm, "bash bench/run.sh builds it"),)
+                           if any(v[1] in PROBES for v in args.variant_list) else ()):
+        if not os.path.exists(path):
+            raise BenchError("missing %s (%s)" % (path, hint))
+
+    certs = os.path.join(work, "certs")
+    subprocess.run(["bash", os.path.join(ROOT, "envoy", "gen-certs.sh"), certs], check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(ROOT, "envoy", "policy.json"), encoding="utf-8") as f:
+        base_policy = f.read()
+    paths = {"certs": certs, "lua": os.path.join(HERE, "authz.lua"), "wasm": os.path.abspath(args.wasm),
+             "empty_wasm": os.path.abspath(args.empty_wasm), "probe_wasm": os.path.abspath(args.probe_wasm),
+             "policy_authz": os.path.join(ROOT, "envoy", "policy.json"),
+             "policy_authz-10k": os.path.join(work, "policy-10k.json")}
+    with open(paths["policy_authz-10k"], "w", encoding="utf-8") as f:
+        f.write(generate_policy(base_policy, 10_000))
+
+    # Both policies must decide the benchmark request by the same rule (checked
+    # with the engine Envoy runs, through the project's CLI when it is built).
+    cli = os.path.join(ROOT, "target", "release", "mtls-authz")
+    if os.path.exists(cli):
+        for key in ("authz", "authz-10k"):
+            out = subprocess.run([cli, "explain", "--policy", paths["policy_" + key], "--cert",
+                                  os.path.join(certs, "order-service.crt"), "--method", LOAD_METHOD, "--path", LOAD_PATH,
+                                  "--format", "json"], stdout=subprocess.PIPE, check=True).stdout
+            rule = json.loads(out).get("rule")
+            if rule != "orders-create-payment":
+                raise BenchError("%s decides the benchmark request by rule %r, not orders-create-payment" % (key, rule))
+    else:
+        log("no %s; skipping the same-rule check of the two policies" % os.path.relpath(cli, ROOT))
+
+    pin = {"server": "1", "client": "0", "wrk": "0"} if args.pin else {"server": None, "client": None, "wrk": None}
+    placement = ("pinned with taskset: server Envoys on CPU 1, client Envoy and wrk on CPU 0" if args.pin else
+                 "not pinned: wrk (1 thread), the client Envoy (1 worker) and the measured server Envoy "
+                 "(1 worker) share both cores as the scheduler sees fit; the idle server Envoys of the "
+                 "other variants stay up and use no measurable CPU")
+    busy_before = busiest_processes(set())
+    load_before = loadavg()
+    procs = Procs()
+
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    try:
+        servers = {}
+        for v in args.variant_list:
+            servers[v[1]] = Envoy(procs, "server-" + v[1], server_config(v, args, paths), args, work, pin["server"])
+        for key, env in servers.items():
+            env.wait_ready(120)
+            env.port = env.listener_ports()["mtls"]
+            log("server %-10s pid %d, mTLS on 127.0.0.1:%d, admin %s" % (key, env.pid, env.port, env.admin))
+
+        routes = []
+        for v in args.variant_list:
+            for mode in args.mode_list:
+                routes.append((route_name(v[1], mode), servers[v[1]].port, "order-service", mode))
+            routes.append((route_name(v[1], "report"), servers[v[1]].port, "report-service", "keepalive"))
+            routes.append((route_name(v[1], "check"), servers[v[1]].port, "order-service", "keepalive"))
+        client = Envoy(procs, "client", client_config(routes, args, paths), args, work, pin["client"])
+        client.wait_ready(60)
+        ports = client.listener_ports()
+        log("client sidecar pid %d, admin %s" % (client.pid, client.admin))
+
+        # Every variant decides the checks as envoy/policy.json says (or allows all, for the non-authorizing rows).
+        for v in args.variant_list:
+            key = v[1]
+            for who, method, path, want in DECISION_CHECKS:
+                expect = want if key in AUTHORIZING else 200
+                port = ports[route_name(key, "report" if who == "report" else "check")]
+                got = http_status(port, method, path, body=b'{"amount": 10}' if method == "POST" else None)
+                if got != expect:
+                    raise BenchError("decision check failed for %s: %s-service %s %s answered %d, expected %d "
+                                     "(server log: %s)" % (key, who, method, path, got, expect, servers[key].log_path))
+        log("decision checks passed for %s" % ", ".join(v[1] for v in args.variant_list))
+        memory = {key: {"idle": env.memory_kib()} for key, env in servers.items()}
+
+        if args.warmup > 0:
+            log("warm-up: %d s per variant and mode" % args.warmup)
+            for mode in args.mode_list:
+                for v in args.variant_list:
+                    one_run(args, v, mode, servers[v[1]], client, ports[route_name(v[1], mode)], args.warmup, pin)
+
+        runs = []
+        cache_proof = None
+        total = args.rounds * len(args.mode_list) * len(args.variant_list)
+        n = 0
+        for rnd in range(args.rounds):
+            for mode in args.mode_list:
+                # Rotate the order every round, so no variant always runs first (or right after another).
+                order = args.variant_list[rnd % len(args.variant_list):] + args.variant_list[:rnd % len(args.variant_list)]
+                for v in order:
+                    n += 1
+                    r = one_run(args, v, mode, servers[v[1]], client, ports[route_name(v[1], mode)], args.duration, pin)
+                    r["round"] = rnd + 1
+                    runs.append(r)
+                    log("[%d/%d] round %d %-9s %-10s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  server %6.1f µs/req  "
+                        "other load %.2f cores" % (n, total, rnd + 1, mode, v[1], r["rps"], r["p50_us"] / 1000,
+                                                   r["p99_us"] / 1000, r["server_cpu_us"], r["foreign_cores"]))
+                    if cache_proof is None and v[1] == "authz" and mode == "keepalive":
+                        c = servers["authz"].counters()
+                        parsed = c.get("wasmcustom.mtls_authz.certificates_parsed", 0)
+                        allowed = c.get("wasmcustom.mtls_authz.requests_allowed", 0)
+                        cx = sum_matching(c, r"^listener\.127\.0\.0\.1_\d+\.downstream_cx_total$")
+                        cache_proof = {
+                            "when": "right after its first measured keep-alive run (warm-up and decision checks included)",
+                            "counters": [("wasmcustom.mtls_authz.certificates_parsed", parsed),
+                                         ("wasmcustom.mtls_authz.requests_allowed", allowed),
+                                         ("wasmcustom.mtls_authz.requests_denied",
+                                          c.get("wasmcustom.mtls_authz.requests_denied", 0)),
+                                         ("listener downstream_cx_total (TLS connections)", cx)],
+                            "ratio": "%d / %d = %.2g" % (parsed, allowed, parsed / allowed if allowed else float("nan")),
+                        }
+                        if parsed == 0 or parsed * 100 > allowed:
+                            raise BenchError("certificate cache proof failed: %d parses for %d allowed requests"
+                                             % (parsed, allowed))
+        if "authz" in servers and cache_proof is not None:
+            c = servers["authz"].counters()
+            parsed = c.get("wasmcustom.mtls_authz.certificates_parsed", 0)
+            allowed = c.get("wasmcustom.mtls_authz.requests_allowed", 0)
+            cx = sum_matching(c, r"^listener\.127\.0\.0\.1_\d+\.downstream_cx_total$")
+            cache_proof["counters"] += [
+                ("at the end of the benchmark (all modes): certificates_parsed", parsed),
+                ("at the end of the benchmark: requests_allowed", allowed),
+                ("at the end of the benchmark: TLS connections", cx)]
+
+        for key, env in servers.items():
+            memory[key]["after"] = env.memory_kib()
+        load_after = loadavg()
+        fc = median([r["foreign_cores"] for r in runs])
+        sizes = [("mtls-authz filter `.wasm` (`%s`)" % os.path.relpath(args.wasm, ROOT), os.path.getsize(args.wasm)),
+                 ("empty filter `.wasm` (`%s`)" % os.path.relpath(args.empty_wasm, ROOT), os.path.getsize(args.empty_wasm)),
+                 ("10,000-rule policy JSON (generated)", os.path.getsize(paths["policy_authz-10k"]))]
+        ctx = {
+            "args": args, "runs": runs, "machine": machine_info(args), "command": command,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "placement": placement, "load_before": load_before, "load_after": load_after,
+            "busy_before": busy_before, "busy": fc > 0.15,
+            "modes": args.mode_list, "variants": args.variant_list, "memory": memory, "sizes": sizes,
+            "cache_proof": cache_proof,
+        }
+        with open(os.path.join(work, "runs.json"), "w", encoding="utf-8") as f:
+            json.dump({"runs": runs, "memory": memory}, f, indent=1)
+        text, verdicts = write_results(args.out, ctx)
+        print(text)
+        log("wrote %s (%d of %d target checks pass)" % (args.out, sum(verdicts), len(verdicts)))
+        return 0
+    finally:
+        procs.stop_all()
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        log("FAILED: %s" % e)
+        sys.exit(1)

