@@ -1,0 +1,142 @@
+//! Host calls only. The plugin configuration is a comma-separated list of
+//! steps, run in order on every request's headers:
+//!
+//! - `method`, `path`: read the `:method` / `:path` header (bytes)
+//! - `digest`: read the `connection.sha256_peer_certificate_digest` property
+//! - `set-principal`, `set-rule`: replace `x-mtls-authz-principal` / `-rule`
+//! - `remove-dry-run`: remove `x-mtls-authz-dry-run`
+//! - `metric`: increment a counter (`wasmcustom.bench_probe.requests`)
+//!
+//! and, to price alternatives the filter does not use (yet):
+//!
+//! - `conn-id`: read the top-level `connection_id` property
+//! - `all-headers`: read every request header in one call
+//!
+//! `STEP*N` repeats a step N times (to price one call above the noise).
+//!
+//! These are the seven calls mtls-authz makes on an allowed request, with the
+//! same `proxy_wasm::hostcalls` functions. Results are read and dropped; a
+//! failed call is ignored. Benchmark profiling only.
+
+use std::rc::Rc;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, MapType, MetricType};
+
+#[derive(Clone, Copy)]
+enum Step {
+    Method,
+    Path,
+    Digest,
+    SetPrincipal,
+    SetRule,
+    RemoveDryRun,
+    Metric,
+    ConnId,
+    AllHeaders,
+}
+
+struct Root {
+    steps: Rc<Vec<Step>>,
+    metric: Option<u32>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let config = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten().unwrap_or_default();
+        let text = String::from_utf8_lossy(&config);
+        let mut steps = Vec::new();
+        for token in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, times) = match token.split_once('*') {
+                Some((name, n)) => match n.parse::<usize>() {
+                    Ok(n) if n > 0 && n <= 1000 => (name, n),
+                    _ => return false,
+                },
+                None => (token, 1),
+            };
+            let step = match name {
+                "method" => Step::Method,
+                "path" => Step::Path,
+                "digest" => Step::Digest,
+                "set-principal" => Step::SetPrincipal,
+                "set-rule" => Step::SetRule,
+                "remove-dry-run" => Step::RemoveDryRun,
+                "metric" => Step::Metric,
+                "conn-id" => Step::ConnId,
+                "all-headers" => Step::AllHeaders,
+                _ => return false,
+            };
+            steps.extend(std::iter::repeat_n(step, times));
+        }
+        if self.metric.is_none() {
+            self.metric = hostcalls::define_metric(MetricType::Counter, "bench_probe.requests").ok();
+        }
+        self.steps = Rc::new(steps);
+        true
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Request { steps: Rc::clone(&self.steps), metric: self.metric }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Request {
+    steps: Rc<Vec<Step>>,
+    metric: Option<u32>,
+}
+
+impl Context for Request {}
+
+impl HttpContext for Request {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let mut seen = 0usize;
+        for step in self.steps.iter() {
+            match step {
+                Step::Method => seen += len(hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, ":method")),
+                Step::Path => seen += len(hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, ":path")),
+                Step::Digest => {
+                    seen += len(hostcalls::get_property(vec!["connection", "sha256_peer_certificate_digest"]))
+                }
+                Step::SetPrincipal => {
+                    let _ = hostcalls::set_map_value(
+                        MapType::HttpRequestHeaders,
+                        "x-mtls-authz-principal",
+                        Some("spiffe://shop.test/ns/prod/sa/order"),
+                    );
+                }
+                Step::SetRule => {
+                    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "x-mtls-authz-rule", Some("orders-create-payment"));
+                }
+                Step::RemoveDryRun => {
+                    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, "x-mtls-authz-dry-run");
+                }
+                Step::Metric => {
+                    if let Some(id) = self.metric {
+                        let _ = hostcalls::increment_metric(id, 1);
+                    }
+                }
+                Step::ConnId => seen += len(hostcalls::get_property(vec!["connection_id"])),
+                Step::AllHeaders => {
+                    seen += hostcalls::get_map_bytes(MapType::HttpRequestHeaders).map_or(0, |h| h.len());
+                }
+            }
+        }
+        std::hint::black_box(seen);
+        Action::Continue
+    }
+}
+
+fn len<E>(r: Result<Option<Vec<u8>>, E>) -> usize {
+    r.ok().flatten().map_or(0, |v| v.len())
+}
+
+proxy_wasm::main! {{
+    proxy_wasm::set_root_context(|_context_id| -> Box<dyn RootContext> { Box::new(Root { steps: Rc::new(Vec::new()), metric: None }) });
+}}
