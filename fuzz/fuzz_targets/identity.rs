@@ -5,7 +5,8 @@
 //! whatever file it is given, so none of these may panic. When a parse
 //! succeeds, the identity must hold what `Identity` documents: the fingerprint
 //! is the SHA-256 of exactly the input (64 lower-case hex digits), the serial
-//! is lower-case hex without leading zeros, DNS SANs are lower-case. The same
+//! is lower-case hex without leading zeros, DNS SANs are lower-case, the subject
+//! and issuer DNs have their control characters escaped. The same
 //! DER wrapped in PEM must give the same identity, and `from_pem_or_der` must
 //! pick the reader the bytes ask for.
 #![no_main]
@@ -58,6 +59,10 @@ fn check(id: &Identity) {
     }
     for s in id.uri_sans.iter().chain(&id.dns_sans).chain(&id.email_sans) {
         assert!(s.is_ascii(), "SANs are IA5 (ASCII): {s:?}");
+    }
+    // The DN strings are for logs and headers: control characters are escaped.
+    for dn in [&id.subject, &id.issuer] {
+        assert!(!dn.chars().any(char::is_control), "DN with a raw control character: {dn:?}");
     }
     assert_eq!(id.common_name().is_some(), id.common_names.len() == 1);
     assert_eq!(id.issuer_common_name().is_some(), id.issuer_common_names.len() == 1);
