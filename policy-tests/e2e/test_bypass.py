@@ -1,0 +1,304 @@
+"""Issue #4: the authorization-bypass suite, through a real Envoy (see BYPASS.md).
+
+One Envoy runs the bypass policy (bypass_cases.BYPASS_POLICY) on two listeners,
+`hardened` (Envoy's path normalisation on: the shipped envoy.yaml) and `raw`
+(all of it off: the filter must hold on its own). Every case of
+bypass_cases.CASES is sent on both, exactly as written (raw TLS socket, curl
+--http2 --request-target, raw HTTP/2 frames), all at once in a thread pool;
+then one test per case and listener checks what happened:
+
+- allowed: 200 from the echo upstream, which received exactly the authorised
+  request target (and a typical backend's reading of it is the resource the
+  policy allowed), with only the filter's identity headers;
+- denied: the filter's 403 with the engine's reason, and the upstream never
+  saw the request (each request carries a unique x-case-id; the upstream,
+  in this process, records every request it gets);
+- Envoy rejection or no response: likewise never at the upstream.
+
+A final test checks the upstream saw nothing but the allowed requests.
+"""
+
+import concurrent.futures
+import os
+import subprocess
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+import bypass_cases as bc
+import rawhttp
+from conftest import EnvoyFactory
+from e2e_lib import DRY_RUN_HEADER, PRINCIPAL_HEADER, RULE_HEADER, render
+
+pytestmark = pytest.mark.filter
+
+WORKERS = 16
+REVISION_HEADER = "x-mtls-authz-policy-revision"  # set by the filter when the policy has a revision
+OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-override", "x-original-url",
+                    "x-rewrite-url")
+
+
+# --------------------------------------------------------------------------- set-up
+
+def _issue(certs, out_dir, name, subject, san, eku):
+    """A client certificate signed by the harness's dev CA (like e2e_lib.issue_client_cert, any EKU)."""
+    stem = Path(out_dir) / name
+    ext = stem.with_suffix(".ext")
+    lines = ["basicConstraints = critical, CA:FALSE", "keyUsage = critical, digitalSignature",
+             "extendedKeyUsage = %s" % eku]
+    if san:
+        lines.append("subjectAltName = %s" % san)
+    ext.write_text("\n".join(lines) + "\n")
+    run = lambda *a: subprocess.run(a, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,  # noqa: E731
+                                    timeout=30)
+    run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", str(stem) + ".key", "-subj", subject, "-out", str(stem) + ".csr")
+    run("openssl", "x509", "-req", "-in", str(stem) + ".csr", "-CA", str(Path(certs) / "ca.crt"), "-CAkey",
+        str(Path(certs) / "ca.key"), "-set_serial", str(int.from_bytes(os.urandom(12), "big")), "-days", "2",
+        "-extfile", str(ext), "-out", str(stem) + ".crt")
+    return stem
+
+
+def _case_id(case, listener, n=1):
+    return "%s@%s" % (case.name, listener) + ("#%d" % n if n > 1 else "")
+
+
+class Bypass:
+    """The running set-up and every outcome: {(case name, listener): Result}."""
+
+    def __init__(self, upstream, ports, certs, stems):
+        self.upstream, self.ports, self.certs, self.stems = upstream, ports, certs, stems
+        self.outcomes = {}
+        self.elapsed = 0.0
+
+    def send(self, case, listener):
+        port = self.ports[listener]
+        cid = _case_id(case, listener)
+        ident = None if case.identity == bc.NO_CERT else self.stems[case.identity]
+        args = ("127.0.0.1", port, self.certs, ident)
+        if case.proto == "h2":
+            return rawhttp.send_curl_h2(*args, case.method, case.target,
+                                        list(case.headers) + [(rawhttp.CASE_HEADER, cid)], body=case.body)
+        if case.proto == "h2f":
+            return rawhttp.send_h2_frames(*args, list(case.h2_headers) + [(rawhttp.CASE_HEADER, cid)], body=case.body)
+        if case.request is not None:
+            req = case.request.replace(b"{cid}", cid.encode()).replace(b"{cid2}", _case_id(case, listener, 2).encode())
+        else:
+            req = rawhttp.h1_request(case.method, case.target, list(case.headers) + [(rawhttp.CASE_HEADER, cid)],
+                                     body=case.body or b"")
+        if case.proto == "h1-resumed":
+            # Warm-up: a request the policy denies, so it never reaches the upstream.
+            warm = rawhttp.h1_request("GET", bc.C, [(rawhttp.CASE_HEADER, cid + "#warm-up")])
+            return rawhttp.send_h1_resumed(*args, req, warm)
+        return rawhttp.send_h1(*args, req, responses=case.responses, head_only=case.method == "HEAD")
+
+    def _timed(self, case, listener):
+        t = time.monotonic()
+        r = self.send(case, listener)
+        r.elapsed = time.monotonic() - t
+        return r
+
+    def run_all(self):
+        start = time.monotonic()
+        jobs = [(c, l) for c in bc.CASES for l in bc.LISTENERS]
+        with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
+            futures = {pool.submit(self._timed, c, l): (c.name, l) for c, l in jobs}
+            for f in concurrent.futures.as_completed(futures):
+                try:
+                    self.outcomes[futures[f]] = f.result()
+                except Exception as e:  # noqa: BLE001 - reported by the case's own test
+                    self.outcomes[futures[f]] = rawhttp.Result(error="client raised %s: %s" % (type(e).__name__, e))
+        self.elapsed = time.monotonic() - start
+
+
+@pytest.fixture(scope="module")
+def bypass(request, envoy_bin, wasm_path, certs, workdir):
+    if not rawhttp.curl_path():
+        pytest.fail("the bypass suite sends HTTP/2 with curl --http2: install curl (apt-get install curl)",
+                    pytrace=False)
+    extra = workdir / "bypass-certs"
+    extra.mkdir(exist_ok=True)
+    stems = {name: Path(certs) / name for name in bc.BUILTIN_CERTS}
+    for name, (subject, san, eku) in bc.EXTRA_CERTS.items():
+        stems[name] = _issue(certs, extra, name, subject, san, eku)
+
+    upstream = rawhttp.RecordingUpstream().start()
+    factory = EnvoyFactory(envoy_bin, wasm_path, certs, upstream, workdir)
+    try:
+        env = factory.start(
+            "bypass", bc.policy_text(), concurrency=2, policy_origin="policy-tests/e2e/bypass_cases.py",
+            listeners=[render.Listener("hardened", "127.0.0.1", 0),
+                       render.Listener("raw", "127.0.0.1", 0, normalize=False)],
+            owner=request.node.nodeid)
+        ports = {l: env.listener_port(l) for l in bc.LISTENERS}
+        b = Bypass(upstream, ports, certs, stems)
+        b.run_all()
+        yield b
+    finally:
+        factory.stop_all()
+        upstream.stop()
+
+
+# --------------------------------------------------------------------------- checks
+
+def backend_view(target):
+    """What a typical backend serves for a request target: the path without its
+    query, percent-decoded, dot segments removed (RFC 3986 5.2.4)."""
+    path = target.split("?", 1)[0]
+    path = urllib.parse.unquote(path, errors="strict")
+    out = []
+    for seg in path.split("/")[1:]:
+        if seg == "..":
+            if out:
+                out.pop()
+        elif seg != ".":
+            out.append(seg)
+    return "/" + "/".join(out)
+
+
+def _filter_403(r, what):
+    assert r.status == 403, "%s: expected the filter's 403, got %s" % (what, r)
+    body = r.json()
+    assert isinstance(body, dict) and body.get("error") == "forbidden", "%s: 403 not from the filter: %s" % (what, r)
+    return body
+
+
+def _assert_not_forwarded(b, cid, what):
+    seen = b.upstream.seen(cid)
+    assert not seen, "%s: BYPASS: the upstream received it: %s" % (what, [(s.method, s.target) for s in seen])
+
+
+def _assert_forwarded(b, case, exp, cid, what):
+    seen = b.upstream.seen(cid)
+    assert len(seen) == 1, "%s: allowed, but the upstream saw it %d times" % (what, len(seen))
+    s = seen[0]
+    assert s.target == exp.upstream, (
+        "%s: BYPASS: allowed as %r but the upstream received %r" % (what, exp.upstream, s.target))
+    assert backend_view(s.target) == exp.resource, (
+        "%s: BYPASS: a backend reads %r as %r, not the authorised %r" % (what, s.target, backend_view(s.target),
+                                                                       exp.resource))
+    assert s.method == case.method, "%s: method %r reached the upstream as %r" % (what, case.method, s.method)
+    hdr = lambda name: [v for k, v in s.headers if k == name]  # noqa: E731
+    assert hdr(RULE_HEADER) == [exp.rule], "%s: x-mtls-authz-rule at the upstream: %s" % (what, hdr(RULE_HEADER))
+    want = bc.PRINCIPALS.get(case.identity)
+    got = hdr(PRINCIPAL_HEADER)
+    assert len(got) == 1 and (want is None or got == [want]), (
+        "%s: x-mtls-authz-principal at the upstream: %s (want [%r])" % (what, got, want))
+    assert hdr(DRY_RUN_HEADER) == [], "%s: forged dry-run header reached the upstream" % what
+    assert hdr(REVISION_HEADER) in ([], [bc.BYPASS_POLICY["revision"]]), (
+        "%s: x-mtls-authz-policy-revision at the upstream: %s" % (what, hdr(REVISION_HEADER)))
+    assert hdr("upgrade") == [] and hdr("http2-settings") == [], "%s: an upgrade reached the upstream" % what
+    assert hdr("x-forwarded-client-cert") == [], "%s: XFCC reached the upstream: %s" % (what,
+                                                                                        hdr("x-forwarded-client-cert"))
+    return s
+
+
+def check(b, case, listener):
+    exp = case.expect(listener)
+    r = b.outcomes[(case.name, listener)]
+    cid = _case_id(case, listener)
+    what = "%s on %s (%s)" % (case.shown(), listener, case.name)
+    if exp.kind == "allow":
+        assert r.status == 200, "%s: expected 200 from the upstream, got %s" % (what, r)
+        if case.method != "HEAD":
+            echo = r.json()
+            assert isinstance(echo, dict) and "path" in echo, "%s: 200 not from the echo upstream: %s" % (what, r)
+        _assert_forwarded(b, case, exp, cid, what)
+    elif exp.kind == "deny":
+        if case.method == "HEAD":
+            assert r.status == 403, "%s: expected 403, got %s" % (what, r)
+        else:
+            body = _filter_403(r, what)
+            assert exp.reason in (body.get("reason") or ""), (
+                "%s: denied for %r, expected %r" % (what, body.get("reason"), exp.reason))
+            assert body.get("rule") == exp.rule, "%s: deny rule %r, expected %r" % (what, body.get("rule"), exp.rule)
+        _assert_not_forwarded(b, cid, what)
+    elif exp.kind == "reject":
+        assert r.status == exp.status, "%s: expected Envoy's %d (%s), got %s" % (what, exp.status, exp.by, r)
+        body = r.json()
+        assert not (isinstance(body, dict) and ("error" in body or "path" in body)), (
+            "%s: %d came from the filter or upstream, not Envoy: %s" % (what, r.status, r))
+        _assert_not_forwarded(b, cid, what)
+    elif exp.kind == "drop":
+        assert r.status is None, "%s: expected no response (%s), got %s" % (what, exp.by, r)
+        _assert_not_forwarded(b, cid, what)
+    elif exp.kind == "deny_or_strip":
+        if r.status == 403:
+            _filter_403(r, what)
+            _assert_not_forwarded(b, cid, what)
+        else:
+            assert r.status == 200, "%s: expected 403 or 200, got %s" % (what, r)
+            s = b.upstream.seen(cid)
+            assert len(s) == 1, "%s: upstream saw it %d times" % (what, len(s))
+            s = s[0]
+            assert s.target.split("?")[0] == exp.upstream, "%s: upstream received %r" % (what, s.target)
+            leaked = [(k, v) for k, v in s.headers if k in OVERRIDE_HEADERS]
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(s.target).query)
+            assert not leaked and "_method" not in query, (
+                "%s: FINDING: allowed as %s %s, but the upstream got the override %s%s: a backend that honours it "
+                "runs a method/path the policy did not allow" % (what, case.method, exp.upstream, leaked,
+                                                                 " and _method=%s" % query["_method"]
+                                                                 if "_method" in query else ""))
+    else:
+        raise AssertionError("unknown expectation %r" % exp.kind)
+    if case.proto == "h1-resumed":
+        assert r.resumed, "%s: the TLS session was not resumed, so resumption was not tested" % what
+    if case.responses > 1:
+        cid2 = _case_id(case, listener, 2)
+        assert len(r.more) == 1, "%s: expected a response to the pipelined request too, got %d" % (what, len(r.more))
+        _filter_403(r.more[0], what + " (pipelined request)")
+        _assert_not_forwarded(b, cid2, what + " (pipelined request)")
+
+
+def _params():
+    out = []
+    for c in bc.CASES:
+        for l in bc.LISTENERS:
+            marks = []
+            if c.finding:
+                marks.append(pytest.mark.xfail(strict=True, reason="finding %s (BYPASS.md): %s" % (c.finding, c.why)))
+            out.append(pytest.param(c, l, id="%s-%s" % (c.name, l), marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("case,listener", _params())
+def test_bypass(bypass, case, listener):
+    check(bypass, case, listener)
+
+
+def test_upstream_saw_only_allowed_requests(bypass):
+    """Across the whole run, the upstream got exactly one request per allowed
+    case and listener, and nothing else (no request without a case id)."""
+    allowed = set()
+    for c in bc.CASES:
+        for l in bc.LISTENERS:
+            exp = c.expect(l)
+            if exp.kind == "allow" or (exp.kind == "deny_or_strip" and bypass.outcomes[(c.name, l)].status == 200):
+                allowed.add(_case_id(c, l))
+    seen, total = bypass.upstream.snapshot()
+    unexpected = sorted(set(seen) - allowed)
+    assert not unexpected, "BYPASS: the upstream received requests that should never reach it: %s" % unexpected
+    assert all(n == 1 for n in seen.values()), {k: n for k, n in seen.items() if n != 1}
+    assert total == sum(seen.values()), "the upstream got %d requests without a case id" % (total - sum(seen.values()))
+
+
+def test_suite_is_fast(bypass):
+    slow = sorted(((getattr(r, "elapsed", 0), k) for k, r in bypass.outcomes.items()), reverse=True)[:5]
+    print("bypass: %d requests in %.1fs; slowest: %s" % (len(bypass.outcomes), bypass.elapsed,
+                                                         ", ".join("%s@%s %.1fs" % (k + (t,)) for t, k in slow)))
+    assert bypass.elapsed < 45, "sending %d requests took %.1fs" % (len(bypass.outcomes), bypass.elapsed)
+
+
+def test_bypass_md_is_current():
+    text = bc.DOC.read_text()
+    assert bc.render_doc(text) == text, ("policy-tests/e2e/BYPASS.md is stale: run "
+                                         "python3 policy-tests/e2e/bypass_cases.py --write-doc")
+
+
+def test_every_path_class_runs_over_http2():
+    path_classes = {"dot", "slashes", "escaped-slash", "fragment", "query", "path-param", "case", "trailing",
+                    "encoding", "baseline"}
+    h2 = {c.cls for c in bc.CASES if c.proto == "h2"}
+    assert path_classes <= h2, "classes without an HTTP/2 case: %s" % sorted(path_classes - h2)
