@@ -37,7 +37,7 @@ pytestmark = pytest.mark.filter
 WORKERS = 16
 REVISION_HEADER = "x-mtls-authz-policy-revision"  # set by the filter when the policy has a revision
 OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-override", "x-original-url",
-                    "x-rewrite-url")
+                    "x-rewrite-url", "x-envoy-original-path")
 
 
 # --------------------------------------------------------------------------- set-up
