@@ -8,6 +8,7 @@
 #   bash bench/run.sh --rounds 2 --duration 2  # a quick look
 #   bash bench/run.sh --help                   # every option
 #   BENCH_SKIP_BUILD=1 bash bench/run.sh ...   # reuse what is built
+#   BENCH_FILTER_REF=HEAD bash bench/run.sh    # measure the filter of a commit, not the working tree
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -34,6 +35,24 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     done
 fi
 
+extra=()
+if [ -n "${BENCH_FILTER_REF:-}" ]; then
+    # The filter exactly as committed at REF, whatever the working tree holds.
+    rev=$(git rev-parse --verify "${BENCH_FILTER_REF}^{commit}")
+    src="$ROOT/.work/bench/src-$rev"
+    if [ ! -d "$src" ]; then
+        mkdir -p "$src.tmp"
+        git archive "$rev" | tar -x -C "$src.tmp"
+        mv "$src.tmp" "$src"
+    fi
+    log "building the filter of commit $rev"
+    cargo build --release -p mtls-authz-filter --target wasm32-wasip1 --manifest-path "$src/Cargo.toml" \
+        --target-dir target/bench-ref
+    extra=(--wasm target/bench-ref/wasm32-wasip1/release/mtls_authz_filter.wasm --filter-commit "$rev")
+fi
+
 PY="$ROOT/.venv/bin/python"
 [ -x "$PY" ] || PY=python3
-exec "$PY" bench/run.py --command "bash bench/run.sh${*:+ $*}" "$@"
+cmd="bash bench/run.sh${*:+ $*}"
+[ -n "${BENCH_FILTER_REF:-}" ] && cmd="BENCH_FILTER_REF=${BENCH_FILTER_REF} $cmd"
+exec "$PY" bench/run.py --command "$cmd" "${extra[@]}" "$@"
