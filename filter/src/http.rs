@@ -28,9 +28,14 @@ pub const PRINCIPAL_HEADER: &str = "x-mtls-authz-principal";
 pub const RULE_HEADER: &str = "x-mtls-authz-rule";
 /// Present (`deny`) only when a dry-run policy would have denied the request.
 pub const DRY_RUN_HEADER: &str = "x-mtls-authz-dry-run";
+/// The `revision` of the policy that judged the request, so that during a
+/// reload an operator can tell which version decided: on the upstream request
+/// when it is let through, and on the 403 when the policy shows deny details.
+/// Absent when the policy has no revision.
+pub const REVISION_HEADER: &str = "x-mtls-authz-policy-revision";
 
 /// The headers this filter owns: whatever the client sent under these names is dropped.
-pub const OWN_HEADERS: [&str; 3] = [PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER];
+pub const OWN_HEADERS: [&str; 4] = [PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER, REVISION_HEADER];
 
 const DIGEST_PROPERTY: [&str; 2] = ["connection", "sha256_peer_certificate_digest"];
 const CERTIFICATE_PROPERTY: [&str; 2] = ["connection", "peer_certificate"];
@@ -100,7 +105,7 @@ pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, ca
     };
     let facts = request.facts(Some(policy));
     if decision.is_allowed() {
-        match forward(host, &decision, request.identity.as_deref()) {
+        match forward(host, &decision, request.identity.as_deref(), policy.revision()) {
             Ok(()) => {
                 if decision.is_dry_run_deny() {
                     host.increment(Metric::RequestsDryRunDenied);
@@ -214,13 +219,22 @@ fn parse_peer_certificate<H: Host>(host: &H, digest: &str) -> Result<Entry, Fail
 
 /// Let the request through, carrying the filter's (and only the filter's)
 /// headers. Replacing drops every client-sent copy, duplicates included.
-fn forward<H: Host>(host: &H, decision: &Decision<'_>, identity: Option<&Identity>) -> Result<(), HostError> {
+fn forward<H: Host>(
+    host: &H,
+    decision: &Decision<'_>,
+    identity: Option<&Identity>,
+    revision: Option<&str>,
+) -> Result<(), HostError> {
     match identity {
         Some(identity) => host.replace_request_header(PRINCIPAL_HEADER, &escape::header_value(identity.display_name()))?,
         // Dry run without a certificate: nobody to name, and nobody may be named by the client.
         None => host.remove_request_header(PRINCIPAL_HEADER)?,
     }
     host.replace_request_header(RULE_HEADER, &escape::header_value(decision.rule_label()))?;
+    match revision {
+        Some(revision) => host.replace_request_header(REVISION_HEADER, &escape::header_value(revision))?,
+        None => host.remove_request_header(REVISION_HEADER)?,
+    }
     if decision.is_dry_run_deny() {
         host.replace_request_header(DRY_RUN_HEADER, "deny")
     } else {
@@ -240,7 +254,13 @@ fn deny<H: Host>(host: &H, details: bool, decision: &Decision<'_>, facts: &Facts
     }
     host.log(Level::Info, &respond::log_line(Event::Deny, facts, decision));
     let body = respond::deny_body(details, decision);
-    if let Err(e) = host.send_response(403, &[("content-type", "application/json")], &body) {
+    // The revision is a detail too: an internet-facing policy (details off) does not show it.
+    let revision = facts.revision.filter(|_| details).map(escape::header_value);
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(revision) = revision.as_deref() {
+        headers.push((REVISION_HEADER, revision));
+    }
+    if let Err(e) = host.send_response(403, &headers, &body) {
         // Nothing more can be done; Stop still keeps the request from the upstream.
         host.increment(Metric::Errors);
         host.log(Level::Error, &format!("mtls-authz: could not send the 403: {e}"));

@@ -6,9 +6,10 @@
 //! document; a policy that does not compile is refused, so Envoy keeps the
 //! last good one (or does not start).
 //!
-//! On allow the upstream gets `x-mtls-authz-principal` and `x-mtls-authz-rule`
-//! (set by the filter only: client copies are removed); on deny the client gets
-//! a 403 with a JSON body. In dry-run mode denials are logged, counted and
+//! On allow the upstream gets `x-mtls-authz-principal` and `x-mtls-authz-rule`,
+//! and `x-mtls-authz-policy-revision` when the policy has a `revision` (set by
+//! the filter only: client copies are removed); on deny the client gets a 403
+//! with a JSON body (and the revision header, unless the policy hides details). In dry-run mode denials are logged, counted and
 //! marked with `x-mtls-authz-dry-run: deny`, but let through.
 //!
 //! Layout, after Kuadrant's wasm-shim: the logic is plain Rust over the

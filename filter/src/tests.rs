@@ -10,7 +10,7 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 
 use crate::cache::{Entry, IdentityCache};
 use crate::host::{Host, HostError, Level, Metric};
-use crate::http::{on_request_headers, Flow, DRY_RUN_HEADER, PRINCIPAL_HEADER, RULE_HEADER};
+use crate::http::{on_request_headers, Flow, DRY_RUN_HEADER, PRINCIPAL_HEADER, REVISION_HEADER, RULE_HEADER};
 use crate::root::{PolicyHolder, REJECTED_PREFIX};
 
 // ---------------------------------------------------------------------------
@@ -66,8 +66,16 @@ impl MockHost {
     fn body_json(&self) -> serde_json::Value {
         let response = self.response.borrow();
         let (_, headers, body) = response.as_ref().expect("a local response");
-        assert_eq!(headers, &[("content-type".to_string(), "application/json".to_string())]);
+        assert_eq!(headers.first(), Some(&("content-type".to_string(), "application/json".to_string())));
+        assert!(headers.iter().skip(1).all(|(n, _)| n == REVISION_HEADER), "{headers:?}");
         serde_json::from_slice(body).expect("JSON body")
+    }
+
+    /// The local response's headers named `name`.
+    fn response_header(&self, name: &str) -> Vec<String> {
+        let response = self.response.borrow();
+        let (_, headers, _) = response.as_ref().expect("a local response");
+        headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect()
     }
 
     fn logs_containing(&self, needle: &str) -> Vec<String> {
@@ -202,6 +210,7 @@ fn allow_sets_principal_and_rule() {
     assert_eq!(host.status(), None);
     assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
     assert_eq!(host.header_values(RULE_HEADER), ["orders-create-payment"]);
+    assert_eq!(host.header_values(REVISION_HEADER), ["r1"]);
     assert!(host.header_values(DRY_RUN_HEADER).is_empty());
     assert_eq!(host.metric(Metric::RequestsAllowed), 1);
     assert_eq!(host.metric(Metric::RequestsDenied), 0);
@@ -230,6 +239,7 @@ fn default_deny_is_a_403_with_reason() {
         host.body_json(),
         serde_json::json!({"error": "forbidden", "rule": null, "reason": "no rule matched; default_action is deny"})
     );
+    assert_eq!(host.response_header(REVISION_HEADER), ["r1"], "the 403 says which policy version decided");
     assert_eq!(host.metric(Metric::RequestsDenied), 1);
     assert_eq!(host.metric(Metric::RequestsAllowed), 0);
     let lines = host.logs_containing("mtls-authz: deny ");
@@ -264,6 +274,7 @@ fn details_off_gives_a_minimal_body() {
     assert_eq!(run(&host, &p, &cache), Flow::Stop);
     assert_eq!(host.status(), Some(403));
     assert_eq!(host.response.borrow().as_ref().unwrap().2, br#"{"error":"forbidden"}"#);
+    assert!(host.response_header(REVISION_HEADER).is_empty(), "the revision is a detail too");
     // The log still says everything.
     assert_eq!(host.logs_containing("rule=nobody-on-admin").len(), 1);
 }
@@ -280,6 +291,7 @@ fn dry_run_lets_a_deny_through_and_marks_it() {
     assert_eq!(host.header_values(DRY_RUN_HEADER), ["deny"]);
     assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
     assert_eq!(host.header_values(RULE_HEADER), ["nobody-on-admin"]);
+    assert_eq!(host.header_values(REVISION_HEADER), ["r1"]);
     assert_eq!(host.metric(Metric::RequestsDryRunDenied), 1);
     assert_eq!(host.metric(Metric::RequestsAllowed), 0);
     assert_eq!(host.metric(Metric::RequestsDenied), 0);
@@ -414,7 +426,7 @@ fn forged_headers_are_replaced_even_when_duplicated() {
     let p = policy(POLICY);
     let cache = RefCell::default();
     let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
-    for name in [PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER] {
+    for name in [PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER, REVISION_HEADER] {
         host.add_header(name, b"admin");
         host.add_header(name, b"admin, root");
     }
@@ -422,6 +434,21 @@ fn forged_headers_are_replaced_even_when_duplicated() {
     assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
     assert_eq!(host.header_values(RULE_HEADER), ["orders-create-payment"]);
     assert!(host.header_values(DRY_RUN_HEADER).is_empty());
+    assert_eq!(host.header_values(REVISION_HEADER), ["r1"]);
+}
+
+#[test]
+fn without_a_revision_a_forged_revision_header_is_removed() {
+    let p = policy(&POLICY.replace("\"revision\": \"r1\",", ""));
+    assert_eq!(p.revision(), None);
+    let cache = RefCell::default();
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    host.add_header(REVISION_HEADER, b"r999");
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert!(host.header_values(REVISION_HEADER).is_empty());
+    let denied = MockHost::request("GET", "/nope").with_cert(&order_service());
+    assert_eq!(run(&denied, &p, &cache), Flow::Stop);
+    assert!(denied.response_header(REVISION_HEADER).is_empty());
 }
 
 #[test]
@@ -429,12 +456,12 @@ fn forged_headers_are_removed_on_deny() {
     let p = policy(POLICY);
     let cache = RefCell::default();
     let host = MockHost::request("GET", "/nope").with_cert(&order_service());
-    for name in [PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER] {
+    for name in [PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER, REVISION_HEADER] {
         host.add_header(name, b"admin");
         host.add_header(name, b"admin");
     }
     assert_eq!(run(&host, &p, &cache), Flow::Stop);
-    for name in [PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER] {
+    for name in [PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER, REVISION_HEADER] {
         assert!(host.header_values(name).is_empty(), "{name} survived");
     }
 }
@@ -621,4 +648,8 @@ fn a_request_keeps_the_policy_it_started_with() {
     let cache = RefCell::default();
     let req = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
     assert_eq!(run(&req, &in_flight, &cache), Flow::Continue);
+    assert_eq!(req.header_values(REVISION_HEADER), ["r1"], "the header names the version that decided");
+    let req = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    assert_eq!(run(&req, &holder.snapshot().unwrap(), &cache), Flow::Stop);
+    assert_eq!(req.response_header(REVISION_HEADER), ["r2"]);
 }
