@@ -9,6 +9,8 @@
 //! * `test`: run a policy against a file of expected decisions, for CI.
 //! * `doctor`: why does an mTLS connection fail? Certificate, key, chain,
 //!   usage, CRL, policy and (with `--connect`) a live handshake, in words.
+//! * `publish`, `watch`: validate a policy and write it as the ECDS resource
+//!   file a running Envoy reloads (atomically); `watch` does it on every change.
 //!
 //! Exit status everywhere: 0 success, 1 a negative answer (invalid policy,
 //! failing cases), 2 unusable input. Nothing here panics on bad input: the
@@ -22,8 +24,10 @@ mod explain;
 mod identity_input;
 mod input;
 mod output;
+mod publish;
 mod runner;
 mod timefmt;
+mod watch;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -92,6 +96,19 @@ enum Command {
     /// a real TLS handshake. Exit status: 0 nothing failed (warnings allowed),
     /// 1 a check failed, 2 unusable command line or unreadable file.
     Doctor(doctor::DoctorArgs),
+    /// Validate a policy and write it as the ECDS resource file Envoy reloads from.
+    ///
+    /// Refuses an invalid policy with the lines `check` prints and leaves the
+    /// file alone; otherwise replaces it atomically (temporary file, then
+    /// rename in the same directory), which makes Envoy reload the filter's
+    /// configuration. Exit status: 0 published (or already current), 1 invalid
+    /// policy, 2 unusable input (unreadable policy, missing --out directory).
+    Publish(publish::PublishArgs),
+    /// Publish a policy, then again on every change to it, until stopped.
+    ///
+    /// Polls the file; an invalid version is refused and logged with the
+    /// lines `check` prints, and the last good policy stays published.
+    Watch(watch::WatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +194,8 @@ fn dispatch(command: Command, console: &mut Console<'_>) -> Exit {
         }
         Command::Test(args) => runner::run(&args.policy, &args.cases, args.format, args.verbose, console),
         Command::Doctor(args) => doctor::run(&args, console),
+        Command::Publish(args) => publish::run(&args, console),
+        Command::Watch(args) => watch::run(&args, console),
     };
     result.unwrap_or_else(|e| {
         report_input_error(&e.0, console);
