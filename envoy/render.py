@@ -17,6 +17,14 @@ production setting); `--raw-listener NAME=HOST:PORT` has it off, to test that
 the filter holds on its own. Both may be repeated; with neither, one
 normalised listener `mtls` on 0.0.0.0:10000 is rendered.
 
+Live reload (ECDS): with `--ecds-dir DIR` the policy is not embedded; the
+filter's configuration comes from DIR/mtls_authz.yaml, which
+`mtls-authz publish` / `mtls-authz watch` write and Envoy reloads when it is
+replaced. `--ecds-grpc HOST:PORT` gets it from an xDS control plane instead.
+
+    python3 envoy/render.py --ecds-dir /etc/envoy/policy --out envoy/envoy-ecds.yaml
+    python3 envoy/render.py --ecds-grpc control-plane:18000 --out deploy/xds/envoy-ecds-grpc.yaml
+
 Test harnesses import this file and call `render()` directly.
 """
 
@@ -38,6 +46,9 @@ DEFAULT_ADMIN = ("0.0.0.0", 9901)
 DEFAULT_UPSTREAM = ("upstream", 8080)
 DEFAULT_LISTENER_NAME = "mtls"
 DEFAULT_LISTENER = ("0.0.0.0", 10000)
+# ECDS: the resource (and HTTP filter) name, and the file it is published to in --ecds-dir.
+ECDS_NAME = "mtls_authz"
+ECDS_FILE = ECDS_NAME + ".yaml"
 
 
 @dataclass(frozen=True)
@@ -148,8 +159,21 @@ def render(
     with_wasm=True,
     policy_origin="envoy/policy.json",
     template_path=DEFAULT_TEMPLATE,
+    ecds_dir=None,
+    ecds_grpc=None,
+    regenerate="python3 envoy/render.py --out envoy/envoy.yaml",
 ):
-    """Return the rendered Envoy config (YAML text)."""
+    """Return the rendered Envoy config (YAML text).
+
+    `ecds_dir` (a directory as Envoy sees it) or `ecds_grpc` ((host, port) of
+    an xDS control plane) configure the filter by ECDS instead of embedding
+    `policy_text`, which is then ignored.
+    """
+    if ecds_dir and ecds_grpc:
+        raise RenderError("--ecds-dir and --ecds-grpc exclude each other")
+    ecds = bool(ecds_dir or ecds_grpc)
+    if ecds and not with_wasm:
+        raise RenderError("--no-wasm leaves the filter out; it cannot also come from ECDS")
     if listeners is None:
         listeners = [Listener(DEFAULT_LISTENER_NAME, *DEFAULT_LISTENER)]
     if not listeners:
@@ -164,6 +188,17 @@ def render(
     pre_wasm, wasm_block, post_wasm = _split_block(listener_block, "wasm-begin", "wasm-end")
     if not with_wasm:
         wasm_block = []
+    pre_ecds, ecds_block, post_wasm = _split_block(post_wasm, "ecds-begin", "ecds-end")
+    post_wasm = pre_ecds + post_wasm
+    file_pre, file_block, file_post = _split_block(ecds_block, "ecds-file-begin", "ecds-file-end")
+    grpc_pre, grpc_block, grpc_post = _split_block(file_pre + file_post, "ecds-grpc-begin", "ecds-grpc-end")
+    if ecds:
+        # The ECDS block takes the embedded filter's place, with one config source.
+        source = file_block if ecds_dir else grpc_block
+        wasm_block = grpc_pre + source + grpc_post
+        policy_text = None
+    after_pre, xds_cluster, after_post = _split_block(after, "xds-cluster-begin", "xds-cluster-end")
+    after = after_pre + (xds_cluster if ecds_grpc else []) + after_post
 
     cert = lambda name: yaml_quote(cert_dir.rstrip("/") + "/" + name)  # noqa: E731
     common = {
@@ -176,7 +211,16 @@ def render(
         "server_key": cert("server.key"),
         "ca_cert": cert("ca.crt"),
         "wasm_path": yaml_quote(wasm_path),
+        "regenerate": regenerate,
     }
+    if ecds_dir:
+        common["policy_origin"] = "(not embedded: ECDS, see the %s filter)" % ECDS_NAME
+        common["ecds_dir"] = yaml_quote(ecds_dir)
+        common["ecds_path"] = yaml_quote(ecds_dir.rstrip("/") + "/" + ECDS_FILE)
+    if ecds_grpc:
+        common["policy_origin"] = "(not embedded: ECDS from an xDS control plane)"
+        common["xds_address"] = yaml_quote(ecds_grpc[0])
+        common["xds_port"] = int(ecds_grpc[1])
     out = _subst(before, common)
     for l in listeners:
         values = dict(common)
@@ -230,21 +274,34 @@ def main(argv=None):
                     help="NAME=HOST:PORT, path normalisation on (repeatable)")
     ap.add_argument("--raw-listener", dest="listeners", type=_listener(False), action="append",
                     help="NAME=HOST:PORT, path normalisation off (repeatable)")
+    ap.add_argument("--ecds-dir", metavar="DIR",
+                    help="live reload: the filter config comes by ECDS from DIR/%s, written by "
+                         "`mtls-authz publish` (the policy is not embedded)" % ECDS_FILE)
+    ap.add_argument("--ecds-grpc", metavar="HOST:PORT", type=lambda s: _hostport(s, "--ecds-grpc"),
+                    help="the filter config comes by ECDS from an xDS control plane at HOST:PORT")
     args = ap.parse_args(argv)
 
-    try:
-        with open(args.policy, encoding="utf-8") as f:
-            policy_text = f.read()
-    except OSError as e:
-        print("render.py: cannot read policy: %s" % e, file=sys.stderr)
-        return 2
+    policy_text = ""
+    if not (args.ecds_dir or args.ecds_grpc):
+        try:
+            with open(args.policy, encoding="utf-8") as f:
+                policy_text = f.read()
+        except OSError as e:
+            print("render.py: cannot read policy: %s" % e, file=sys.stderr)
+            return 2
     origin = os.path.relpath(os.path.abspath(args.policy), os.path.dirname(HERE))
     if origin.startswith(".."):
         origin = args.policy
+    regenerate = "python3 envoy/render.py --out envoy/envoy.yaml"
+    if args.ecds_dir:
+        regenerate = "python3 envoy/render.py --ecds-dir %s --out %s" % (args.ecds_dir, args.out)
+    if args.ecds_grpc:
+        regenerate = "python3 envoy/render.py --ecds-grpc %s:%d --out %s" % (*args.ecds_grpc, args.out)
     try:
         text = render(policy_text, cert_dir=args.cert_dir, wasm_path=args.wasm, admin=args.admin,
                       listeners=args.listeners or None, upstream=args.upstream,
-                      with_wasm=not args.no_wasm, policy_origin=origin, template_path=args.template)
+                      with_wasm=not args.no_wasm, policy_origin=origin, template_path=args.template,
+                      ecds_dir=args.ecds_dir, ecds_grpc=args.ecds_grpc, regenerate=regenerate)
     except (RenderError, OSError) as e:
         print("render.py: %s" % e, file=sys.stderr)
         return 2
