@@ -152,7 +152,8 @@ class EnvoyFactory:
         self.started = []
         self._n = 0
 
-    def config(self, policy_text, listeners=None, policy_origin="test policy"):
+    def config(self, policy_text, listeners=None, policy_origin="test policy", **render_options):
+        """`render_options` go to render.render as they are (e.g. ecds_dir=... for live reload)."""
         return render.render(
             policy_text,
             cert_dir=str(self.certs),
@@ -162,10 +163,11 @@ class EnvoyFactory:
             upstream=(self.upstream.host, self.upstream.port),
             with_wasm=self.wasm_path is not None,
             policy_origin=policy_origin,
+            **render_options,
         )
 
     def start(self, name, policy_text, listeners=None, concurrency=1, wait=True, policy_origin="test policy",
-              owner=None):
+              owner=None, **render_options):
         """Start an Envoy; with wait=True block until /ready (failing with the log tail if it dies).
 
         `owner` is the node id (test, or module for a module fixture) whose
@@ -173,7 +175,7 @@ class EnvoyFactory:
         """
         self._n += 1
         env = Envoy(self.envoy_bin, self.workdir, "%s-%d" % (name, self._n),
-                    self.config(policy_text, listeners, policy_origin), concurrency=concurrency)
+                    self.config(policy_text, listeners, policy_origin, **render_options), concurrency=concurrency)
         env.started_by = owner or _CURRENT["test"]
         _ENVOYS.append(env)
         self.started.append(env)
