@@ -50,6 +50,12 @@ pub enum PathRejection {
     InvalidCharacter,
     /// More than [`MAX_SEGMENTS`] segments or [`MAX_PATH_LEN`] bytes.
     TooLong,
+    /// A segment ending in `.` or a space, which Windows-style backends strip
+    /// (`/internal./x` is served as `/internal/x`).
+    TrailingDotOrSpace,
+    /// A character that Unicode compatibility normalisation (NFKC) turns into
+    /// `/`, `\`, `.`, `%`, `;`, `?` or `#`, e.g. fullwidth `／` (U+FF0F).
+    LookalikeDelimiter,
 }
 
 impl PathRejection {
@@ -70,6 +76,8 @@ impl PathRejection {
             PathRejection::InvalidUtf8 => "path decodes to invalid UTF-8",
             PathRejection::InvalidCharacter => "path has a character that is not allowed in a path",
             PathRejection::TooLong => "path is too long",
+            PathRejection::TrailingDotOrSpace => "path has a segment ending in '.' or a space",
+            PathRejection::LookalikeDelimiter => "path has a look-alike of '/', '.' or another delimiter (e.g. fullwidth)",
         }
     }
 }
@@ -164,6 +172,7 @@ pub fn canonicalize(target: &str) -> Result<CanonicalPath<'_>, PathRejection> {
         check_raw_segment(segment.as_bytes())?;
     }
     if !path.contains('%') {
+        check_decoded_segments(path)?;
         return Ok(CanonicalPath { decoded: Cow::Borrowed(path) });
     }
     let mut out = Vec::with_capacity(path.len());
@@ -187,7 +196,48 @@ pub fn canonicalize(target: &str) -> Result<CanonicalPath<'_>, PathRejection> {
     if decoded[1..].split('/').any(|s| s == "." || s == "..") {
         return Err(PathRejection::DotSegment);
     }
+    check_decoded_segments(&decoded)?;
     Ok(CanonicalPath { decoded: Cow::Owned(decoded) })
+}
+
+/// Checks on the decoded path that raw checks cannot see: trailing dots and
+/// spaces, and Unicode look-alikes of delimiters.
+fn check_decoded_segments(decoded: &str) -> Result<(), PathRejection> {
+    for segment in decoded[1..].split('/') {
+        if segment.ends_with(['.', ' ']) {
+            return Err(PathRejection::TrailingDotOrSpace);
+        }
+    }
+    if !decoded.is_ascii() && decoded.chars().any(is_lookalike_delimiter) {
+        return Err(PathRejection::LookalikeDelimiter);
+    }
+    Ok(())
+}
+
+/// Characters whose NFKC form contains a path delimiter or `.`: backends that
+/// normalise Unicode (or a file system that does) would read a different path.
+fn is_lookalike_delimiter(c: char) -> bool {
+    matches!(
+        c,
+        '\u{FF0F}' // FULLWIDTH SOLIDUS
+            | '\u{FF3C}' // FULLWIDTH REVERSE SOLIDUS
+            | '\u{FF0E}' // FULLWIDTH FULL STOP
+            | '\u{FF05}' // FULLWIDTH PERCENT SIGN
+            | '\u{FF1B}' // FULLWIDTH SEMICOLON
+            | '\u{FF1F}' // FULLWIDTH QUESTION MARK
+            | '\u{FF03}' // FULLWIDTH NUMBER SIGN
+            | '\u{FE52}' // SMALL FULL STOP
+            | '\u{FE68}' // SMALL REVERSE SOLIDUS
+            | '\u{FE6A}' // SMALL PERCENT SIGN
+            | '\u{FE54}' // SMALL SEMICOLON
+            | '\u{FE56}' // SMALL QUESTION MARK
+            | '\u{FE5F}' // SMALL NUMBER SIGN
+            | '\u{2024}' // ONE DOT LEADER
+            | '\u{2025}' // TWO DOT LEADER
+            | '\u{2026}' // HORIZONTAL ELLIPSIS
+            | '\u{2215}' // DIVISION SLASH (not NFKC, but a common confusable)
+            | '\u{2044}' // FRACTION SLASH (likewise)
+    )
 }
 
 fn check_raw_segment(seg: &[u8]) -> Result<(), PathRejection> {
@@ -231,6 +281,51 @@ fn check_decoded_byte(b: u8) -> Result<(), PathRejection> {
         0x01..=0x1f | 0x7f => Err(PathRejection::InvalidCharacter),
         _ => Ok(()),
     }
+}
+
+/// Whether the request target's query asks a backend to run another method:
+/// `?_method=DELETE` (Rails, Laravel, Symfony and others honour it). The name is
+/// percent-decoded and compared ignoring ASCII case.
+pub fn query_overrides_method(target: &str) -> bool {
+    let before_fragment = target.split('#').next().unwrap_or("");
+    let Some((_, query)) = before_fragment.split_once('?') else { return false };
+    query.split(['&', ';']).any(|pair| {
+        let name = pair.split('=').next().unwrap_or("");
+        let mut decoded = [0u8; 7];
+        let mut len = 0usize;
+        let bytes = name.as_bytes();
+        let mut i = 0usize;
+        while i < bytes.len() {
+            let b = match bytes[i] {
+                b'%' => match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+                    (Some(hi), Some(lo)) => {
+                        i += 2;
+                        hi << 4 | lo
+                    }
+                    _ => b'%',
+                },
+                other => other,
+            };
+            i += 1;
+            if len == decoded.len() {
+                return false;
+            }
+            decoded[len] = b.to_ascii_lowercase();
+            len += 1;
+        }
+        &decoded[..len] == b"_method"
+    })
+}
+
+/// Request headers that ask the backend to use another method or path than
+/// the one the policy judged. A request carrying any of them is refused: the
+/// filter cannot know whether the backend honours them.
+pub const OVERRIDE_HEADERS: [&str; 6] =
+    ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url", "x-envoy-original-path"];
+
+/// Is `name` (any case) one of [`OVERRIDE_HEADERS`]?
+pub fn is_override_header(name: &[u8]) -> bool {
+    OVERRIDE_HEADERS.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// Whether `method` is a canonical HTTP method: 1–32 upper-case letters, `-` or `_`.
@@ -336,6 +431,40 @@ mod tests {
         let p = canonicalize("/a/%62/c").unwrap();
         assert_eq!(p.segments().collect::<Vec<_>>(), ["a", "b", "c"]);
         assert_eq!(canonicalize("/").unwrap().segments().count(), 0);
+    }
+
+    #[test]
+    fn trailing_dots_and_spaces_are_refused() {
+        for p in ["/docs/internal./x", "/docs/internal%20/x", "/a.", "/a/b%2E", "/a..."] {
+            assert_eq!(rejected(p), PathRejection::TrailingDotOrSpace, "{p}");
+        }
+        assert_eq!(ok("/a.b/c.d"), "/a.b/c.d");
+    }
+
+    #[test]
+    fn unicode_lookalikes_of_delimiters_are_refused() {
+        for p in ["/docs%EF%BC%8Finternal", "/a/%EF%BC%8E%EF%BC%8E/b", "/a%E2%88%95b", "/a%EF%B9%92"] {
+            assert_eq!(rejected(p), PathRejection::LookalikeDelimiter, "{p}");
+        }
+        assert_eq!(ok("/caf%C3%A9"), "/caf\u{e9}");
+    }
+
+    #[test]
+    fn method_override_query_parameters_are_detected() {
+        for t in ["/a?_method=DELETE", "/a?x=1&_method=PUT", "/a?%5Fmethod=DELETE", "/a?_METHOD=x", "/a?y;_method", "/a?_m%65thod=1"] {
+            assert!(query_overrides_method(t), "{t}");
+        }
+        for t in ["/a", "/a?method=DELETE", "/a?x=_method", "/a?_method_x=1", "/a#?_method=1", "/a?__method=1"] {
+            assert!(!query_overrides_method(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn override_headers_are_recognised_in_any_case() {
+        assert!(is_override_header(b"X-HTTP-Method-Override"));
+        assert!(is_override_header(b"x-original-url"));
+        assert!(!is_override_header(b"x-http-method-overrides"));
+        assert!(!is_override_header(b"content-type"));
     }
 
     #[test]

@@ -284,6 +284,13 @@ mod tests {
     }
 
     #[test]
+    fn method_override_in_the_query_is_refused() {
+        let p = compiled(EXAMPLE);
+        let d = p.decide(Some(&cn("order-service")), "POST", "/api/payment/create?_method=DELETE");
+        assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::Override));
+    }
+
+    #[test]
     fn query_strings_do_not_change_the_resource() {
         let p = compiled(EXAMPLE);
         assert!(p.decide(Some(&cn("order-service")), "POST", "/api/payment/create?/query").is_allowed());

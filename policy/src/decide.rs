@@ -48,6 +48,9 @@ pub enum Reason {
     Path(PathRejection),
     /// The method is not an upper-case HTTP token.
     Method,
+    /// The request asks the backend to use another method or path
+    /// (`X-HTTP-Method-Override`, `X-Original-URL`, `?_method=`).
+    Override,
     /// Something inside the proxy adapter failed; fail closed.
     Internal,
 }
@@ -65,6 +68,7 @@ impl Reason {
             Reason::MissingRequestData => "the request has no path or method",
             Reason::Path(p) => p.as_str(),
             Reason::Method => "method is not an upper-case HTTP token",
+            Reason::Override => "request asks the backend to override its method or path",
             Reason::Internal => "internal error in the authorization filter",
         }
     }
@@ -131,7 +135,11 @@ pub(crate) fn precheck<'i, 'r>(
     if !canonical::is_canonical_method(method) {
         return Err(Reason::Method);
     }
-    let path = canonical::canonicalize(path).map_err(Reason::Path)?;
+    let canonical = canonical::canonicalize(path).map_err(Reason::Path)?;
+    if canonical::query_overrides_method(path) {
+        return Err(Reason::Override);
+    }
+    let path = canonical;
     Ok((identity, path))
 }
 
