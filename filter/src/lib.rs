@@ -19,6 +19,7 @@
 //! - [`host`]: the `Host` trait and metric names.
 //! - [`root`]: loading the policy from the plugin configuration.
 //! - [`http`]: one request, from certificate to forward-or-403.
+//! - [`headers`]: reading the serialized request header map, bounds-checked.
 //! - [`cache`]: bounded per-VM cache of parsed certificates.
 //! - [`respond`]: the 403 body and the decision log line.
 //! - [`escape`]: making certificate and request content safe for headers and logs.
@@ -26,6 +27,7 @@
 
 pub mod cache;
 pub mod escape;
+pub mod headers;
 pub mod host;
 pub mod http;
 pub mod respond;
