@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use crate::headers::HeaderMap;
+
 /// A host call failed. Carries which call, for the error log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostError(pub &'static str);
@@ -85,9 +87,10 @@ pub trait Host {
     /// `Ok(None)` when the proxy does not have it.
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError>;
 
-    /// A request header or pseudo-header (`:path`), as raw bytes: Envoy does
-    /// not promise UTF-8, and the SDK's `String` variant panics on anything else.
-    fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError>;
+    /// Every request header and pseudo-header (`:method`, `:path`), in one
+    /// call, as the serialized map the proxy returns (raw bytes: Envoy does not
+    /// promise UTF-8). The map is checked as it is read ([`HeaderMap::pairs`]).
+    fn request_headers(&self) -> Result<HeaderMap, HostError>;
 
     /// Set a request header, replacing every existing copy (Envoy's
     /// `replaceHeaderMapValue` is `setCopy`: duplicates go too).

@@ -7,8 +7,15 @@
 //! forged), and the filter's own output headers are removed from every request
 //! before it goes anywhere.
 //!
-//! The hot path for a known certificate is: two header reads, one small
-//! property read, one cache lookup, the decision, three header writes.
+//! The request headers are read once, as the whole map ([`Host::request_headers`]),
+//! and scanned in one pass for `:method`, `:path` and client-sent copies of
+//! the filter's own headers; the method and path are borrowed from that
+//! buffer, not copied.
+//!
+//! The hot path for a known certificate is: one header-map read, one small
+//! property read, one cache lookup, the decision, two or three header writes
+//! (principal, rule, and the revision when the policy has one; the dry-run
+//! marker and a stale revision are removed only when the client sent them).
 //! Everything that can fail fails closed: a 403, never a free pass.
 
 use std::cell::RefCell;
@@ -18,6 +25,7 @@ use mtls_authz_policy::{CompiledPolicy, Decision, Identity, PathRejection, Reaso
 
 use crate::cache::{Entry, IdentityCache};
 use crate::escape;
+use crate::headers::HeaderMap;
 use crate::host::{Host, HostError, Level, Metric};
 use crate::respond::{self, Event, Facts};
 
@@ -64,22 +72,75 @@ impl From<HostError> for Failure {
     }
 }
 
-/// What was learnt about the request, kept for the log line.
+/// Which of [`OWN_HEADERS`] the client sent (bit `i` for `OWN_HEADERS[i]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct OwnHeaders(u8);
+
+impl OwnHeaders {
+    /// Unknown (the map could not be read): assume every one is there.
+    const ALL: OwnHeaders = OwnHeaders((1 << OWN_HEADERS.len()) - 1);
+
+    /// Note `name` if it is one of the filter's headers (any case).
+    fn note(&mut self, name: &[u8]) {
+        for (i, own) in OWN_HEADERS.iter().enumerate() {
+            if own.as_bytes().eq_ignore_ascii_case(name) {
+                self.0 |= 1 << i;
+            }
+        }
+    }
+
+    /// Is `name` (one of [`OWN_HEADERS`]) marked? A name not in the list is
+    /// assumed present, so a caller's mistake costs a removal, not a forgery.
+    fn contains(self, name: &str) -> bool {
+        OWN_HEADERS.iter().position(|h| *h == name).is_none_or(|i| self.0 & (1 << i) != 0)
+    }
+}
+
+/// What was learnt about the request: the decision inputs, and for the log
+/// line what was asked for. Method and path borrow the header map.
 #[derive(Debug, Default)]
-struct Request {
-    method: Option<Vec<u8>>,
-    path: Option<Vec<u8>>,
+struct Request<'h> {
+    method: Option<&'h [u8]>,
+    path: Option<&'h [u8]>,
+    /// The filter's headers the client sent; `None` until the map has been read.
+    own: Option<OwnHeaders>,
     digest: Option<String>,
     identity: Option<Rc<Identity>>,
 }
 
-impl Request {
+impl<'h> Request<'h> {
+    /// One pass over the header map. `:method` and `:path` are taken from
+    /// their first occurrence (Envoy's codecs allow only one).
+    fn scan(&mut self, headers: &'h HeaderMap) -> Result<(), HostError> {
+        let mut own = OwnHeaders::default();
+        for pair in headers.pairs() {
+            let (name, value) = pair?;
+            match name {
+                b":method" => {
+                    self.method.get_or_insert(value);
+                }
+                b":path" => {
+                    self.path.get_or_insert(value);
+                }
+                _ if name.starts_with(b":") => {}
+                _ => own.note(name),
+            }
+        }
+        self.own = Some(own);
+        Ok(())
+    }
+
+    /// Did the client send this header of ours? Yes when unknown.
+    fn sent(&self, name: &str) -> bool {
+        self.own.unwrap_or(OwnHeaders::ALL).contains(name)
+    }
+
     fn facts<'a>(&'a self, policy: Option<&'a CompiledPolicy>) -> Facts<'a> {
         Facts {
             identity: self.identity.as_deref(),
             digest: self.digest.as_deref(),
-            method: self.method.as_deref(),
-            path: self.path.as_deref(),
+            method: self.method,
+            path: self.path,
             revision: policy.and_then(CompiledPolicy::revision),
         }
     }
@@ -88,13 +149,14 @@ impl Request {
 /// Handle the request headers. `policy` is the snapshot this request is judged by
 /// (`None` only if the VM never loaded one, which Envoy should not allow).
 pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, cache: &RefCell<IdentityCache>) -> Flow {
-    let mut request = Request::default();
     let Some(policy) = policy else {
         host.increment(Metric::Errors);
         host.log(Level::Error, "mtls-authz: no policy loaded in this VM; refusing the request");
-        return deny(host, false, &Decision::internal_error(), &request.facts(None));
+        return deny(host, false, &Decision::internal_error(), &Request::default(), None);
     };
-    let decision = match evaluate(host, policy, cache, &mut request) {
+    let headers = host.request_headers();
+    let mut request = Request::default();
+    let decision = match evaluate(host, policy, cache, headers.as_ref(), &mut request) {
         Ok(decision) => decision,
         Err(Failure::Refuse(reason)) => policy.refuse(reason),
         Err(Failure::Internal(e)) => {
@@ -103,13 +165,13 @@ pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, ca
             Decision::internal_error()
         }
     };
-    let facts = request.facts(Some(policy));
+    let details = policy.policy().deny_response.details;
     if decision.is_allowed() {
-        match forward(host, &decision, request.identity.as_deref(), policy.revision()) {
+        match forward(host, &decision, &request, policy.revision()) {
             Ok(()) => {
                 if decision.is_dry_run_deny() {
                     host.increment(Metric::RequestsDryRunDenied);
-                    host.log(Level::Info, &respond::log_line(Event::DryRunDeny, &facts, &decision));
+                    host.log(Level::Info, &respond::log_line(Event::DryRunDeny, &request.facts(Some(policy)), &decision));
                 } else {
                     host.increment(Metric::RequestsAllowed);
                 }
@@ -118,25 +180,27 @@ pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, ca
             Err(e) => {
                 host.increment(Metric::Errors);
                 host.log(Level::Error, &format!("mtls-authz: internal error, refusing the request: {e}"));
-                return deny(host, policy.policy().deny_response.details, &Decision::internal_error(), &facts);
+                // Forwarding stopped half-way: which of our headers are there is no longer known.
+                request.own = None;
+                return deny(host, details, &Decision::internal_error(), &request, Some(policy));
             }
         }
     }
-    deny(host, policy.policy().deny_response.details, &decision, &facts)
+    deny(host, details, &decision, &request, Some(policy))
 }
 
 /// Gather the request facts and ask the engine.
-fn evaluate<'p, H: Host>(
+fn evaluate<'p, 'h, H: Host>(
     host: &H,
     policy: &'p CompiledPolicy,
     cache: &RefCell<IdentityCache>,
-    request: &mut Request,
+    headers: Result<&'h HeaderMap, &HostError>,
+    request: &mut Request<'h>,
 ) -> Result<Decision<'p>, Failure> {
     // Read before identifying, so that even a refusal's log line says what was asked for.
-    request.method = host.request_header(":method")?;
-    request.path = host.request_header(":path")?;
+    request.scan(headers.map_err(|e| *e)?)?;
     let identity = identify(host, cache, request)?;
-    let (Some(method), Some(path)) = (request.method.as_deref(), request.path.as_deref()) else {
+    let (Some(method), Some(path)) = (request.method, request.path) else {
         return Err(Failure::Refuse(Reason::MissingRequestData));
     };
     // Not UTF-8 means not a canonical method or path; the engine would refuse either way.
@@ -147,7 +211,7 @@ fn evaluate<'p, H: Host>(
 
 /// The verified certificate's identity: from the cache by digest, else parsed
 /// from the PEM Envoy holds for the connection.
-fn identify<H: Host>(host: &H, cache: &RefCell<IdentityCache>, request: &mut Request) -> Result<Rc<Identity>, Failure> {
+fn identify<H: Host>(host: &H, cache: &RefCell<IdentityCache>, request: &mut Request<'_>) -> Result<Rc<Identity>, Failure> {
     let mut digest = match host.property(&DIGEST_PROPERTY)? {
         Some(d) if !d.is_empty() => d,
         _ => return Err(Failure::Refuse(Reason::NoPeerCertificate)),
@@ -218,41 +282,57 @@ fn parse_peer_certificate<H: Host>(host: &H, digest: &str) -> Result<Entry, Fail
 }
 
 /// Let the request through, carrying the filter's (and only the filter's)
-/// headers. Replacing drops every client-sent copy, duplicates included.
+/// headers. Replacing drops every client-sent copy, duplicates included; a
+/// header of ours that is not set on this request is removed only if the
+/// client sent it.
 fn forward<H: Host>(
     host: &H,
     decision: &Decision<'_>,
-    identity: Option<&Identity>,
+    request: &Request<'_>,
     revision: Option<&str>,
 ) -> Result<(), HostError> {
-    match identity {
+    match request.identity.as_deref() {
         Some(identity) => host.replace_request_header(PRINCIPAL_HEADER, &escape::header_value(identity.display_name()))?,
         // Dry run without a certificate: nobody to name, and nobody may be named by the client.
-        None => host.remove_request_header(PRINCIPAL_HEADER)?,
+        None => remove_if_sent(host, request, PRINCIPAL_HEADER)?,
     }
     host.replace_request_header(RULE_HEADER, &escape::header_value(decision.rule_label()))?;
     match revision {
         Some(revision) => host.replace_request_header(REVISION_HEADER, &escape::header_value(revision))?,
-        None => host.remove_request_header(REVISION_HEADER)?,
+        None => remove_if_sent(host, request, REVISION_HEADER)?,
     }
     if decision.is_dry_run_deny() {
         host.replace_request_header(DRY_RUN_HEADER, "deny")
     } else {
-        host.remove_request_header(DRY_RUN_HEADER)
+        remove_if_sent(host, request, DRY_RUN_HEADER)
     }
 }
 
-/// Refuse the request: count, log, 403.
-fn deny<H: Host>(host: &H, details: bool, decision: &Decision<'_>, facts: &Facts<'_>) -> Flow {
+fn remove_if_sent<H: Host>(host: &H, request: &Request<'_>, name: &str) -> Result<(), HostError> {
+    if request.sent(name) {
+        host.remove_request_header(name)?;
+    }
+    Ok(())
+}
+
+/// Refuse the request: count, log, 403. `policy` is `None` when there is none to name.
+fn deny<H: Host>(
+    host: &H,
+    details: bool,
+    decision: &Decision<'_>,
+    request: &Request<'_>,
+    policy: Option<&CompiledPolicy>,
+) -> Flow {
     host.increment(Metric::RequestsDenied);
     // The request never reaches the upstream, but access logs and tap filters
     // still see its headers: do not let a forged principal show up there.
     for name in OWN_HEADERS {
-        if host.remove_request_header(name).is_err() {
+        if request.sent(name) && host.remove_request_header(name).is_err() {
             host.increment(Metric::Errors);
         }
     }
-    host.log(Level::Info, &respond::log_line(Event::Deny, facts, decision));
+    let facts = request.facts(policy);
+    host.log(Level::Info, &respond::log_line(Event::Deny, &facts, decision));
     let body = respond::deny_body(details, decision);
     // The revision is a detail too: an internet-facing policy (details off) does not show it.
     let revision = facts.revision.filter(|_| details).map(escape::header_value);

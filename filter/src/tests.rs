@@ -9,6 +9,7 @@ use mtls_authz_policy::{CompiledPolicy, Identity};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 
 use crate::cache::{Entry, IdentityCache};
+use crate::headers::HeaderMap;
 use crate::host::{Host, HostError, Level, Metric};
 use crate::http::{on_request_headers, Flow, DRY_RUN_HEADER, PRINCIPAL_HEADER, REVISION_HEADER, RULE_HEADER};
 use crate::root::{PolicyHolder, REJECTED_PREFIX};
@@ -28,8 +29,13 @@ struct MockHost {
     logs: RefCell<Vec<(Level, String)>>,
     metrics: RefCell<HashMap<Metric, u64>>,
     property_reads: RefCell<Vec<String>>,
-    /// Host calls that fail: "property", "header", "replace", "remove", "send".
+    /// Every host call made, by name ("property", "headers", "replace", "remove", "send"),
+    /// except logging and counters.
+    calls: RefCell<Vec<&'static str>>,
+    /// Host calls that fail: "property", "headers", "replace", "remove", "send".
     failing: HashSet<&'static str>,
+    /// Return this buffer from `request_headers` instead of the serialized headers.
+    raw_header_map: Option<Vec<u8>>,
 }
 
 impl MockHost {
@@ -86,7 +92,13 @@ impl MockHost {
         self.property_reads.borrow().iter().filter(|p| *p == property).count()
     }
 
+    /// The host calls made, in order, without logs and counters.
+    fn calls(&self) -> Vec<&'static str> {
+        self.calls.borrow().clone()
+    }
+
     fn fail(&self, call: &'static str) -> Result<(), HostError> {
+        self.calls.borrow_mut().push(call);
         if self.failing.contains(call) {
             Err(HostError(call))
         } else {
@@ -103,23 +115,30 @@ impl Host for MockHost {
         Ok(self.properties.get(&key).cloned())
     }
 
-    fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-        self.fail("header")?;
-        Ok(self.headers.borrow().iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()))
+    /// The headers serialized as the proxy-wasm host does, so every filter
+    /// test also runs the header-map parser.
+    fn request_headers(&self) -> Result<HeaderMap, HostError> {
+        self.fail("headers")?;
+        if let Some(raw) = &self.raw_header_map {
+            return Ok(HeaderMap::from_bytes(raw.clone()));
+        }
+        let headers = self.headers.borrow();
+        Ok(HeaderMap::serialize(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_slice()))).expect("small map"))
     }
 
     /// Envoy's `replaceHeaderMapValue`: every copy goes, one new value is added.
     fn replace_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
         self.fail("replace")?;
         let mut headers = self.headers.borrow_mut();
-        headers.retain(|(n, _)| n != name);
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         headers.push((name.into(), value.as_bytes().to_vec()));
         Ok(())
     }
 
+    /// Envoy's header names are case-insensitive (`LowerCaseString`).
     fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
         self.fail("remove")?;
-        self.headers.borrow_mut().retain(|(n, _)| n != name);
+        self.headers.borrow_mut().retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         Ok(())
     }
 
@@ -542,7 +561,7 @@ fn path_tricks_are_refused_by_the_engine() {
 fn host_failures_fail_closed_even_in_dry_run() {
     for mode in [r#""mode": "enforce""#, r#""mode": "dry_run""#] {
         let p = policy(&with_mode(mode));
-        for call in ["property", "header", "replace"] {
+        for call in ["property", "headers", "replace"] {
             let cache = RefCell::default();
             let mut host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
             host.failing.insert(call);
@@ -583,6 +602,95 @@ fn busy_cache_fails_closed() {
     let host = MockHost::request("GET", "/health").with_cert(&order_service());
     assert_eq!(run(&host, &p, &cache), Flow::Stop);
     assert_eq!(host.body_json()["reason"], "internal error in the authorization filter");
+}
+
+// ---------------------------------------------------------------------------
+// Host calls
+
+#[test]
+fn an_allowed_request_reads_the_headers_once_and_writes_only_what_it_must() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let c = order_service();
+    // First request: the certificate is parsed.
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&c);
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.calls(), ["headers", "property", "property", "replace", "replace", "replace"]);
+    // Cached: header map, digest, principal, rule, revision.
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&c);
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.calls(), ["headers", "property", "replace", "replace", "replace"]);
+    // Without a revision there is one write fewer.
+    let bare = policy(&POLICY.replace("\"revision\": \"r1\",", ""));
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&c);
+    assert_eq!(run(&host, &bare, &cache), Flow::Continue);
+    assert_eq!(host.calls(), ["headers", "property", "replace", "replace"]);
+    // A forged dry-run marker and revision cost one removal each.
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&c);
+    host.add_header(DRY_RUN_HEADER, b"deny");
+    host.add_header(REVISION_HEADER, b"r0");
+    assert_eq!(run(&host, &bare, &cache), Flow::Continue);
+    assert_eq!(host.calls(), ["headers", "property", "replace", "replace", "remove", "remove"]);
+    assert!(host.header_values(DRY_RUN_HEADER).is_empty() && host.header_values(REVISION_HEADER).is_empty());
+}
+
+#[test]
+fn a_denied_request_removes_only_the_headers_the_client_sent() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let c = order_service();
+    let host = MockHost::request("GET", "/nope").with_cert(&c);
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.calls(), ["headers", "property", "property", "send"]);
+    let host = MockHost::request("GET", "/nope").with_cert(&c);
+    host.add_header("X-MTLS-AUTHZ-PRINCIPAL", b"admin");
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.calls(), ["headers", "property", "remove", "send"]);
+    assert!(host.header_values("X-MTLS-AUTHZ-PRINCIPAL").is_empty());
+}
+
+#[test]
+fn malformed_header_maps_fail_closed_and_remove_every_own_header() {
+    for mode in [r#""mode": "enforce""#, r#""mode": "dry_run""#] {
+        let p = policy(&with_mode(mode));
+        let good = HeaderMap::serialize([(&b":method"[..], &b"GET"[..]), (b":path", b"/health")]).unwrap();
+        let mut truncated = good.as_bytes().to_vec();
+        truncated.pop();
+        let mut lying_count = good.as_bytes().to_vec();
+        lying_count[0] = 9;
+        for raw in [truncated, lying_count, vec![1, 2, 3]] {
+            let cache = RefCell::default();
+            let mut host = MockHost::request("GET", "/health").with_cert(&order_service());
+            host.raw_header_map = Some(raw.clone());
+            assert_eq!(run(&host, &p, &cache), Flow::Stop, "{mode} {raw:?}");
+            assert_eq!(host.body_json()["reason"], "internal error in the authorization filter");
+            assert_eq!(host.metric(Metric::Errors), 1);
+            assert_eq!(host.logs_containing("get_header_map_pairs (malformed map)").len(), 1);
+            // Which of our headers the client sent is unknown: all are removed.
+            assert_eq!(host.calls().iter().filter(|c| **c == "remove").count(), 4);
+        }
+    }
+}
+
+#[test]
+fn the_first_path_and_method_are_the_ones_judged() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/health").with_cert(&order_service());
+    host.add_header(":path", b"/api/payment/admin/users");
+    host.add_header(":method", b"DELETE");
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.header_values(RULE_HEADER), ["anyone-health"]);
+}
+
+#[test]
+fn an_empty_header_map_is_missing_data() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let mut host = MockHost::default().with_cert(&order_service());
+    host.raw_header_map = Some(Vec::new());
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.body_json()["reason"], "the request has no path or method");
 }
 
 // ---------------------------------------------------------------------------

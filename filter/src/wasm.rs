@@ -4,7 +4,10 @@
 //! [`crate::http`]. It calls `proxy_wasm::hostcalls` directly instead of the
 //! SDK's `Context` helpers, because those `unwrap()` every result (and
 //! `get_http_request_header` panics on non-UTF-8 values): a panic aborts the
-//! VM, and the filter wants to answer 403 itself wherever it can.
+//! VM, and the filter wants to answer 403 itself wherever it can. The header
+//! map is read through the raw `proxy_get_header_map_pairs` import, because
+//! the SDK's `get_map_bytes` panics on a status other than `Ok` and on a name
+//! that is not UTF-8, and indexes the buffer unchecked.
 //!
 //! State per VM (one VM per Envoy worker thread, plus the main thread): the
 //! metric ids, defined once, and the identity cache, shared by every root
@@ -17,9 +20,10 @@ use std::rc::Rc;
 use mtls_authz_policy::CompiledPolicy;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 
 use crate::cache::IdentityCache;
+use crate::headers::HeaderMap;
 use crate::host::{Host, HostError, Level, Metric};
 use crate::http::{self, Flow};
 use crate::root::PolicyHolder;
@@ -56,6 +60,42 @@ fn metric_ids() -> MetricIds {
     })
 }
 
+// The import the SDK wraps in `hostcalls::get_map_bytes`. The map type and the
+// status are plain `u32`s here, not the SDK's enums: a status the enum does not
+// list must be an error, not undefined behaviour.
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
+}
+
+/// The whole request header map in one host call. The host writes the map
+/// into memory it allocates through the SDK's exported
+/// `proxy_on_memory_allocate` (a boxed `[u8]` of exactly `size` bytes), and
+/// this side owns it from then on, as in the SDK's `get_map_bytes`.
+fn request_header_map() -> Result<HeaderMap, HostError> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes one pointer and one length through the two
+    // out-pointers, which point at live locals of the right types.
+    let status = unsafe { proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size) };
+    if status != Status::Ok as u32 {
+        return Err(HostError("get_header_map_pairs"));
+    }
+    if data.is_null() {
+        // The host's answer for a map without entries: no allocation, size 0.
+        return match size {
+            0 => Ok(HeaderMap::default()),
+            _ => Err(HostError("get_header_map_pairs (no buffer, non-zero size)")),
+        };
+    }
+    // SAFETY: `data` is the start of an allocation of `size` bytes made by
+    // `proxy_on_memory_allocate` (`Vec::<u8>::with_capacity(size)`, turned
+    // into a boxed slice and leaked), fully written by the host, and not
+    // referenced by anyone else: capacity = length = `size`, element type u8.
+    let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
+    Ok(HeaderMap::from_bytes(bytes))
+}
+
 /// [`Host`] over the proxy-wasm ABI, for the context currently being called.
 #[derive(Clone, Copy)]
 pub struct EnvoyHost {
@@ -67,8 +107,8 @@ impl Host for EnvoyHost {
         hostcalls::get_property(path.to_vec()).map_err(|_| HostError("get_property"))
     }
 
-    fn request_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).map_err(|_| HostError("get_header"))
+    fn request_headers(&self) -> Result<HeaderMap, HostError> {
+        request_header_map()
     }
 
     fn replace_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
