@@ -8,9 +8,12 @@
 //! before it goes anywhere.
 //!
 //! The request headers are read once, as the whole map ([`Host::request_headers`]),
-//! and scanned in one pass for `:method`, `:path` and client-sent copies of
-//! the filter's own headers; the method and path are borrowed from that
-//! buffer, not copied.
+//! and scanned in one pass for `:method`, `:path`, override headers and
+//! client-sent copies of the filter's own headers; the method and path are
+//! borrowed from that buffer, not copied. A request that asks the backend to
+//! run another method or path (`X-HTTP-Method-Override`, `X-Original-URL`, ...:
+//! [`canonical::is_override_header`]) is refused with [`Reason::Override`],
+//! because the backend might honour it and the policy judged something else.
 //!
 //! The hot path for a known certificate is: one header-map read, one small
 //! property read, one cache lookup, the decision, two or three header writes
@@ -21,6 +24,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use mtls_authz_policy::canonical;
 use mtls_authz_policy::{CompiledPolicy, Decision, Identity, PathRejection, Reason};
 
 use crate::cache::{Entry, IdentityCache};
@@ -97,11 +101,13 @@ impl OwnHeaders {
 }
 
 /// What was learnt about the request: the decision inputs, and for the log
-/// line what was asked for. Method and path borrow the header map.
+/// line what was asked for. Method, path and override name borrow the header map.
 #[derive(Debug, Default)]
 struct Request<'h> {
     method: Option<&'h [u8]>,
     path: Option<&'h [u8]>,
+    /// The first method- or path-override header, by the name the client used.
+    override_header: Option<&'h [u8]>,
     /// The filter's headers the client sent; `None` until the map has been read.
     own: Option<OwnHeaders>,
     digest: Option<String>,
@@ -123,7 +129,12 @@ impl<'h> Request<'h> {
                     self.path.get_or_insert(value);
                 }
                 _ if name.starts_with(b":") => {}
-                _ => own.note(name),
+                _ => {
+                    if self.override_header.is_none() && is_override_header(name) {
+                        self.override_header = Some(name);
+                    }
+                    own.note(name);
+                }
             }
         }
         self.own = Some(own);
@@ -141,8 +152,30 @@ impl<'h> Request<'h> {
             digest: self.digest.as_deref(),
             method: self.method,
             path: self.path,
+            override_header: self.override_header,
             revision: policy.and_then(CompiledPolicy::revision),
         }
+    }
+}
+
+/// Is `name` one of the engine's override headers ([`canonical::is_override_header`]),
+/// also when spelt with `_` for `-`? CGI-style backends (PHP, WSGI, FastCGI)
+/// read `x_http_method_override` as `X-HTTP-Method-Override`, and Envoy
+/// forwards underscores unless `headers_with_underscores_action` refuses them
+/// (the shipped config does; Envoy's default does not).
+fn is_override_header(name: &[u8]) -> bool {
+    if canonical::is_override_header(name) {
+        return true;
+    }
+    let mut folded = [0u8; 64];
+    match folded.get_mut(..name.len()) {
+        Some(folded) if name.contains(&b'_') => {
+            for (to, &from) in folded.iter_mut().zip(name) {
+                *to = if from == b'_' { b'-' } else { from };
+            }
+            canonical::is_override_header(folded)
+        }
+        _ => false,
     }
 }
 
@@ -206,7 +239,14 @@ fn evaluate<'p, 'h, H: Host>(
     // Not UTF-8 means not a canonical method or path; the engine would refuse either way.
     let method = std::str::from_utf8(method).map_err(|_| Failure::Refuse(Reason::Method))?;
     let path = std::str::from_utf8(path).map_err(|_| Failure::Refuse(Reason::Path(PathRejection::InvalidCharacter)))?;
-    Ok(policy.decide(Some(identity.as_ref()), method, path))
+    let decision = policy.decide(Some(identity.as_ref()), method, path);
+    // An override header is refused like the engine refuses `?_method=`: after
+    // the checks on identity, method and path, before any rule. So a decision
+    // that got as far as the rules is replaced; an earlier refusal stands.
+    if request.override_header.is_some() && matches!(decision.reason, Reason::Rule(_) | Reason::Default(_)) {
+        return Err(Failure::Refuse(Reason::Override));
+    }
+    Ok(decision)
 }
 
 /// The verified certificate's identity: from the cache by digest, else parsed

@@ -10,7 +10,10 @@
 //! and `x-mtls-authz-policy-revision` when the policy has a `revision` (set by
 //! the filter only: client copies are removed); on deny the client gets a 403
 //! with a JSON body (and the revision header, unless the policy hides details). In dry-run mode denials are logged, counted and
-//! marked with `x-mtls-authz-dry-run: deny`, but let through.
+//! marked with `x-mtls-authz-dry-run: deny`, but let through. A request that
+//! asks the backend to run another method or path (`X-HTTP-Method-Override`,
+//! `X-Original-URL`, a client-sent `x-envoy-original-path`, `?_method=`) is
+//! refused: the policy judged the method and path it was sent with.
 //!
 //! Layout, after Kuadrant's wasm-shim: the logic is plain Rust over the
 //! [`host::Host`] trait, so it is unit-tested natively with a mock; only

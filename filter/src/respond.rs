@@ -53,6 +53,8 @@ pub struct Facts<'a> {
     pub digest: Option<&'a str>,
     pub method: Option<&'a [u8]>,
     pub path: Option<&'a [u8]>,
+    /// The method- or path-override header that got the request refused, as the client spelt it.
+    pub override_header: Option<&'a [u8]>,
     pub revision: Option<&'a str>,
 }
 
@@ -60,7 +62,8 @@ pub struct Facts<'a> {
 const DIGEST_PREFIX: usize = 16;
 
 /// One line, `key=value` pairs, untrusted values quoted and escaped:
-/// `mtls-authz: deny principal="..." sha256=0123456789abcdef method="GET" path="/x" rule=r reason="..." revision=v`.
+/// `mtls-authz: deny principal="..." sha256=0123456789abcdef method="GET" path="/x" rule=r reason="..." revision=v`,
+/// and ` header="x-original-url"` at the end when an override header got the request refused.
 pub fn log_line(event: Event, facts: &Facts<'_>, decision: &Decision<'_>) -> String {
     let principal = match facts.identity {
         Some(id) => escape::log_field(id.display_name().as_bytes()),
@@ -75,13 +78,19 @@ pub fn log_line(event: Event, facts: &Facts<'_>, decision: &Decision<'_>) -> Str
         (None, Reason::Default(_)) => "default",
         (None, _) => "-",
     };
-    format!(
+    let mut line = format!(
         "mtls-authz: {} principal=\"{principal}\" sha256={} method=\"{method}\" path=\"{path}\" rule={rule} reason=\"{}\" revision={}",
         event.as_str(),
         escape::log_field(digest.as_bytes()),
         decision.reason.as_str(),
         facts.revision.unwrap_or("-"),
-    )
+    );
+    if let (Reason::Override, Some(name)) = (decision.reason, facts.override_header) {
+        line.push_str(" header=\"");
+        line.push_str(&escape::log_field(name));
+        line.push('"');
+    }
+    line
 }
 
 #[cfg(test)]
@@ -123,6 +132,7 @@ mod tests {
             digest: Some(digest),
             method: Some(b"GET"),
             path: Some(b"/a\"b\r\n"),
+            override_header: None,
             revision: Some("r1"),
         };
         let line = log_line(Event::Deny, &facts, &deny(None, Reason::Default(Action::Deny)));
@@ -132,6 +142,15 @@ mod tests {
              method=\"GET\" path=\"/a\\\"b\\x0D\\x0A\" rule=default reason=\"no rule matched; default_action is deny\" revision=r1"
         );
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn log_line_names_the_override_header_only_when_it_decided() {
+        let facts = Facts { override_header: Some(b"X-Original-URL\""), ..Facts::default() };
+        let line = log_line(Event::Deny, &facts, &deny(None, Reason::Override));
+        assert!(line.ends_with(" revision=- header=\"X-Original-URL\\\"\""), "{line}");
+        let line = log_line(Event::Deny, &facts, &deny(None, Reason::NoPeerCertificate));
+        assert!(line.ends_with(" revision=-"), "{line}");
     }
 
     #[test]

@@ -605,6 +605,113 @@ fn busy_cache_fails_closed() {
 }
 
 // ---------------------------------------------------------------------------
+// Method and path overrides (bypass finding F1)
+
+const OVERRIDE_REASON: &str = "request asks the backend to override its method or path";
+
+#[test]
+fn override_headers_are_refused_in_any_case() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    for name in mtls_authz_policy::canonical::OVERRIDE_HEADERS {
+        for spelt in [name.to_string(), name.to_ascii_uppercase()] {
+            let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+            host.add_header(&spelt, b"DELETE");
+            assert_eq!(run(&host, &p, &cache), Flow::Stop, "{spelt}");
+            assert_eq!(host.status(), Some(403));
+            assert_eq!(host.body_json(), serde_json::json!({"error": "forbidden", "rule": null, "reason": OVERRIDE_REASON}));
+            assert_eq!(host.metric(Metric::RequestsDenied), 1);
+            assert_eq!(host.metric(Metric::Errors), 0, "a refusal, not a failure");
+            assert!(host.header_values(PRINCIPAL_HEADER).is_empty(), "nothing forwarded, nobody named");
+            let lines = host.logs_containing("mtls-authz: deny ");
+            assert_eq!(lines.len(), 1);
+            assert!(lines[0].contains("principal=\"order-service\""), "{}", lines[0]);
+            assert!(lines[0].ends_with(&format!("revision=r1 header=\"{spelt}\"")), "{}", lines[0]);
+        }
+    }
+}
+
+#[test]
+fn override_headers_spelt_with_underscores_are_refused() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    for name in ["x_http_method_override", "X_Original_URL", "x-http_method"] {
+        let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+        host.add_header(name, b"DELETE");
+        assert_eq!(run(&host, &p, &cache), Flow::Stop, "{name}");
+        assert_eq!(host.body_json()["reason"], OVERRIDE_REASON, "{name}");
+    }
+}
+
+#[test]
+fn look_alike_header_names_are_not_overrides() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    let long = "x_".repeat(40);
+    for name in ["x-http-method-overrides", "x-original-url-x", "x-forwarded-method", "x-envoy-original-url", "method", &long] {
+        host.add_header(name, b"DELETE");
+    }
+    // A pseudo-header is not an override either, whatever its name.
+    host.add_header(":x-http-method-override", b"DELETE");
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.header_values("x-http-method-overrides"), ["DELETE"], "other headers are left alone");
+}
+
+#[test]
+fn override_on_a_denied_request_is_refused_for_the_override() {
+    // Like `?_method=` in the engine: after identity, method and path, before rules.
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/api/payment/admin/users").with_cert(&order_service());
+    host.add_header("x-original-url", b"/health");
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.body_json()["reason"], OVERRIDE_REASON);
+}
+
+#[test]
+fn earlier_refusals_win_over_an_override() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::request("POST", "/api/x/../payment/create").with_cert(&order_service());
+    host.add_header("x-http-method-override", b"DELETE");
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.body_json()["reason"], "path has a '.' or '..' segment");
+    assert!(host.logs_containing("header=").is_empty(), "the override did not decide");
+
+    let host = MockHost::request("GET", "/health");
+    host.add_header("x-http-method-override", b"DELETE");
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.body_json()["reason"], "no verified client certificate on the connection");
+}
+
+#[test]
+fn method_override_in_the_query_is_refused_by_the_engine() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    for target in ["/api/payment/create?_method=DELETE", "/api/payment/create?%5Fmethod=DELETE"] {
+        let host = MockHost::request("POST", target).with_cert(&order_service());
+        assert_eq!(run(&host, &p, &cache), Flow::Stop, "{target}");
+        assert_eq!(host.body_json()["reason"], OVERRIDE_REASON, "{target}");
+    }
+}
+
+#[test]
+fn dry_run_lets_an_override_through_marked() {
+    let p = policy(&with_mode(r#""mode": "dry_run""#));
+    let cache = RefCell::default();
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    host.add_header("x-http-method-override", b"DELETE");
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.header_values(DRY_RUN_HEADER), ["deny"]);
+    assert_eq!(host.header_values(RULE_HEADER), ["default"], "no rule decided");
+    assert_eq!(host.metric(Metric::RequestsDryRunDenied), 1);
+    let lines = host.logs_containing("mtls-authz: dry-run deny ");
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].contains(OVERRIDE_REASON) && lines[0].ends_with("header=\"x-http-method-override\""), "{}", lines[0]);
+}
+
+// ---------------------------------------------------------------------------
 // Host calls
 
 #[test]
