@@ -23,6 +23,10 @@ The policy is BYPASS_POLICY below: "report-service may only GET
 bite on (a wildcard dns_san, {cn} and {uri_san_last_segment} placeholders, and
 an allow with a deny carve-out).
 
+The bypass Envoy also has one route that rewrites the path
+(RENAMED_PREFIX -> REWRITTEN_PREFIX, see ROUTE_REWRITES), so that a path Envoy
+rewrites, and the x-envoy-original-path its router then adds, are covered.
+
 `python3 policy-tests/e2e/bypass_cases.py --write-doc` regenerates the tables in
 BYPASS.md from this file (a test fails when they are stale).
 """
@@ -69,6 +73,16 @@ BYPASS_POLICY = {
 
 def policy_text():
     return json.dumps(BYPASS_POLICY, indent=2) + "\n"
+
+
+# A route with prefix_rewrite, added in front of the catch-all route on both
+# listeners (test_bypass.py). Envoy's router rewrites the path and sets
+# x-envoy-original-path *after* the filter, so the filter judges the client's
+# path (allowed by reports-read-docs) and must not take Envoy's own
+# x-envoy-original-path for a client's override.
+RENAMED_PREFIX = "/docs/renamed/"
+REWRITTEN_PREFIX = "/docs/public/"
+ROUTE_REWRITES = ((RENAMED_PREFIX, REWRITTEN_PREFIX),)
 
 
 # --------------------------------------------------------------------------- identities
@@ -128,14 +142,18 @@ R_CHAR = "path has a character that is not allowed in a path"
 R_LONG = "path is too long"
 R_METHOD = "method is not an upper-case HTTP token"
 R_NO_PATH = "the request has no path or method"
+R_OVERRIDE = "request asks the backend to override its method or path"
+R_TRAILING = "path has a segment ending in '.' or a space"
+R_LOOKALIKE = "path has a look-alike of '/', '.' or another delimiter (e.g. fullwidth)"
 
 
 @dataclass(frozen=True)
 class Expect:
-    kind: str  # allow | deny | reject | drop | deny_or_strip
+    kind: str  # allow | deny | reject | drop
     status: int = None
     upstream: str = None  # allow: the exact request target the upstream must receive
     resource: str = None  # allow: the decoded path the policy authorised (default: upstream without query)
+    upstream_headers: tuple = ()  # allow: (name, value) pairs the upstream must receive, e.g. Envoy's own
     rule: str = None  # allow: x-mtls-authz-rule; deny: the 403 body's "rule" (None: no rule)
     reason: str = None  # deny: the engine's reason (substring)
     by: str = ""  # reject/drop: which layer answers
@@ -145,18 +163,20 @@ class Expect:
             s = "200, upstream gets `%s`" % self.upstream
             if self.resource and self.resource != self.upstream.split("?")[0]:
                 s += " (= `%s`)" % self.resource
-            return s + " (rule `%s`)" % self.rule
+            s += " (rule `%s`)" % self.rule
+            for k, v in self.upstream_headers:
+                s += ", with `%s: %s`" % (k, v)
+            return s
         if self.kind == "deny":
             return "403 engine: %s" % (("rule `%s`" % self.rule) if self.reason == R_DENY_RULE else self.reason)
-        if self.kind == "deny_or_strip":
-            return "must be 403, or 200 without the override reaching the upstream"
         if self.kind == "reject":
             return "%d Envoy: %s" % (self.status, self.by)
         return "no response: %s" % self.by
 
 
-def allow(upstream, rule, resource=None):
-    return Expect("allow", 200, upstream=upstream, rule=rule, resource=resource or upstream.split("?")[0])
+def allow(upstream, rule, resource=None, upstream_headers=()):
+    return Expect("allow", 200, upstream=upstream, rule=rule, resource=resource or upstream.split("?")[0],
+                  upstream_headers=tuple(upstream_headers))
 
 
 def deny(reason, rule=None):
@@ -169,12 +189,6 @@ def reject(status, by):
 
 def drop(by):
     return Expect("drop", None, by=by)
-
-
-def deny_or_strip(upstream, rule):
-    """Method/target override: a 403, or a 200 where the upstream got `upstream`
-    and none of the override headers or `_method` parameters."""
-    return Expect("deny_or_strip", None, upstream=upstream, rule=rule, resource=upstream.split("?")[0])
 
 
 DENY_ADMIN = deny(R_DENY_RULE, "nobody-on-admin")
@@ -214,7 +228,7 @@ class Case:
     h2_headers: tuple = None  # h2f: the exact header block
     body: bytes = None
     responses: int = 1  # h1: pipelined responses to read
-    finding: str = None  # a known gap: the expectation is the secure one and the test is xfail(strict)
+    finding: str = None  # an open finding (BYPASS.md): the expectation is the secure one, the test xfail(strict)
     why: str = ""
 
     def expect(self, listener):
@@ -581,32 +595,67 @@ h2f("h2-connect-with-path", ((":method", "CONNECT"), (":authority", "localhost:4
 h2f("h2-options-asterisk", ((":method", "OPTIONS"), (":scheme", "https"), (":authority", "localhost"),
                             (":path", "*")), NON_ORIGIN_404)
 
-# -- method override
+# -- method and path override (findings F1 and F2, fixed)
+OVERRIDE = deny(R_OVERRIDE)
 OVERRIDE_WHY = "a backend honouring the override would run a method the policy did not allow"
-both("override-header-post-on-get", "method-override", R, "GET", Q, deny_or_strip(Q, "reports-read-payment"),
-     headers=(("X-HTTP-Method-Override", "POST"),), finding="F1", why=OVERRIDE_WHY)
-case("override-header-delete-on-post", "method-override", O, "POST", C, deny_or_strip(C, "orders-create-payment"),
-     headers=(("X-HTTP-Method-Override", "DELETE"),), finding="F1",
+both("override-header-post-on-get", "method-override", R, "GET", Q, OVERRIDE,
+     headers=(("X-HTTP-Method-Override", "POST"),), why=OVERRIDE_WHY)
+case("override-header-delete-on-post", "method-override", O, "POST", C, OVERRIDE,
+     headers=(("X-HTTP-Method-Override", "DELETE"),),
      why="frameworks honour overrides on POST (Express method-override, ASP.NET, Symfony)")
-case("override-x-method-override", "method-override", O, "POST", C, deny_or_strip(C, "orders-create-payment"),
-     headers=(("X-Method-Override", "DELETE"),), finding="F1")
-case("override-x-http-method", "method-override", O, "POST", C, deny_or_strip(C, "orders-create-payment"),
-     headers=(("X-HTTP-Method", "PUT"),), finding="F1")
-case("override-original-url", "method-override", R, "GET", Q, deny_or_strip(Q, "reports-read-payment"),
-     headers=(("X-Original-URL", "/api/payment/admin/x"), ("X-Rewrite-URL", "/api/payment/admin/x")), finding="F1",
+case("override-header-lower-case", "method-override", O, "POST", C, OVERRIDE,
+     headers=(("x-http-method-override", "DELETE"),), why="header names are compared ignoring case")
+case("override-header-empty", "method-override", O, "POST", C, OVERRIDE, headers=(("X-HTTP-Method-Override", ""),),
+     why="present is enough: the filter does not guess what a backend makes of the value")
+case("override-header-same-method", "method-override", O, "POST", C, OVERRIDE,
+     headers=(("X-HTTP-Method-Override", "POST"),), why="nor whether the value changes anything")
+case("override-x-method-override", "method-override", O, "POST", C, OVERRIDE,
+     headers=(("X-Method-Override", "DELETE"),))
+case("override-x-method-override-h2", "method-override", O, "POST", C, OVERRIDE,
+     headers=(("x-method-override", "DELETE"),), proto="h2")
+case("override-x-http-method", "method-override", O, "POST", C, OVERRIDE,
+     headers=(("X-HTTP-Method", "PUT"),))
+case("override-original-url", "method-override", R, "GET", Q, OVERRIDE,
+     headers=(("X-Original-URL", "/api/payment/admin/x"), ("X-Rewrite-URL", "/api/payment/admin/x")),
      why="the path override of IIS URL Rewrite and old Symfony (CVE-2018-14773)")
-case("override-envoy-original-path", "method-override", R, "GET", Q, deny_or_strip(Q, "reports-read-payment"),
-     headers=(("x-envoy-original-path", "/api/payment/admin/x"),), finding="F1",
-     why="Envoy forwards a client-sent x-envoy-original-path; backends use it to rebuild the request URL")
-case("override-query-on-post", "method-override", O, "POST", C + "?_method=DELETE",
-     deny_or_strip(C, "orders-create-payment"), finding="F2",
+case("override-rewrite-url", "method-override", R, "GET", Q, OVERRIDE,
+     headers=(("X-Rewrite-URL", "/api/payment/admin/x"),))
+case("override-original-url-h2", "method-override", R, "GET", Q, OVERRIDE,
+     headers=(("x-original-url", "/api/payment/admin/x"),), proto="h2")
+case("override-envoy-original-path", "method-override", R, "GET", Q, OVERRIDE,
+     headers=(("x-envoy-original-path", "/api/payment/admin/x"),),
+     why="a client-sent x-envoy-original-path: backends use it to rebuild the request URL")
+case("override-envoy-original-path-on-rewrite", "method-override", R, "GET", RENAMED_PREFIX + "a", OVERRIDE,
+     headers=(("x-envoy-original-path", "/api/payment/admin/x"),),
+     why="also on a route that rewrites the path: the router's own x-envoy-original-path comes later")
+case("rewrite-route-original-path-is-envoys", "method-override", R, "GET", RENAMED_PREFIX + "a",
+     allow(REWRITTEN_PREFIX + "a", "reports-read-docs", upstream_headers=(("x-envoy-original-path",
+                                                                           RENAMED_PREFIX + "a"),)),
+     why="the route rewrites %s to %s; Envoy's router sets x-envoy-original-path after the filter ran, so "
+         "the filter never sees it (the policy judges the client's path)" % (RENAMED_PREFIX, REWRITTEN_PREFIX))
+case("override-query-on-post", "method-override", O, "POST", C + "?_method=DELETE", OVERRIDE,
      why="Symfony and Laravel read `_method` from the query of a POST")
-case("override-query-encoded", "method-override", O, "POST", C + "?%5Fmethod=DELETE",
-     deny_or_strip(C, "orders-create-payment"), finding="F2", why="backends decode the parameter name")
-case("override-query-on-get", "method-override", R, "GET", Q + "?_method=POST",
-     deny_or_strip(Q, "reports-read-payment"), finding="F2")
-case("override-denied-stays-denied", "method-override", R, "POST", C, NO_RULE,
-     headers=(("X-HTTP-Method-Override", "GET"),), why="an override header never turns a deny into an allow")
+case("override-query-encoded", "method-override", O, "POST", C + "?%5Fmethod=DELETE", OVERRIDE,
+     why="backends decode the parameter name")
+case("override-query-on-get", "method-override", R, "GET", Q + "?_method=POST", OVERRIDE)
+case("override-query-upper-case", "method-override", O, "POST", C + "?x=1&_METHOD=DELETE", OVERRIDE)
+case("override-query-h2", "method-override", O, "POST", C + "?_method=DELETE", OVERRIDE, proto="h2")
+case("override-query-lookalike-name", "method-override", R, "GET", Q + "?_method_x=1&method=POST",
+     allow(Q + "?_method_x=1&method=POST", "reports-read-payment"),
+     why="only a parameter named exactly `_method` is an override")
+both("override-underscore-header", "method-override", O, "POST", C, UNDERSCORE_400,
+     headers=(("x_http_method_override", "DELETE"),), h2=H2_UNDERSCORE_RESET,
+     why="CGI-style backends read it as X-HTTP-Method-Override. Refused by Envoy here "
+         "(headers_with_underscores_action); where underscores are allowed, the filter refuses it as an override")
+case("override-lookalike-header", "method-override", R, "GET", Q, Q_ALLOWED,
+     headers=(("X-HTTP-Method-Overrides", "POST"), ("X-Forwarded-Method", "POST")),
+     why="other names are not refused (they reach the upstream unchanged)")
+case("override-denied-stays-denied", "method-override", R, "POST", C, OVERRIDE,
+     headers=(("X-HTTP-Method-Override", "GET"),),
+     why="an override never turns a deny into an allow; like `?_method=`, it is refused before any rule")
+case("override-after-path-refusal", "method-override", R, "GET", "/api/payment/x/../query", OVERRIDE, deny(R_DOT),
+     headers=(("X-HTTP-Method-Override", "POST"),),
+     why="the path is checked first: raw, its refusal is the reason; hardened, Envoy resolved it")
 
 # -- methods
 case("lower-case-method", "method", R, "get", Q, CODEC_400, why="the HTTP/1 codec refuses a lower-case method")
@@ -646,28 +695,37 @@ case("path-over-envoy-limit", "huge", R, "GET", "/" + "a" * 70000,
 case("query-long-allowed", "huge", R, "GET", Q + "?" + "q" * 9000, allow(Q + "?" + "q" * 9000, "reports-read-payment"),
      why="the limits are on the path; a long query is just forwarded")
 
-# -- backend equivalences the engine does not model (documented residual risk, see BYPASS.md)
+# -- backend equivalences: spellings some backends read as a denied path
 case("carve-out-baseline", "backend-equivalence", R, "GET", "/docs/public/a", allow("/docs/public/a", "reports-read-docs"))
 case("carve-out-denied", "backend-equivalence", R, "GET", "/docs/internal/secret", DENY_INTERNAL)
 case("carve-out-encoded", "backend-equivalence", R, "GET", "/docs/%69nternal/secret", DENY_INTERNAL)
 case("carve-out-prefix-itself", "backend-equivalence", R, "GET", "/docs/internal", DENY_INTERNAL)
 case("carve-out-case", "backend-equivalence", R, "GET", "/docs/INTERNAL/secret",
      allow("/docs/INTERNAL/secret", "reports-read-docs"),
-     why="R1: a case-insensitive backend would serve /docs/internal/secret")
-case("carve-out-trailing-dot", "backend-equivalence", R, "GET", "/docs/internal./secret",
-     allow("/docs/internal./secret", "reports-read-docs"), why="R1: Windows/IIS strip trailing dots")
-case("carve-out-trailing-space", "backend-equivalence", R, "GET", "/docs/internal%20/secret",
-     allow("/docs/internal%20/secret", "reports-read-docs", resource="/docs/internal /secret"),
-     why="R1: Windows/IIS strip trailing spaces")
+     why="by design: paths match case-sensitively (the policy contract). Residual risk R1: a case-insensitive "
+         "backend would serve /docs/internal/secret")
+case("carve-out-trailing-dot", "backend-equivalence", R, "GET", "/docs/internal./secret", deny(R_TRAILING),
+     why="Windows/IIS strip trailing dots: refused")
+case("carve-out-trailing-dots", "backend-equivalence", R, "GET", "/docs/internal.../secret", deny(R_TRAILING))
+case("carve-out-trailing-encoded-dot", "backend-equivalence", R, "GET", "/docs/internal%2e/secret", deny(R_TRAILING),
+     why="decoded first (by normalize_path, or by the engine): `internal.`")
+case("carve-out-trailing-space", "backend-equivalence", R, "GET", "/docs/internal%20/secret", deny(R_TRAILING),
+     why="Windows/IIS strip trailing spaces: refused")
 case("carve-out-fullwidth-solidus", "backend-equivalence", R, "GET", "/docs/internal%ef%bc%8fsecret",
-     allow("/docs/internal%ef%bc%8fsecret", "reports-read-docs", resource="/docs/internal\uff0fsecret"),
-     why="R1: U+FF0F is `/` after Unicode NFKC normalisation")
+     deny(R_LOOKALIKE), why="U+FF0F is `/` after Unicode NFKC normalisation: refused")
 case("carve-out-fullwidth-dots", "backend-equivalence", R, "GET", "/docs/public/%ef%bc%8e%ef%bc%8e/internal/secret",
-     allow("/docs/public/%ef%bc%8e%ef%bc%8e/internal/secret", "reports-read-docs",
-           resource="/docs/public/\uff0e\uff0e/internal/secret"),
-     why="R1: U+FF0E U+FF0E is `..` after NFKC")
+     deny(R_LOOKALIKE), why="U+FF0E U+FF0E is `..` after NFKC: refused")
+case("carve-out-division-slash", "backend-equivalence", R, "GET", "/docs/internal%e2%88%95secret", deny(R_LOOKALIKE),
+     why="U+2215 is not NFKC `/`, but a common confusable: refused too")
+case("carve-out-one-dot-leader", "backend-equivalence", R, "GET", "/docs/public/%e2%80%a5/internal/secret",
+     deny(R_LOOKALIKE), why="U+2025 TWO DOT LEADER is `..` after NFKC")
 case("carve-out-tab", "backend-equivalence", R, "GET", "/docs/internal%09/secret", deny(R_CHAR),
      why="control characters are refused, so a stripping backend cannot be fed `internal\\t`")
+case("trailing-dot-outside-carve-out", "backend-equivalence", R, "GET", "/docs/public/readme.", deny(R_TRAILING),
+     why="refused everywhere, not only next to a deny rule: the price of a single reading")
+case("non-ascii-letters-allowed", "backend-equivalence", R, "GET", "/docs/public/caf%c3%a9",
+     allow("/docs/public/caf%c3%a9", "reports-read-docs", resource="/docs/public/caf\u00e9"),
+     why="non-ASCII that is not a delimiter look-alike is an ordinary character")
 
 
 # --------------------------------------------------------------------------- classes (for the docs)
@@ -738,12 +796,18 @@ CLASSES = {
                   "ones, upper-case names, connection headers, CR/LF/NUL in values) by closing the connection: nothing "
                   "reaches a filter. "
                   "CONNECT has no `:path` and the filter refuses it."),
-    "method-override": ("Method override", "dotnet/yarp#1116",
-                        "FINDINGS F1/F2: the filter decides on the request method and path, but forwards "
-                        "`X-HTTP-Method-Override` & co., path overrides (`X-Original-URL`, `x-envoy-original-path`) "
-                        "and `?_method=` unchanged; a backend that honours them runs a method (or path) the policy "
-                        "did not allow. The cases assert the secure behaviour and are "
-                        "xfail until fixed."),
+    "method-override": ("Method and path override (F1, F2: fixed)", "dotnet/yarp#1116, CVE-2018-14773",
+                        "The filter decides on the request's method and path, so a request that asks the backend "
+                        "to use another one is refused (`Override`): the headers `X-HTTP-Method-Override`, "
+                        "`X-HTTP-Method`, `X-Method-Override`, `X-Original-URL`, `X-Rewrite-URL` and a "
+                        "client-sent `x-envoy-original-path` (any case, any value, also with `_` for `-`; listed once "
+                        "in the engine: `canonical::OVERRIDE_HEADERS`), and a `_method` query parameter (name percent-decoded, "
+                        "any case). Like the engine's `_method` check, the refusal comes after the identity, "
+                        "method and path checks and before any rule. Envoy's own `x-envoy-original-path` (a "
+                        "route with `prefix_rewrite`) is added by the router after the filter and reaches the "
+                        "upstream; the filter must come before any HTTP filter that rewrites the path "
+                        "(gRPC-JSON transcoder, AWS Lambda), which would set it first. Dry-run mode lets an "
+                        "override through, marked, like any other deny."),
     "method": ("Methods", "—",
                "Lower-case methods: HTTP/1 codec 400; over HTTP/2 they reach the engine, which refuses non-canonical "
                "methods (`post` must not dodge a deny rule on `POST`)."),
@@ -755,10 +819,13 @@ CLASSES = {
              "The engine refuses paths over 8 KiB or 128 segments (bounded matching); Envoy refuses request heads "
              "over 60 KiB with 431."),
     "backend-equivalence": ("Backend equivalences (residual risk R1)", "Istio wordlist; IIS/Windows path rules",
-                            "Spellings that some backends treat as equal to a denied path: case (case-insensitive "
-                            "routes), trailing `.` or space (Windows), Unicode that NFKC-normalises to `/` or `.`. "
-                            "Against an allow-list they are harmless (default deny). Only a deny *carve-out* "
-                            "inside an allowed prefix can be dodged, and only on such a backend; see R1."),
+                            "Spellings that some backends treat as equal to a denied path. A segment ending in "
+                            "`.` or a space (Windows strips them; `TrailingDotOrSpace`) and characters that "
+                            "Unicode NFKC turns into `/`, `\\`, `.`, `%`, `;`, `?`, `#` (fullwidth `／` `．`, "
+                            "small forms, dot leaders; `LookalikeDelimiter`) are refused by the engine, anywhere "
+                            "in the path. Case is not: paths match case-sensitively by the policy contract, so "
+                            "`/docs/INTERNAL/...` dodges a `/docs/internal/**` carve-out on a case-insensitive "
+                            "backend (R1). Against an allow-list with default deny these spellings are harmless."),
 }
 
 
@@ -798,7 +865,7 @@ def markdown():
             raw = "=" if c.raw is None or c.raw == c.hardened else c.raw.describe()
             name = c.name + (" **(%s, xfail)**" % c.finding if c.finding else "")
             if c.finding:
-                hard += "; today: 200, forwarded with the override (%s)" % c.finding
+                hard += "; today: not yet (finding %s)" % c.finding
             out.append("| %s | %s (%s) | %s | %s | %s |" % (_cell(name), _cell(c.shown()), c.identity, _cell(hard),
                                                         _cell(raw), _cell(c.why)))
     out += ["", END]
