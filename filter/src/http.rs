@@ -130,7 +130,7 @@ impl<'h> Request<'h> {
                 }
                 _ if name.starts_with(b":") => {}
                 _ => {
-                    if self.override_header.is_none() && is_override_header(name) {
+                    if self.override_header.is_none() && canonical::is_override_header(name) {
                         self.override_header = Some(name);
                     }
                     own.note(name);
@@ -158,26 +158,6 @@ impl<'h> Request<'h> {
     }
 }
 
-/// Is `name` one of the engine's override headers ([`canonical::is_override_header`]),
-/// also when spelt with `_` for `-`? CGI-style backends (PHP, WSGI, FastCGI)
-/// read `x_http_method_override` as `X-HTTP-Method-Override`, and Envoy
-/// forwards underscores unless `headers_with_underscores_action` refuses them
-/// (the shipped config does; Envoy's default does not).
-fn is_override_header(name: &[u8]) -> bool {
-    if canonical::is_override_header(name) {
-        return true;
-    }
-    let mut folded = [0u8; 64];
-    match folded.get_mut(..name.len()) {
-        Some(folded) if name.contains(&b'_') => {
-            for (to, &from) in folded.iter_mut().zip(name) {
-                *to = if from == b'_' { b'-' } else { from };
-            }
-            canonical::is_override_header(folded)
-        }
-        _ => false,
-    }
-}
 
 /// Handle the request headers. `policy` is the snapshot this request is judged by
 /// (`None` only if the VM never loaded one, which Envoy should not allow).

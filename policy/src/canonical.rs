@@ -323,9 +323,15 @@ pub fn query_overrides_method(target: &str) -> bool {
 pub const OVERRIDE_HEADERS: [&str; 6] =
     ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url", "x-envoy-original-path"];
 
-/// Is `name` (any case) one of [`OVERRIDE_HEADERS`]?
+/// Is `name` one of [`OVERRIDE_HEADERS`], in any case and also spelt with `_`
+/// for `-`? CGI-style backends (PHP, WSGI, FastCGI) read
+/// `x_http_method_override` as `X-HTTP-Method-Override`.
 pub fn is_override_header(name: &[u8]) -> bool {
-    OVERRIDE_HEADERS.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name))
+    let same = |a: u8, b: u8| {
+        let fold = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
+        fold(a) == fold(b)
+    };
+    OVERRIDE_HEADERS.iter().any(|h| h.len() == name.len() && h.bytes().zip(name.iter()).all(|(a, &b)| same(a, b)))
 }
 
 /// Whether `method` is a canonical HTTP method: 1–32 upper-case letters, `-` or `_`.
@@ -463,6 +469,7 @@ mod tests {
     fn override_headers_are_recognised_in_any_case() {
         assert!(is_override_header(b"X-HTTP-Method-Override"));
         assert!(is_override_header(b"x-original-url"));
+        assert!(is_override_header(b"X_HTTP_METHOD_OVERRIDE"), "CGI folds '_' and '-'");
         assert!(!is_override_header(b"x-http-method-overrides"));
         assert!(!is_override_header(b"content-type"));
     }
