@@ -208,8 +208,14 @@ fn check_decoded_segments(decoded: &str) -> Result<(), PathRejection> {
             return Err(PathRejection::TrailingDotOrSpace);
         }
     }
-    if !decoded.is_ascii() && decoded.chars().any(is_lookalike_delimiter) {
-        return Err(PathRejection::LookalikeDelimiter);
+    if !decoded.is_ascii() {
+        // C1 controls (U+0080..U+009F, e.g. NEL) arrive only encoded, as %C2%85.
+        if decoded.chars().any(char::is_control) {
+            return Err(PathRejection::InvalidCharacter);
+        }
+        if decoded.chars().any(is_lookalike_delimiter) {
+            return Err(PathRejection::LookalikeDelimiter);
+        }
     }
     Ok(())
 }
@@ -428,6 +434,8 @@ mod tests {
         assert_eq!(rejected("/a\tb"), PathRejection::InvalidCharacter);
         assert_eq!(rejected("/a\u{e9}"), PathRejection::InvalidCharacter);
         assert_eq!(rejected("/a%0d%0a"), PathRejection::InvalidCharacter);
+        // Found by the canonicalize fuzz target: a C1 control (NEL) encoded as UTF-8.
+        assert_eq!(rejected("/api/payment/admin%C2%85"), PathRejection::InvalidCharacter);
         assert_eq!(rejected(&"/a".repeat(MAX_SEGMENTS + 1)), PathRejection::TooLong);
         assert_eq!(rejected(&format!("/{}", "a".repeat(MAX_PATH_LEN))), PathRejection::TooLong);
     }
