@@ -53,6 +53,10 @@ fi
 
 PY="$ROOT/.venv/bin/python"
 [ -x "$PY" ] || PY=python3
-cmd="bash bench/run.sh${*:+ $*}"
+# The command as the results file shows it, quoted where a shell needs it (probe:STEP*N).
+cmd="bash bench/run.sh"
+for arg in "$@"; do
+    if [[ $arg =~ ^[A-Za-z0-9_./:=,@+-]+$ ]]; then cmd+=" $arg"; else cmd+=" '${arg//\'/\'\\\'\'}'"; fi
+done
 [ -n "${BENCH_FILTER_REF:-}" ] && cmd="BENCH_FILTER_REF=${BENCH_FILTER_REF} $cmd"
 exec "$PY" bench/run.py --command "$cmd" "${extra[@]}" "$@"
