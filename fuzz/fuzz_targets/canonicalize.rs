@@ -1,13 +1,17 @@
-//! Request paths: arbitrary strings into `canonicalize`.
+//! Request paths: arbitrary strings into `canonicalize` and
+//! `query_overrides_method`.
 //!
-//! Three checks on every input:
-//! 1. it never panics;
+//! Checks on every input:
+//! 1. nothing panics;
 //! 2. an accepted path has the shape `CanonicalPath` documents (leading `/`,
-//!    no empty, `.` or `..` segment, none of `\ ; % ? #`, NUL or a control
-//!    character), and its segments rebuild it;
-//! 3. it agrees with a second, deliberately naive reading of the rules written
-//!    here from the documentation (decode everything, then look at the
-//!    result), on accept/refuse and on the decoded path.
+//!    no empty, `.` or `..` segment, no segment ending in `.` or a space, none
+//!    of `\ ; % ? #`, NUL or a control character), and its segments rebuild it;
+//! 3. an accepted path keeps that shape under Unicode NFKC (computed here with
+//!    the `unicode-normalization` crate, independently of the engine's own
+//!    list of look-alikes): a backend that normalises reads the same segments;
+//! 4. accept/refuse and the decoded path agree with a second, deliberately
+//!    naive reading of the documented rules (decode everything, then look);
+//! 5. `query_overrides_method` agrees with a naive reading of `?_method=`.
 //!
 //! Idempotence is only asserted where it means something: a path without `%`
 //! comes back as itself (minus query and fragment), and an accepted path,
@@ -15,8 +19,19 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mtls_authz_policy::canonical::{MAX_PATH_LEN, MAX_SEGMENTS};
+use mtls_authz_policy::canonical::{query_overrides_method, MAX_PATH_LEN, MAX_SEGMENTS};
 use mtls_authz_policy::{canonicalize, PathRejection};
+use unicode_normalization::UnicodeNormalization;
+
+/// What a segment must not contain, after decoding and after NFKC.
+const DELIMITERS: &[char] = &['/', '\\', '.', '%', ';', '?', '#'];
+
+/// The documented look-alike rule: a character whose NFKC form contains a
+/// delimiter or `.`, plus the two confusables the engine names that NFKC
+/// leaves alone (DIVISION SLASH, FRACTION SLASH).
+fn lookalike(c: char) -> bool {
+    !c.is_ascii() && (matches!(c, '\u{2215}' | '\u{2044}') || std::iter::once(c).nfkc().any(|n| DELIMITERS.contains(&n)))
+}
 
 /// RFC 3986 pchar minus `;`, as the README describes what may appear raw.
 fn raw_ok(b: u8) -> bool {
@@ -58,6 +73,13 @@ fn reference(target: &str) -> Option<String> {
         if seg.is_empty() || seg == "." || seg == ".." {
             return None;
         }
+        // Windows-style backends strip a trailing dot or space.
+        if seg.ends_with(['.', ' ']) {
+            return None;
+        }
+        if seg.chars().any(lookalike) {
+            return None;
+        }
         if seg.bytes().any(|b| matches!(b, b'/' | b'\\' | b'%' | b';' | b'?' | b'#')) {
             return None;
         }
@@ -96,6 +118,18 @@ fn check_shape(input: &str, decoded: &str) {
     assert!(!decoded.contains("//"), "{input:?} -> {decoded:?}: empty segment");
     for seg in decoded[1..].split('/').filter(|_| decoded != "/") {
         assert!(seg != "." && seg != "..", "{input:?} -> {decoded:?}: dot segment");
+        assert!(!seg.ends_with(['.', ' ']), "{input:?} -> {decoded:?}: segment ends in '.' or ' '");
+    }
+    // The same path as a backend that applies NFKC reads it.
+    let normalised: String = decoded.nfkc().collect();
+    let before: Vec<&str> = decoded.split('/').collect();
+    let after: Vec<&str> = normalised.split('/').collect();
+    assert_eq!(before.len(), after.len(), "{input:?} -> {decoded:?} has other segments after NFKC: {normalised:?}");
+    for seg in after.iter().skip(1) {
+        assert!(
+            !seg.contains(['\\', '%', ';', '?', '#']) && *seg != "." && *seg != ".." && !seg.ends_with('.'),
+            "{input:?} -> {decoded:?} reads differently after NFKC: {normalised:?}"
+        );
     }
     for c in decoded.chars() {
         assert!(!matches!(c, '\\' | ';' | '%' | '?' | '#' | '\0'), "{input:?} -> {decoded:?}: has {c:?}");
@@ -105,8 +139,38 @@ fn check_shape(input: &str, decoded: &str) {
     }
 }
 
+/// `?_method=` in the query (before any fragment): the name percent-decoded
+/// (a `%` without two hex digits is itself), compared ignoring ASCII case.
+fn reference_overrides_method(target: &str) -> bool {
+    let before_fragment = target.split('#').next().unwrap_or("");
+    let Some((_, query)) = before_fragment.split_once('?') else { return false };
+    query.split(['&', ';']).any(|pair| {
+        let name = pair.split('=').next().unwrap_or("").as_bytes();
+        let mut decoded = Vec::new();
+        let mut i = 0;
+        while i < name.len() {
+            match (name[i], name.get(i + 1).and_then(|&b| hex(b)), name.get(i + 2).and_then(|&b| hex(b))) {
+                (b'%', Some(hi), Some(lo)) => {
+                    decoded.push(hi << 4 | lo);
+                    i += 3;
+                }
+                (b, _, _) => {
+                    decoded.push(b);
+                    i += 1;
+                }
+            }
+        }
+        decoded.eq_ignore_ascii_case(b"_method")
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(input) = std::str::from_utf8(data) else { return };
+    assert_eq!(
+        query_overrides_method(input),
+        reference_overrides_method(input),
+        "query_overrides_method and the reference disagree on {input:?}"
+    );
     let result = canonicalize(input);
     let expected = reference(input);
     match &result {
