@@ -191,6 +191,13 @@ PATHS = [
 FINDINGS = {
     # A percent-encoded C1 control (NEL, U+0085) survives canonicalisation.
     "finding-1-c1-control-nel": "/api/payment/admin%C2%85",
+    # Characters whose NFKC form holds a delimiter, missing from the engine's
+    # look-alike list: U+FE30 -> "..", U+2100 -> "a/c", U+2048 -> "?!",
+    # U+037E -> ";" (U+037E already under NFC).
+    "finding-2a-nfkc-two-dot-leader": "/docs/public/%EF%B8%B0/internal/x",
+    "finding-2b-nfkc-account-of": "/docs/%E2%84%80/x",
+    "finding-2c-nfkc-question-exclamation": "/docs/internal%E2%81%88/x",
+    "finding-2d-nfc-greek-question-mark": "/docs/internal%CD%BE/x",
 }
 
 
