@@ -45,6 +45,8 @@ const ISSUERS: &[&str] = &["CA", "Other CA"];
 const SERIALS: &[&str] = &["1a2b", "ff", "0"];
 const METHODS: &[&str] = &["GET", "POST", "DELETE", "HEAD", "M-SEARCH"];
 const REQUEST_METHODS: &[&str] = &["GET", "POST", "DELETE", "HEAD", "M-SEARCH", "get", "", "GET "];
+/// Queries and fragments: none, one that must not matter, and method overrides the engine refuses.
+const QUERIES: &[&str] = &["", "?q=/a/../b#f", "?_method=DELETE", "?x=1&%5FMethod=put", "#?_method=x"];
 const NAMES: &[&str] = &["a", "b", "r", "r1", "r10", "r2", "Z", "_", "allow-all", "deny-all"];
 
 fn pick<'a>(alphabet: &[&'a str], i: u8) -> &'a str {
@@ -123,7 +125,7 @@ struct Request {
     identity: Option<u8>,
     method: u8,
     segments: Vec<RequestSegment>,
-    query: bool,
+    query: u8,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -287,9 +289,7 @@ fn request_path(r: &Request) -> String {
     if p.is_empty() {
         p.push('/');
     }
-    if r.query {
-        p.push_str("?q=/a/../b#f");
-    }
+    p.push_str(pick(QUERIES, r.query));
     p
 }
 
