@@ -54,7 +54,8 @@ pub enum PathRejection {
     /// (`/internal./x` is served as `/internal/x`).
     TrailingDotOrSpace,
     /// A character that Unicode compatibility normalisation (NFKC) turns into
-    /// `/`, `\`, `.`, `%`, `;`, `?` or `#`, e.g. fullwidth `／` (U+FF0F).
+    /// punctuation or a space (fullwidth `／`, `︰` for `..`), or a slash
+    /// look-alike such as the division slash `∕`.
     LookalikeDelimiter,
 }
 
@@ -220,30 +221,26 @@ fn check_decoded_segments(decoded: &str) -> Result<(), PathRejection> {
     Ok(())
 }
 
-/// Characters whose NFKC form contains a path delimiter or `.`: backends that
-/// normalise Unicode (or a file system that does) would read a different path.
+/// Non-ASCII characters whose compatibility decomposition (NFKD, the first
+/// half of NFKC) contains ASCII punctuation or a space: fullwidth `／`, `︰`
+/// (two dots), `℀` (`a/c`), the Greek question mark (`;`), a no-break space.
+/// A backend or file system that normalises Unicode would read a different
+/// path, so such paths are refused. Derived from Unicode data, not a hand list.
 fn is_lookalike_delimiter(c: char) -> bool {
-    matches!(
-        c,
-        '\u{FF0F}' // FULLWIDTH SOLIDUS
-            | '\u{FF3C}' // FULLWIDTH REVERSE SOLIDUS
-            | '\u{FF0E}' // FULLWIDTH FULL STOP
-            | '\u{FF05}' // FULLWIDTH PERCENT SIGN
-            | '\u{FF1B}' // FULLWIDTH SEMICOLON
-            | '\u{FF1F}' // FULLWIDTH QUESTION MARK
-            | '\u{FF03}' // FULLWIDTH NUMBER SIGN
-            | '\u{FE52}' // SMALL FULL STOP
-            | '\u{FE68}' // SMALL REVERSE SOLIDUS
-            | '\u{FE6A}' // SMALL PERCENT SIGN
-            | '\u{FE54}' // SMALL SEMICOLON
-            | '\u{FE56}' // SMALL QUESTION MARK
-            | '\u{FE5F}' // SMALL NUMBER SIGN
-            | '\u{2024}' // ONE DOT LEADER
-            | '\u{2025}' // TWO DOT LEADER
-            | '\u{2026}' // HORIZONTAL ELLIPSIS
-            | '\u{2215}' // DIVISION SLASH (not NFKC, but a common confusable)
-            | '\u{2044}' // FRACTION SLASH (likewise)
-    )
+    if c.is_ascii() {
+        return false;
+    }
+    // Slash look-alikes with no decomposition, which confusable-folding code still maps to '/'.
+    if matches!(c, '\u{2215}' | '\u{2044}' | '\u{29F8}' | '\u{1735}') {
+        return true;
+    }
+    let mut hit = false;
+    unicode_normalization::char::decompose_compatible(c, |d| {
+        if d.is_ascii() && !d.is_ascii_alphanumeric() {
+            hit = true;
+        }
+    });
+    hit
 }
 
 fn check_raw_segment(seg: &[u8]) -> Result<(), PathRejection> {
@@ -457,7 +454,19 @@ mod tests {
 
     #[test]
     fn unicode_lookalikes_of_delimiters_are_refused() {
-        for p in ["/docs%EF%BC%8Finternal", "/a/%EF%BC%8E%EF%BC%8E/b", "/a%E2%88%95b", "/a%EF%B9%92"] {
+        // Found by the canonicalize fuzz target: U+FE30 (NFKC '..'), U+2048 ('?!'),
+        // U+037E (';'), U+2100 ('a/c'), and a no-break space.
+        for p in [
+            "/docs%EF%BC%8Finternal",
+            "/a/%EF%BC%8E%EF%BC%8E/b",
+            "/a%EF%B9%92",
+            "/docs/public/%EF%B8%B0/internal/x",
+            "/docs/internal%E2%81%88/x",
+            "/docs/internal%CD%BE/x",
+            "/docs/%E2%84%80/x",
+            "/docs/internal%C2%A0/x",
+            "/a%E2%88%95b",
+        ] {
             assert_eq!(rejected(p), PathRejection::LookalikeDelimiter, "{p}");
         }
         assert_eq!(ok("/caf%C3%A9"), "/caf\u{e9}");
