@@ -3,7 +3,9 @@
 #   1. lints: clippy with warnings denied (the filter and engine deny unwrap/expect/panic);
 #   2. the engine builds for the browser target (wasm32-unknown-unknown);
 #   3. cargo test --workspace (unit, property, CLI and example tests);
-#   4. the end-to-end suite against a real Envoy running the built filter.
+#   4. the end-to-end suite against a real Envoy running the built filter;
+#   5. a fuzz smoke run: every cargo-fuzz target for 5 s on its seed corpus
+#      (the longer run is `fuzz/run.sh 600`, see fuzz/README.md).
 # Every stage runs even if an earlier one fails, so one CI run reports
 # everything; the exit status is non-zero if any failed. Extra arguments go to
 # pytest (e.g. -k dry_run, -x). Envoy logs and configs of the e2e run are kept
@@ -33,6 +35,7 @@ stage "engine for wasm32-unknown-unknown" cargo build -p mtls-authz-policy --tar
 stage "cargo test" cargo test --workspace
 mkdir -p .work
 stage "end-to-end suite" .venv/bin/python -m pytest policy-tests/e2e -v --basetemp "$ROOT/.work/e2e" "$@"
+stage "fuzz smoke" env FUZZ_BUILD=dev bash fuzz/run.sh 5
 
 if [ "$status" = 0 ]; then
     echo "test.sh: all tests passed" >&2
