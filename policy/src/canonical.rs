@@ -139,6 +139,13 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// The byte a `%XX` escape starting at `bytes[i]` stands for, if both digits are hex.
+fn escaped_byte(bytes: &[u8], i: usize) -> Option<u8> {
+    let hi = bytes.get(i + 1).copied().and_then(hex)?;
+    let lo = bytes.get(i + 2).copied().and_then(hex)?;
+    Some(hi << 4 | lo)
+}
+
 /// The request target without query or fragment.
 pub fn strip_query_and_fragment(target: &str) -> &str {
     match target.find(['?', '#']) {
@@ -182,10 +189,7 @@ pub fn canonicalize(target: &str) -> Result<CanonicalPath<'_>, PathRejection> {
         let b = bytes[i];
         if b == b'%' {
             // check_raw_segment guaranteed two hex digits follow.
-            let (Some(hi), Some(lo)) = (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) else {
-                return Err(PathRejection::InvalidPercentEncoding);
-            };
-            out.push(hi << 4 | lo);
+            out.push(escaped_byte(bytes, i).ok_or(PathRejection::InvalidPercentEncoding)?);
             i += 3;
         } else {
             out.push(b);
@@ -193,18 +197,18 @@ pub fn canonicalize(target: &str) -> Result<CanonicalPath<'_>, PathRejection> {
         }
     }
     let decoded = String::from_utf8(out).map_err(|_| PathRejection::InvalidUtf8)?;
-    // Decoding may have produced '.' or '..' segments (%2e%2e).
-    if decoded[1..].split('/').any(|s| s == "." || s == "..") {
-        return Err(PathRejection::DotSegment);
-    }
     check_decoded_segments(&decoded)?;
     Ok(CanonicalPath { decoded: Cow::Owned(decoded) })
 }
 
-/// Checks on the decoded path that raw checks cannot see: trailing dots and
-/// spaces, and Unicode look-alikes of delimiters.
+/// Checks on the decoded path that raw checks cannot see: dot segments that
+/// decoding produced (`%2e%2e`), trailing dots and spaces, and Unicode
+/// look-alikes of delimiters.
 fn check_decoded_segments(decoded: &str) -> Result<(), PathRejection> {
     for segment in decoded[1..].split('/') {
+        if segment == "." || segment == ".." {
+            return Err(PathRejection::DotSegment);
+        }
         if segment.ends_with(['.', ' ']) {
             return Err(PathRejection::TrailingDotOrSpace);
         }
@@ -254,10 +258,7 @@ fn check_raw_segment(seg: &[u8]) -> Result<(), PathRejection> {
     while i < seg.len() {
         let b = seg[i];
         if b == b'%' {
-            let (Some(hi), Some(lo)) = (seg.get(i + 1).copied().and_then(hex), seg.get(i + 2).copied().and_then(hex)) else {
-                return Err(PathRejection::InvalidPercentEncoding);
-            };
-            check_decoded_byte(hi << 4 | lo)?;
+            check_decoded_byte(escaped_byte(seg, i).ok_or(PathRejection::InvalidPercentEncoding)?)?;
             i += 3;
             continue;
         }
@@ -300,12 +301,12 @@ pub fn query_overrides_method(target: &str) -> bool {
         let mut i = 0usize;
         while i < bytes.len() {
             let b = match bytes[i] {
-                b'%' => match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-                    (Some(hi), Some(lo)) => {
+                b'%' => match escaped_byte(bytes, i) {
+                    Some(byte) => {
                         i += 2;
-                        hi << 4 | lo
+                        byte
                     }
-                    _ => b'%',
+                    None => b'%',
                 },
                 other => other,
             };
