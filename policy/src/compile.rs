@@ -180,18 +180,7 @@ mod tests {
     use super::*;
     use crate::canonical::PathRejection;
 
-    const EXAMPLE: &str = r#"{
-      "version": 1, "default_action": "deny",
-      "rules": [
-        {"name": "orders-create-payment", "action": "allow",
-         "principals": [{"uri_san": "spiffe://shop.test/ns/prod/sa/order"}, {"cn": "order-service"}],
-         "paths": ["/api/payment/create"], "methods": ["POST"]},
-        {"name": "reports-read-payment", "action": "allow",
-         "principals": [{"cn": "report-service", "ou": "reporting"}],
-         "paths": ["/api/payment/query", "/api/payment/query/**"], "methods": ["GET", "HEAD"]},
-        {"name": "nobody-on-admin", "action": "deny",
-         "principals": [{"any": true}], "paths": ["/api/payment/admin/**"]}
-      ]}"#;
+    use crate::model::tests::EXAMPLE;
 
     fn cn(name: &str) -> Identity {
         Identity { common_names: vec![name.into()], subject: format!("CN={name}"), ..Identity::default() }

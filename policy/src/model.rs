@@ -546,10 +546,12 @@ fn canonical_sha256(text: &str) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const EXAMPLE: &str = r#"{
+    /// The policy from the README and the issue that defined the language;
+    /// the compile tests decide requests against it too.
+    pub(crate) const EXAMPLE: &str = r#"{
   "version": 1,
   "default_action": "deny",
   "rules": [
