@@ -16,9 +16,10 @@
 //! because the backend might honour it and the policy judged something else.
 //!
 //! The hot path for a known certificate is: one header-map read, one small
-//! property read, one cache lookup, the decision, two or three header writes
-//! (principal, rule, and the revision when the policy has one; the dry-run
-//! marker and a stale revision are removed only when the client sent them).
+//! property read, one cache lookup, the decision, and up to three header
+//! writes (principal, rule, and the revision when the policy has one; each can
+//! be turned off with the policy's `upstream_headers`). The client's copies of
+//! the filter's headers are removed only when the map showed it sent them.
 //! Everything that can fail fails closed: a 403, never a free pass.
 
 use std::cell::RefCell;
@@ -180,7 +181,7 @@ pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, ca
     };
     let details = policy.policy().deny_response.details;
     if decision.is_allowed() {
-        match forward(host, &decision, &request, policy.revision()) {
+        match forward(host, &decision, &request, policy) {
             Ok(()) => {
                 if decision.is_dry_run_deny() {
                     host.increment(Metric::RequestsDryRunDenied);
@@ -303,24 +304,26 @@ fn parse_peer_certificate<H: Host>(host: &H, digest: &str) -> Result<Entry, Fail
 
 /// Let the request through, carrying the filter's (and only the filter's)
 /// headers. Replacing drops every client-sent copy, duplicates included; a
-/// header of ours that is not set on this request is removed only if the
-/// client sent it.
-fn forward<H: Host>(
-    host: &H,
-    decision: &Decision<'_>,
-    request: &Request<'_>,
-    revision: Option<&str>,
-) -> Result<(), HostError> {
-    match request.identity.as_deref() {
+/// header of ours that is not set on this request (turned off by the policy's
+/// `upstream_headers`, or with nothing to say) is removed only if the client
+/// sent it, so the usual request costs no host call for it.
+fn forward<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, policy: &CompiledPolicy) -> Result<(), HostError> {
+    let wanted = policy.policy().upstream_headers;
+    match request.identity.as_deref().filter(|_| wanted.principal) {
         Some(identity) => host.replace_request_header(PRINCIPAL_HEADER, &escape::header_value(identity.display_name()))?,
-        // Dry run without a certificate: nobody to name, and nobody may be named by the client.
+        // Turned off, or a dry run without a certificate: nobody to name, and nobody may be named by the client.
         None => remove_if_sent(host, request, PRINCIPAL_HEADER)?,
     }
-    host.replace_request_header(RULE_HEADER, &escape::header_value(decision.rule_label()))?;
-    match revision {
+    if wanted.rule {
+        host.replace_request_header(RULE_HEADER, &escape::header_value(decision.rule_label()))?;
+    } else {
+        remove_if_sent(host, request, RULE_HEADER)?;
+    }
+    match policy.revision().filter(|_| wanted.revision) {
         Some(revision) => host.replace_request_header(REVISION_HEADER, &escape::header_value(revision))?,
         None => remove_if_sent(host, request, REVISION_HEADER)?,
     }
+    // The dry-run marker is the point of dry-run mode: never turned off.
     if decision.is_dry_run_deny() {
         host.replace_request_header(DRY_RUN_HEADER, "deny")
     } else {

@@ -25,9 +25,16 @@ pub const REJECTED_PREFIX: &str = "mtls-authz: policy rejected: ";
 #[derive(Debug, Default)]
 pub struct PolicyHolder {
     current: Option<Rc<CompiledPolicy>>,
-    /// The configuration `current` was compiled from, so a repeated
-    /// `on_configure` with the same bytes is a cheap no-op.
-    source: Vec<u8>,
+    /// SHA-256 of the configuration `current` was compiled from, so a repeated
+    /// `on_configure` with the same bytes is a cheap no-op. A hash, not the
+    /// bytes: a 10,000-rule policy is megabytes, held once per VM otherwise.
+    source: Option<[u8; 32]>,
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+    out
 }
 
 impl PolicyHolder {
@@ -47,7 +54,8 @@ impl PolicyHolder {
     /// policy is in force afterwards *and* it is the one just given.
     pub fn configure<H: Host>(&mut self, host: &H, configuration: Option<&[u8]>) -> bool {
         let bytes = configuration.unwrap_or_default();
-        if self.current.is_some() && bytes == self.source.as_slice() {
+        let hash = sha256(bytes);
+        if self.current.is_some() && self.source == Some(hash) {
             return true;
         }
         let text = match std::str::from_utf8(bytes) {
@@ -82,7 +90,7 @@ impl PolicyHolder {
                     ),
                 );
                 self.current = Some(Rc::new(policy));
-                self.source = bytes.to_vec();
+                self.source = Some(hash);
                 true
             }
             Err(errors) => {

@@ -11,7 +11,7 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 use crate::cache::{Entry, IdentityCache};
 use crate::headers::HeaderMap;
 use crate::host::{Host, HostError, Level, Metric};
-use crate::http::{on_request_headers, Flow, DRY_RUN_HEADER, PRINCIPAL_HEADER, REVISION_HEADER, RULE_HEADER};
+use crate::http::{on_request_headers, Flow, DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, REVISION_HEADER, RULE_HEADER};
 use crate::root::{PolicyHolder, REJECTED_PREFIX};
 
 // ---------------------------------------------------------------------------
@@ -739,6 +739,39 @@ fn an_allowed_request_reads_the_headers_once_and_writes_only_what_it_must() {
     assert_eq!(run(&host, &bare, &cache), Flow::Continue);
     assert_eq!(host.calls(), ["headers", "property", "replace", "replace", "remove", "remove"]);
     assert!(host.header_values(DRY_RUN_HEADER).is_empty() && host.header_values(REVISION_HEADER).is_empty());
+}
+
+#[test]
+fn with_upstream_headers_off_an_allowed_request_makes_no_write() {
+    let p = policy(&POLICY.replace("\"revision\": \"r1\",", "\"revision\": \"r1\", \"upstream_headers\": {\"principal\": false, \"rule\": false, \"revision\": false},"));
+    assert!(!p.policy().upstream_headers.principal, "the test policy turns the headers off");
+    let cache = RefCell::default();
+    let c = order_service();
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&c);
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&c);
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.calls(), ["headers", "property"]);
+    assert_eq!(host.metric(Metric::RequestsAllowed), 1);
+    for name in OWN_HEADERS {
+        assert!(host.header_values(name).is_empty(), "{name} must not reach the upstream");
+    }
+}
+
+#[test]
+fn with_upstream_headers_off_forged_copies_are_still_removed() {
+    let p = policy(&POLICY.replace("\"revision\": \"r1\",", "\"revision\": \"r1\", \"upstream_headers\": {\"rule\": false, \"revision\": false},"));
+    let cache = RefCell::default();
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    for name in OWN_HEADERS {
+        host.add_header(name, b"admin");
+        host.add_header(name, b"root");
+    }
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"], "the principal is still on");
+    for name in [RULE_HEADER, REVISION_HEADER, DRY_RUN_HEADER] {
+        assert!(host.header_values(name).is_empty(), "the client's {name} must not reach the upstream");
+    }
 }
 
 #[test]

@@ -39,4 +39,4 @@ pub use compile::CompiledPolicy;
 pub use decide::{decide_naive, Decision, Reason, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 pub use identity::{CertError, Identity};
-pub use model::{Action, DenyResponse, Mode, Policy, Principal, Rule};
+pub use model::{Action, DenyResponse, Mode, Policy, Principal, Rule, UpstreamHeaders};

@@ -92,6 +92,8 @@ fn schema_and_validator_refuse_the_same_structural_mistakes() {
         ("bad sha256", rule(r#"{"name": "r", "action": "allow", "principals": [{"sha256": "abc"}], "paths": ["/a"]}"#)),
         ("bad revision", r#"{"version": 1, "default_action": "deny", "revision": "", "rules": []}"#.to_owned()),
         ("details not bool", r#"{"version": 1, "default_action": "deny", "deny_response": {"details": "no"}, "rules": []}"#.to_owned()),
+        ("upstream header not bool", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"rule": 0}, "rules": []}"#.to_owned()),
+        ("unknown upstream header", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"dry_run": false}, "rules": []}"#.to_owned()),
     ];
     // Sanity: the base rule is valid for both, so each case fails for its own reason.
     assert!(schema_accepts(&v, &rule(ok_rule)));
@@ -110,4 +112,15 @@ fn schema_accepts_every_documented_path_form() {
         assert!(schema_accepts(&v, &src), "schema refuses {path}");
         Policy::from_json(&src).unwrap();
     }
+}
+
+#[test]
+fn schema_and_validator_accept_every_optional_top_level_field() {
+    let v = schema();
+    let src = r#"{"$schema": "./policy.schema.json", "version": 1, "default_action": "deny", "mode": "dry_run", "revision": "r1",
+        "description": "all optional fields", "deny_response": {"details": false},
+        "upstream_headers": {"principal": true, "rule": false, "revision": false}, "rules": []}"#;
+    assert!(schema_accepts(&v, src));
+    let policy = Policy::from_json(src).unwrap();
+    assert!(!policy.upstream_headers.rule && policy.upstream_headers.principal);
 }
