@@ -8,7 +8,7 @@ filter's values (or none), never the client's.
 
 import pytest
 
-from e2e_lib import DRY_RUN_HEADER, PRINCIPAL_HEADER, RULE_HEADER, http_request_bytes
+from e2e_lib import DRY_RUN_HEADER, PRINCIPAL_HEADER, RULE_HEADER, http_request_bytes, policy_with
 
 pytestmark = pytest.mark.filter
 
@@ -70,3 +70,35 @@ def test_forged_header_variants(gateway, variant):
     r = gateway.raw("report-service", http_request_bytes("GET", "/api/payment/query", forged))
     assert r.status == 200, r
     _assert_not_forwarded(r)
+
+
+# --------------------------------------------------------------------------- "upstream_headers" off
+
+REVISION_HEADER = "x-mtls-authz-policy-revision"
+OWN_HEADERS = (PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER, REVISION_HEADER)
+
+
+@pytest.fixture(scope="module")
+def quiet(request, envoy_factory):
+    """The example policy with a revision, and every upstream identity header turned off."""
+    policy = policy_with(revision="quiet-1", upstream_headers={"principal": False, "rule": False, "revision": False})
+    env = envoy_factory.start("upstream-headers-off", policy, owner=request.node.nodeid)
+    return envoy_factory.gateway(env)
+
+
+def test_headers_off_the_upstream_gets_none_of_the_filters_headers(quiet):
+    r = quiet.request("order-service", "POST", "/api/payment/create", body=b"{}")
+    assert r.status == 200, r
+    for name in OWN_HEADERS:
+        assert r.upstream_headers(name) == [], "%s reached the upstream: %s" % (name, r.echo["headers"])
+
+
+def test_headers_off_forged_copies_are_still_removed(quiet):
+    forged = [(name, ORDER_SPIFFE) for name in OWN_HEADERS] + [(name.upper(), "admin") for name in OWN_HEADERS]
+    r = quiet.raw("report-service", http_request_bytes("GET", "/api/payment/query", forged))
+    assert r.status == 200, r
+    for name in OWN_HEADERS:
+        assert r.upstream_headers(name) == [], "the client's %s reached the upstream: %s" % (name, r.echo["headers"])
+    # The decision is the policy's, not the forged headers': still denied where it was.
+    r = quiet.raw("report-service", http_request_bytes("POST", "/api/payment/create", forged), method="POST")
+    assert r.status == 403, r
