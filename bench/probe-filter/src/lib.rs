@@ -11,11 +11,15 @@
 //!
 //! - `conn-id`: read the top-level `connection_id` property
 //! - `all-headers`: read every request header in one call
+//! - `absent`: read a request header that is not there (the host finds
+//!   nothing, so it does not call back into the VM to allocate a result:
+//!   this prices a read without its result copy)
 //!
 //! `STEP*N` repeats a step N times (to price one call above the noise).
 //!
-//! These are the seven calls mtls-authz makes on an allowed request, with the
-//! same `proxy_wasm::hostcalls` functions. Results are read and dropped; a
+//! `all-headers`, `digest`, `set-principal`, `set-rule` and `metric` are the
+//! calls mtls-authz makes on an allowed request, with the same
+//! `proxy_wasm::hostcalls` functions. Results are read and dropped; a
 //! failed call is ignored. Benchmark profiling only.
 
 use std::rc::Rc;
@@ -35,6 +39,7 @@ enum Step {
     Metric,
     ConnId,
     AllHeaders,
+    Absent,
 }
 
 struct Root {
@@ -67,6 +72,7 @@ impl RootContext for Root {
                 "metric" => Step::Metric,
                 "conn-id" => Step::ConnId,
                 "all-headers" => Step::AllHeaders,
+                "absent" => Step::Absent,
                 _ => return false,
             };
             steps.extend(std::iter::repeat_n(step, times));
@@ -126,6 +132,7 @@ impl HttpContext for Request {
                 Step::AllHeaders => {
                     seen += hostcalls::get_map_bytes(MapType::HttpRequestHeaders).map_or(0, |h| h.len());
                 }
+                Step::Absent => seen += len(hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "x-bench-absent")),
             }
         }
         std::hint::black_box(seen);
