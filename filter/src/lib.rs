@@ -27,7 +27,9 @@
 //! - [`respond`]: the 403 body and the decision log line.
 //! - [`escape`]: making certificate and request content safe for headers and logs.
 //! - [`wasm`]: the proxy-wasm adapter.
+//! - [`abi`]: the host functions it calls, without the SDK's panics.
 
+pub mod abi;
 pub mod cache;
 pub mod escape;
 pub mod headers;

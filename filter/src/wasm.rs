@@ -1,13 +1,11 @@
 //! The proxy-wasm adapter: Envoy's callbacks in, [`Host`] calls out.
 //!
 //! Deliberately thin: each method forwards to [`crate::root`] or
-//! [`crate::http`]. It calls `proxy_wasm::hostcalls` directly instead of the
-//! SDK's `Context` helpers, because those `unwrap()` every result (and
-//! `get_http_request_header` panics on non-UTF-8 values): a panic aborts the
-//! VM, and the filter wants to answer 403 itself wherever it can. The header
-//! map is read through the raw `proxy_get_header_map_pairs` import, because
-//! the SDK's `get_map_bytes` panics on a status other than `Ok` and on a name
-//! that is not UTF-8, and indexes the buffer unchecked.
+//! [`crate::http`]. Host calls on the request path go through [`crate::abi`],
+//! not the SDK's `Context` helpers (which `unwrap()` every result) nor its
+//! `hostcalls` (which panic on an unexpected status): a panic aborts the VM,
+//! and the filter wants to answer 403 itself wherever it can. Start-up calls
+//! (`define_metric`, reading the configuration) still use `hostcalls`.
 //!
 //! State per VM (one VM per Envoy worker thread, plus the main thread): the
 //! metric ids, defined once, and the identity cache, shared by every root
@@ -20,7 +18,9 @@ use std::rc::Rc;
 use mtls_authz_policy::CompiledPolicy;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MetricType};
+
+use crate::abi;
 
 use crate::cache::IdentityCache;
 use crate::headers::HeaderMap;
@@ -60,42 +60,6 @@ fn metric_ids() -> MetricIds {
     })
 }
 
-// The import the SDK wraps in `hostcalls::get_map_bytes`. The map type and the
-// status are plain `u32`s here, not the SDK's enums: a status the enum does not
-// list must be an error, not undefined behaviour.
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
-}
-
-/// The whole request header map in one host call. The host writes the map
-/// into memory it allocates through the SDK's exported
-/// `proxy_on_memory_allocate` (a boxed `[u8]` of exactly `size` bytes), and
-/// this side owns it from then on, as in the SDK's `get_map_bytes`.
-fn request_header_map() -> Result<HeaderMap, HostError> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: the host writes one pointer and one length through the two
-    // out-pointers, which point at live locals of the right types.
-    let status = unsafe { proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size) };
-    if status != Status::Ok as u32 {
-        return Err(HostError("get_header_map_pairs"));
-    }
-    if data.is_null() {
-        // The host's answer for a map without entries: no allocation, size 0.
-        return match size {
-            0 => Ok(HeaderMap::default()),
-            _ => Err(HostError("get_header_map_pairs (no buffer, non-zero size)")),
-        };
-    }
-    // SAFETY: `data` is the start of an allocation of `size` bytes made by
-    // `proxy_on_memory_allocate` (`Vec::<u8>::with_capacity(size)`, turned
-    // into a boxed slice and leaked), fully written by the host, and not
-    // referenced by anyone else: capacity = length = `size`, element type u8.
-    let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
-    Ok(HeaderMap::from_bytes(bytes))
-}
-
 /// [`Host`] over the proxy-wasm ABI, for the context currently being called.
 #[derive(Clone, Copy)]
 pub struct EnvoyHost {
@@ -104,23 +68,23 @@ pub struct EnvoyHost {
 
 impl Host for EnvoyHost {
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        hostcalls::get_property(path.to_vec()).map_err(|_| HostError("get_property"))
+        abi::property(path)
     }
 
     fn request_headers(&self) -> Result<HeaderMap, HostError> {
-        request_header_map()
+        abi::request_header_map()
     }
 
     fn replace_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
-        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).map_err(|_| HostError("replace_header"))
+        abi::replace_request_header(name, value)
     }
 
     fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
-        hostcalls::remove_map_value(MapType::HttpRequestHeaders, name).map_err(|_| HostError("remove_header"))
+        abi::remove_request_header(name)
     }
 
     fn send_response(&self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
-        hostcalls::send_http_response(status, headers.to_vec(), Some(body)).map_err(|_| HostError("send_local_response"))
+        abi::send_local_response(status, headers, body)
     }
 
     fn log(&self, level: Level, message: &str) {
@@ -131,12 +95,12 @@ impl Host for EnvoyHost {
             Level::Error => LogLevel::Error,
         };
         // Nowhere to report a failed log call.
-        let _ = hostcalls::log(level, message);
+        let _ = abi::log(level as u32, message);
     }
 
     fn increment(&self, metric: Metric) {
         if let Some(Some(id)) = self.metrics.get(metric.index()) {
-            let _ = hostcalls::increment_metric(*id, 1);
+            let _ = abi::increment_metric(*id);
         }
     }
 }

@@ -1,0 +1,193 @@
+//! The proxy-wasm host functions the filter calls, declared here rather than
+//! taken from `proxy_wasm::hostcalls`.
+//!
+//! Two reasons, both about the request path:
+//!
+//! - **No panic.** The SDK's wrappers `panic!` on any status they do not
+//!   expect (`set_map_value`, `remove_map_value`, `get_property`,
+//!   `increment_metric`, `send_http_response`, `log`), and declare the status
+//!   as a Rust enum, so a value the enum does not list is undefined
+//!   behaviour. A panic aborts the VM and with it every request on the
+//!   worker. Here every status is a plain `u32`, and anything but the expected
+//!   one is a [`HostError`], which the filter turns into a 403.
+//! - **No allocation it does not need.** `get_property` in the SDK takes a
+//!   `Vec<&str>` and serializes it into another `Vec` on every call; the
+//!   property paths here are serialized into a stack buffer.
+//!
+//! Buffers the host returns (header map, property value) are allocated by the
+//! host through the SDK's exported `proxy_on_memory_allocate`
+//! (`Vec::<u8>::with_capacity(size)`, leaked) and owned by this side from
+//! then on, exactly as the SDK's own wrappers take them.
+
+use proxy_wasm::types::{MapType, Status};
+
+use crate::headers::HeaderMap;
+use crate::host::HostError;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
+    fn proxy_get_property(path_data: *const u8, path_size: usize, return_value_data: *mut *mut u8, return_value_size: *mut usize) -> u32;
+    fn proxy_replace_header_map_value(map_type: u32, key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+}
+
+const OK: u32 = Status::Ok as u32;
+const NOT_FOUND: u32 = Status::NotFound as u32;
+const REQUEST_HEADERS: u32 = MapType::HttpRequestHeaders as u32;
+
+/// Take ownership of a buffer the host allocated and filled, or `None` when it
+/// returned none. `what` names the call for the error.
+///
+/// # Safety
+/// `data` must be null or the start of an allocation of exactly `size` bytes
+/// made by `proxy_on_memory_allocate` and fully written by the host, referenced
+/// by nobody else.
+unsafe fn take_host_buffer(data: *mut u8, size: usize, what: &'static str) -> Result<Option<Vec<u8>>, HostError> {
+    if data.is_null() {
+        // The host allocates nothing for an empty value: null with size 0.
+        return if size == 0 { Ok(None) } else { Err(HostError(what)) };
+    }
+    // SAFETY: as the caller promises: capacity = length = `size`, element type u8.
+    Ok(Some(unsafe { Vec::from_raw_parts(data, size, size) }))
+}
+
+/// The whole request header map in one host call.
+pub fn request_header_map() -> Result<HeaderMap, HostError> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes one pointer and one length through the two
+    // out-pointers, which point at live locals of the right types.
+    let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
+    if status != OK {
+        return Err(HostError("get_header_map_pairs"));
+    }
+    // SAFETY: on Ok the host returned a buffer it allocated through the SDK's allocator, or none.
+    let bytes = unsafe { take_host_buffer(data, size, "get_header_map_pairs (no buffer, non-zero size)") }?;
+    Ok(bytes.map(HeaderMap::from_bytes).unwrap_or_default())
+}
+
+/// Longest serialized property path served from the stack; longer ones are refused.
+const MAX_PROPERTY_PATH: usize = 128;
+
+/// A property (`["connection", "peer_certificate"]`): `Ok(None)` when the host
+/// does not have it.
+pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+    let mut buffer = [0u8; MAX_PROPERTY_PATH];
+    let serialized = property_path(path, &mut buffer).ok_or(HostError("get_property (path too long)"))?;
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the path pointer and length describe `serialized`; the host
+    // writes one pointer and one length through the out-pointers.
+    let status = unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
+    match status {
+        // SAFETY: on Ok the host returned a buffer it allocated through the SDK's allocator, or none.
+        OK => unsafe { take_host_buffer(data, size, "get_property (no buffer, non-zero size)") },
+        NOT_FOUND => Ok(None),
+        _ => Err(HostError("get_property")),
+    }
+}
+
+/// The ABI's form of a property path, the parts joined by NUL, written into
+/// `buffer`; `None` if it does not fit.
+fn property_path<'b>(path: &[&str], buffer: &'b mut [u8]) -> Option<&'b [u8]> {
+    let mut len = 0usize;
+    for (i, part) in path.iter().enumerate() {
+        if i > 0 {
+            *buffer.get_mut(len)? = 0;
+            len += 1;
+        }
+        let end = len.checked_add(part.len())?;
+        buffer.get_mut(len..end)?.copy_from_slice(part.as_bytes());
+        len = end;
+    }
+    buffer.get(..len)
+}
+
+/// Set a request header, replacing every copy.
+pub fn replace_request_header(name: &str, value: &str) -> Result<(), HostError> {
+    // SAFETY: both pointer and length pairs describe live string slices.
+    let status = unsafe { proxy_replace_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
+    if status == OK { Ok(()) } else { Err(HostError("replace_header")) }
+}
+
+/// Remove every copy of a request header.
+pub fn remove_request_header(name: &str) -> Result<(), HostError> {
+    // SAFETY: the pointer and length describe a live string slice.
+    let status = unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) };
+    if status == OK { Ok(()) } else { Err(HostError("remove_header")) }
+}
+
+/// Add one to a counter defined with `define_metric`.
+pub fn increment_metric(id: u32) -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    let status = unsafe { proxy_increment_metric(id, 1) };
+    if status == OK { Ok(()) } else { Err(HostError("increment_metric")) }
+}
+
+/// Answer the request locally instead of forwarding it.
+pub fn send_local_response(status_code: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
+    let headers = HeaderMap::serialize(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+        .ok_or(HostError("send_local_response (headers too large)"))?;
+    let headers = headers.as_bytes();
+    // SAFETY: every pointer and length pair describes a live slice; no details
+    // string (null, 0); -1 means "not a gRPC response", as the SDK passes.
+    let status = unsafe {
+        proxy_send_local_response(
+            status_code,
+            std::ptr::null(),
+            0,
+            body.as_ptr(),
+            body.len(),
+            headers.as_ptr(),
+            headers.len(),
+            -1,
+        )
+    };
+    if status == OK { Ok(()) } else { Err(HostError("send_local_response")) }
+}
+
+/// Write a line to the proxy's log at `level` (a `proxy_wasm::types::LogLevel` as `u32`).
+pub fn log(level: u32, message: &str) -> Result<(), HostError> {
+    // SAFETY: the pointer and length describe a live string slice.
+    let status = unsafe { proxy_log(level, message.as_ptr(), message.len()) };
+    if status == OK { Ok(()) } else { Err(HostError("log")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn property_paths_are_joined_by_nul_without_a_trailing_one() {
+        let mut buffer = [0xffu8; MAX_PROPERTY_PATH];
+        assert_eq!(
+            property_path(&["connection", "sha256_peer_certificate_digest"], &mut buffer),
+            Some(&b"connection\0sha256_peer_certificate_digest"[..])
+        );
+        assert_eq!(property_path(&["connection_id"], &mut buffer), Some(&b"connection_id"[..]));
+        assert_eq!(property_path(&[], &mut buffer), Some(&b""[..]));
+    }
+
+    #[test]
+    fn a_property_path_that_does_not_fit_is_refused() {
+        let mut small = [0u8; 10];
+        assert_eq!(property_path(&["connection", "x"], &mut small), None, "11 bytes into 10");
+        assert_eq!(property_path(&["0123456789"], &mut small), Some(&b"0123456789"[..]), "exactly full");
+        let long = "x".repeat(MAX_PROPERTY_PATH + 1);
+        assert_eq!(property_path(&[&long], &mut [0u8; MAX_PROPERTY_PATH]), None);
+    }
+}
