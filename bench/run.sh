@@ -48,6 +48,7 @@ if [ -n "${BENCH_FILTER_REF:-}" ]; then
     log "building the filter of commit $rev"
     cargo build --release -p mtls-authz-filter --target wasm32-wasip1 --manifest-path "$src/Cargo.toml" \
         --target-dir target/bench-ref
+    python3 scripts/trim-wasm.py target/bench-ref/wasm32-wasip1/release/mtls_authz_filter.wasm
     extra=(--wasm target/bench-ref/wasm32-wasip1/release/mtls_authz_filter.wasm --filter-commit "$rev")
 fi
 

@@ -162,6 +162,11 @@ struct Request {
 
 impl Context for Request {}
 
+/// Only `on_http_request_headers`: scripts/trim-wasm.py removes the exports of
+/// the callbacks left to the SDK's defaults (response headers, bodies,
+/// trailers, log, done), so that Envoy does not call into the VM for them on
+/// every request. Implementing one of them here means taking it off the
+/// script's `UNUSED_CALLBACKS` list, or Envoy will never call it.
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         match http::on_request_headers(&self.host, self.policy.as_deref(), &self.cache) {
