@@ -79,6 +79,8 @@ PROFILING_VARIANTS = [
     (10, "probe-all", "Wasm, host calls only: all 5 of an allowed request (row 5)"),
     # Memory: Envoy's own cost of carrying a 3 MB plugin configuration, apart from the filter's VMs.
     (11, "wasm-empty-10k-config", "empty Wasm, given the 10,000-rule policy as configuration"),
+    # The fixed cost with the exports scripts/build.sh removes from the filter removed here too.
+    (12, "wasm-empty-trimmed", "empty Wasm, unused callbacks trimmed as the filter's are"),
 ]
 VARIANT_BY_KEY = {v[1]: v for v in VARIANTS + PROFILING_VARIANTS}
 MODES = {
@@ -170,6 +172,11 @@ def generate_policy(base_text, total):
     return json.dumps(policy, indent=1) + "\n"
 
 
+def trim_wasm(src, dst):
+    """scripts/trim-wasm.py, as scripts/build.sh applies it to the filter."""
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "trim-wasm.py"), src, dst], check=True)
+
+
 def without_upstream_headers(base_text):
     """envoy/policy.json with every upstream identity header turned off."""
     policy = json.loads(base_text)
@@ -187,6 +194,8 @@ def server_config(variant, args, paths):
         filters = fill("filter-lua.yaml", lua_path=paths["lua"])
     elif key == "wasm-empty":
         filters = fill("filter-wasm.yaml", runtime=args.wasm_runtime, vm_id="bench_empty", wasm_path=paths["empty_wasm"], policy='""')
+    elif key == "wasm-empty-trimmed":
+        filters = fill("filter-wasm.yaml", runtime=args.wasm_runtime, vm_id="bench_empty", wasm_path=paths["empty_wasm_trimmed"], policy='""')
     elif key == "wasm-empty-10k-config":
         with open(paths["policy_authz-10k"], encoding="utf-8") as f:
             filters = fill("filter-wasm.yaml", runtime=args.wasm_runtime, vm_id="bench_empty", wasm_path=paths["empty_wasm"], policy=json.dumps(f.read()))
@@ -933,7 +942,7 @@ def parse_args(argv):
         if k.startswith("probe:"):
             # Ad-hoc probe rows for profiling: probe:STEP+STEP+... (steps of bench/probe-filter).
             PROBES[k] = k[len("probe:"):].replace("+", ",")
-            extra.append((12 + len(extra), k, "Wasm, host calls only: " + PROBES[k]))
+            extra.append((13 + len(extra), k, "Wasm, host calls only: " + PROBES[k]))
         elif k not in VARIANT_BY_KEY:
             ap.error("unknown variant %r" % k)
     args.variant_list = [v for v in VARIANTS + PROFILING_VARIANTS if v[1] in keys] + extra
@@ -990,6 +999,9 @@ def main(argv=None):
         f.write(generate_policy(base_policy, 10_000))
     with open(paths["policy_authz-no-headers"], "w", encoding="utf-8") as f:
         f.write(without_upstream_headers(base_policy))
+    if any(v[1] == "wasm-empty-trimmed" for v in args.variant_list):
+        paths["empty_wasm_trimmed"] = os.path.join(work, "bench_empty_filter.trimmed.wasm")
+        trim_wasm(args.empty_wasm, paths["empty_wasm_trimmed"])
 
     # Both policies must decide the benchmark request by the same rule (checked
     # with the engine Envoy runs, through the project's CLI when it is built).
