@@ -7,35 +7,41 @@
 //! are good and it bounds nesting depth); this module then walks the
 //! known-valid text once more, recording offsets.
 
+use std::borrow::Cow;
+
 use serde::de::IgnoredAny;
 
 /// A JSON value with the byte offset where it starts in the source.
+///
+/// Strings and keys borrow from the source unless they contain escapes: a
+/// policy of 10,000 rules has about a million of them, and in a Wasm VM the
+/// peak of loading the policy stays resident for the VM's life.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
+pub struct Node<'a> {
     /// Byte offset of the first character of the value.
     pub offset: usize,
     /// The value.
-    pub kind: Kind,
+    pub kind: Kind<'a>,
 }
 
 /// The value part of a [`Node`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum Kind {
+pub enum Kind<'a> {
     Null,
     Bool(bool),
     Number(serde_json::Number),
-    String(String),
-    Array(Vec<Node>),
+    String(Cow<'a, str>),
+    Array(Vec<Node<'a>>),
     /// Members in source order; keys carry their own offsets for error reports.
-    Object(Vec<Member>),
+    Object(Vec<Member<'a>>),
 }
 
 /// One `"key": value` member of an object.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Member {
-    pub key: String,
+pub struct Member<'a> {
+    pub key: Cow<'a, str>,
     pub key_offset: usize,
-    pub value: Node,
+    pub value: Node<'a>,
 }
 
 /// A syntax error, located.
@@ -46,7 +52,7 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-impl Kind {
+impl Kind<'_> {
     /// The JSON type name, for "expected a string, found a number" messages.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -61,7 +67,7 @@ impl Kind {
 }
 
 /// Parse `src` into a positioned tree.
-pub fn parse(src: &str) -> Result<Node, SyntaxError> {
+pub fn parse(src: &str) -> Result<Node<'_>, SyntaxError> {
     if let Err(e) = serde_json::from_str::<IgnoredAny>(src) {
         let full = e.to_string();
         // serde_json appends " at line L column C"; we report those separately.
@@ -100,7 +106,7 @@ struct Scanner<'a> {
     pos: usize,
 }
 
-impl Scanner<'_> {
+impl<'a> Scanner<'a> {
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -121,7 +127,7 @@ impl Scanner<'_> {
         }
     }
 
-    fn value(&mut self) -> Option<Node> {
+    fn value(&mut self) -> Option<Node<'a>> {
         self.skip_ws();
         let offset = self.pos;
         let kind = match self.peek()? {
@@ -136,7 +142,7 @@ impl Scanner<'_> {
         Some(Node { offset, kind })
     }
 
-    fn literal(&mut self, word: &str, kind: Kind) -> Option<Kind> {
+    fn literal(&mut self, word: &str, kind: Kind<'a>) -> Option<Kind<'a>> {
         if self.bytes.get(self.pos..self.pos + word.len())? == word.as_bytes() {
             self.pos += word.len();
             Some(kind)
@@ -145,7 +151,7 @@ impl Scanner<'_> {
         }
     }
 
-    fn number(&mut self) -> Option<Kind> {
+    fn number(&mut self) -> Option<Kind<'a>> {
         let start = self.pos;
         while matches!(self.peek(), Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')) {
             self.pos += 1;
@@ -154,13 +160,19 @@ impl Scanner<'_> {
         serde_json::from_str::<serde_json::Number>(text).ok().map(Kind::Number)
     }
 
-    /// A string token, decoded by serde_json so escapes follow the standard exactly.
-    fn string(&mut self) -> Option<String> {
+    /// A string token: borrowed when it has no escapes (serde_json has already
+    /// checked the text, so it holds no raw control characters), else decoded by
+    /// serde_json so escapes follow the standard exactly.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
         let start = self.pos;
         self.pos += 1; // opening quote
+        let mut escaped = false;
         loop {
             match self.peek()? {
-                b'\\' => self.pos += 2,
+                b'\\' => {
+                    escaped = true;
+                    self.pos += 2;
+                }
                 b'"' => {
                     self.pos += 1;
                     break;
@@ -168,10 +180,14 @@ impl Scanner<'_> {
                 _ => self.pos += 1,
             }
         }
-        serde_json::from_str::<String>(self.src.get(start..self.pos)?).ok()
+        if escaped {
+            serde_json::from_str::<String>(self.src.get(start..self.pos)?).ok().map(Cow::Owned)
+        } else {
+            self.src.get(start + 1..self.pos - 1).map(Cow::Borrowed)
+        }
     }
 
-    fn array(&mut self) -> Option<Kind> {
+    fn array(&mut self) -> Option<Kind<'a>> {
         self.pos += 1;
         let mut items = Vec::new();
         self.skip_ws();
@@ -193,7 +209,7 @@ impl Scanner<'_> {
         }
     }
 
-    fn object(&mut self) -> Option<Kind> {
+    fn object(&mut self) -> Option<Kind<'a>> {
         self.pos += 1;
         let mut members = Vec::new();
         self.skip_ws();
@@ -247,6 +263,23 @@ mod tests {
     fn decodes_escapes_exactly() {
         let root = parse(r#""a\u00e9\"\\\/\n""#).unwrap();
         assert_eq!(root.kind, Kind::String("a\u{e9}\"\\/\n".into()));
+    }
+
+    #[test]
+    fn plain_strings_and_keys_borrow_the_source_escaped_ones_are_decoded() {
+        let root = parse(r#"{"plain": "café", "k\u0065y": "x\ty", "": ""}"#).unwrap();
+        let Kind::Object(members) = &root.kind else { panic!("object expected") };
+        let got: Vec<(&str, bool, Option<&str>, bool)> = members
+            .iter()
+            .map(|m| {
+                let Kind::String(v) = &m.value.kind else { panic!("string expected") };
+                (m.key.as_ref(), matches!(m.key, Cow::Borrowed(_)), Some(v.as_ref()), matches!(v, Cow::Borrowed(_)))
+            })
+            .collect();
+        assert_eq!(got, [("plain", true, Some("caf\u{e9}"), true), ("key", false, Some("x\ty"), false), ("", true, Some(""), true)]);
+        let root = parse(r#"["no escapes here"]"#).unwrap();
+        let Kind::Array(items) = &root.kind else { panic!("array expected") };
+        assert!(matches!(&items[0].kind, Kind::String(Cow::Borrowed("no escapes here"))));
     }
 
     #[test]

@@ -236,14 +236,14 @@ impl Validator<'_> {
     }
 
     /// The members of an object, after refusing unknown and duplicate keys.
-    fn object<'n>(&mut self, node: &'n Node, path: &str, known: &[&str], what: &str) -> Option<&'n [Member]> {
+    fn object<'n, 'a>(&mut self, node: &'n Node<'a>, path: &str, known: &[&str], what: &str) -> Option<&'n [Member<'a>]> {
         let Kind::Object(members) = &node.kind else {
             self.error_at(node.offset, path, format!("expected {what} (an object), found {}", node.kind.type_name()));
             return None;
         };
         for (i, m) in members.iter().enumerate() {
             let p = child(path, &m.key);
-            if !known.contains(&m.key.as_str()) {
+            if !known.contains(&m.key.as_ref()) {
                 self.error_at(m.key_offset, &p, format!("unknown field '{}'; expected one of: {}", m.key, known.join(", ")));
             } else if members[..i].iter().any(|earlier| earlier.key == m.key) {
                 self.error_at(m.key_offset, &p, format!("duplicate field '{}'", m.key));
@@ -252,11 +252,11 @@ impl Validator<'_> {
         Some(members)
     }
 
-    fn field<'n>(members: &'n [Member], key: &str) -> Option<&'n Node> {
+    fn field<'n, 'a>(members: &'n [Member<'a>], key: &str) -> Option<&'n Node<'a>> {
         members.iter().find(|m| m.key == key).map(|m| &m.value)
     }
 
-    fn required<'n>(&mut self, members: &'n [Member], obj: &Node, path: &str, key: &str) -> Option<&'n Node> {
+    fn required<'n, 'a>(&mut self, members: &'n [Member<'a>], obj: &Node<'_>, path: &str, key: &str) -> Option<&'n Node<'a>> {
         let found = Self::field(members, key);
         if found.is_none() {
             let what = if path.is_empty() { "the policy".to_owned() } else { path.to_owned() };
@@ -265,7 +265,7 @@ impl Validator<'_> {
         found
     }
 
-    fn string<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n str> {
+    fn string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
         match &node.kind {
             Kind::String(s) => Some(s),
             other => {
@@ -275,7 +275,7 @@ impl Validator<'_> {
         }
     }
 
-    fn non_empty_string<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n str> {
+    fn non_empty_string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
         let s = self.string(node, path)?;
         if s.is_empty() {
             self.error_at(node.offset, path, "must not be empty");
@@ -284,7 +284,7 @@ impl Validator<'_> {
         Some(s)
     }
 
-    fn array<'n>(&mut self, node: &'n Node, path: &str, allow_empty: bool) -> Option<&'n [Node]> {
+    fn array<'n, 'a>(&mut self, node: &'n Node<'a>, path: &str, allow_empty: bool) -> Option<&'n [Node<'a>]> {
         match &node.kind {
             Kind::Array(items) if items.is_empty() && !allow_empty => {
                 self.error_at(node.offset, path, "must not be empty");
@@ -417,7 +417,7 @@ impl Validator<'_> {
             // Duplicate names are checked on the raw tree so they are reported even when the rule has other errors.
             if let Kind::Object(members) = &item.kind {
                 if let Some(Node { kind: Kind::String(name), offset }) = Self::field(members, "name") {
-                    if let Some(first) = names.get(name.as_str()) {
+                    if let Some(first) = names.get(name.as_ref()) {
                         self.error_at(*offset, &child(&path, "name"), format!("duplicate rule name '{name}' (first used by rules[{first}])"));
                         ok = false;
                     } else {
@@ -543,7 +543,7 @@ impl Validator<'_> {
                 ok = false;
                 continue;
             };
-            let result = match m.key.as_str() {
+            let result = match m.key.as_ref() {
                 "cn" => value_pattern(text, NAME_SEPARATORS).map(|v| p.cn = Some(v)),
                 "o" => value_pattern(text, NAME_SEPARATORS).map(|v| p.o = Some(v)),
                 "ou" => value_pattern(text, NAME_SEPARATORS).map(|v| p.ou = Some(v)),
