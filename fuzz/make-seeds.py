@@ -65,6 +65,7 @@ EVERY_FIELD = """{
   "revision": "2026-11-27.1",
   "mode": "dry_run",
   "deny_response": {"details": false},
+  "upstream_headers": {"principal": true, "rule": false, "revision": false},
   "default_action": "allow",
   "rules": [
     {"name": "all-fields", "description": "d", "action": "deny",
@@ -109,6 +110,7 @@ BROKEN_POLICIES = {
     "bad-mode": doc(top=', "mode": "audit"'),
     "bad-revision": doc(top=', "revision": "has space"'),
     "deny-response-type": doc(top=', "deny_response": {"details": "no"}'),
+    "upstream-headers-type": doc(top=', "upstream_headers": {"rule": 0, "dry_run": false}'),
     "duplicate-rule-names": doc(rule() + ", " + rule()),
     "rule-name-newline": doc('{"name": "bad name\\n", "action": "allow", "principals": [{"any": true}], "paths": ["/"]}'),
     "unknown-rule-key": doc(rule(', "method": ["GET"]')),

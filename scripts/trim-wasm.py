@@ -2,10 +2,11 @@
 """Drop the per-request callbacks the filter does not implement from a .wasm's exports.
 
 The proxy-wasm Rust SDK exports every callback of the ABI, and Envoy calls
-each exported one on every request: for a keep-alive request without a body
-that is on_response_headers, on_log and on_done besides the on_request_headers
-the filter needs, each a call from Envoy into the VM (a few thousand
-instructions apiece: bench/README.md). Envoy skips a callback the module does
+each exported one whenever its event happens: for every request
+on_response_headers, on_log and on_done besides the on_request_headers the
+filter needs, and the body and trailer callbacks when there are some; each a
+call from Envoy into the VM (a few thousand instructions apiece:
+bench/README.md). Envoy skips a callback the module does
 not export, so removing these exports is the same as the SDK's do-nothing
 defaults, without the calls.
 
@@ -23,7 +24,8 @@ Python stdlib only. Idempotent: a trimmed module is left as it is.
 import os
 import sys
 
-# HTTP stream callbacks the filter does not implement. Kept on purpose:
+# Callbacks the filter does not implement, for HTTP streams or (on_log,
+# on_done) for its root contexts either. Kept on purpose:
 # proxy_on_context_create and proxy_on_request_headers (the filter's work) and
 # proxy_on_delete (the SDK frees the stream's context there).
 UNUSED_CALLBACKS = (
@@ -50,7 +52,7 @@ def read_leb(data, i):
     """An unsigned LEB128 at data[i:]; returns (value, next index)."""
     value, shift = 0, 0
     while True:
-        if i >= len(data) or shift > 35:
+        if i >= len(data) or shift >= 35:
             raise WasmError("truncated or oversized LEB128 at byte %d" % i)
         byte = data[i]
         i += 1
@@ -140,11 +142,18 @@ def main(argv):
     except (WasmError, UnicodeDecodeError) as e:
         print("trim-wasm: %s: %s" % (src, e), file=sys.stderr)
         return 1
-    tmp = dst + ".trim-tmp"
-    with open(tmp, "wb") as f:
-        f.write(trimmed)
-    # A new file, not a write through: cargo hard-links its outputs.
-    os.replace(tmp, dst)
+    if dst == src:
+        # Written through, not replaced: cargo hard-links target/.../release/X.wasm
+        # to its deps/ copy and links it again on every build, so the trimmed
+        # bytes must be in the file both names share.
+        with open(dst, "r+b") as f:
+            f.write(trimmed)
+            f.truncate()
+    else:
+        tmp = dst + ".trim-tmp"
+        with open(tmp, "wb") as f:
+            f.write(trimmed)
+        os.replace(tmp, dst)
     print("trim-wasm: %s: removed %d unused callback exports (%s)"
           % (dst, len(removed), ", ".join(removed) or "already trimmed"), file=sys.stderr)
     return 0

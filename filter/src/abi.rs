@@ -49,6 +49,11 @@ const OK: u32 = Status::Ok as u32;
 const NOT_FOUND: u32 = Status::NotFound as u32;
 const REQUEST_HEADERS: u32 = MapType::HttpRequestHeaders as u32;
 
+/// `Ok` for the status `Ok`; any other status, known or not, is an error naming `what`.
+fn check(status: u32, what: &'static str) -> Result<(), HostError> {
+    if status == OK { Ok(()) } else { Err(HostError(what)) }
+}
+
 /// Take ownership of a buffer the host allocated and filled, or `None` when it
 /// returned none. `what` names the call for the error.
 ///
@@ -121,21 +126,21 @@ fn property_path<'b>(path: &[&str], buffer: &'b mut [u8]) -> Option<&'b [u8]> {
 pub fn replace_request_header(name: &str, value: &str) -> Result<(), HostError> {
     // SAFETY: both pointer and length pairs describe live string slices.
     let status = unsafe { proxy_replace_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
-    if status == OK { Ok(()) } else { Err(HostError("replace_header")) }
+    check(status, "replace_header")
 }
 
 /// Remove every copy of a request header.
 pub fn remove_request_header(name: &str) -> Result<(), HostError> {
     // SAFETY: the pointer and length describe a live string slice.
     let status = unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) };
-    if status == OK { Ok(()) } else { Err(HostError("remove_header")) }
+    check(status, "remove_header")
 }
 
 /// Add one to a counter defined with `define_metric`.
 pub fn increment_metric(id: u32) -> Result<(), HostError> {
     // SAFETY: no pointers.
     let status = unsafe { proxy_increment_metric(id, 1) };
-    if status == OK { Ok(()) } else { Err(HostError("increment_metric")) }
+    check(status, "increment_metric")
 }
 
 /// Answer the request locally instead of forwarding it.
@@ -157,14 +162,14 @@ pub fn send_local_response(status_code: u32, headers: &[(&str, &str)], body: &[u
             -1,
         )
     };
-    if status == OK { Ok(()) } else { Err(HostError("send_local_response")) }
+    check(status, "send_local_response")
 }
 
 /// Write a line to the proxy's log at `level` (a `proxy_wasm::types::LogLevel` as `u32`).
 pub fn log(level: u32, message: &str) -> Result<(), HostError> {
     // SAFETY: the pointer and length describe a live string slice.
     let status = unsafe { proxy_log(level, message.as_ptr(), message.len()) };
-    if status == OK { Ok(()) } else { Err(HostError("log")) }
+    check(status, "log")
 }
 
 #[cfg(test)]

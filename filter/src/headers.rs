@@ -54,9 +54,10 @@ impl HeaderMap {
         HeaderMap { bytes }
     }
 
-    /// Serialize pairs into the layout `proxy_get_header_map_pairs` returns
-    /// (for test hosts; the inverse of [`HeaderMap::pairs`]). `None` if a
-    /// length or the count does not fit in a `u32`.
+    /// Serialize pairs into the layout `proxy_get_header_map_pairs` returns,
+    /// which is also the one `proxy_send_local_response` takes (the 403's
+    /// headers; and for test hosts). The inverse of [`HeaderMap::pairs`].
+    /// `None` if a length or the count does not fit in a `u32`.
     pub fn serialize<'a, I>(pairs: I) -> Option<HeaderMap>
     where
         I: IntoIterator<Item = Pair<'a>>,

@@ -7,8 +7,9 @@
 //! last good one (or does not start).
 //!
 //! On allow the upstream gets `x-mtls-authz-principal` and `x-mtls-authz-rule`,
-//! and `x-mtls-authz-policy-revision` when the policy has a `revision` (set by
-//! the filter only: client copies are removed); on deny the client gets a 403
+//! and `x-mtls-authz-policy-revision` when the policy has a `revision`, each
+//! unless the policy's `upstream_headers` turns it off (set by the filter
+//! only: client copies are always removed); on deny the client gets a 403
 //! with a JSON body (and the revision header, unless the policy hides details). In dry-run mode denials are logged, counted and
 //! marked with `x-mtls-authz-dry-run: deny`, but let through. A request that
 //! asks the backend to run another method or path (`X-HTTP-Method-Override`,
@@ -17,7 +18,7 @@
 //!
 //! Layout, after Kuadrant's wasm-shim: the logic is plain Rust over the
 //! [`host::Host`] trait, so it is unit-tested natively with a mock; only
-//! [`wasm`] touches the proxy-wasm ABI.
+//! [`wasm`] and [`abi`] touch the proxy-wasm ABI.
 //!
 //! - [`host`]: the `Host` trait and metric names.
 //! - [`root`]: loading the policy from the plugin configuration.

@@ -775,6 +775,19 @@ fn with_upstream_headers_off_forged_copies_are_still_removed() {
 }
 
 #[test]
+fn with_upstream_headers_off_a_dry_run_deny_is_still_marked() {
+    let p = policy(&with_mode(r#""mode": "dry_run", "upstream_headers": {"principal": false, "rule": false}"#));
+    assert!(!p.policy().upstream_headers.rule, "the test policy turns the headers off");
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/nope").with_cert(&order_service());
+    host.add_header(PRINCIPAL_HEADER, b"admin");
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.header_values(DRY_RUN_HEADER), ["deny"], "the marker is the point of dry-run mode");
+    assert!(host.header_values(PRINCIPAL_HEADER).is_empty() && host.header_values(RULE_HEADER).is_empty());
+    assert_eq!(host.metric(Metric::RequestsDryRunDenied), 1);
+}
+
+#[test]
 fn a_denied_request_removes_only_the_headers_the_client_sent() {
     let p = policy(POLICY);
     let cache = RefCell::default();

@@ -131,6 +131,8 @@ impl Default for Root {
 
 impl Context for Root {}
 
+/// Like [`Request`]'s: `on_log` and `on_done` are not exported from the built
+/// module (scripts/trim-wasm.py), so implementing them here needs that list changed.
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         self.host = EnvoyHost { metrics: metric_ids() };

@@ -45,6 +45,8 @@ METRIC_PREFIX = "wasmcustom.mtls_authz."
 PRINCIPAL_HEADER = "x-mtls-authz-principal"
 RULE_HEADER = "x-mtls-authz-rule"
 DRY_RUN_HEADER = "x-mtls-authz-dry-run"  # "deny" when a dry-run policy would have denied
+REVISION_HEADER = "x-mtls-authz-policy-revision"  # the policy's revision, when it has one
+OWN_HEADERS = (PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER, REVISION_HEADER)  # set only by the filter
 
 
 # --------------------------------------------------------------------------- processes

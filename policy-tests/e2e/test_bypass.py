@@ -34,12 +34,11 @@ import pytest
 import bypass_cases as bc
 import rawhttp
 from conftest import EnvoyFactory
-from e2e_lib import DRY_RUN_HEADER, PRINCIPAL_HEADER, REPO, RULE_HEADER, render
+from e2e_lib import DRY_RUN_HEADER, PRINCIPAL_HEADER, REPO, REVISION_HEADER, RULE_HEADER, render
 
 pytestmark = pytest.mark.filter
 
 WORKERS = 16
-REVISION_HEADER = "x-mtls-authz-policy-revision"  # set by the filter when the policy has a revision
 # canonical::OVERRIDE_HEADERS in the engine (test_override_headers_match_the_engine keeps them in sync).
 OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-override", "x-original-url",
                     "x-rewrite-url", "x-envoy-original-path")

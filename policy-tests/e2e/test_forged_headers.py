@@ -8,7 +8,7 @@ filter's values (or none), never the client's.
 
 import pytest
 
-from e2e_lib import DRY_RUN_HEADER, PRINCIPAL_HEADER, RULE_HEADER, http_request_bytes, policy_with
+from e2e_lib import DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, RULE_HEADER, http_request_bytes, policy_with
 
 pytestmark = pytest.mark.filter
 
@@ -73,9 +73,6 @@ def test_forged_header_variants(gateway, variant):
 
 
 # --------------------------------------------------------------------------- "upstream_headers" off
-
-REVISION_HEADER = "x-mtls-authz-policy-revision"
-OWN_HEADERS = (PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER, REVISION_HEADER)
 
 
 @pytest.fixture(scope="module")

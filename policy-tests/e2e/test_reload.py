@@ -27,12 +27,11 @@ import pytest
 import yaml
 
 import e2e_lib
-from e2e_lib import ENVOY_DIR, POLICY_FILE, REPO, _die_with_parent, render, validate_config
+from e2e_lib import ENVOY_DIR, POLICY_FILE, REPO, REVISION_HEADER, _die_with_parent, render, validate_config
 
 pytestmark = pytest.mark.filter
 
 CLI = Path(os.environ.get("MTLS_AUTHZ_CLI") or REPO / "target" / "release" / "mtls-authz")
-REVISION_HEADER = "x-mtls-authz-policy-revision"
 DEADLINE = 2.0  # seconds from the edit to the new policy on every request
 ECDS = "extension_config_discovery.http_filter.mtls_authz."
 

@@ -41,6 +41,31 @@ def test_the_suites_filter_is_trimmed(wasm_path):
         assert required in names, required
 
 
+# The SDK trait method behind each trimmed export.
+SDK_METHOD = {
+    "proxy_on_request_body": "on_http_request_body",
+    "proxy_on_request_trailers": "on_http_request_trailers",
+    "proxy_on_response_headers": "on_http_response_headers",
+    "proxy_on_response_body": "on_http_response_body",
+    "proxy_on_response_trailers": "on_http_response_trailers",
+    "proxy_on_log": "on_log",
+    "proxy_on_done": "on_done",
+}
+
+
+def test_the_filter_implements_none_of_the_trimmed_callbacks():
+    # Envoy never calls a callback whose export is trimmed: implementing one in
+    # the filter would be dead code that looks alive.
+    assert sorted(SDK_METHOD) == sorted(trim_wasm.UNUSED_CALLBACKS), "map every trimmed export to its SDK method"
+    sources = {p: p.read_text() for p in sorted((REPO / "filter" / "src").glob("**/*.rs"))}
+    assert sources, "no filter sources found"
+    for export, method in SDK_METHOD.items():
+        for path, text in sources.items():
+            assert "fn %s(" % method not in text, (
+                "%s implements %s, but scripts/trim-wasm.py removes %s: take it off UNUSED_CALLBACKS"
+                % (path.relative_to(REPO), method, export))
+
+
 def test_trim_removes_exactly_the_unused_callbacks_and_keeps_the_rest():
     names = list(trim_wasm.REQUIRED) + ["proxy_on_tick"] + list(trim_wasm.UNUSED_CALLBACKS)
     data = module(names)
