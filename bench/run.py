@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """mtls-authz benchmark: the filter against what a user would pick instead.
 
-Runs the same load against the same mTLS Envoy set-up with six variants of
-the server-side authorization, interleaved in rounds so that machine noise
+Runs the same load against the same mTLS Envoy set-up with eight variants of
+the server-side authorization (the six of issue #5 and two reference rows), interleaved in rounds so that machine noise
 hits every variant alike, and writes bench/results.md (medians of the rounds).
 
     bash bench/run.sh [--rounds N] [--duration S] [...]   # installs, builds, runs
@@ -65,7 +65,7 @@ VARIANTS = [
     # filter doing exactly RBAC's job (no upstream headers), and the floor any
     # proxy-wasm filter that decides on certificate and path pays.
     (7, "authz-no-headers", "mtls-authz, 3 rules, upstream headers off"),
-    (8, "probe-reads", "Wasm floor: empty filter + header-map read + digest read"),
+    (8, "probe-reads", "Wasm floor: trimmed empty filter + header-map read + digest read"),
 ]
 # Profiling rows, not run by default (--variants): the empty filter plus exactly
 # the host calls mtls-authz makes on an allowed request (bench/probe-filter).
@@ -74,9 +74,10 @@ PROBES = {
     "probe-writes": "set-principal,set-rule,metric",
     "probe-all": "all-headers,digest,set-principal,set-rule,metric",
 }
+TRIMMED_PROBES = ("probe-reads", "probe-writes", "probe-all")
 PROFILING_VARIANTS = [
-    (9, "probe-writes", "Wasm, host calls only: 2 header replaces + 1 metric"),
-    (10, "probe-all", "Wasm, host calls only: all 5 of an allowed request (row 5)"),
+    (9, "probe-writes", "Wasm, trimmed, host calls only: 2 header replaces + 1 metric"),
+    (10, "probe-all", "Wasm, trimmed, host calls only: all 5 of an allowed request (row 5)"),
     # Memory: Envoy's own cost of carrying a 3 MB plugin configuration, apart from the filter's VMs.
     (11, "wasm-empty-10k-config", "empty Wasm, given the 10,000-rule policy as configuration"),
     # The fixed cost with the exports scripts/build.sh removes from the filter removed here too.
@@ -200,7 +201,11 @@ def server_config(variant, args, paths):
         with open(paths["policy_authz-10k"], encoding="utf-8") as f:
             filters = fill("filter-wasm.yaml", runtime=args.wasm_runtime, vm_id="bench_empty", wasm_path=paths["empty_wasm"], policy=json.dumps(f.read()))
     elif key in PROBES:
-        filters = fill("filter-wasm.yaml", runtime=args.wasm_runtime, vm_id="bench_probe", wasm_path=paths["probe_wasm"], policy=json.dumps(PROBES[key]))
+        # The stand-ins for the filter are trimmed as the filter is; the
+        # probe:STEP*N rows that price one call are not, so that their
+        # difference to row 4 is the calls alone.
+        wasm = paths["probe_wasm_trimmed"] if key in TRIMMED_PROBES else paths["probe_wasm"]
+        filters = fill("filter-wasm.yaml", runtime=args.wasm_runtime, vm_id="bench_probe", wasm_path=wasm, policy=json.dumps(PROBES[key]))
     elif key in AUTHZ:
         with open(paths["policy_" + key], encoding="utf-8") as f:
             policy = f.read()
@@ -903,7 +908,7 @@ def parse_args(argv):
     ap.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per variant and mode (default %(default)s)")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections (default %(default)s)")
     ap.add_argument("--variants", default=",".join(v[1] for v in VARIANTS),
-                    help="comma-separated rows to run (default: the six of the issue, %(default)s); "
+                    help="comma-separated rows to run (default: the six of the issue and rows 7 and 8, %(default)s); "
                          "profiling rows: " + ", ".join(v[1] for v in PROFILING_VARIANTS) + ", and probe:STEP*N+STEP... "
                          "(the probe filter making the given host calls; steps: method, path, digest, set-principal, "
                          "set-rule, remove-dry-run, metric, conn-id, all-headers, absent)")
@@ -999,6 +1004,9 @@ def main(argv=None):
         f.write(generate_policy(base_policy, 10_000))
     with open(paths["policy_authz-no-headers"], "w", encoding="utf-8") as f:
         f.write(without_upstream_headers(base_policy))
+    if any(v[1] in TRIMMED_PROBES for v in args.variant_list):
+        paths["probe_wasm_trimmed"] = os.path.join(work, "bench_probe_filter.trimmed.wasm")
+        trim_wasm(args.probe_wasm, paths["probe_wasm_trimmed"])
     if any(v[1] == "wasm-empty-trimmed" for v in args.variant_list):
         paths["empty_wasm_trimmed"] = os.path.join(work, "bench_empty_filter.trimmed.wasm")
         trim_wasm(args.empty_wasm, paths["empty_wasm_trimmed"])

@@ -18,8 +18,9 @@
 //! `STEP*N` repeats a step N times (to price one call above the noise).
 //!
 //! `all-headers`, `digest`, `set-principal`, `set-rule` and `metric` are the
-//! calls mtls-authz makes on an allowed request, with the same
-//! `proxy_wasm::hostcalls` functions. Results are read and dropped; a
+//! calls mtls-authz makes on an allowed request (`all-headers` through the raw
+//! import, as mtls-authz reads the map; the others through the SDK's
+//! `hostcalls`, which cost the same host call). Results are read and dropped; a
 //! failed call is ignored. Benchmark profiling only.
 
 use std::rc::Rc;
@@ -129,15 +130,33 @@ impl HttpContext for Request {
                     }
                 }
                 Step::ConnId => seen += len(hostcalls::get_property(vec!["connection_id"])),
-                Step::AllHeaders => {
-                    seen += hostcalls::get_map_bytes(MapType::HttpRequestHeaders).map_or(0, |h| h.len());
-                }
+                Step::AllHeaders => seen += header_map_len(),
                 Step::Absent => seen += len(hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "x-bench-absent")),
             }
         }
         std::hint::black_box(seen);
         Action::Continue
     }
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
+}
+
+/// The request header map as one buffer, as mtls-authz reads it (filter/src/abi.rs):
+/// the SDK's `get_map_bytes` would also copy every name and value into owned strings.
+fn header_map_len() -> usize {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes one pointer and one length through the out-pointers.
+    let status = unsafe { proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size) };
+    if status != 0 || data.is_null() {
+        return 0;
+    }
+    // SAFETY: the host allocated `size` bytes through the SDK's proxy_on_memory_allocate and filled them.
+    let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
+    bytes.len()
 }
 
 fn len<E>(r: Result<Option<Vec<u8>>, E>) -> usize {
