@@ -4,7 +4,7 @@
 # scripts, builds the benchmark's own Wasm filters, then runs bench/run.py,
 # which writes bench/results.md. Not part of the test suite.
 #
-#   bash bench/run.sh                          # 6 rounds x 5 s x 8 variants x 2 modes, ~12 min
+#   bash bench/run.sh                          # 6 rounds x 5 s x 8 variants x 2 modes, ~11 min
 #   bash bench/run.sh --rounds 2 --duration 2  # a quick look
 #   bash bench/run.sh --help                   # every option
 #   BENCH_SKIP_BUILD=1 bash bench/run.sh ...   # reuse what is built
