@@ -19,7 +19,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mtls_authz_policy::canonical::{query_overrides_method, MAX_PATH_LEN, MAX_SEGMENTS};
+use mtls_authz_policy::canonical::{MAX_PATH_LEN, MAX_SEGMENTS};
+use mtls_authz_policy::overrides::query_overrides_method;
 use mtls_authz_policy::{canonicalize, PathRejection};
 use unicode_normalization::UnicodeNormalization;
 
@@ -139,8 +140,10 @@ fn check_shape(input: &str, decoded: &str) {
     }
 }
 
-/// `?_method=` in the query (before any fragment): the name percent-decoded
-/// (a `%` without two hex digits is itself), compared ignoring ASCII case.
+/// `?_method=` in the query (before any fragment), read the way PHP's
+/// `parse_str` reads names: `+` is a space, `%XX` a byte (a `%` without two
+/// hex digits is itself), then cut at NUL, leading spaces dropped, cut at `[`,
+/// `.` and space read as `_`, compared ignoring ASCII case.
 fn reference_overrides_method(target: &str) -> bool {
     let before_fragment = target.split('#').next().unwrap_or("");
     let Some((_, query)) = before_fragment.split_once('?') else { return false };
@@ -154,13 +157,18 @@ fn reference_overrides_method(target: &str) -> bool {
                     decoded.push(hi << 4 | lo);
                     i += 3;
                 }
+                (b'+', _, _) => {
+                    decoded.push(b' ');
+                    i += 1;
+                }
                 (b, _, _) => {
                     decoded.push(b);
                     i += 1;
                 }
             }
         }
-        decoded.eq_ignore_ascii_case(b"_method")
+        let name: String = String::from_utf8_lossy(&decoded).split('\0').next().unwrap_or("").trim_start_matches(' ').split('[').next().unwrap_or("").replace(['.', ' '], "_");
+        name.eq_ignore_ascii_case("_method")
     })
 }
 

@@ -167,7 +167,7 @@ fn hex(b: u8) -> Option<u8> {
 }
 
 /// The byte a `%XX` escape starting at `bytes[i]` stands for, if both digits are hex.
-fn escaped_byte(bytes: &[u8], i: usize) -> Option<u8> {
+pub(crate) fn escaped_byte(bytes: &[u8], i: usize) -> Option<u8> {
     let hi = bytes.get(i + 1).copied().and_then(hex)?;
     let lo = bytes.get(i + 2).copied().and_then(hex)?;
     Some(hi << 4 | lo)
@@ -315,57 +315,6 @@ fn check_decoded_byte(b: u8) -> Result<(), PathRejection> {
     }
 }
 
-/// Whether the request target's query asks a backend to run another method:
-/// `?_method=DELETE` (Rails, Laravel, Symfony and others honour it). The name is
-/// percent-decoded and compared ignoring ASCII case.
-pub fn query_overrides_method(target: &str) -> bool {
-    let before_fragment = target.split('#').next().unwrap_or("");
-    let Some((_, query)) = before_fragment.split_once('?') else { return false };
-    query.split(['&', ';']).any(|pair| {
-        let name = pair.split('=').next().unwrap_or("");
-        let mut decoded = [0u8; 7];
-        let mut len = 0usize;
-        let bytes = name.as_bytes();
-        let mut i = 0usize;
-        while i < bytes.len() {
-            let b = match bytes[i] {
-                b'%' => match escaped_byte(bytes, i) {
-                    Some(byte) => {
-                        i += 2;
-                        byte
-                    }
-                    None => b'%',
-                },
-                other => other,
-            };
-            i += 1;
-            if len == decoded.len() {
-                return false;
-            }
-            decoded[len] = b.to_ascii_lowercase();
-            len += 1;
-        }
-        &decoded[..len] == b"_method"
-    })
-}
-
-/// Request headers that ask the backend to use another method or path than
-/// the one the policy judged. A request carrying any of them is refused: the
-/// filter cannot know whether the backend honours them.
-pub const OVERRIDE_HEADERS: [&str; 6] =
-    ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url", "x-envoy-original-path"];
-
-/// Is `name` one of [`OVERRIDE_HEADERS`], in any case and also spelt with `_`
-/// for `-`? CGI-style backends (PHP, WSGI, FastCGI) read
-/// `x_http_method_override` as `X-HTTP-Method-Override`.
-pub fn is_override_header(name: &[u8]) -> bool {
-    let same = |a: u8, b: u8| {
-        let fold = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
-        fold(a) == fold(b)
-    };
-    OVERRIDE_HEADERS.iter().any(|h| h.len() == name.len() && h.bytes().zip(name.iter()).all(|(a, &b)| same(a, b)))
-}
-
 /// Whether `method` is a canonical HTTP method: 1–32 upper-case letters, `-` or `_`.
 /// Lower-case `post` is refused rather than guessed at: backends disagree on it.
 pub fn is_canonical_method(method: &str) -> bool {
@@ -509,25 +458,6 @@ mod tests {
             assert_eq!(rejected(p), PathRejection::LookalikeDelimiter, "{p}");
         }
         assert_eq!(ok("/caf%C3%A9"), "/caf\u{e9}");
-    }
-
-    #[test]
-    fn method_override_query_parameters_are_detected() {
-        for t in ["/a?_method=DELETE", "/a?x=1&_method=PUT", "/a?%5Fmethod=DELETE", "/a?_METHOD=x", "/a?y;_method", "/a?_m%65thod=1"] {
-            assert!(query_overrides_method(t), "{t}");
-        }
-        for t in ["/a", "/a?method=DELETE", "/a?x=_method", "/a?_method_x=1", "/a#?_method=1", "/a?__method=1"] {
-            assert!(!query_overrides_method(t), "{t}");
-        }
-    }
-
-    #[test]
-    fn override_headers_are_recognised_in_any_case() {
-        assert!(is_override_header(b"X-HTTP-Method-Override"));
-        assert!(is_override_header(b"x-original-url"));
-        assert!(is_override_header(b"X_HTTP_METHOD_OVERRIDE"), "CGI folds '_' and '-'");
-        assert!(!is_override_header(b"x-http-method-overrides"));
-        assert!(!is_override_header(b"content-type"));
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl CompiledPolicy {
     /// verified client certificate; `path` is the request target as received
     /// (`:path`, query included).
     pub fn decide(&self, identity: Option<&Identity>, method: &str, path: &str) -> Decision<'_> {
-        let (id, canonical) = match precheck(identity, method, path) {
+        let (id, canonical) = match precheck(identity, method, path, self.policy.method_overrides) {
             Ok(x) => x,
             Err(reason) => return self.refuse(reason),
         };
@@ -280,6 +280,19 @@ mod tests {
         let p = compiled(EXAMPLE);
         let d = p.decide(Some(&cn("order-service")), "POST", "/api/payment/create?_method=DELETE");
         assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::Override));
+    }
+
+    #[test]
+    fn mangled_query_override_names_are_refused_unless_the_backends_ignore_overrides() {
+        let p = compiled(EXAMPLE);
+        for target in ["/api/payment/create?.method=DELETE", "/api/payment/create?%20_method=DELETE", "/api/payment/create?_method%00=DELETE"] {
+            let d = p.decide(Some(&cn("order-service")), "POST", target);
+            assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::Override), "{target}");
+        }
+        let ignoring = compiled(&EXAMPLE.replacen(r#""version": 1,"#, r#""version": 1, "method_overrides": "ignore","#, 1));
+        assert_eq!(ignoring.policy().method_overrides, crate::MethodOverrides::Ignore);
+        let d = ignoring.decide(Some(&cn("order-service")), "POST", "/api/payment/create?_method=DELETE");
+        assert_eq!((d.verdict, d.rule), (Verdict::Allow, Some("orders-create-payment")));
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::fmt;
 
 use crate::canonical::{self, CanonicalPath, PathRejection};
 use crate::identity::Identity;
-use crate::model::{Action, Mode, Policy, Principal, Rule};
+use crate::model::{Action, MethodOverrides, Mode, Policy, Principal, Rule};
+use crate::overrides;
 use crate::pattern::Placeholder;
 
 /// The outcome for the request.
@@ -49,8 +50,16 @@ pub enum Reason {
     /// The method is not an upper-case HTTP token.
     Method,
     /// The request asks the backend to use another method or path
-    /// (`X-HTTP-Method-Override`, `X-Original-URL`, `?_method=`).
+    /// (`X-HTTP-Method-Override`, `X-Original-URL`, `_method` in the query
+    /// or in a POST body a framework parses).
     Override,
+    /// A POST body that must be read for a method override is larger than
+    /// the policy's `body_inspection_limit`.
+    BodyTooLarge,
+    /// A POST body that must be read for a method override cannot be read
+    /// here the way a backend may read it (compressed, a charset that is not
+    /// ASCII-compatible, JSON this parser refuses, trailers after the body).
+    BodyUnreadable,
     /// Something inside the proxy adapter failed; fail closed.
     Internal,
 }
@@ -69,7 +78,20 @@ impl Reason {
             Reason::Path(p) => p.as_str(),
             Reason::Method => "method is not an upper-case HTTP token",
             Reason::Override => "request asks the backend to override its method or path",
+            Reason::BodyTooLarge => "request body is too large to check for a method override",
+            Reason::BodyUnreadable => "request body cannot be checked for a method override",
             Reason::Internal => "internal error in the authorization filter",
+        }
+    }
+}
+
+impl Reason {
+    /// The status of the local reply that refuses a request for this reason:
+    /// 413 for a body too large to check, 403 for everything else.
+    pub fn deny_status(self) -> u32 {
+        match self {
+            Reason::BodyTooLarge => 413,
+            _ => 403,
         }
     }
 }
@@ -125,18 +147,20 @@ pub(crate) fn make_decision<'p>(mode: Mode, verdict: Verdict, rule: Option<&'p s
 }
 
 /// What every request must pass before any rule is looked at: a certificate,
-/// a canonical method, a canonical path.
+/// a canonical method, a canonical path, and no `_method` in the query
+/// unless the policy says its backends ignore it.
 pub(crate) fn precheck<'i, 'r>(
     identity: Option<&'i Identity>,
     method: &str,
     path: &'r str,
+    method_overrides: MethodOverrides,
 ) -> Result<(&'i Identity, CanonicalPath<'r>), Reason> {
     let identity = identity.ok_or(Reason::NoPeerCertificate)?;
     if !canonical::is_canonical_method(method) {
         return Err(Reason::Method);
     }
     let canonical = canonical::canonicalize(path).map_err(Reason::Path)?;
-    if canonical::query_overrides_method(path) {
+    if method_overrides == MethodOverrides::Refuse && overrides::query_overrides_method(path) {
         return Err(Reason::Override);
     }
     let path = canonical;
@@ -206,7 +230,7 @@ pub(crate) fn method_matches(rule: &Rule, method: &str) -> bool {
 /// The reference evaluator: every rule, every pattern, no index. Slow and
 /// obviously correct; property tests and fuzzers hold the compiled index to it.
 pub fn decide_naive<'p>(policy: &'p Policy, identity: Option<&Identity>, method: &str, path: &str) -> Decision<'p> {
-    let (id, canonical) = match precheck(identity, method, path) {
+    let (id, canonical) = match precheck(identity, method, path, policy.method_overrides) {
         Ok(x) => x,
         Err(reason) => return make_decision(policy.mode, Verdict::Deny, None, reason),
     };

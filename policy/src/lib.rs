@@ -21,8 +21,8 @@
 //! ```
 //!
 //! Modules, in the order data flows: [`identity`] (certificate → fields),
-//! [`model`] (policy document → validated rules), [`pattern`] and
-//! [`canonical`] (what matches what), [`compile`] (the index), [`decide`]
+//! [`model`] (policy document → validated rules), [`pattern`],
+//! [`canonical`] and [`overrides`] (what matches what, and what a backend would run instead), [`compile`] (the index), [`decide`]
 //! (the answer and its reason).
 
 pub mod canonical;
@@ -32,6 +32,7 @@ pub mod error;
 pub mod identity;
 pub mod json;
 pub mod model;
+pub mod overrides;
 pub mod pattern;
 
 pub use canonical::{canonicalize, CanonicalPath, PathRejection};
@@ -39,4 +40,5 @@ pub use compile::CompiledPolicy;
 pub use decide::{decide_naive, Decision, Reason, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 pub use identity::{CertError, Identity};
-pub use model::{Action, DenyResponse, Mode, Policy, Principal, Rule, UpstreamHeaders};
+pub use model::{Action, DenyResponse, MethodOverrides, Mode, Policy, Principal, Rule, UpstreamHeaders};
+pub use overrides::{BodyFinding, BodyHeaders, BodyPlan, BodyReadings};

@@ -79,6 +79,28 @@ impl Default for UpstreamHeaders {
     }
 }
 
+/// Whether the backends behind this policy honour method overrides
+/// (`_method=DELETE`, `X-HTTP-Method-Override`: see [`crate::overrides`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MethodOverrides {
+    /// Unknown, or yes: a request carrying a method override is refused,
+    /// since the policy judged the method it was sent with. POST bodies a
+    /// framework parses (forms, multipart, JSON) are read to find one.
+    #[default]
+    Refuse,
+    /// The backends never honour them: overrides are not looked for, and no
+    /// body is read. Path overrides (`X-Original-URL`) are still refused.
+    Ignore,
+}
+
+/// Default for `body_inspection_limit`: Envoy's default per-connection
+/// buffer limit, past which Envoy itself answers a buffering filter's request with 413.
+pub const DEFAULT_BODY_INSPECTION_LIMIT: u32 = 1 << 20;
+/// The largest `body_inspection_limit` a policy may set: the body is held in
+/// every worker's VM memory while it is read.
+pub const MAX_BODY_INSPECTION_LIMIT: u32 = 64 << 20;
+
 /// A validated policy document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -90,6 +112,10 @@ pub struct Policy {
     pub description: Option<String>,
     pub deny_response: DenyResponse,
     pub upstream_headers: UpstreamHeaders,
+    pub method_overrides: MethodOverrides,
+    /// The most bytes of a POST body read to look for a method override;
+    /// a larger body that needs reading is refused (413).
+    pub body_inspection_limit: u32,
     pub rules: Vec<Rule>,
 }
 
@@ -188,7 +214,7 @@ pub(crate) const URI_SEPARATORS: &[char] = &['/'];
 pub(crate) const EMAIL_SEPARATORS: &[char] = &['@', '.'];
 pub(crate) const NAME_SEPARATORS: &[char] = &['.', '/'];
 
-const TOP_FIELDS: &[&str] = &["$schema", "version", "default_action", "mode", "revision", "description", "deny_response", "upstream_headers", "rules"];
+const TOP_FIELDS: &[&str] = &["$schema", "version", "default_action", "mode", "revision", "description", "deny_response", "upstream_headers", "method_overrides", "body_inspection_limit", "rules"];
 const RULE_FIELDS: &[&str] = &["name", "description", "action", "principals", "paths", "methods"];
 const PRINCIPAL_FIELDS: &[&str] =
     &["any", "cn", "o", "ou", "uri_san", "dns_san", "email_san", "ip_san", "issuer_cn", "serial", "sha256"];
@@ -344,6 +370,34 @@ impl Validator<'_> {
             None => Some(UpstreamHeaders::default()),
             Some(n) => self.upstream_headers(n),
         };
+        let method_overrides = match Self::field(members, "method_overrides") {
+            None => Some(MethodOverrides::default()),
+            Some(n) => match self.string(n, "method_overrides") {
+                Some("refuse") => Some(MethodOverrides::Refuse),
+                Some("ignore") => Some(MethodOverrides::Ignore),
+                Some(other) => {
+                    self.error_at(n.offset, "method_overrides", format!("expected \"refuse\" or \"ignore\", found \"{other}\""));
+                    None
+                }
+                None => None,
+            },
+        };
+        let body_inspection_limit = match Self::field(members, "body_inspection_limit") {
+            None => Some(DEFAULT_BODY_INSPECTION_LIMIT),
+            Some(n) => match &n.kind {
+                Kind::Number(num) => match num.as_u64().and_then(|v| u32::try_from(v).ok()) {
+                    Some(v) if (1..=MAX_BODY_INSPECTION_LIMIT).contains(&v) => Some(v),
+                    _ => {
+                        self.error_at(n.offset, "body_inspection_limit", format!("expected a whole number of bytes from 1 to {MAX_BODY_INSPECTION_LIMIT}, found {num}"));
+                        None
+                    }
+                },
+                other => {
+                    self.error_at(n.offset, "body_inspection_limit", format!("expected a number of bytes, found {}", other.type_name()));
+                    None
+                }
+            },
+        };
         let rules = self.required(members, root, "", "rules").and_then(|n| self.rules(n));
         Some(Policy {
             version: version?,
@@ -353,6 +407,8 @@ impl Validator<'_> {
             description: description?,
             deny_response: deny_response?,
             upstream_headers: upstream_headers?,
+            method_overrides: method_overrides?,
+            body_inspection_limit: body_inspection_limit?,
             rules: rules?,
         })
     }
@@ -754,6 +810,27 @@ pub(crate) mod tests {
         assert!(errs[2].message.contains("expected one of: principal, rule, revision"), "{}", errs[2].message);
         let (_, _, path, _) = one_error(r#"{"version": 1, "default_action": "deny", "upstream_headers": [], "rules": []}"#);
         assert_eq!(path, "upstream_headers");
+    }
+
+    #[test]
+    fn method_overrides_and_the_body_limit_default_safe_and_are_validated() {
+        let policy = |extra: &str| format!(r#"{{"version": 1, "default_action": "deny",{extra} "rules": []}}"#);
+        let default = Policy::from_json(&policy("")).unwrap();
+        assert_eq!((default.method_overrides, default.body_inspection_limit), (MethodOverrides::Refuse, DEFAULT_BODY_INSPECTION_LIMIT));
+        let set = Policy::from_json(&policy(r#" "method_overrides": "ignore", "body_inspection_limit": 4096,"#)).unwrap();
+        assert_eq!((set.method_overrides, set.body_inspection_limit), (MethodOverrides::Ignore, 4096));
+        let src = r#"{"version": 1, "default_action": "deny",
+ "method_overrides": "honour", "body_inspection_limit": -1, "rules": []}"#;
+        let errs = errors(src);
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["method_overrides", "body_inspection_limit"], "{errs:?}");
+        assert_eq!((errs[0].line, errs[0].column), (2, 22));
+        assert!(errs[0].message.contains(r#"expected "refuse" or "ignore", found "honour""#), "{}", errs[0].message);
+        assert!(errs[1].message.contains("from 1 to 67108864"), "{}", errs[1].message);
+        for bad in ["0", "67108865", "1.5", "\"1024\""] {
+            let (_, _, path, _) = one_error(&policy(&format!(r#" "body_inspection_limit": {bad},"#)));
+            assert_eq!(path, "body_inspection_limit", "{bad}");
+        }
     }
 
     #[test]

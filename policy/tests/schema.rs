@@ -93,6 +93,10 @@ fn schema_and_validator_refuse_the_same_structural_mistakes() {
         ("bad revision", r#"{"version": 1, "default_action": "deny", "revision": "", "rules": []}"#.to_owned()),
         ("details not bool", r#"{"version": 1, "default_action": "deny", "deny_response": {"details": "no"}, "rules": []}"#.to_owned()),
         ("upstream header not bool", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"rule": 0}, "rules": []}"#.to_owned()),
+        ("bad method_overrides", r#"{"version": 1, "default_action": "deny", "method_overrides": "honour", "rules": []}"#.to_owned()),
+        ("zero body_inspection_limit", r#"{"version": 1, "default_action": "deny", "body_inspection_limit": 0, "rules": []}"#.to_owned()),
+        ("huge body_inspection_limit", r#"{"version": 1, "default_action": "deny", "body_inspection_limit": 67108865, "rules": []}"#.to_owned()),
+        ("fractional body_inspection_limit", r#"{"version": 1, "default_action": "deny", "body_inspection_limit": 1.5, "rules": []}"#.to_owned()),
         ("unknown upstream header", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"dry_run": false}, "rules": []}"#.to_owned()),
     ];
     // Sanity: the base rule is valid for both, so each case fails for its own reason.
@@ -119,8 +123,11 @@ fn schema_and_validator_accept_every_optional_top_level_field() {
     let v = schema();
     let src = r#"{"$schema": "./policy.schema.json", "version": 1, "default_action": "deny", "mode": "dry_run", "revision": "r1",
         "description": "all optional fields", "deny_response": {"details": false},
-        "upstream_headers": {"principal": true, "rule": false, "revision": false}, "rules": []}"#;
+        "upstream_headers": {"principal": true, "rule": false, "revision": false},
+        "method_overrides": "ignore", "body_inspection_limit": 67108864, "rules": []}"#;
     assert!(schema_accepts(&v, src));
     let policy = Policy::from_json(src).unwrap();
     assert!(!policy.upstream_headers.rule && policy.upstream_headers.principal);
+    assert_eq!(policy.method_overrides, mtls_authz_policy::MethodOverrides::Ignore);
+    assert_eq!(policy.body_inspection_limit, 64 << 20);
 }
