@@ -26,11 +26,11 @@ import sys
 
 # Callbacks the filter does not implement, for HTTP streams or (on_log,
 # on_done) for its root contexts either. Kept on purpose:
-# proxy_on_context_create and proxy_on_request_headers (the filter's work) and
-# proxy_on_delete (the SDK frees the stream's context there).
+# proxy_on_context_create and proxy_on_request_headers (the filter's work),
+# proxy_on_request_body and proxy_on_request_trailers (reading the body of a
+# POST held for a method-override check) and proxy_on_delete (the SDK frees
+# the stream's context there).
 UNUSED_CALLBACKS = (
-    "proxy_on_request_body",
-    "proxy_on_request_trailers",
     "proxy_on_response_headers",
     "proxy_on_response_body",
     "proxy_on_response_trailers",
@@ -39,7 +39,8 @@ UNUSED_CALLBACKS = (
 )
 # What must still be there afterwards, or Envoy cannot run the filter at all.
 REQUIRED = ("proxy_abi_version_0_2_1", "proxy_on_memory_allocate", "proxy_on_context_create",
-            "proxy_on_configure", "proxy_on_request_headers", "proxy_on_delete", "_initialize", "memory")
+            "proxy_on_configure", "proxy_on_request_headers", "proxy_on_request_body",
+            "proxy_on_request_trailers", "proxy_on_delete", "_initialize", "memory")
 
 EXPORT_SECTION = 7
 

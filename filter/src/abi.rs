@@ -19,7 +19,7 @@
 //! (`Vec::<u8>::with_capacity(size)`, leaked) and owned by this side from
 //! then on, exactly as the SDK's own wrappers take them.
 
-use proxy_wasm::types::{MapType, Status};
+use proxy_wasm::types::{BufferType, MapType, Status};
 
 use crate::headers::HeaderMap;
 use crate::host::HostError;
@@ -43,11 +43,13 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_buffer_bytes(buffer_type: u32, start: usize, max_size: usize, return_buffer_data: *mut *mut u8, return_buffer_size: *mut usize) -> u32;
 }
 
 const OK: u32 = Status::Ok as u32;
 const NOT_FOUND: u32 = Status::NotFound as u32;
 const REQUEST_HEADERS: u32 = MapType::HttpRequestHeaders as u32;
+const REQUEST_BODY: u32 = BufferType::HttpRequestBody as u32;
 
 /// `Ok` for the status `Ok`; any other status, known or not, is an error naming `what`.
 fn check(status: u32, what: &'static str) -> Result<(), HostError> {
@@ -83,6 +85,22 @@ pub fn request_header_map() -> Result<HeaderMap, HostError> {
     // SAFETY: on Ok the host returned a buffer it allocated through the SDK's allocator, or none.
     let bytes = unsafe { take_host_buffer(data, size, "get_header_map_pairs (no buffer, non-zero size)") }?;
     Ok(bytes.map(HeaderMap::from_bytes).unwrap_or_default())
+}
+
+/// The first `len` bytes of the request body Envoy has buffered for this
+/// stream; `Ok(None)` when there is none.
+pub fn request_body(len: usize) -> Result<Option<Vec<u8>>, HostError> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes one pointer and one length through the two
+    // out-pointers, which point at live locals of the right types.
+    let status = unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 0, len, &mut data, &mut size) };
+    match status {
+        // SAFETY: on Ok the host returned a buffer it allocated through the SDK's allocator, or none.
+        OK => unsafe { take_host_buffer(data, size, "get_buffer_bytes (no buffer, non-zero size)") },
+        NOT_FOUND => Ok(None),
+        _ => Err(HostError("get_buffer_bytes")),
+    }
 }
 
 /// Longest serialized property path served from the stack; longer ones are refused.

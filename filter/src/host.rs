@@ -92,6 +92,10 @@ pub trait Host {
     /// promise UTF-8). The map is checked as it is read ([`HeaderMap::pairs`]).
     fn request_headers(&self) -> Result<HeaderMap, HostError>;
 
+    /// The first `len` bytes of the request body the proxy has buffered
+    /// (after the filter paused the stream to read it). `Ok(None)` when there is none.
+    fn request_body(&self, len: usize) -> Result<Option<Vec<u8>>, HostError>;
+
     /// Set a request header, replacing every existing copy (Envoy's
     /// `replaceHeaderMapValue` is `setCopy`: duplicates go too).
     fn replace_request_header(&self, name: &str, value: &str) -> Result<(), HostError>;

@@ -12,8 +12,14 @@
 //! client-sent copies of the filter's own headers; the method and path are
 //! borrowed from that buffer, not copied. A request that asks the backend to
 //! run another method or path (`X-HTTP-Method-Override`, `X-Original-URL`, ...:
-//! [`canonical::is_override_header`]) is refused with [`Reason::Override`],
+//! [`overrides::override_header`]) is refused with [`Reason::Override`],
 //! because the backend might honour it and the policy judged something else.
+//!
+//! A `POST` that a framework would parse for a `_method` override (a form,
+//! multipart or JSON body: [`BodyHeaders::plan`]) and that the policy would
+//! let through is held until its body has arrived ([`Flow::ReadBody`]), then
+//! judged again with what [`overrides::body_overrides_method`] found. Every
+//! other request is decided on its headers alone and no body is touched.
 //!
 //! The hot path for a known certificate is: one header-map read, one small
 //! property read, one cache lookup, the decision, and up to three header
@@ -25,8 +31,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use mtls_authz_policy::canonical;
-use mtls_authz_policy::{CompiledPolicy, Decision, Identity, PathRejection, Reason};
+use mtls_authz_policy::overrides::{self, OverrideKind};
+use mtls_authz_policy::{BodyFinding, BodyHeaders, BodyPlan, BodyReadings, CompiledPolicy, Decision, Identity, MethodOverrides, PathRejection, Reason, Verdict};
 
 use crate::cache::{Entry, IdentityCache};
 use crate::escape;
@@ -60,6 +66,18 @@ pub enum Flow {
     Continue,
     /// Stop: a local response has been sent (or, if even that failed, nothing goes upstream).
     Stop,
+    /// Hold the request and buffer its body: it is decided when the body is
+    /// complete ([`on_request_body`]), with these readings of it.
+    ReadBody(BodyReadings),
+}
+
+/// How far the request has been read when it is judged.
+#[derive(Debug)]
+enum Stage {
+    /// The headers; `body_follows` when the stream did not end with them.
+    Headers { body_follows: bool },
+    /// The whole body, and what reading it found: `Ok` when it is clean.
+    Body(Result<(), Failure>),
 }
 
 /// Why no decision could be reached.
@@ -107,8 +125,10 @@ impl OwnHeaders {
 struct Request<'h> {
     method: Option<&'h [u8]>,
     path: Option<&'h [u8]>,
-    /// The first method- or path-override header, by the name the client used.
+    /// The first override header that counts under the policy, by the name the client used.
     override_header: Option<&'h [u8]>,
+    /// The headers that say whether and how the body must be read.
+    body: BodyHeaders,
     /// The filter's headers the client sent; `None` until the map has been read.
     own: Option<OwnHeaders>,
     digest: Option<String>,
@@ -118,7 +138,9 @@ struct Request<'h> {
 impl<'h> Request<'h> {
     /// One pass over the header map. `:method` and `:path` are taken from
     /// their first occurrence (Envoy's codecs allow only one).
-    fn scan(&mut self, headers: &'h HeaderMap) -> Result<(), HostError> {
+    /// Method-override headers count only when the policy refuses method
+    /// overrides; path overrides always count.
+    fn scan(&mut self, headers: &'h HeaderMap, method_overrides: MethodOverrides) -> Result<(), HostError> {
         let mut own = OwnHeaders::default();
         for pair in headers.pairs() {
             let (name, value) = pair?;
@@ -131,9 +153,17 @@ impl<'h> Request<'h> {
                 }
                 _ if name.starts_with(b":") => {}
                 _ => {
-                    if self.override_header.is_none() && canonical::is_override_header(name) {
-                        self.override_header = Some(name);
+                    if self.override_header.is_none() {
+                        let counts = match overrides::override_header(name) {
+                            Some(OverrideKind::Path) => true,
+                            Some(OverrideKind::Method) => method_overrides == MethodOverrides::Refuse,
+                            None => false,
+                        };
+                        if counts {
+                            self.override_header = Some(name);
+                        }
                     }
+                    self.body.note(name, value);
                     own.note(name);
                 }
             }
@@ -161,8 +191,50 @@ impl<'h> Request<'h> {
 
 
 /// Handle the request headers. `policy` is the snapshot this request is judged by
-/// (`None` only if the VM never loaded one, which Envoy should not allow).
-pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, cache: &RefCell<IdentityCache>) -> Flow {
+/// (`None` only if the VM never loaded one, which Envoy should not allow);
+/// `end_of_stream` when no body follows.
+pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, cache: &RefCell<IdentityCache>, end_of_stream: bool) -> Flow {
+    judge(host, policy, cache, Stage::Headers { body_follows: !end_of_stream })
+}
+
+/// Handle a part of the body of a request held by [`Flow::ReadBody`].
+/// `body_size` is what the proxy has buffered so far. A body past the
+/// policy's `body_inspection_limit` is refused at once (413), without waiting
+/// for the rest; a complete one is read and the request judged again.
+pub fn on_request_body<H: Host>(
+    host: &H,
+    policy: Option<&CompiledPolicy>,
+    cache: &RefCell<IdentityCache>,
+    readings: BodyReadings,
+    body_size: usize,
+    end_of_stream: bool,
+) -> Flow {
+    let limit = policy.map_or(0, |p| p.policy().body_inspection_limit);
+    if u32::try_from(body_size).map_or(true, |size| size > limit) {
+        return judge(host, policy, cache, Stage::Body(Err(Failure::Refuse(Reason::BodyTooLarge))));
+    }
+    if !end_of_stream {
+        return Flow::ReadBody(readings);
+    }
+    let found = host.request_body(body_size).map(|body| overrides::body_overrides_method(readings, body.as_deref().unwrap_or_default()));
+    let outcome = match found {
+        Ok(BodyFinding::Clean) => Ok(()),
+        Ok(BodyFinding::Override) => Err(Failure::Refuse(Reason::BodyOverride)),
+        Ok(BodyFinding::Unreadable) => Err(Failure::Refuse(Reason::BodyUnreadable)),
+        Err(e) => Err(Failure::Internal(e)),
+    };
+    judge(host, policy, cache, Stage::Body(outcome))
+}
+
+/// Trailers arrived on a request held by [`Flow::ReadBody`] before its body
+/// ended: the body is not known to be complete, so it is not judged complete.
+pub fn on_request_trailers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, cache: &RefCell<IdentityCache>) -> Flow {
+    judge(host, policy, cache, Stage::Body(Err(Failure::Refuse(Reason::BodyUnreadable))))
+}
+
+/// Decide on the request as far as it has been read, then forward it, hold
+/// it for its body, or refuse it.
+fn judge<H: Host>(host: &H, policy: Option<&CompiledPolicy>, cache: &RefCell<IdentityCache>, stage: Stage) -> Flow {
     let Some(policy) = policy else {
         host.increment(Metric::Errors);
         host.log(Level::Error, "mtls-authz: no policy loaded in this VM; refusing the request");
@@ -170,7 +242,20 @@ pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, ca
     };
     let headers = host.request_headers();
     let mut request = Request::default();
-    let decision = match evaluate(host, policy, cache, headers.as_ref(), &mut request) {
+    let evaluated = evaluate(host, policy, cache, headers.as_ref(), &mut request);
+    // Only a request the policy lets through needs its body looked at.
+    let evaluated = match (evaluated, stage) {
+        (Ok(decision), Stage::Headers { body_follows: true }) if decision.verdict == Verdict::Allow => {
+            match body_plan(policy, &request) {
+                BodyPlan::Skip => Ok(decision),
+                BodyPlan::Read(readings) => return Flow::ReadBody(readings),
+                BodyPlan::Unreadable => Err(Failure::Refuse(Reason::BodyUnreadable)),
+            }
+        }
+        (Ok(decision), Stage::Body(found)) if decision.verdict == Verdict::Allow => found.map(|()| decision),
+        (evaluated, _) => evaluated,
+    };
+    let decision = match evaluated {
         Ok(decision) => decision,
         Err(Failure::Refuse(reason)) => policy.refuse(reason),
         Err(Failure::Internal(e)) => {
@@ -203,6 +288,18 @@ pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, ca
     deny(host, details, &decision, &request, Some(policy))
 }
 
+/// Whether the body of an allowed request must be read before it goes on.
+fn body_plan(policy: &CompiledPolicy, request: &Request<'_>) -> BodyPlan {
+    if policy.policy().method_overrides == MethodOverrides::Ignore {
+        return BodyPlan::Skip;
+    }
+    // The engine allowed the request, so its method is a canonical (ASCII) token.
+    match request.method.and_then(|m| std::str::from_utf8(m).ok()) {
+        Some(method) => request.body.plan(method),
+        None => BodyPlan::Unreadable,
+    }
+}
+
 /// Gather the request facts and ask the engine.
 fn evaluate<'p, 'h, H: Host>(
     host: &H,
@@ -212,7 +309,7 @@ fn evaluate<'p, 'h, H: Host>(
     request: &mut Request<'h>,
 ) -> Result<Decision<'p>, Failure> {
     // Read before identifying, so that even a refusal's log line says what was asked for.
-    request.scan(headers.map_err(|e| *e)?)?;
+    request.scan(headers.map_err(|e| *e)?, policy.policy().method_overrides)?;
     let identity = identify(host, cache, request)?;
     let (Some(method), Some(path)) = (request.method, request.path) else {
         return Err(Failure::Refuse(Reason::MissingRequestData));
@@ -363,7 +460,7 @@ fn deny<H: Host>(
     if let Some(revision) = revision.as_deref() {
         headers.push((REVISION_HEADER, revision));
     }
-    if let Err(e) = host.send_response(403, &headers, &body) {
+    if let Err(e) = host.send_response(decision.reason.deny_status(), &headers, &body) {
         // Nothing more can be done; Stop still keeps the request from the upstream.
         host.increment(Metric::Errors);
         host.log(Level::Error, &format!("mtls-authz: could not send the 403: {e}"));

@@ -5,13 +5,13 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use mtls_authz_policy::{CompiledPolicy, Identity};
+use mtls_authz_policy::{BodyReadings, CompiledPolicy, Identity, Reason};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 
 use crate::cache::{Entry, IdentityCache};
 use crate::headers::HeaderMap;
 use crate::host::{Host, HostError, Level, Metric};
-use crate::http::{on_request_headers, Flow, DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, REVISION_HEADER, RULE_HEADER};
+use crate::http::{on_request_body, on_request_headers, on_request_trailers, Flow, DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, REVISION_HEADER, RULE_HEADER};
 use crate::root::{PolicyHolder, REJECTED_PREFIX};
 
 // ---------------------------------------------------------------------------
@@ -36,6 +36,8 @@ struct MockHost {
     failing: HashSet<&'static str>,
     /// Return this buffer from `request_headers` instead of the serialized headers.
     raw_header_map: Option<Vec<u8>>,
+    /// The request body the proxy has buffered.
+    body: Vec<u8>,
 }
 
 impl MockHost {
@@ -126,6 +128,11 @@ impl Host for MockHost {
         Ok(HeaderMap::serialize(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_slice()))).expect("small map"))
     }
 
+    fn request_body(&self, len: usize) -> Result<Option<Vec<u8>>, HostError> {
+        self.fail("body")?;
+        Ok(Some(self.body.iter().copied().take(len).collect()).filter(|b: &Vec<u8>| !b.is_empty()))
+    }
+
     /// Envoy's `replaceHeaderMapValue`: every copy goes, one new value is added.
     fn replace_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
         self.fail("replace")?;
@@ -209,8 +216,9 @@ fn with_mode(mode_and_more: &str) -> String {
     POLICY.replacen("\"version\": 1,", &format!("\"version\": 1, {mode_and_more},"), 1)
 }
 
+/// A request without a body.
 fn run(host: &MockHost, policy: &CompiledPolicy, cache: &RefCell<IdentityCache>) -> Flow {
-    on_request_headers(host, Some(policy), cache)
+    on_request_headers(host, Some(policy), cache, true)
 }
 
 fn order_service() -> TestCert {
@@ -589,7 +597,7 @@ fn failed_local_response_still_stops_the_request() {
 fn no_policy_refuses_everything() {
     let cache = RefCell::default();
     let host = MockHost::request("GET", "/health").with_cert(&order_service());
-    assert_eq!(on_request_headers(&host, None, &cache), Flow::Stop);
+    assert_eq!(on_request_headers(&host, None, &cache, true), Flow::Stop);
     assert_eq!(host.response.borrow().as_ref().unwrap().2, br#"{"error":"forbidden"}"#);
     assert_eq!(host.metric(Metric::Errors), 1);
 }
@@ -613,7 +621,7 @@ const OVERRIDE_REASON: &str = "request asks the backend to override its method o
 fn override_headers_are_refused_in_any_case() {
     let p = policy(POLICY);
     let cache = RefCell::default();
-    for name in mtls_authz_policy::canonical::OVERRIDE_HEADERS {
+    for name in mtls_authz_policy::overrides::OVERRIDE_HEADERS {
         for spelt in [name.to_string(), name.to_ascii_uppercase()] {
             let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
             host.add_header(&spelt, b"DELETE");
@@ -913,4 +921,179 @@ fn a_request_keeps_the_policy_it_started_with() {
     let req = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
     assert_eq!(run(&req, &holder.snapshot().unwrap(), &cache), Flow::Stop);
     assert_eq!(req.response_header(REVISION_HEADER), ["r2"]);
+}
+
+// ---------------------------------------------------------------------------
+// Method overrides in POST bodies
+
+const FORM: BodyReadings = BodyReadings { form: true, multipart: false, json: false };
+
+/// order-service's allowed POST, with a body of this content type.
+fn post_with_body(content_type: &str, body: &str) -> MockHost {
+    let mut host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    host.add_header("content-type", content_type.as_bytes());
+    host.body = body.as_bytes().to_vec();
+    host
+}
+
+/// Headers, then the body in two parts, as Envoy calls the filter.
+fn run_with_body(host: &MockHost, policy: &CompiledPolicy, cache: &RefCell<IdentityCache>) -> Flow {
+    let Flow::ReadBody(readings) = on_request_headers(host, Some(policy), cache, false) else {
+        panic!("expected the request to be held for its body");
+    };
+    let half = host.body.len() / 2;
+    match on_request_body(host, Some(policy), cache, readings, half, false) {
+        Flow::ReadBody(again) => assert_eq!(again, readings),
+        other => return other,
+    }
+    on_request_body(host, Some(policy), cache, readings, host.body.len(), true)
+}
+
+#[test]
+fn an_allowed_form_post_is_held_for_its_body_and_nothing_is_written_until_then() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = post_with_body("application/x-www-form-urlencoded", "amount=10&_method=DELETE");
+    assert_eq!(on_request_headers(&host, Some(&p), &cache, false), Flow::ReadBody(FORM));
+    assert_eq!(host.status(), None);
+    assert!(host.header_values(PRINCIPAL_HEADER).is_empty(), "no upstream header before the body is judged");
+    assert_eq!(host.metric(Metric::RequestsAllowed) + host.metric(Metric::RequestsDenied), 0);
+    assert!(!host.calls().contains(&"body"), "nothing is read before the body is complete");
+}
+
+#[test]
+fn a_body_override_is_refused_once_the_body_is_complete() {
+    let p = policy(POLICY);
+    for (content_type, body) in [
+        ("application/x-www-form-urlencoded", "amount=10&_method=DELETE"),
+        ("application/x-www-form-urlencoded", "amount=10&.method=DELETE"),
+        ("multipart/form-data; boundary=b", "--b\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--b--\r\n"),
+        ("application/json", r#"{"amount": 10, "_method": "DELETE"}"#),
+    ] {
+        let cache = RefCell::default();
+        let host = post_with_body(content_type, body);
+        assert_eq!(run_with_body(&host, &p, &cache), Flow::Stop, "{content_type}");
+        assert_eq!(host.status(), Some(403));
+        assert_eq!(host.body_json()["reason"], Reason::BodyOverride.as_str(), "{content_type}");
+        assert_eq!((host.metric(Metric::RequestsDenied), host.metric(Metric::RequestsAllowed)), (1, 0), "counted once");
+        assert!(host.header_values(PRINCIPAL_HEADER).is_empty());
+        assert_eq!(host.logs_containing("mtls-authz: deny ").len(), 1);
+    }
+}
+
+#[test]
+fn a_clean_body_goes_on_with_the_identity_headers() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = post_with_body("application/json", r#"{"amount": 10, "note": "_method"}"#);
+    assert_eq!(run_with_body(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.status(), None);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
+    assert_eq!(host.header_values(RULE_HEADER), ["orders-create-payment"]);
+    assert_eq!((host.metric(Metric::RequestsAllowed), host.metric(Metric::RequestsDenied)), (1, 0));
+    assert_eq!(host.metric(Metric::CertificatesParsed), 1, "the second look at the request hits the cache");
+}
+
+#[test]
+fn requests_no_framework_reads_an_override_from_are_not_held() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    for content_type in ["application/octet-stream", "application/grpc", "text/plain"] {
+        let host = post_with_body(content_type, "_method=DELETE");
+        assert_eq!(on_request_headers(&host, Some(&p), &cache, false), Flow::Continue, "{content_type}");
+    }
+    // Only POST is overridden by frameworks.
+    let report = cert("report-service", Some("reporting"), None);
+    let mut host = MockHost::request("GET", "/api/payment/query").with_cert(&report);
+    host.add_header("content-type", b"application/x-www-form-urlencoded");
+    host.body = b"_method=DELETE".to_vec();
+    assert_eq!(on_request_headers(&host, Some(&p), &cache, false), Flow::Continue);
+    // No body follows the headers.
+    let host = post_with_body("application/x-www-form-urlencoded", "");
+    assert_eq!(on_request_headers(&host, Some(&p), &cache, true), Flow::Continue);
+}
+
+#[test]
+fn a_denied_request_is_refused_on_its_headers_without_reading_the_body() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let mut host = MockHost::request("POST", "/api/payment/create").with_cert(&cert("report-service", Some("reporting"), None));
+    host.add_header("content-type", b"application/x-www-form-urlencoded");
+    host.body = b"a=1".to_vec();
+    assert_eq!(on_request_headers(&host, Some(&p), &cache, false), Flow::Stop);
+    assert_eq!(host.status(), Some(403));
+    assert!(!host.calls().contains(&"body"));
+}
+
+#[test]
+fn a_body_past_the_limit_is_refused_with_413_without_waiting_for_the_rest() {
+    let p = policy(&with_mode(r#""body_inspection_limit": 16"#));
+    let cache = RefCell::default();
+    let host = post_with_body("application/x-www-form-urlencoded", "amount=10&currency=EUR");
+    let Flow::ReadBody(readings) = on_request_headers(&host, Some(&p), &cache, false) else { panic!("held") };
+    assert_eq!(on_request_body(&host, Some(&p), &cache, readings, 16, false), Flow::ReadBody(readings), "at the limit");
+    assert_eq!(on_request_body(&host, Some(&p), &cache, readings, 17, false), Flow::Stop);
+    assert_eq!(host.status(), Some(413));
+    assert_eq!(host.body_json()["reason"], Reason::BodyTooLarge.as_str());
+    assert!(!host.calls().contains(&"body"));
+}
+
+#[test]
+fn trailers_before_the_end_of_a_held_body_are_refused() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = post_with_body("application/x-www-form-urlencoded", "amount=10");
+    let Flow::ReadBody(readings) = on_request_headers(&host, Some(&p), &cache, false) else { panic!("held") };
+    assert_eq!(on_request_body(&host, Some(&p), &cache, readings, 9, false), Flow::ReadBody(readings));
+    assert_eq!(on_request_trailers(&host, Some(&p), &cache), Flow::Stop);
+    assert_eq!(host.status(), Some(403));
+    assert_eq!(host.body_json()["reason"], Reason::BodyUnreadable.as_str());
+}
+
+#[test]
+fn a_compressed_form_is_refused_on_its_headers() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = post_with_body("application/x-www-form-urlencoded", "x");
+    host.add_header("content-encoding", b"gzip");
+    assert_eq!(on_request_headers(&host, Some(&p), &cache, false), Flow::Stop);
+    assert_eq!(host.body_json()["reason"], Reason::BodyUnreadable.as_str());
+}
+
+#[test]
+fn dry_run_lets_a_body_override_through_marked() {
+    let p = policy(&with_mode(r#""mode": "dry_run""#));
+    let cache = RefCell::default();
+    let host = post_with_body("application/x-www-form-urlencoded", "_method=DELETE");
+    assert_eq!(run_with_body(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.header_values(DRY_RUN_HEADER), ["deny"]);
+    assert_eq!(host.metric(Metric::RequestsDryRunDenied), 1);
+    assert_eq!(host.logs_containing("dry-run deny").len(), 1);
+}
+
+#[test]
+fn a_failed_body_read_is_an_internal_error_even_in_dry_run() {
+    let p = policy(&with_mode(r#""mode": "dry_run""#));
+    let cache = RefCell::default();
+    let mut host = post_with_body("application/x-www-form-urlencoded", "a=1");
+    host.failing.insert("body");
+    assert_eq!(run_with_body(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.status(), Some(403));
+    assert_eq!(host.metric(Metric::Errors), 1);
+}
+
+#[test]
+fn backends_that_ignore_overrides_get_no_body_work_and_no_method_override_refusal() {
+    let p = policy(&with_mode(r#""method_overrides": "ignore""#));
+    let cache = RefCell::default();
+    let host = post_with_body("application/x-www-form-urlencoded", "_method=DELETE");
+    host.add_header("x-http-method-override", b"DELETE");
+    assert_eq!(on_request_headers(&host, Some(&p), &cache, false), Flow::Continue);
+    assert_eq!(host.header_values(RULE_HEADER), ["orders-create-payment"]);
+    assert!(!host.calls().contains(&"body"));
+    // A path override is refused whatever the backends do with methods.
+    let host = post_with_body("application/json", "{}");
+    host.add_header("X-Original-URL", b"/api/payment/admin/x");
+    assert_eq!(on_request_headers(&host, Some(&p), &cache, false), Flow::Stop);
+    assert_eq!(host.body_json()["reason"], Reason::Override.as_str());
 }

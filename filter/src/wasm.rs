@@ -15,7 +15,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use mtls_authz_policy::CompiledPolicy;
+use mtls_authz_policy::{BodyReadings, CompiledPolicy};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MetricType};
@@ -73,6 +73,10 @@ impl Host for EnvoyHost {
 
     fn request_headers(&self) -> Result<HeaderMap, HostError> {
         abi::request_header_map()
+    }
+
+    fn request_body(&self, len: usize) -> Result<Option<Vec<u8>>, HostError> {
+        abi::request_body(len)
     }
 
     fn replace_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
@@ -147,6 +151,7 @@ impl RootContext for Root {
             policy: self.policy.snapshot(),
             cache: Rc::clone(&self.cache),
             host: self.host,
+            reading_body: None,
         }))
     }
 
@@ -160,21 +165,58 @@ struct Request {
     policy: Option<Rc<CompiledPolicy>>,
     cache: Rc<RefCell<IdentityCache>>,
     host: EnvoyHost,
+    /// Set while the request is held for its body ([`Flow::ReadBody`]).
+    reading_body: Option<BodyReadings>,
+}
+
+impl Request {
+    /// Translate a [`Flow`] into what Envoy is told, remembering a held body.
+    fn act(&mut self, flow: Flow) -> Action {
+        match flow {
+            Flow::Continue => {
+                self.reading_body = None;
+                Action::Continue
+            }
+            Flow::Stop => {
+                self.reading_body = None;
+                Action::Pause
+            }
+            // Pausing in the headers stops them; in the body, it buffers it.
+            Flow::ReadBody(readings) => {
+                self.reading_body = Some(readings);
+                Action::Pause
+            }
+        }
+    }
 }
 
 impl Context for Request {}
 
-/// Only `on_http_request_headers`: scripts/trim-wasm.py removes the exports of
-/// the callbacks left to the SDK's defaults (response headers, bodies,
+/// Request headers, and the request body and trailers for the few requests
+/// held to read their body; a request that is not held costs one early
+/// return per body part. scripts/trim-wasm.py removes the exports of the
+/// callbacks left to the SDK's defaults (response headers, response body and
 /// trailers, log, done), so that Envoy does not call into the VM for them on
 /// every request. Implementing one of them here means taking it off the
 /// script's `UNUSED_CALLBACKS` list, or Envoy will never call it.
 impl HttpContext for Request {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        match http::on_request_headers(&self.host, self.policy.as_deref(), &self.cache) {
-            Flow::Continue => Action::Continue,
-            Flow::Stop => Action::Pause,
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let flow = http::on_request_headers(&self.host, self.policy.as_deref(), &self.cache, end_of_stream);
+        self.act(flow)
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(readings) = self.reading_body else { return Action::Continue };
+        let flow = http::on_request_body(&self.host, self.policy.as_deref(), &self.cache, readings, body_size, end_of_stream);
+        self.act(flow)
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.reading_body.is_none() {
+            return Action::Continue;
         }
+        let flow = http::on_request_trailers(&self.host, self.policy.as_deref(), &self.cache);
+        self.act(flow)
     }
 }
 

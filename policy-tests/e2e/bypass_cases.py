@@ -124,7 +124,7 @@ LISTENERS = ("hardened", "raw")
 
 # --------------------------------------------------------------------------- expectations
 
-# The engine's refusal reasons (policy/src/canonical.rs, decision reasons), as
+# The engine's refusal reasons (policy/src/overrides.rs, decision reasons), as
 # they appear in the 403 body. Matched as substrings.
 R_NO_RULE = "no rule matched; default_action is deny"
 R_DENY_RULE = "matched a deny rule"
@@ -801,7 +801,7 @@ CLASSES = {
                         "to use another one is refused (`Override`): the headers `X-HTTP-Method-Override`, "
                         "`X-HTTP-Method`, `X-Method-Override`, `X-Original-URL`, `X-Rewrite-URL` and a "
                         "client-sent `x-envoy-original-path` (any case, any value, also with `_` for `-`; listed once "
-                        "in the engine: `canonical::OVERRIDE_HEADERS`), and a `_method` query parameter (name percent-decoded, "
+                        "in the engine: `overrides::OVERRIDE_HEADERS`), and a `_method` query parameter (name percent-decoded, "
                         "any case). Like the engine's `_method` check, the refusal comes after the identity, "
                         "method and path checks and before any rule. Envoy's own `x-envoy-original-path` (a "
                         "route with `prefix_rewrite`) is added by the router after the filter and reaches the "

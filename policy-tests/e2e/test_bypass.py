@@ -39,7 +39,7 @@ from e2e_lib import DRY_RUN_HEADER, PRINCIPAL_HEADER, REPO, REVISION_HEADER, RUL
 pytestmark = pytest.mark.filter
 
 WORKERS = 16
-# canonical::OVERRIDE_HEADERS in the engine (test_override_headers_match_the_engine keeps them in sync).
+# overrides::OVERRIDE_HEADERS in the engine (test_override_headers_match_the_engine keeps them in sync).
 OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-override", "x-original-url",
                     "x-rewrite-url", "x-envoy-original-path")
 CATCH_ALL_ROUTE = '              - match: { prefix: "/" }\n'
@@ -310,10 +310,10 @@ def test_bypass_md_is_current():
 
 
 def test_override_headers_match_the_engine():
-    """The list this suite checks is the engine's (policy/src/canonical.rs)."""
+    """The list this suite checks is the engine's (policy/src/overrides.rs)."""
     src = (REPO / "policy" / "src" / "canonical.rs").read_text()
     m = re.search(r"pub const OVERRIDE_HEADERS: \[&str; \d+\] =\s*\[(.*?)\];", src, re.S)
-    assert m, "OVERRIDE_HEADERS not found in policy/src/canonical.rs"
+    assert m, "OVERRIDE_HEADERS not found in policy/src/overrides.rs"
     assert tuple(re.findall(r'"([^"]+)"', m.group(1))) == OVERRIDE_HEADERS
     covered = {k.lower() for c in bc.CASES if c.cls == "method-override" for k, _ in c.headers}
     assert set(OVERRIDE_HEADERS) <= covered, "override headers without a case: %s" % (set(OVERRIDE_HEADERS) - covered)

@@ -43,8 +43,6 @@ def test_the_suites_filter_is_trimmed(wasm_path):
 
 # The SDK trait method behind each trimmed export.
 SDK_METHOD = {
-    "proxy_on_request_body": "on_http_request_body",
-    "proxy_on_request_trailers": "on_http_request_trailers",
     "proxy_on_response_headers": "on_http_response_headers",
     "proxy_on_response_body": "on_http_response_body",
     "proxy_on_response_trailers": "on_http_response_trailers",

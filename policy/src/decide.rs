@@ -53,6 +53,8 @@ pub enum Reason {
     /// (`X-HTTP-Method-Override`, `X-Original-URL`, `_method` in the query
     /// or in a POST body a framework parses).
     Override,
+    /// A POST body that a framework parses carries `_method`.
+    BodyOverride,
     /// A POST body that must be read for a method override is larger than
     /// the policy's `body_inspection_limit`.
     BodyTooLarge,
@@ -78,6 +80,7 @@ impl Reason {
             Reason::Path(p) => p.as_str(),
             Reason::Method => "method is not an upper-case HTTP token",
             Reason::Override => "request asks the backend to override its method or path",
+            Reason::BodyOverride => "request body asks the backend to override its method (_method)",
             Reason::BodyTooLarge => "request body is too large to check for a method override",
             Reason::BodyUnreadable => "request body cannot be checked for a method override",
             Reason::Internal => "internal error in the authorization filter",
