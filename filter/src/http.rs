@@ -17,9 +17,12 @@
 //!
 //! A `POST` that a framework would parse for a `_method` override (a form,
 //! multipart or JSON body: [`BodyHeaders::plan`]) and that the policy would
-//! let through is held until its body has arrived ([`Flow::ReadBody`]), then
-//! judged again with what [`overrides::body_overrides_method`] found. Every
-//! other request is decided on its headers alone and no body is touched.
+//! let through has its body held until it is complete ([`Flow::ReadBody`]),
+//! then is judged again with what [`overrides::body_overrides_method`]
+//! found. Its headers go on at once (proxy-wasm shows a filter no body while
+//! it holds the headers), but no byte of the body reaches the upstream
+//! before it has been judged, so an override in it never does either.
+//! Every other request is decided on its headers alone and no body is touched.
 //!
 //! The hot path for a known certificate is: one header-map read, one small
 //! property read, one cache lookup, the decision, and up to three header
@@ -60,24 +63,18 @@ const DIGEST_PROPERTY: [&str; 2] = ["connection", "sha256_peer_certificate_diges
 const CERTIFICATE_PROPERTY: [&str; 2] = ["connection", "peer_certificate"];
 
 /// What the proxy should do with the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Flow {
     /// Forward it upstream.
     Continue,
     /// Stop: a local response has been sent (or, if even that failed, nothing goes upstream).
     Stop,
-    /// Hold the request and buffer its body: it is decided when the body is
-    /// complete ([`on_request_body`]), with these readings of it.
-    ReadBody(BodyReadings),
-}
-
-/// How far the request has been read when it is judged.
-#[derive(Debug)]
-enum Stage {
-    /// The headers; `body_follows` when the stream did not end with them.
-    Headers { body_follows: bool },
-    /// The whole body, and what reading it found: `Ok` when it is clean.
-    Body(Result<(), Failure>),
+    /// Let the headers go on (with the filter's headers set), but hold the
+    /// body: the request is decided when the body is complete
+    /// ([`on_request_body`]).
+    ReadBody(Box<Held>),
+    /// From a body callback: keep buffering, the body is not complete yet.
+    Buffer,
 }
 
 /// Why no decision could be reached.
@@ -194,47 +191,6 @@ impl<'h> Request<'h> {
 /// (`None` only if the VM never loaded one, which Envoy should not allow);
 /// `end_of_stream` when no body follows.
 pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, cache: &RefCell<IdentityCache>, end_of_stream: bool) -> Flow {
-    judge(host, policy, cache, Stage::Headers { body_follows: !end_of_stream })
-}
-
-/// Handle a part of the body of a request held by [`Flow::ReadBody`].
-/// `body_size` is what the proxy has buffered so far. A body past the
-/// policy's `body_inspection_limit` is refused at once (413), without waiting
-/// for the rest; a complete one is read and the request judged again.
-pub fn on_request_body<H: Host>(
-    host: &H,
-    policy: Option<&CompiledPolicy>,
-    cache: &RefCell<IdentityCache>,
-    readings: BodyReadings,
-    body_size: usize,
-    end_of_stream: bool,
-) -> Flow {
-    let limit = policy.map_or(0, |p| p.policy().body_inspection_limit);
-    if u32::try_from(body_size).map_or(true, |size| size > limit) {
-        return judge(host, policy, cache, Stage::Body(Err(Failure::Refuse(Reason::BodyTooLarge))));
-    }
-    if !end_of_stream {
-        return Flow::ReadBody(readings);
-    }
-    let found = host.request_body(body_size).map(|body| overrides::body_overrides_method(readings, body.as_deref().unwrap_or_default()));
-    let outcome = match found {
-        Ok(BodyFinding::Clean) => Ok(()),
-        Ok(BodyFinding::Override) => Err(Failure::Refuse(Reason::BodyOverride)),
-        Ok(BodyFinding::Unreadable) => Err(Failure::Refuse(Reason::BodyUnreadable)),
-        Err(e) => Err(Failure::Internal(e)),
-    };
-    judge(host, policy, cache, Stage::Body(outcome))
-}
-
-/// Trailers arrived on a request held by [`Flow::ReadBody`] before its body
-/// ended: the body is not known to be complete, so it is not judged complete.
-pub fn on_request_trailers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, cache: &RefCell<IdentityCache>) -> Flow {
-    judge(host, policy, cache, Stage::Body(Err(Failure::Refuse(Reason::BodyUnreadable))))
-}
-
-/// Decide on the request as far as it has been read, then forward it, hold
-/// it for its body, or refuse it.
-fn judge<H: Host>(host: &H, policy: Option<&CompiledPolicy>, cache: &RefCell<IdentityCache>, stage: Stage) -> Flow {
     let Some(policy) = policy else {
         host.increment(Metric::Errors);
         host.log(Level::Error, "mtls-authz: no policy loaded in this VM; refusing the request");
@@ -242,18 +198,24 @@ fn judge<H: Host>(host: &H, policy: Option<&CompiledPolicy>, cache: &RefCell<Ide
     };
     let headers = host.request_headers();
     let mut request = Request::default();
-    let evaluated = evaluate(host, policy, cache, headers.as_ref(), &mut request);
-    // Only a request the policy lets through needs its body looked at.
-    let evaluated = match (evaluated, stage) {
-        (Ok(decision), Stage::Headers { body_follows: true }) if decision.verdict == Verdict::Allow => {
-            match body_plan(policy, &request) {
-                BodyPlan::Skip => Ok(decision),
-                BodyPlan::Read(readings) => return Flow::ReadBody(readings),
-                BodyPlan::Unreadable => Err(Failure::Refuse(Reason::BodyUnreadable)),
+    let details = policy.policy().deny_response.details;
+    let evaluated = match evaluate(host, policy, cache, headers.as_ref(), &mut request) {
+        // Only a request the policy lets through needs its body looked at.
+        Ok(decision) if !end_of_stream && decision.verdict == Verdict::Allow => match body_plan(policy, &request) {
+            BodyPlan::Skip => Ok(decision),
+            BodyPlan::Unreadable => Err(Failure::Refuse(Reason::BodyUnreadable)),
+            BodyPlan::Read(readings) => {
+                // A proxy-wasm filter that pauses the headers is shown no body (the
+                // host stops the whole stream), so the headers go on now, with the
+                // filter's own, and the body is held until it has been read.
+                // Nothing is counted or logged until then.
+                return match forward(host, &decision, &request, policy) {
+                    Ok(()) => Flow::ReadBody(Box::new(Held::new(readings, &decision, &request))),
+                    Err(e) => forward_failed(host, details, e, &mut request, policy),
+                };
             }
-        }
-        (Ok(decision), Stage::Body(found)) if decision.verdict == Verdict::Allow => found.map(|()| decision),
-        (evaluated, _) => evaluated,
+        },
+        other => other,
     };
     let decision = match evaluated {
         Ok(decision) => decision,
@@ -264,28 +226,132 @@ fn judge<H: Host>(host: &H, policy: Option<&CompiledPolicy>, cache: &RefCell<Ide
             Decision::internal_error()
         }
     };
-    let details = policy.policy().deny_response.details;
     if decision.is_allowed() {
-        match forward(host, &decision, &request, policy) {
-            Ok(()) => {
-                if decision.is_dry_run_deny() {
-                    host.increment(Metric::RequestsDryRunDenied);
-                    host.log(Level::Info, &respond::log_line(Event::DryRunDeny, &request.facts(Some(policy)), &decision));
-                } else {
-                    host.increment(Metric::RequestsAllowed);
-                }
-                return Flow::Continue;
-            }
-            Err(e) => {
-                host.increment(Metric::Errors);
-                host.log(Level::Error, &format!("mtls-authz: internal error, refusing the request: {e}"));
-                // Forwarding stopped half-way: which of our headers are there is no longer known.
-                request.own = None;
-                return deny(host, details, &Decision::internal_error(), &request, Some(policy));
-            }
+        if let Err(e) = forward(host, &decision, &request, policy) {
+            return forward_failed(host, details, e, &mut request, policy);
         }
+        count_allowed(host, &decision, &request, policy);
+        return Flow::Continue;
     }
     deny(host, details, &decision, &request, Some(policy))
+}
+
+/// What a request whose body is held needs when the body is judged: the
+/// proxy shows the request headers only to the header callback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    readings: BodyReadings,
+    /// The allow the headers got.
+    rule: Option<Box<str>>,
+    reason: Reason,
+    method: Box<[u8]>,
+    path: Box<[u8]>,
+    digest: Option<Box<str>>,
+    identity: Option<Rc<Identity>>,
+}
+
+impl Held {
+    fn new(readings: BodyReadings, decision: &Decision<'_>, request: &Request<'_>) -> Held {
+        Held {
+            readings,
+            rule: decision.rule.map(Box::from),
+            reason: decision.reason,
+            method: request.method.unwrap_or_default().into(),
+            path: request.path.unwrap_or_default().into(),
+            digest: request.digest.as_deref().map(Box::from),
+            identity: request.identity.clone(),
+        }
+    }
+
+    /// How the body is to be read.
+    pub fn readings(&self) -> BodyReadings {
+        self.readings
+    }
+
+    /// The request as the log line and the refusal see it. Its headers have
+    /// gone on already, so none of the filter's is left to remove.
+    fn request(&self) -> Request<'_> {
+        Request {
+            method: Some(&self.method),
+            path: Some(&self.path),
+            own: Some(OwnHeaders::default()),
+            digest: self.digest.as_deref().map(str::to_owned),
+            identity: self.identity.clone(),
+            ..Request::default()
+        }
+    }
+}
+
+/// Handle a part of the body of a request held by [`Flow::ReadBody`].
+/// `body_size` is what the proxy has buffered so far. A body past the
+/// policy's `body_inspection_limit` is refused at once (413), without waiting
+/// for the rest; a complete one is read and checked for an override.
+pub fn on_request_body<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held: &Held, body_size: usize, end_of_stream: bool) -> Flow {
+    let limit = policy.map_or(0, |p| p.policy().body_inspection_limit);
+    if u32::try_from(body_size).map_or(true, |size| size > limit) {
+        return finish(host, policy, held, Err(Failure::Refuse(Reason::BodyTooLarge)));
+    }
+    if !end_of_stream {
+        return Flow::Buffer;
+    }
+    let found = host.request_body(body_size).map(|body| overrides::body_overrides_method(held.readings, body.as_deref().unwrap_or_default()));
+    let outcome = match found {
+        Ok(BodyFinding::Clean) => Ok(()),
+        Ok(BodyFinding::Override) => Err(Failure::Refuse(Reason::BodyOverride)),
+        Ok(BodyFinding::Unreadable) => Err(Failure::Refuse(Reason::BodyUnreadable)),
+        Err(e) => Err(Failure::Internal(e)),
+    };
+    finish(host, policy, held, outcome)
+}
+
+/// Trailers arrived on a request held by [`Flow::ReadBody`] before its body
+/// ended: the body is not known to be complete, so it is not judged complete.
+pub fn on_request_trailers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held: &Held) -> Flow {
+    finish(host, policy, held, Err(Failure::Refuse(Reason::BodyUnreadable)))
+}
+
+/// The held request's body has been judged: let it go on, or refuse it.
+fn finish<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held: &Held, outcome: Result<(), Failure>) -> Flow {
+    let request = held.request();
+    let Some(policy) = policy else {
+        host.increment(Metric::Errors);
+        return deny(host, false, &Decision::internal_error(), &request, None);
+    };
+    let decision = match outcome {
+        Ok(()) => Decision { verdict: Verdict::Allow, enforced: Verdict::Allow, rule: held.rule.as_deref(), reason: held.reason },
+        Err(Failure::Refuse(reason)) => policy.refuse(reason),
+        Err(Failure::Internal(e)) => {
+            host.increment(Metric::Errors);
+            host.log(Level::Error, &format!("mtls-authz: internal error, refusing the request: {e}"));
+            Decision::internal_error()
+        }
+    };
+    if decision.is_allowed() {
+        // A dry-run deny found in the body is logged and counted, but the
+        // headers have gone on already: the upstream gets no dry-run marker.
+        count_allowed(host, &decision, &request, policy);
+        return Flow::Continue;
+    }
+    deny(host, policy.policy().deny_response.details, &decision, &request, Some(policy))
+}
+
+/// Count (and for a dry-run deny, log) a request that goes on.
+fn count_allowed<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, policy: &CompiledPolicy) {
+    if decision.is_dry_run_deny() {
+        host.increment(Metric::RequestsDryRunDenied);
+        host.log(Level::Info, &respond::log_line(Event::DryRunDeny, &request.facts(Some(policy)), decision));
+    } else {
+        host.increment(Metric::RequestsAllowed);
+    }
+}
+
+/// Setting the upstream headers failed: refuse, as an internal error.
+fn forward_failed<H: Host>(host: &H, details: bool, e: HostError, request: &mut Request<'_>, policy: &CompiledPolicy) -> Flow {
+    host.increment(Metric::Errors);
+    host.log(Level::Error, &format!("mtls-authz: internal error, refusing the request: {e}"));
+    // Forwarding stopped half-way: which of our headers are there is no longer known.
+    request.own = None;
+    deny(host, details, &Decision::internal_error(), request, Some(policy))
 }
 
 /// Whether the body of an allowed request must be read before it goes on.

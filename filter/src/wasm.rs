@@ -15,7 +15,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use mtls_authz_policy::{BodyReadings, CompiledPolicy};
+use mtls_authz_policy::CompiledPolicy;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MetricType};
@@ -25,7 +25,7 @@ use crate::abi;
 use crate::cache::IdentityCache;
 use crate::headers::HeaderMap;
 use crate::host::{Host, HostError, Level, Metric};
-use crate::http::{self, Flow};
+use crate::http::{self, Flow, Held};
 use crate::root::PolicyHolder;
 
 /// Metric ids from `define_metric`; `None` where defining failed (counting is best effort).
@@ -165,12 +165,13 @@ struct Request {
     policy: Option<Rc<CompiledPolicy>>,
     cache: Rc<RefCell<IdentityCache>>,
     host: EnvoyHost,
-    /// Set while the request is held for its body ([`Flow::ReadBody`]).
-    reading_body: Option<BodyReadings>,
+    /// Set while the request's body is held ([`Flow::ReadBody`]).
+    reading_body: Option<Box<Held>>,
 }
 
 impl Request {
-    /// Translate a [`Flow`] into what Envoy is told, remembering a held body.
+    /// Translate what a body or trailer callback decided into what Envoy is
+    /// told: pausing there buffers the body (StopIterationAndBuffer).
     fn act(&mut self, flow: Flow) -> Action {
         match flow {
             Flow::Continue => {
@@ -181,11 +182,7 @@ impl Request {
                 self.reading_body = None;
                 Action::Pause
             }
-            // Pausing in the headers stops them; in the body, it buffers it.
-            Flow::ReadBody(readings) => {
-                self.reading_body = Some(readings);
-                Action::Pause
-            }
+            Flow::Buffer | Flow::ReadBody(_) => Action::Pause,
         }
     }
 }
@@ -201,21 +198,27 @@ impl Context for Request {}
 /// script's `UNUSED_CALLBACKS` list, or Envoy will never call it.
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let flow = http::on_request_headers(&self.host, self.policy.as_deref(), &self.cache, end_of_stream);
-        self.act(flow)
+        match http::on_request_headers(&self.host, self.policy.as_deref(), &self.cache, end_of_stream) {
+            // Pausing here would stop the whole stream, body callbacks included
+            // (the host turns a paused header callback into StopAllIteration).
+            Flow::ReadBody(held) => {
+                self.reading_body = Some(held);
+                Action::Continue
+            }
+            Flow::Continue | Flow::Buffer => Action::Continue,
+            Flow::Stop => Action::Pause,
+        }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some(readings) = self.reading_body else { return Action::Continue };
-        let flow = http::on_request_body(&self.host, self.policy.as_deref(), &self.cache, readings, body_size, end_of_stream);
+        let Some(held) = self.reading_body.as_deref() else { return Action::Continue };
+        let flow = http::on_request_body(&self.host, self.policy.as_deref(), held, body_size, end_of_stream);
         self.act(flow)
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        if self.reading_body.is_none() {
-            return Action::Continue;
-        }
-        let flow = http::on_request_trailers(&self.host, self.policy.as_deref(), &self.cache);
+        let Some(held) = self.reading_body.as_deref() else { return Action::Continue };
+        let flow = http::on_request_trailers(&self.host, self.policy.as_deref(), held);
         self.act(flow)
     }
 }

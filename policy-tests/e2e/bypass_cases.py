@@ -45,6 +45,7 @@ BYPASS_POLICY = {
     "revision": "bypass-suite",
     "description": "issue #4 bypass suite (policy-tests/e2e/bypass_cases.py)",
     "default_action": "deny",
+    "body_inspection_limit": 65536,
     "rules": [
         {"name": "orders-create-payment", "action": "allow",
          "principals": [{"uri_san": ORDER}, {"cn": "order-service"}],
@@ -145,6 +146,9 @@ R_NO_PATH = "the request has no path or method"
 R_OVERRIDE = "request asks the backend to override its method or path"
 R_TRAILING = "path has a segment ending in '.' or a space"
 R_LOOKALIKE = "path has a look-alike of '/', '.' or another delimiter (e.g. fullwidth)"
+R_BODY_OVERRIDE = "request body asks the backend to override its method (_method)"
+R_BODY_TOO_LARGE = "request body is too large to check for a method override"
+R_BODY_UNREADABLE = "request body cannot be checked for a method override"
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,7 @@ class Expect:
     rule: str = None  # allow: x-mtls-authz-rule; deny: the 403 body's "rule" (None: no rule)
     reason: str = None  # deny: the engine's reason (substring)
     by: str = ""  # reject/drop: which layer answers
+    body_held: bool = False  # deny: decided on the body, so the headers may have gone on; no body byte did
 
     def describe(self):
         if self.kind == "allow":
@@ -168,7 +173,8 @@ class Expect:
                 s += ", with `%s: %s`" % (k, v)
             return s
         if self.kind == "deny":
-            return "403 engine: %s" % (("rule `%s`" % self.rule) if self.reason == R_DENY_RULE else self.reason)
+            s = "%d engine: %s" % (self.status, ("rule `%s`" % self.rule) if self.reason == R_DENY_RULE else self.reason)
+            return s + ("; the headers may reach the upstream, the body never does" if self.body_held else "")
         if self.kind == "reject":
             return "%d Envoy: %s" % (self.status, self.by)
         return "no response: %s" % self.by
@@ -179,8 +185,8 @@ def allow(upstream, rule, resource=None, upstream_headers=()):
                   upstream_headers=tuple(upstream_headers))
 
 
-def deny(reason, rule=None):
-    return Expect("deny", 403, reason=reason, rule=rule)
+def deny(reason, rule=None, status=403, body_held=False):
+    return Expect("deny", status, reason=reason, rule=rule, body_held=body_held)
 
 
 def reject(status, by):
@@ -657,6 +663,55 @@ case("override-after-path-refusal", "method-override", R, "GET", "/api/payment/x
      headers=(("X-HTTP-Method-Override", "POST"),),
      why="the path is checked first: raw, its refusal is the reason; hardened, Envoy resolved it")
 
+# -- mangled query names: PHP's parse_str rewrites names before Symfony or Laravel look for `_method`
+case("override-query-php-dot", "param-mangling", O, "POST", C + "?.method=DELETE", OVERRIDE,
+     why="PHP turns `.` in a name into `_`: `$_GET['_method']` is DELETE")
+case("override-query-php-space", "param-mangling", O, "POST", C + "?+.method=DELETE", OVERRIDE,
+     why="`+` is a space; PHP drops leading spaces, then `.` becomes `_`")
+case("override-query-php-encoded-space", "param-mangling", O, "POST", C + "?%20_method=DELETE", OVERRIDE)
+case("override-query-php-nul", "param-mangling", O, "POST", C + "?_method%00x=DELETE", OVERRIDE,
+     why="PHP cuts a name at NUL")
+case("override-query-php-array", "param-mangling", O, "POST", C + "?_method%5B%5D=DELETE", OVERRIDE,
+     why="`_method[]` is the array `_method` in PHP, Rack and qs")
+case("override-query-php-h2", "param-mangling", O, "POST", C + "?.method=DELETE", OVERRIDE, proto="h2")
+case("override-query-php-lookalike", "param-mangling", R, "GET", Q + "?x.method=1&+method=2",
+     allow(Q + "?x.method=1&+method=2", "reports-read-payment"),
+     why="`x_method` and `method` are not `_method` under any framework's reading")
+
+# -- method override in the body of a POST (Rails, Laravel, Symfony, Spring, ASP.NET Core, Sinatra)
+FORM = ("Content-Type", "application/x-www-form-urlencoded")
+JSON_CT = ("Content-Type", "application/json")
+MULTIPART = ("Content-Type", "multipart/form-data; boundary=XyZ")
+MULTIPART_BODY = (b'--XyZ\r\nContent-Disposition: form-data; name="amount"\r\n\r\n10\r\n'
+                  b'--XyZ\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--XyZ--\r\n')
+BODY_OVERRIDE = deny(R_BODY_OVERRIDE, body_held=True)
+both("body-override-form", "body-override", O, "POST", C, BODY_OVERRIDE, headers=(FORM,),
+     body=b"amount=10&_method=DELETE", why="Rack::MethodOverride, Laravel, Symfony, Spring read `_method` from a form")
+both("body-override-multipart", "body-override", O, "POST", C, BODY_OVERRIDE, headers=(MULTIPART,),
+     body=MULTIPART_BODY, why="the same field in a multipart form")
+both("body-override-json", "body-override", O, "POST", C, BODY_OVERRIDE, headers=(JSON_CT,),
+     body=b'{"amount": 10, "_method": "DELETE"}', why="Laravel reads `_method` from a JSON body")
+case("body-override-php-name", "body-override", O, "POST", C, BODY_OVERRIDE, headers=(FORM,),
+     body=b"amount=10&.method=DELETE", why="PHP rewrites form field names as it does query names")
+case("body-override-no-content-type", "body-override", O, "POST", C, BODY_OVERRIDE, body=b"_method=DELETE",
+     why="Rack reads a POST without a content type as a form")
+case("body-override-json-suffix", "body-override", O, "POST", C, BODY_OVERRIDE,
+     headers=(("Content-Type", "application/vnd.api+json"),), body=b'{"_method": "DELETE"}')
+case("body-override-at-the-end", "body-override", O, "POST", C, BODY_OVERRIDE, headers=(FORM,),
+     body=b"pad=" + b"x" * 60000 + b"&_method=DELETE", why="the whole body is read, however many parts it comes in")
+both("body-clean-form", "body-override", O, "POST", C, C_ALLOWED, headers=(FORM,), body=b"amount=10&currency=EUR",
+     why="a form without an override goes on, whole, once it has been read")
+case("body-clean-json", "body-override", O, "POST", C, C_ALLOWED, headers=(JSON_CT,),
+     body=b'{"amount": 10, "note": "_method"}', why="only a top-level key counts")
+case("body-not-parsed", "body-override", O, "POST", C, C_ALLOWED, headers=(("Content-Type", "application/octet-stream"),),
+     body=b"_method=DELETE", why="no framework reads an override from an opaque body: not held, not read")
+case("body-too-large", "body-override", O, "POST", C, deny(R_BODY_TOO_LARGE, status=413, body_held=True), headers=(FORM,),
+     body=b"pad=" + b"x" * 70000, why="past the policy's body_inspection_limit (64 KiB here): 413, not an unjudged pass")
+case("body-compressed", "body-override", O, "POST", C, deny(R_BODY_UNREADABLE),
+     headers=(FORM, ("Content-Encoding", "gzip")), body=b"\x1f\x8b", why="a compressed form cannot be read here")
+case("body-denied-anyway", "body-override", R, "POST", C, NO_RULE, headers=(FORM,), body=b"_method=GET",
+     why="a request the policy denies is refused on its headers; its body is never read")
+
 # -- methods
 case("lower-case-method", "method", R, "get", Q, CODEC_400, why="the HTTP/1 codec refuses a lower-case method")
 case("lower-case-method-h2", "method", R, "get", Q, deny(R_METHOD), proto="h2",
@@ -808,6 +863,22 @@ CLASSES = {
                         "upstream; the filter must come before any HTTP filter that rewrites the path "
                         "(gRPC-JSON transcoder, AWS Lambda), which would set it first. Dry-run mode lets an "
                         "override through, marked, like any other deny."),
+    "param-mangling": ("Mangled parameter names", "PHP manual: variables from external sources",
+                       "PHP's parser (which builds `$_GET`, `$_POST` and multipart fields) cuts a name at NUL, drops "
+                       "leading spaces and turns `.` and spaces into `_`; PHP, Rack and `qs` read `_method[x]` as "
+                       "`_method`; ASP.NET Core ignores case. The engine reads `_method` under every one of these "
+                       "(`overrides::is_override_name`), after `+` and percent-decoding."),
+    "body-override": ("Method override in the body", "Rack::MethodOverride, Symfony, Laravel, Spring, ASP.NET Core docs",
+                      "A POST whose body a framework parses (form, multipart, JSON, or no content type) and that "
+                      "the policy allows has its body held until it is complete, then is refused if any reading "
+                      "of it names "
+                      "`_method` (multipart: every `name=` in a `Content-Disposition` line; JSON: top-level keys). "
+                      "A body past `body_inspection_limit` gets 413; a compressed one or one in a charset that is "
+                      "not ASCII-compatible is refused. A proxy-wasm filter is shown no body while it holds the "
+                      "headers, so the headers of a held request go on at once; no byte of its body reaches the "
+                      "upstream before it is judged (the suite checks what the upstream read). Other requests "
+                      "are decided on their headers alone. "
+                      "`\"method_overrides\": \"ignore\"` turns all of this off for backends that never honour overrides."),
     "method": ("Methods", "—",
                "Lower-case methods: HTTP/1 codec 400; over HTTP/2 they reach the engine, which refuses non-canonical "
                "methods (`post` must not dodge a deny rule on `POST`)."),

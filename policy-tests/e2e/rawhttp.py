@@ -325,6 +325,7 @@ class Seen:
     method: str
     target: str
     headers: list  # [(lower-case name, value)], in order, duplicates kept
+    body: bytes = None  # what the upstream read of the body (None: not read yet)
 
 
 class RecordingUpstream:
@@ -344,12 +345,22 @@ class RecordingUpstream:
                 headers = [(k.lower(), v) for k, v in self.headers.items()]
                 raw_line = self.raw_requestline.decode("latin-1").rstrip("\r\n").split(" ")
                 seen = Seen(self.command, raw_line[1] if len(raw_line) > 1 else "", headers)
+                self._seen_record = seen
                 with rec._lock:
                     rec._count += 1
                     for k, v in headers:
                         if k == CASE_HEADER:
                             rec._seen.setdefault(v, []).append(seen)
                 super()._echo()
+
+            def _read_body(self):
+                body = b""
+                try:
+                    body = super()._read_body()
+                    return body
+                finally:
+                    with rec._lock:
+                        self._seen_record.body = body
 
             def log_message(self, *args):
                 pass
