@@ -23,7 +23,8 @@
 //! Modules, in the order data flows: [`identity`] (certificate → fields),
 //! [`model`] (policy document → validated rules), [`pattern`] and
 //! [`canonical`] (what matches what), [`compile`] (the index), [`decide`]
-//! (the answer and its reason).
+//! (the answer and its reason); [`principal`] is how the caller is named to
+//! the upstream.
 
 pub mod canonical;
 pub mod compile;
@@ -33,10 +34,11 @@ pub mod identity;
 pub mod json;
 pub mod model;
 pub mod pattern;
+pub mod principal;
 
 pub use canonical::{canonicalize, CanonicalPath, PathRejection};
 pub use compile::CompiledPolicy;
 pub use decide::{decide_naive, Decision, Reason, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 pub use identity::{CertError, Identity};
-pub use model::{Action, DenyResponse, Mode, Policy, Principal, Rule, UpstreamHeaders};
+pub use model::{Action, DenyResponse, Mode, Policy, Principal, PrincipalFormat, Rule, UpstreamHeaders};
