@@ -3,7 +3,7 @@
 //! must agree: every valid example passes both, and every structural mistake
 //! an editor can catch is refused by both.
 
-use mtls_authz_policy::Policy;
+use mtls_authz_policy::{Policy, PrincipalFormat};
 use std::path::{Path, PathBuf};
 
 fn schema() -> jsonschema::Validator {
@@ -94,6 +94,8 @@ fn schema_and_validator_refuse_the_same_structural_mistakes() {
         ("details not bool", r#"{"version": 1, "default_action": "deny", "deny_response": {"details": "no"}, "rules": []}"#.to_owned()),
         ("upstream header not bool", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"rule": 0}, "rules": []}"#.to_owned()),
         ("unknown upstream header", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"dry_run": false}, "rules": []}"#.to_owned()),
+        ("unknown principal format", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"principal_format": "bare"}, "rules": []}"#.to_owned()),
+        ("principal format not a string", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"principal_format": true}, "rules": []}"#.to_owned()),
     ];
     // Sanity: the base rule is valid for both, so each case fails for its own reason.
     assert!(schema_accepts(&v, &rule(ok_rule)));
@@ -119,8 +121,14 @@ fn schema_and_validator_accept_every_optional_top_level_field() {
     let v = schema();
     let src = r#"{"$schema": "./policy.schema.json", "version": 1, "default_action": "deny", "mode": "dry_run", "revision": "r1",
         "description": "all optional fields", "deny_response": {"details": false},
-        "upstream_headers": {"principal": true, "rule": false, "revision": false}, "rules": []}"#;
+        "upstream_headers": {"principal": true, "principal_format": "legacy", "rule": false, "revision": false}, "rules": []}"#;
     assert!(schema_accepts(&v, src));
     let policy = Policy::from_json(src).unwrap();
     assert!(!policy.upstream_headers.rule && policy.upstream_headers.principal);
+    assert_eq!(policy.upstream_headers.principal_format, PrincipalFormat::Legacy);
+    for format in ["typed", "legacy"] {
+        let src = format!(r#"{{"version": 1, "default_action": "deny", "upstream_headers": {{"principal_format": "{format}"}}, "rules": []}}"#);
+        assert!(schema_accepts(&v, &src), "schema refuses {format}");
+        Policy::from_json(&src).unwrap();
+    }
 }
