@@ -227,7 +227,7 @@ fn allow_sets_principal_and_rule() {
     let host = MockHost::request("POST", "/api/payment/create?id=7").with_cert(&order_service());
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
     assert_eq!(host.status(), None);
-    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=order-service"]);
     assert_eq!(host.header_values(RULE_HEADER), ["orders-create-payment"]);
     assert_eq!(host.header_values(REVISION_HEADER), ["r1"]);
     assert!(host.header_values(DRY_RUN_HEADER).is_empty());
@@ -244,7 +244,50 @@ fn principal_prefers_the_uri_san() {
     let c = cert("whatever", None, Some("spiffe://shop.test/ns/prod/sa/order"));
     let host = MockHost::request("POST", "/api/payment/create").with_cert(&c);
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["uri=spiffe://shop.test/ns/prod/sa/order"]);
+}
+
+#[test]
+fn a_cn_spelling_a_spiffe_id_is_not_forwarded_as_that_uri_san() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let real = cert("whatever", None, Some("spiffe://shop.test/ns/prod/sa/order"));
+    let impostor = cert("spiffe://shop.test/ns/prod/sa/order", None, None);
+    let mut seen = Vec::new();
+    for c in [&real, &impostor] {
+        let host = MockHost::request("GET", "/health").with_cert(c);
+        assert_eq!(run(&host, &p, &cache), Flow::Continue);
+        seen.push(host.header_values(PRINCIPAL_HEADER));
+    }
+    assert_eq!(seen, [["uri=spiffe://shop.test/ns/prod/sa/order"], ["cn=spiffe://shop.test/ns/prod/sa/order"]]);
+}
+
+#[test]
+fn a_certificate_with_only_a_dns_san_is_named_by_it() {
+    let mut params = CertificateParams::new(vec!["API.Shop.Test".to_owned()]).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    let pem = params.self_signed(&KeyPair::generate().unwrap()).unwrap().pem();
+    let c = TestCert { digest: Identity::from_pem(pem.as_bytes()).unwrap().sha256, pem };
+    let p = policy(POLICY);
+    let host = MockHost::request("GET", "/health").with_cert(&c);
+    assert_eq!(run(&host, &p, &RefCell::default()), Flow::Continue);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["dns=api.shop.test"]);
+}
+
+#[test]
+fn legacy_principal_format_forwards_the_bare_name_but_logs_the_typed_one() {
+    let p = policy(&POLICY.replace("\"revision\": \"r1\",", "\"revision\": \"r1\", \"upstream_headers\": {\"principal_format\": \"legacy\"},"));
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/health").with_cert(&cert("zoë", None, Some("spiffe://shop.test/ns/prod/sa/order")));
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
     assert_eq!(host.header_values(PRINCIPAL_HEADER), ["spiffe://shop.test/ns/prod/sa/order"]);
+    let host = MockHost::request("GET", "/health").with_cert(&cert("zoë", None, None));
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["zo%C3%AB"]);
+    let host = MockHost::request("GET", "/nope").with_cert(&cert("zoë", None, None));
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    let lines = host.logs_containing("mtls-authz: deny ");
+    assert!(lines[0].contains("principal=\"cn=zo%C3%AB\" "), "{}", lines[0]);
 }
 
 #[test]
@@ -264,7 +307,7 @@ fn default_deny_is_a_403_with_reason() {
     let lines = host.logs_containing("mtls-authz: deny ");
     assert_eq!(lines.len(), 1, "{:?}", host.logs.borrow());
     let line = &lines[0];
-    assert!(line.contains("principal=\"order-service\""), "{line}");
+    assert!(line.contains("principal=\"cn=order-service\""), "{line}");
     assert!(line.contains(&format!("sha256={}", &order_service_digest_prefix(&host))), "{line}");
     assert!(line.contains("method=\"GET\" path=\"/api/payment/create\" rule=default"), "{line}");
     assert!(line.contains("revision=r1"), "{line}");
@@ -308,7 +351,7 @@ fn dry_run_lets_a_deny_through_and_marks_it() {
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
     assert_eq!(host.status(), None);
     assert_eq!(host.header_values(DRY_RUN_HEADER), ["deny"]);
-    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=order-service"]);
     assert_eq!(host.header_values(RULE_HEADER), ["nobody-on-admin"]);
     assert_eq!(host.header_values(REVISION_HEADER), ["r1"]);
     assert_eq!(host.metric(Metric::RequestsDryRunDenied), 1);
@@ -450,7 +493,7 @@ fn forged_headers_are_replaced_even_when_duplicated() {
         host.add_header(name, b"admin, root");
     }
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
-    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=order-service"]);
     assert_eq!(host.header_values(RULE_HEADER), ["orders-create-payment"]);
     assert!(host.header_values(DRY_RUN_HEADER).is_empty());
     assert_eq!(host.header_values(REVISION_HEADER), ["r1"]);
@@ -485,7 +528,7 @@ fn forged_headers_are_removed_on_deny() {
     }
 }
 
-/// Pre-load the cache with an identity whose display name is hostile; the cert itself does not matter.
+/// Pre-load the cache with an identity whose CN is hostile; the cert itself does not matter.
 fn hostile_identity_run(display: &str, path: &str) -> MockHost {
     let p = policy(POLICY);
     let digest = "ab".repeat(32);
@@ -502,7 +545,7 @@ fn hostile_identity_run(display: &str, path: &str) -> MockHost {
 #[test]
 fn principal_header_is_sanitised() {
     let host = hostile_identity_run("café\r\nx-mtls-authz-rule: admin\0", "/health");
-    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["caf%C3%A9%0D%0Ax-mtls-authz-rule: admin%00"]);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=caf%C3%A9%0D%0Ax-mtls-authz-rule:%20admin%00"]);
     assert_eq!(host.header_values(RULE_HEADER), ["anyone-health"]);
 }
 
@@ -511,7 +554,7 @@ fn deny_log_line_cannot_be_forged() {
     let host = hostile_identity_run("x\" rule=anyone-health reason=\"ok\nmtls-authz: allow", "/nope?\"\u{7f}");
     let lines = host.logs_containing("mtls-authz: deny ");
     assert_eq!(lines.len(), 1);
-    assert!(lines[0].contains("principal=\"x\\\" rule=anyone-health reason=\\\"ok\\x0Amtls-authz: allow\""), "{}", lines[0]);
+    assert!(lines[0].contains("principal=\"cn=x%22%20rule=anyone-health%20reason=%22ok%0Amtls-authz:%20allow\" "), "{}", lines[0]);
     assert!(lines[0].contains("path=\"/nope?\\\"\\x7F\""), "{}", lines[0]);
 }
 
@@ -521,7 +564,7 @@ fn certificate_with_non_ascii_cn_round_trips_through_the_filter() {
     let cache = RefCell::default();
     let host = MockHost::request("GET", "/health").with_cert(&cert("zoë", None, None));
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
-    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["zo%C3%AB"]);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=zo%C3%AB"]);
 }
 
 #[test]
@@ -625,7 +668,7 @@ fn override_headers_are_refused_in_any_case() {
             assert!(host.header_values(PRINCIPAL_HEADER).is_empty(), "nothing forwarded, nobody named");
             let lines = host.logs_containing("mtls-authz: deny ");
             assert_eq!(lines.len(), 1);
-            assert!(lines[0].contains("principal=\"order-service\""), "{}", lines[0]);
+            assert!(lines[0].contains("principal=\"cn=order-service\""), "{}", lines[0]);
             assert!(lines[0].ends_with(&format!("revision=r1 header=\"{spelt}\"")), "{}", lines[0]);
         }
     }
@@ -768,7 +811,7 @@ fn with_upstream_headers_off_forged_copies_are_still_removed() {
         host.add_header(name, b"root");
     }
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
-    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"], "the principal is still on");
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=order-service"], "the principal is still on");
     for name in [RULE_HEADER, REVISION_HEADER, DRY_RUN_HEADER] {
         assert!(host.header_values(name).is_empty(), "the client's {name} must not reach the upstream");
     }
