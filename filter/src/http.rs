@@ -36,7 +36,7 @@ use crate::respond::{self, Event, Facts};
 
 /// Who the caller is, for the upstream: [`Identity::upstream_principal`] in the
 /// policy's `principal_format`.
-pub const PRINCIPAL_HEADER: &str = "x-mtls-authz-principal";
+pub const PRINCIPAL_HEADER: &str = mtls_authz_policy::principal::HEADER;
 /// Which rule decided (`default` when no rule did). On a dry-run deny that is
 /// the rule that *would* have denied, next to [`DRY_RUN_HEADER`].
 pub const RULE_HEADER: &str = "x-mtls-authz-rule";

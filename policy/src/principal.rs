@@ -36,6 +36,9 @@ use std::borrow::Cow;
 use crate::identity::Identity;
 use crate::model::PrincipalFormat;
 
+/// The request header the filter puts the principal in.
+pub const HEADER: &str = "x-mtls-authz-principal";
+
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 impl Identity {
