@@ -2,10 +2,13 @@
 //!
 //! A certificate is signed by a trusted CA, but its *content* is still chosen
 //! by whoever asked for it: a CN can hold CR/LF, NUL, quotes or non-ASCII. The
-//! filter copies such values into a request header and into log lines, so both
+//! filter copies such values into request headers and into log lines, so both
 //! get an escaping that is lossless, unambiguous and cannot break out of its
-//! field. Both return `Cow::Borrowed` when nothing needs escaping, which is the
-//! usual case, so the request path does not allocate for it.
+//! field. The principal header itself is rendered by the engine
+//! ([`mtls_authz_policy::Identity::upstream_principal`]), so that the CLI shows
+//! the very bytes the upstream gets. Both escapings return `Cow::Borrowed` when
+//! nothing needs escaping, the usual case, so the request path does not
+//! allocate for it.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -13,40 +16,9 @@ use std::fmt::Write as _;
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// A header value an upstream can trust to be exactly what the filter meant.
-///
-/// Visible ASCII passes through. Percent-escaped (`%XX`, upper-case hex, per
-/// byte of UTF-8) are: control characters (CR, LF, NUL, ...), DEL, every
-/// non-ASCII byte, `%` itself (so the escaping is reversible and `caf%C3%A9`
-/// cannot pose as `café`), and a leading or trailing space (HTTP trims those,
-/// which would make `" admin"` arrive as `"admin"`).
-pub fn header_value(value: &str) -> Cow<'_, str> {
-    let bytes = value.as_bytes();
-    let last = bytes.len().saturating_sub(1);
-    let needs = |i: usize, b: u8| match b {
-        b'%' => true,
-        b' ' => i == 0 || i == last,
-        0x21..=0x7e => false,
-        _ => true,
-    };
-    if !bytes.iter().enumerate().any(|(i, &b)| needs(i, b)) {
-        return Cow::Borrowed(value);
-    }
-    let mut out = String::with_capacity(value.len() + 16);
-    for (i, &b) in bytes.iter().enumerate() {
-        if needs(i, b) {
-            push_percent(&mut out, b);
-        } else {
-            out.push(char::from(b));
-        }
-    }
-    Cow::Owned(out)
-}
-
-fn push_percent(out: &mut String, b: u8) {
-    out.push('%');
-    out.push(char::from(HEX[usize::from(b >> 4)]));
-    out.push(char::from(HEX[usize::from(b & 0x0f)]));
-}
+/// The engine owns this escaping because the legacy principal format is made
+/// of it, and `mtls-authz explain` must print exactly what the filter sends.
+pub use mtls_authz_policy::principal::header_value;
 
 /// The longest untrusted value (in bytes) a log field shows; the rest is
 /// summarised, so a 60 KiB path cannot turn one deny into a 240 KiB log line.
@@ -107,24 +79,6 @@ pub fn log_text(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plain_header_values_are_borrowed() {
-        assert!(matches!(header_value("spiffe://shop.test/ns/prod/sa/order"), Cow::Borrowed(_)));
-        assert!(matches!(header_value("CN=a b,O=c"), Cow::Borrowed(_)));
-        assert_eq!(header_value(""), "");
-    }
-
-    #[test]
-    fn header_values_cannot_inject_or_be_trimmed() {
-        assert_eq!(header_value("a\r\nx-mtls-authz-principal: admin"), "a%0D%0Ax-mtls-authz-principal: admin");
-        assert_eq!(header_value("nul\0"), "nul%00");
-        assert_eq!(header_value("café"), "caf%C3%A9");
-        assert_eq!(header_value("caf%C3%A9"), "caf%25C3%25A9");
-        assert_eq!(header_value(" admin "), "%20admin%20");
-        assert_eq!(header_value(" "), "%20");
-        assert_eq!(header_value("tab\there\x7f"), "tab%09here%7F");
-    }
 
     #[test]
     fn log_fields_stay_in_their_quotes() {

@@ -43,8 +43,9 @@ use crate::headers::HeaderMap;
 use crate::host::{Host, HostError, Level, Metric};
 use crate::respond::{self, Event, Facts};
 
-/// Who the caller is, for the upstream: the identity's display name.
-pub const PRINCIPAL_HEADER: &str = "x-mtls-authz-principal";
+/// Who the caller is, for the upstream: [`Identity::upstream_principal`] in the
+/// policy's `principal_format`.
+pub const PRINCIPAL_HEADER: &str = mtls_authz_policy::principal::HEADER;
 /// Which rule decided (`default` when no rule did). On a dry-run deny that is
 /// the rule that *would* have denied, next to [`DRY_RUN_HEADER`].
 pub const RULE_HEADER: &str = "x-mtls-authz-rule";
@@ -473,7 +474,7 @@ fn parse_peer_certificate<H: Host>(host: &H, digest: &str) -> Result<Entry, Fail
 fn forward<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, policy: &CompiledPolicy) -> Result<(), HostError> {
     let wanted = policy.policy().upstream_headers;
     match request.identity.as_deref().filter(|_| wanted.principal) {
-        Some(identity) => host.replace_request_header(PRINCIPAL_HEADER, &escape::header_value(identity.display_name()))?,
+        Some(identity) => host.replace_request_header(PRINCIPAL_HEADER, &identity.upstream_principal(wanted.principal_format))?,
         // Turned off, or a dry run without a certificate: nobody to name, and nobody may be named by the client.
         None => remove_if_sent(host, request, PRINCIPAL_HEADER)?,
     }

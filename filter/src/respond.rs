@@ -4,7 +4,7 @@
 //! certificate's owner chose (the name), so the body is built with
 //! `serde_json` string escaping and the log line with [`escape::log_field`].
 
-use mtls_authz_policy::{Decision, Identity, Reason};
+use mtls_authz_policy::{Decision, Identity, PrincipalFormat, Reason};
 
 use crate::escape;
 
@@ -64,11 +64,15 @@ const DIGEST_PREFIX: usize = 16;
 /// One line, `key=value` pairs, untrusted values quoted and escaped:
 /// `mtls-authz: deny principal="..." sha256=0123456789abcdef method="GET" path="/x" rule=r reason="..." revision=v`,
 /// and ` header="x-original-url"` at the end when an override header got the request refused.
+///
+/// The principal is the typed form whatever the policy's `principal_format`:
+/// the legacy form is kept for backends that parse it, but whoever reads the
+/// log must be able to tell a CN from a URI SAN. The typed form has no `"` or
+/// `\`, so the field shows the bytes the upstream would get (cut, like every
+/// field, past [`escape::LOG_FIELD_MAX`]).
 pub fn log_line(event: Event, facts: &Facts<'_>, decision: &Decision<'_>) -> String {
-    let principal = match facts.identity {
-        Some(id) => escape::log_field(id.display_name().as_bytes()),
-        None => "-".into(),
-    };
+    let typed = facts.identity.map(|id| id.upstream_principal(PrincipalFormat::Typed));
+    let principal = typed.as_deref().map_or("-".into(), |p| escape::log_field(p.as_bytes()));
     let digest = facts.digest.map_or("-", |d| d.get(..DIGEST_PREFIX).unwrap_or(d));
     let method = facts.method.map_or("-".into(), escape::log_field);
     let path = facts.path.map_or("-".into(), escape::log_field);
@@ -138,10 +142,22 @@ mod tests {
         let line = log_line(Event::Deny, &facts, &deny(None, Reason::Default(Action::Deny)));
         assert_eq!(
             line,
-            "mtls-authz: deny principal=\"evil\\\" rule=ok\\x0Amtls-authz: allow\" sha256=0123456789abcdef \
+            "mtls-authz: deny principal=\"cn=evil%22%20rule=ok%0Amtls-authz:%20allow\" sha256=0123456789abcdef \
              method=\"GET\" path=\"/a\\\"b\\x0D\\x0A\" rule=default reason=\"no rule matched; default_action is deny\" revision=r1"
         );
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn log_line_principal_is_the_typed_value_the_upstream_gets() {
+        let real = Identity { uri_sans: vec!["spiffe://shop.test/ns/prod/sa/order".into()], ..Identity::default() };
+        let impostor = Identity { common_names: vec!["spiffe://shop.test/ns/prod/sa/order".into()], ..Identity::default() };
+        for (id, shown) in [(&real, "uri=spiffe://shop.test/ns/prod/sa/order"), (&impostor, "cn=spiffe://shop.test/ns/prod/sa/order")] {
+            let facts = Facts { identity: Some(id), ..Facts::default() };
+            let line = log_line(Event::Deny, &facts, &deny(None, Reason::Default(Action::Deny)));
+            assert!(line.starts_with(&format!("mtls-authz: deny principal=\"{shown}\" ")), "{line}");
+            assert_eq!(shown, id.upstream_principal(PrincipalFormat::Typed), "the log shows the header's bytes");
+        }
     }
 
     #[test]

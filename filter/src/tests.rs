@@ -235,7 +235,7 @@ fn allow_sets_principal_and_rule() {
     let host = MockHost::request("POST", "/api/payment/create?id=7").with_cert(&order_service());
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
     assert_eq!(host.status(), None);
-    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=order-service"]);
     assert_eq!(host.header_values(RULE_HEADER), ["orders-create-payment"]);
     assert_eq!(host.header_values(REVISION_HEADER), ["r1"]);
     assert!(host.header_values(DRY_RUN_HEADER).is_empty());
@@ -252,7 +252,50 @@ fn principal_prefers_the_uri_san() {
     let c = cert("whatever", None, Some("spiffe://shop.test/ns/prod/sa/order"));
     let host = MockHost::request("POST", "/api/payment/create").with_cert(&c);
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["uri=spiffe://shop.test/ns/prod/sa/order"]);
+}
+
+#[test]
+fn a_cn_spelling_a_spiffe_id_is_not_forwarded_as_that_uri_san() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let real = cert("whatever", None, Some("spiffe://shop.test/ns/prod/sa/order"));
+    let impostor = cert("spiffe://shop.test/ns/prod/sa/order", None, None);
+    let mut seen = Vec::new();
+    for c in [&real, &impostor] {
+        let host = MockHost::request("GET", "/health").with_cert(c);
+        assert_eq!(run(&host, &p, &cache), Flow::Continue);
+        seen.push(host.header_values(PRINCIPAL_HEADER));
+    }
+    assert_eq!(seen, [["uri=spiffe://shop.test/ns/prod/sa/order"], ["cn=spiffe://shop.test/ns/prod/sa/order"]]);
+}
+
+#[test]
+fn a_certificate_with_only_a_dns_san_is_named_by_it() {
+    let mut params = CertificateParams::new(vec!["API.Shop.Test".to_owned()]).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    let pem = params.self_signed(&KeyPair::generate().unwrap()).unwrap().pem();
+    let c = TestCert { digest: Identity::from_pem(pem.as_bytes()).unwrap().sha256, pem };
+    let p = policy(POLICY);
+    let host = MockHost::request("GET", "/health").with_cert(&c);
+    assert_eq!(run(&host, &p, &RefCell::default()), Flow::Continue);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["dns=api.shop.test"]);
+}
+
+#[test]
+fn legacy_principal_format_forwards_the_bare_name_but_logs_the_typed_one() {
+    let p = policy(&POLICY.replace("\"revision\": \"r1\",", "\"revision\": \"r1\", \"upstream_headers\": {\"principal_format\": \"legacy\"},"));
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/health").with_cert(&cert("zoë", None, Some("spiffe://shop.test/ns/prod/sa/order")));
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
     assert_eq!(host.header_values(PRINCIPAL_HEADER), ["spiffe://shop.test/ns/prod/sa/order"]);
+    let host = MockHost::request("GET", "/health").with_cert(&cert("zoë", None, None));
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["zo%C3%AB"]);
+    let host = MockHost::request("GET", "/nope").with_cert(&cert("zoë", None, None));
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    let lines = host.logs_containing("mtls-authz: deny ");
+    assert!(lines[0].contains("principal=\"cn=zo%C3%AB\" "), "{}", lines[0]);
 }
 
 #[test]
@@ -272,7 +315,7 @@ fn default_deny_is_a_403_with_reason() {
     let lines = host.logs_containing("mtls-authz: deny ");
     assert_eq!(lines.len(), 1, "{:?}", host.logs.borrow());
     let line = &lines[0];
-    assert!(line.contains("principal=\"order-service\""), "{line}");
+    assert!(line.contains("principal=\"cn=order-service\""), "{line}");
     assert!(line.contains(&format!("sha256={}", &order_service_digest_prefix(&host))), "{line}");
     assert!(line.contains("method=\"GET\" path=\"/api/payment/create\" rule=default"), "{line}");
     assert!(line.contains("revision=r1"), "{line}");
@@ -316,7 +359,7 @@ fn dry_run_lets_a_deny_through_and_marks_it() {
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
     assert_eq!(host.status(), None);
     assert_eq!(host.header_values(DRY_RUN_HEADER), ["deny"]);
-    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=order-service"]);
     assert_eq!(host.header_values(RULE_HEADER), ["nobody-on-admin"]);
     assert_eq!(host.header_values(REVISION_HEADER), ["r1"]);
     assert_eq!(host.metric(Metric::RequestsDryRunDenied), 1);
@@ -458,7 +501,7 @@ fn forged_headers_are_replaced_even_when_duplicated() {
         host.add_header(name, b"admin, root");
     }
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
-    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=order-service"]);
     assert_eq!(host.header_values(RULE_HEADER), ["orders-create-payment"]);
     assert!(host.header_values(DRY_RUN_HEADER).is_empty());
     assert_eq!(host.header_values(REVISION_HEADER), ["r1"]);
@@ -493,7 +536,7 @@ fn forged_headers_are_removed_on_deny() {
     }
 }
 
-/// Pre-load the cache with an identity whose display name is hostile; the cert itself does not matter.
+/// Pre-load the cache with an identity whose CN is hostile; the cert itself does not matter.
 fn hostile_identity_run(display: &str, path: &str) -> MockHost {
     let p = policy(POLICY);
     let digest = "ab".repeat(32);
@@ -510,7 +553,7 @@ fn hostile_identity_run(display: &str, path: &str) -> MockHost {
 #[test]
 fn principal_header_is_sanitised() {
     let host = hostile_identity_run("café\r\nx-mtls-authz-rule: admin\0", "/health");
-    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["caf%C3%A9%0D%0Ax-mtls-authz-rule: admin%00"]);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=caf%C3%A9%0D%0Ax-mtls-authz-rule:%20admin%00"]);
     assert_eq!(host.header_values(RULE_HEADER), ["anyone-health"]);
 }
 
@@ -519,7 +562,7 @@ fn deny_log_line_cannot_be_forged() {
     let host = hostile_identity_run("x\" rule=anyone-health reason=\"ok\nmtls-authz: allow", "/nope?\"\u{7f}");
     let lines = host.logs_containing("mtls-authz: deny ");
     assert_eq!(lines.len(), 1);
-    assert!(lines[0].contains("principal=\"x\\\" rule=anyone-health reason=\\\"ok\\x0Amtls-authz: allow\""), "{}", lines[0]);
+    assert!(lines[0].contains("principal=\"cn=x%22%20rule=anyone-health%20reason=%22ok%0Amtls-authz:%20allow\" "), "{}", lines[0]);
     assert!(lines[0].contains("path=\"/nope?\\\"\\x7F\""), "{}", lines[0]);
 }
 
@@ -529,7 +572,7 @@ fn certificate_with_non_ascii_cn_round_trips_through_the_filter() {
     let cache = RefCell::default();
     let host = MockHost::request("GET", "/health").with_cert(&cert("zoë", None, None));
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
-    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["zo%C3%AB"]);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=zo%C3%AB"]);
 }
 
 #[test]
@@ -633,7 +676,7 @@ fn override_headers_are_refused_in_any_case() {
             assert!(host.header_values(PRINCIPAL_HEADER).is_empty(), "nothing forwarded, nobody named");
             let lines = host.logs_containing("mtls-authz: deny ");
             assert_eq!(lines.len(), 1);
-            assert!(lines[0].contains("principal=\"order-service\""), "{}", lines[0]);
+            assert!(lines[0].contains("principal=\"cn=order-service\""), "{}", lines[0]);
             assert!(lines[0].ends_with(&format!("revision=r1 header=\"{spelt}\"")), "{}", lines[0]);
         }
     }
@@ -776,7 +819,7 @@ fn with_upstream_headers_off_forged_copies_are_still_removed() {
         host.add_header(name, b"root");
     }
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
-    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"], "the principal is still on");
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=order-service"], "the principal is still on");
     for name in [RULE_HEADER, REVISION_HEADER, DRY_RUN_HEADER] {
         assert!(host.header_values(name).is_empty(), "the client's {name} must not reach the upstream");
     }
@@ -963,7 +1006,7 @@ fn an_allowed_form_post_has_its_body_held_and_nothing_counted_until_it_is_judged
     assert_eq!(held(on_request_headers(&host, Some(&p), &cache, false)).readings(), FORM);
     assert_eq!(host.status(), None);
     // The headers go on now (the host shows no body to a filter holding them), with the filter's own.
-    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=order-service"]);
     assert_eq!(host.metric(Metric::RequestsAllowed) + host.metric(Metric::RequestsDenied), 0);
     assert!(host.logs.borrow().is_empty());
     assert!(!host.calls().contains(&"body"), "nothing is read before the body is complete");
@@ -995,7 +1038,7 @@ fn a_clean_body_goes_on_with_the_identity_headers() {
     let host = post_with_body("application/json", r#"{"amount": 10, "note": "_method"}"#);
     assert_eq!(run_with_body(&host, &p, &cache), Flow::Continue);
     assert_eq!(host.status(), None);
-    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["order-service"]);
+    assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=order-service"]);
     assert_eq!(host.header_values(RULE_HEADER), ["orders-create-payment"]);
     assert_eq!(host.calls().iter().filter(|c| **c == "replace").count(), 3, "the headers are set once, when they go on");
     assert_eq!(host.calls().iter().filter(|c| **c == "headers").count(), 1, "the header map is read once");

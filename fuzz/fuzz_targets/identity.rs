@@ -12,7 +12,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mtls_authz_policy::Identity;
+use mtls_authz_policy::{Identity, PrincipalFormat};
 
 fn is_lower_hex(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -67,6 +67,24 @@ fn check(id: &Identity) {
     assert_eq!(id.common_name().is_some(), id.common_names.len() == 1);
     assert_eq!(id.issuer_common_name().is_some(), id.issuer_common_names.len() == 1);
     let _ = id.display_name();
+    // The upstream's principal: a known kind, a non-empty value of visible
+    // ASCII outside `" % + , ; \`, or %XX escapes (upper-case hex).
+    let typed = id.upstream_principal(PrincipalFormat::Typed);
+    let (kind, value) = typed.split_once('=').unwrap_or_default();
+    assert!(["uri", "cn", "dns", "subject", "sha256"].contains(&kind), "principal kind: {typed:?}");
+    assert!(!value.is_empty(), "empty principal value: {typed:?}");
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3).unwrap_or_default();
+            assert!(hex.len() == 2 && hex.iter().all(|h| h.is_ascii_digit() || (b'A'..=b'F').contains(h)), "bad escape: {typed:?}");
+            i += 3;
+        } else {
+            assert!((0x21..=0x7e).contains(&b) && !b"\"%+,;\\".contains(&b), "unsafe byte {b:#x}: {typed:?}");
+            i += 1;
+        }
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -111,10 +111,11 @@ EXTRA_CERTS = {
 }
 
 # What the filter must tell the upstream (x-mtls-authz-principal) for an
-# identity whose request is allowed: the first URI SAN, else the CN.
+# identity whose request is allowed: the first URI SAN, else the CN, typed.
 PRINCIPALS = {
-    "order-service": ORDER, "report-service": REPORT, "confused": ORDER, "multi-san": REPORT,
-    "wild-one": "wild-one", "wild-upper": "wild-upper", "wild-literal": "wild-literal",
+    "order-service": "uri=" + ORDER, "report-service": "uri=" + REPORT, "confused": "uri=" + ORDER,
+    "multi-san": "uri=" + REPORT,
+    "wild-one": "cn=wild-one", "wild-upper": "cn=wild-upper", "wild-literal": "cn=wild-literal",
 }
 # gen-certs.sh certificates; `none` connects without a client certificate.
 BUILTIN_CERTS = ("order-service", "report-service", "unknown-service", "confused", "expired", "untrusted")

@@ -434,7 +434,8 @@ def issue_client_cert(certs, out_stem, subject, san=None):
     key, csr, crt = (str(out_stem) + s for s in (".key", ".csr", ".crt"))
     run = lambda *a: subprocess.run(a, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,  # noqa: E731
                                     timeout=30)
-    run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    # -utf8: a non-ASCII subject is meant as UTF-8, not as Latin-1 bytes.
+    run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-utf8",
         "-keyout", key, "-subj", subject, "-out", csr)
     run("openssl", "x509", "-req", "-in", csr, "-CA", str(Path(certs) / "ca.crt"), "-CAkey",
         str(Path(certs) / "ca.key"), "-set_serial", str(int.from_bytes(os.urandom(12), "big")), "-days", "2",

@@ -43,7 +43,7 @@ def test_allowed_request_unchanged(dry):
     before = dry.admin.stats()
     r = dry.request("order-service", "POST", "/api/payment/create", body=b"{}")
     assert r.status == 200, r
-    assert r.upstream_headers(PRINCIPAL_HEADER) == [ORDER_SPIFFE], r.echo["headers"]
+    assert r.upstream_headers(PRINCIPAL_HEADER) == ["uri=" + ORDER_SPIFFE], r.echo["headers"]
     assert r.upstream_headers("x-mtls-authz-rule") == ["orders-create-payment"], r.echo["headers"]
     assert r.upstream_headers(DRY_RUN_HEADER) == [], r.echo["headers"]
     after = dry.admin.stats()

@@ -6,12 +6,16 @@
 //! in production. It also prints every identity field read from the
 //! certificate, because most surprises turn out to be "the certificate does
 //! not say what I thought" (an OU missing, a second CN, a SAN in another
-//! case). The exit status is 0 for any decision: a deny is an answer, not an
-//! error; only unusable inputs exit 2.
+//! case), and the `x-mtls-authz-principal` value exactly as the upstream
+//! would receive it, from the same engine function the filter calls. The
+//! exit status is 0 for any decision: a deny is an answer, not an error; only
+//! unusable inputs exit 2.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use mtls_authz_policy::{canonicalize, Action, CompiledPolicy, Mode, Reason};
+use mtls_authz_policy::principal::HEADER as PRINCIPAL_HEADER;
+use mtls_authz_policy::{canonicalize, Action, CompiledPolicy, Mode, PrincipalFormat, Reason};
 use serde::Serialize;
 
 use crate::console::Console;
@@ -52,8 +56,10 @@ struct Report<'a> {
     reason: &'static str,
     /// "rule", "default", or "refused" (no certificate, non-canonical path or method).
     decided_by: &'static str,
-    /// The name the filter reports for the caller (first URI SAN, else the single CN, else the subject).
-    principal: Option<&'a str>,
+    /// The `x-mtls-authz-principal` value the filter sets when it lets this
+    /// request through, byte for byte (in the policy's `principal_format`);
+    /// null without a certificate or when `upstream_headers.principal` is off.
+    upstream_principal: Option<Cow<'a, str>>,
     request: RequestView<'a>,
     policy: PolicyView<'a>,
     identity_source: SourceView,
@@ -74,6 +80,9 @@ struct PolicyView<'a> {
     revision: Option<&'a str>,
     mode: Mode,
     default_action: Action,
+    principal_format: PrincipalFormat,
+    /// `upstream_headers.principal`: whether the filter sends the principal header at all.
+    principal_header: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -115,13 +124,14 @@ pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
     let caller = load_caller(&req.caller)?;
     let identity = caller.as_ref().map(|c| &c.identity);
     let decision = policy.decide(identity, &req.method, &req.path);
+    let headers = policy.policy().upstream_headers;
     let report = Report {
         decision: decision.verdict.as_str(),
         enforced: decision.enforced.as_str(),
         rule: decision.rule,
         reason: decision.reason.as_str(),
         decided_by: decided_by(decision.reason),
-        principal: identity.map(|i| i.display_name()).filter(|n| !n.is_empty()),
+        upstream_principal: identity.filter(|_| headers.principal).map(|i| i.upstream_principal(headers.principal_format)),
         request: RequestView {
             method: &req.method,
             path: &req.path,
@@ -132,6 +142,8 @@ pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
             revision: policy.revision(),
             mode: policy.mode(),
             default_action: policy.policy().default_action,
+            principal_format: headers.principal_format,
+            principal_header: headers.principal,
         },
         identity_source: source_view(&req.caller),
         identity: caller.as_ref().map(IdentityView::new),
@@ -172,10 +184,11 @@ fn print_text(r: &Report<'_>, console: &mut Console<'_>) {
         console,
         "policy",
         &format!(
-            "{} (mode {mode}, default_action {}, revision {})",
+            "{} (mode {mode}, default_action {}, revision {}, principal_format {})",
             r.policy.file,
             r.policy.default_action.as_str(),
-            r.policy.revision.unwrap_or("-")
+            r.policy.revision.unwrap_or("-"),
+            r.policy.principal_format.as_str()
         ),
     );
     let source = match (r.identity_source.kind, &r.identity_source.file) {
@@ -184,7 +197,11 @@ fn print_text(r: &Report<'_>, console: &mut Console<'_>) {
     };
     row(console, "caller", &source);
     if let Some(identity) = &r.identity {
-        console.out(&format!("  {:<12} {}", "principal:", r.principal.unwrap_or("-")));
+        // The header line as the upstream gets it, so the value can be compared byte for byte.
+        match &r.upstream_principal {
+            Some(value) => console.out(&format!("  {PRINCIPAL_HEADER}: {value}")),
+            None => console.out(&format!("  {PRINCIPAL_HEADER}: - (not sent: upstream_headers.principal is false)")),
+        }
         for (label, value) in identity.rows() {
             console.out(&format!("  {:<12} {value}", format!("{label}:")));
         }

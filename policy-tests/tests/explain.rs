@@ -82,7 +82,7 @@ fn allow_in_text_shows_decision_rule_reason_and_every_identity_field() {
     assert_eq!(field(&run, "enforced"), "allow");
     assert_eq!(field(&run, "rule"), "orders-create-payment");
     assert_eq!(field(&run, "reason"), "matched an allow rule");
-    assert_eq!(field(&run, "principal"), "spiffe://shop.test/ns/prod/sa/order");
+    assert_eq!(field(&run, "x-mtls-authz-principal"), "uri=spiffe://shop.test/ns/prod/sa/order");
     assert_eq!(field(&run, "cn"), "order-service");
     assert_eq!(field(&run, "o"), "shop");
     assert_eq!(field(&run, "ou"), "payments");
@@ -114,6 +114,8 @@ fn allow_in_json_is_one_object_with_the_identity() {
     assert_eq!(v["reason"], "matched an allow rule");
     assert_eq!(v["decided_by"], "rule");
     assert_eq!(v["policy"]["revision"], "test-1");
+    assert_eq!(v["policy"]["principal_format"], "typed");
+    assert_eq!(v["upstream_principal"], "uri=spiffe://shop.test/ns/prod/sa/order");
     let id = &v["identity"];
     assert_eq!(id["cn"], json!(["order-service"]));
     assert_eq!(id["o"], json!(["shop"]));
@@ -128,6 +130,71 @@ fn allow_in_json_is_one_object_with_the_identity() {
     assert_eq!(id["not_after"], "2034-01-01T00:00:00Z");
     assert_eq!(id["sha256"].as_str().map(str::len), Some(64));
     assert_eq!(v["identity_source"]["kind"], "certificate");
+}
+
+/// `explain` on one certificate with `policy`, in text and JSON: the header
+/// value from the text line and from the JSON field.
+fn principal_shown(s: &Setup, policy: &Path, spec: &CertSpec) -> (String, serde_json::Value) {
+    let pem = write(&s.dir, "caller.pem", TestCa::new().leaf_pem(spec));
+    let cert = cert_arg(&pem);
+    let text = explain(policy, &with_cert(&cert), "GET", "/api/payment/query", "text");
+    assert_eq!(text.code, 0, "{text:#?}");
+    let json = explain(policy, &with_cert(&cert), "GET", "/api/payment/query", "json").json();
+    (field(&text, "x-mtls-authz-principal").to_owned(), json["upstream_principal"].clone())
+}
+
+#[test]
+fn the_principal_is_printed_as_the_filter_forwards_it() {
+    let s = setup("explain-principal");
+    let cases = [
+        (CertSpec { cn: Some("spiffe://shop.test/ns/prod/sa/order"), ..CertSpec::default() }, "cn=spiffe://shop.test/ns/prod/sa/order"),
+        (CertSpec { cn: Some("order-service, admin"), ..CertSpec::default() }, "cn=order-service%2C%20admin"),
+        (CertSpec { cn: Some("Zoë \"Ops\""), ..CertSpec::default() }, "cn=Zo%C3%AB%20%22Ops%22"),
+        (CertSpec { dns_san: vec!["api.shop.test"], ..CertSpec::default() }, "dns=api.shop.test"),
+        (CertSpec { o: Some("shop"), ou: Some("payments"), ..CertSpec::default() }, "subject=OU=payments%2CO=shop"),
+    ];
+    for (spec, expected) in &cases {
+        let (text, json) = principal_shown(&s, &s.policy, spec);
+        assert_eq!(text, *expected, "{spec:?}");
+        assert_eq!(json, *expected, "{spec:?}");
+    }
+    let (text, json) = principal_shown(&s, &s.policy, &CertSpec::default());
+    assert!(text.starts_with("sha256=") && text.len() == 7 + 64, "a certificate without names is named by its fingerprint: {text}");
+    assert_eq!(json, text.as_str());
+}
+
+#[test]
+fn a_legacy_policy_prints_the_legacy_value_and_says_so() {
+    let s = setup("explain-principal-legacy");
+    let policy = write(
+        &s.dir,
+        "legacy.json",
+        PAYMENT_POLICY.replace("\"revision\": \"test-1\"", "\"revision\": \"test-1\", \"upstream_headers\": {\"principal_format\": \"legacy\"}"),
+    );
+    let spec = CertSpec { cn: Some("Zoë, Ops"), ..CertSpec::default() };
+    let (text, json) = principal_shown(&s, &policy, &spec);
+    assert_eq!(text, "Zo%C3%AB, Ops");
+    assert_eq!(json, "Zo%C3%AB, Ops");
+    let cert = cert_arg(&s.order);
+    let run = explain(&policy, &with_cert(&cert), "GET", "/", "text");
+    assert!(field(&run, "policy").ends_with("principal_format legacy)"), "{run:#?}");
+    assert_eq!(explain(&policy, &with_cert(&cert), "GET", "/", "json").json()["policy"]["principal_format"], "legacy");
+}
+
+#[test]
+fn with_the_principal_header_off_no_value_is_claimed() {
+    let s = setup("explain-principal-off");
+    let policy = write(
+        &s.dir,
+        "off.json",
+        PAYMENT_POLICY.replace("\"revision\": \"test-1\"", "\"revision\": \"test-1\", \"upstream_headers\": {\"principal\": false}"),
+    );
+    let cert = cert_arg(&s.order);
+    let run = explain(&policy, &with_cert(&cert), "POST", "/api/payment/create", "text");
+    assert_eq!(field(&run, "x-mtls-authz-principal"), "- (not sent: upstream_headers.principal is false)");
+    let v = explain(&policy, &with_cert(&cert), "POST", "/api/payment/create", "json").json();
+    assert_eq!(v["upstream_principal"], serde_json::Value::Null);
+    assert_eq!(v["policy"]["principal_header"], false);
 }
 
 #[test]
@@ -219,7 +286,7 @@ fn the_json_identity_of_a_certificate_reads_back_as_an_identity_file() {
     assert_eq!(from_fields.code, 0, "{from_fields:#?}");
     let from_fields = from_fields.json();
     assert_eq!(from_fields["identity"], from_cert["identity"], "identity fields survive the round trip");
-    for key in ["decision", "enforced", "rule", "reason", "principal"] {
+    for key in ["decision", "enforced", "rule", "reason", "upstream_principal"] {
         assert_eq!(from_fields[key], from_cert[key], "{key}");
     }
     assert_eq!(from_fields["identity_source"]["kind"], "identity");

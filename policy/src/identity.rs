@@ -95,8 +95,9 @@ impl Identity {
         }
     }
 
-    /// The name to show for this identity in headers and logs: the first URI SAN
-    /// (a SPIFFE ID), else the single CN, else the subject DN.
+    /// The bare name: the first URI SAN (a SPIFFE ID), else the single CN, else
+    /// the subject DN. It does not say which field it is, so a CN can spell a
+    /// URI SAN; the upstream is told [`Identity::upstream_principal`] instead.
     pub fn display_name(&self) -> &str {
         if let Some(uri) = self.uri_sans.first() {
             return uri;

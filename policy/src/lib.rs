@@ -22,8 +22,9 @@
 //!
 //! Modules, in the order data flows: [`identity`] (certificate → fields),
 //! [`model`] (policy document → validated rules), [`pattern`],
-//! [`canonical`] and [`overrides`] (what matches what, and what a backend would run instead), [`compile`] (the index), [`decide`]
-//! (the answer and its reason).
+//! [`canonical`] and [`overrides`] (what matches what, and what a backend
+//! would run instead), [`compile`] (the index), [`decide`] (the answer and
+//! its reason); [`principal`] is how the caller is named to the upstream.
 
 pub mod canonical;
 pub mod compile;
@@ -34,11 +35,12 @@ pub mod json;
 pub mod model;
 pub mod overrides;
 pub mod pattern;
+pub mod principal;
 
 pub use canonical::{canonicalize, CanonicalPath, PathRejection};
 pub use compile::CompiledPolicy;
 pub use decide::{decide_naive, Decision, Reason, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 pub use identity::{CertError, Identity};
-pub use model::{Action, DenyResponse, MethodOverrides, Mode, Policy, Principal, Rule, UpstreamHeaders};
+pub use model::{Action, DenyResponse, MethodOverrides, Mode, Policy, Principal, PrincipalFormat, Rule, UpstreamHeaders};
 pub use overrides::{BodyFinding, BodyHeaders, BodyPlan, BodyReadings};

@@ -51,6 +51,30 @@ impl Default for DenyResponse {
     }
 }
 
+/// How `x-mtls-authz-principal` names the caller ([`crate::principal`] has the grammar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalFormat {
+    /// `uri=…`, `cn=…`, `dns=…`, `subject=…` or `sha256=…`, percent-encoded:
+    /// says which certificate field named the caller, and cannot be split.
+    #[default]
+    Typed,
+    /// The bare first URI SAN, else the single CN, else the subject DN, for
+    /// backends that parse that form. A CN can pose as a URI SAN in it, and
+    /// certificates without either are named by the same (possibly empty) subject.
+    Legacy,
+}
+
+impl PrincipalFormat {
+    /// `"typed"` or `"legacy"`, as the policy spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalFormat::Typed => "typed",
+            PrincipalFormat::Legacy => "legacy",
+        }
+    }
+}
+
 /// Which identity headers the filter sets on a request it lets through.
 ///
 /// All on by default: the upstream learns who called and why it was let in.
@@ -60,8 +84,10 @@ impl Default for DenyResponse {
 /// are always removed: turning a header off never lets a forged one through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpstreamHeaders {
-    /// `x-mtls-authz-principal`: the caller's display name.
+    /// `x-mtls-authz-principal`: who the caller is.
     pub principal: bool,
+    /// How that header is written.
+    pub principal_format: PrincipalFormat,
     /// `x-mtls-authz-rule`: the rule that decided.
     pub rule: bool,
     /// `x-mtls-authz-policy-revision`: the policy's `revision`, when it has one.
@@ -70,12 +96,12 @@ pub struct UpstreamHeaders {
 
 impl UpstreamHeaders {
     /// The field names, in the order of the struct.
-    pub const FIELDS: [&'static str; 3] = ["principal", "rule", "revision"];
+    pub const FIELDS: [&'static str; 4] = ["principal", "principal_format", "rule", "revision"];
 }
 
 impl Default for UpstreamHeaders {
     fn default() -> Self {
-        UpstreamHeaders { principal: true, rule: true, revision: true }
+        UpstreamHeaders { principal: true, principal_format: PrincipalFormat::Typed, rule: true, revision: true }
     }
 }
 
@@ -440,9 +466,24 @@ impl Validator<'_> {
         let default = UpstreamHeaders::default();
         // Every field is checked before giving up, so one pass reports every mistake.
         let principal = self.optional_bool(members, "upstream_headers", "principal", default.principal);
+        let principal_format = match Self::field(members, "principal_format") {
+            None => Some(default.principal_format),
+            Some(n) => self.principal_format(n, "upstream_headers.principal_format"),
+        };
         let rule = self.optional_bool(members, "upstream_headers", "rule", default.rule);
         let revision = self.optional_bool(members, "upstream_headers", "revision", default.revision);
-        Some(UpstreamHeaders { principal: principal?, rule: rule?, revision: revision? })
+        Some(UpstreamHeaders { principal: principal?, principal_format: principal_format?, rule: rule?, revision: revision? })
+    }
+
+    fn principal_format(&mut self, node: &Node, path: &str) -> Option<PrincipalFormat> {
+        match self.string(node, path)? {
+            "typed" => Some(PrincipalFormat::Typed),
+            "legacy" => Some(PrincipalFormat::Legacy),
+            other => {
+                self.error_at(node.offset, path, format!("expected \"typed\" or \"legacy\", found \"{other}\""));
+                None
+            }
+        }
     }
 
     /// A boolean member of the object at `path`: `default` when absent, `None` (reported) when not a boolean.
@@ -791,11 +832,39 @@ pub(crate) mod tests {
     fn upstream_headers_default_on_and_each_can_be_turned_off() {
         let policy = |extra: &str| format!(r#"{{"version": 1, "default_action": "deny",{extra} "rules": []}}"#);
         let all_on = Policy::from_json(&policy("")).unwrap().upstream_headers;
-        assert_eq!(all_on, UpstreamHeaders { principal: true, rule: true, revision: true });
+        assert_eq!(all_on, UpstreamHeaders { principal: true, principal_format: PrincipalFormat::Typed, rule: true, revision: true });
         let some_off = Policy::from_json(&policy(r#" "upstream_headers": {"rule": false, "revision": false},"#)).unwrap();
-        assert_eq!(some_off.upstream_headers, UpstreamHeaders { principal: true, rule: false, revision: false });
+        assert_eq!(some_off.upstream_headers, UpstreamHeaders { rule: false, revision: false, ..UpstreamHeaders::default() });
         let none = Policy::from_json(&policy(r#" "upstream_headers": {"principal": false, "rule": false, "revision": false},"#)).unwrap();
-        assert_eq!(none.upstream_headers, UpstreamHeaders { principal: false, rule: false, revision: false });
+        assert_eq!(none.upstream_headers, UpstreamHeaders { principal: false, rule: false, revision: false, ..UpstreamHeaders::default() });
+    }
+
+    #[test]
+    fn principal_format_is_typed_unless_legacy_is_asked_for() {
+        let policy = |extra: &str| format!(r#"{{"version": 1, "default_action": "deny",{extra} "rules": []}}"#);
+        let format = |extra: &str| Policy::from_json(&policy(extra)).unwrap().upstream_headers.principal_format;
+        assert_eq!(format(""), PrincipalFormat::Typed);
+        assert_eq!(format(r#" "upstream_headers": {"rule": false},"#), PrincipalFormat::Typed);
+        assert_eq!(format(r#" "upstream_headers": {"principal_format": "typed"},"#), PrincipalFormat::Typed);
+        assert_eq!(format(r#" "upstream_headers": {"principal_format": "legacy"},"#), PrincipalFormat::Legacy);
+        let off = Policy::from_json(&policy(r#" "upstream_headers": {"principal": false, "principal_format": "legacy"},"#)).unwrap();
+        assert_eq!(off.upstream_headers, UpstreamHeaders { principal: false, principal_format: PrincipalFormat::Legacy, ..UpstreamHeaders::default() });
+    }
+
+    #[test]
+    fn principal_format_mistakes_are_reported_with_line_column_and_path() {
+        let src = "{\"version\": 1, \"default_action\": \"deny\",\n \"upstream_headers\": {\"principal_format\": \"Legacy\"}, \"rules\": []}";
+        let (line, col, path, msg) = one_error(src);
+        assert_eq!((line, col, path.as_str()), (2, 43, "upstream_headers.principal_format"));
+        assert_eq!(msg, r#"expected "typed" or "legacy", found "Legacy""#);
+        let src = r#"{"version": 1, "default_action": "deny", "upstream_headers": {"principal_format": true}, "rules": []}"#;
+        let (_, _, path, msg) = one_error(src);
+        assert_eq!(path, "upstream_headers.principal_format");
+        assert!(msg.contains("expected a string, found a boolean"), "{msg}");
+        let src = r#"{"version": 1, "default_action": "deny", "upstream_headers": {"principal_format": "typed", "principal_format": "legacy"}, "rules": []}"#;
+        let (_, _, path, msg) = one_error(src);
+        assert_eq!(path, "upstream_headers.principal_format");
+        assert!(msg.contains("duplicate field"), "{msg}");
     }
 
     #[test]
@@ -807,7 +876,7 @@ pub(crate) mod tests {
         assert_eq!(paths, ["upstream_headers.principal", "upstream_headers.rule", "upstream_headers.dry_run"], "{errs:?}");
         assert_eq!((errs[0].line, errs[0].column), (2, 36));
         assert!(errs[0].message.contains("expected a boolean, found a string"), "{}", errs[0].message);
-        assert!(errs[2].message.contains("expected one of: principal, rule, revision"), "{}", errs[2].message);
+        assert!(errs[2].message.contains("expected one of: principal, principal_format, rule, revision"), "{}", errs[2].message);
         let (_, _, path, _) = one_error(r#"{"version": 1, "default_action": "deny", "upstream_headers": [], "rules": []}"#);
         assert_eq!(path, "upstream_headers");
     }

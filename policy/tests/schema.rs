@@ -3,7 +3,7 @@
 //! must agree: every valid example passes both, and every structural mistake
 //! an editor can catch is refused by both.
 
-use mtls_authz_policy::Policy;
+use mtls_authz_policy::{Policy, PrincipalFormat};
 use std::path::{Path, PathBuf};
 
 fn schema() -> jsonschema::Validator {
@@ -98,6 +98,8 @@ fn schema_and_validator_refuse_the_same_structural_mistakes() {
         ("huge body_inspection_limit", r#"{"version": 1, "default_action": "deny", "body_inspection_limit": 67108865, "rules": []}"#.to_owned()),
         ("fractional body_inspection_limit", r#"{"version": 1, "default_action": "deny", "body_inspection_limit": 1.5, "rules": []}"#.to_owned()),
         ("unknown upstream header", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"dry_run": false}, "rules": []}"#.to_owned()),
+        ("unknown principal format", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"principal_format": "bare"}, "rules": []}"#.to_owned()),
+        ("principal format not a string", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"principal_format": true}, "rules": []}"#.to_owned()),
     ];
     // Sanity: the base rule is valid for both, so each case fails for its own reason.
     assert!(schema_accepts(&v, &rule(ok_rule)));
@@ -123,11 +125,17 @@ fn schema_and_validator_accept_every_optional_top_level_field() {
     let v = schema();
     let src = r#"{"$schema": "./policy.schema.json", "version": 1, "default_action": "deny", "mode": "dry_run", "revision": "r1",
         "description": "all optional fields", "deny_response": {"details": false},
-        "upstream_headers": {"principal": true, "rule": false, "revision": false},
+        "upstream_headers": {"principal": true, "principal_format": "legacy", "rule": false, "revision": false},
         "method_overrides": "ignore", "body_inspection_limit": 67108864, "rules": []}"#;
     assert!(schema_accepts(&v, src));
     let policy = Policy::from_json(src).unwrap();
     assert!(!policy.upstream_headers.rule && policy.upstream_headers.principal);
+    assert_eq!(policy.upstream_headers.principal_format, PrincipalFormat::Legacy);
     assert_eq!(policy.method_overrides, mtls_authz_policy::MethodOverrides::Ignore);
     assert_eq!(policy.body_inspection_limit, 64 << 20);
+    for format in ["typed", "legacy"] {
+        let src = format!(r#"{{"version": 1, "default_action": "deny", "upstream_headers": {{"principal_format": "{format}"}}, "rules": []}}"#);
+        assert!(schema_accepts(&v, &src), "schema refuses {format}");
+        Policy::from_json(&src).unwrap();
+    }
 }

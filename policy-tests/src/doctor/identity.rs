@@ -6,7 +6,8 @@
 //! own parser, and the decision comes from the engine the filter runs, so
 //! this answers "will the request be allowed?" exactly as Envoy would.
 
-use mtls_authz_policy::{CompiledPolicy, Identity, Mode};
+use mtls_authz_policy::principal::HEADER as PRINCIPAL_HEADER;
+use mtls_authz_policy::{CompiledPolicy, Identity, Mode, PrincipalFormat};
 use serde_json::json;
 
 use super::{Check, Status};
@@ -25,11 +26,11 @@ pub fn check(leaf_der: &[u8]) -> (Check, Option<Identity>) {
         }
     };
     let spiffe: Vec<&String> = identity.uri_sans.iter().filter(|u| u.starts_with("spiffe://")).collect();
-    let principal = identity.display_name().to_owned();
+    // The default format; the policy check below shows the policy's own.
+    let principal = identity.upstream_principal(PrincipalFormat::Typed).into_owned();
     let mut summary = format!("the filter sees principal '{principal}'");
-    let cn = list(&identity.common_names);
-    if identity.uri_sans.first().is_some_and(|u| u != &principal) || cn != principal {
-        summary.push_str(&format!(" (CN {cn})"));
+    if !principal.starts_with("cn=") {
+        summary.push_str(&format!(" (CN {})", list(&identity.common_names)));
     }
     let caller = Caller { identity: identity.clone(), not_before: Some(identity.not_before), not_after: Some(identity.not_after) };
     let view = IdentityView::new(&caller);
@@ -103,7 +104,7 @@ pub fn policy_check(policy: Result<CompiledPolicy, String>, identity: Option<&Id
         format!("decision: {} (enforced: {})", d.verdict.as_str(), d.enforced.as_str()),
         format!("rule: {}", d.rule.unwrap_or("-")),
         format!("reason: {}", d.reason.as_str()),
-        format!("principal: {}", identity.display_name()),
+        format!("{PRINCIPAL_HEADER}: {}", identity.upstream_principal(policy.policy().upstream_headers.principal_format)),
     ];
     let summary = format!("{}: {method} {path} — {rule}: {}", d.verdict.as_str(), d.reason.as_str());
     let explain =
