@@ -34,8 +34,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use mtls_authz_policy::overrides::{self, OverrideKind};
-use mtls_authz_policy::{BodyFinding, BodyHeaders, BodyPlan, BodyReadings, CompiledPolicy, Decision, Identity, MethodOverrides, PathRejection, Reason, Verdict};
+use mtls_authz_policy::overrides;
+use mtls_authz_policy::{BodyHeaders, BodyPlan, BodyReadings, CompiledPolicy, Decision, Identity, MethodOverrides, PathRejection, Reason, Verdict};
 
 use crate::cache::{Entry, IdentityCache};
 use crate::escape;
@@ -151,15 +151,8 @@ impl<'h> Request<'h> {
                 }
                 _ if name.starts_with(b":") => {}
                 _ => {
-                    if self.override_header.is_none() {
-                        let counts = match overrides::override_header(name) {
-                            Some(OverrideKind::Path) => true,
-                            Some(OverrideKind::Method) => method_overrides == MethodOverrides::Refuse,
-                            None => false,
-                        };
-                        if counts {
-                            self.override_header = Some(name);
-                        }
+                    if self.override_header.is_none() && overrides::refuses_header(name, method_overrides) {
+                        self.override_header = Some(name);
                     }
                     self.body.note(name, value);
                     own.note(name);
@@ -290,38 +283,33 @@ impl Held {
 pub fn on_request_body<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held: &Held, body_size: usize, end_of_stream: bool) -> Flow {
     let limit = policy.map_or(0, |p| p.policy().body_inspection_limit);
     if u32::try_from(body_size).map_or(true, |size| size > limit) {
-        return finish(host, policy, held, Err(Failure::Refuse(Reason::BodyTooLarge)));
+        return finish(host, policy, held, Ok(Some(Reason::BodyTooLarge)));
     }
     if !end_of_stream {
         return Flow::Buffer;
     }
-    let found = host.request_body(body_size).map(|body| overrides::body_overrides_method(held.readings, body.as_deref().unwrap_or_default()));
-    let outcome = match found {
-        Ok(BodyFinding::Clean) => Ok(()),
-        Ok(BodyFinding::Override) => Err(Failure::Refuse(Reason::BodyOverride)),
-        Ok(BodyFinding::Unreadable) => Err(Failure::Refuse(Reason::BodyUnreadable)),
-        Err(e) => Err(Failure::Internal(e)),
-    };
+    let outcome = host.request_body(body_size).map(|body| overrides::body_overrides_method(held.readings, body.as_deref().unwrap_or_default()).refusal());
     finish(host, policy, held, outcome)
 }
 
 /// Trailers arrived on a request held by [`Flow::ReadBody`] before its body
 /// ended: the body is not known to be complete, so it is not judged complete.
 pub fn on_request_trailers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held: &Held) -> Flow {
-    finish(host, policy, held, Err(Failure::Refuse(Reason::BodyUnreadable)))
+    finish(host, policy, held, Ok(Some(Reason::BodyUnreadable)))
 }
 
-/// The held request's body has been judged: let it go on, or refuse it.
-fn finish<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held: &Held, outcome: Result<(), Failure>) -> Flow {
+/// The held request's body has been judged (`Ok` with the refusal it
+/// means, if any; `Err` when the host failed): let it go on, or refuse it.
+fn finish<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held: &Held, outcome: Result<Option<Reason>, HostError>) -> Flow {
     let request = held.request();
     let Some(policy) = policy else {
         host.increment(Metric::Errors);
         return deny(host, false, &Decision::internal_error(), &request, None);
     };
+    let head = Decision { verdict: Verdict::Allow, enforced: Verdict::Allow, rule: held.rule.as_deref(), reason: held.reason };
     let decision = match outcome {
-        Ok(()) => Decision { verdict: Verdict::Allow, enforced: Verdict::Allow, rule: held.rule.as_deref(), reason: held.reason },
-        Err(Failure::Refuse(reason)) => policy.refuse(reason),
-        Err(Failure::Internal(e)) => {
+        Ok(refusal) => policy.with_body_check(head, refusal),
+        Err(e) => {
             host.increment(Metric::Errors);
             host.log(Level::Error, &format!("mtls-authz: internal error, refusing the request: {e}"));
             Decision::internal_error()
@@ -357,12 +345,9 @@ fn forward_failed<H: Host>(host: &H, details: bool, e: HostError, request: &mut 
 
 /// Whether the body of an allowed request must be read before it goes on.
 fn body_plan(policy: &CompiledPolicy, request: &Request<'_>) -> BodyPlan {
-    if policy.policy().method_overrides == MethodOverrides::Ignore {
-        return BodyPlan::Skip;
-    }
     // The engine allowed the request, so its method is a canonical (ASCII) token.
     match request.method.and_then(|m| std::str::from_utf8(m).ok()) {
-        Some(method) => request.body.plan(method),
+        Some(method) => policy.body_plan(&request.body, method),
         None => BodyPlan::Unreadable,
     }
 }
@@ -384,14 +369,7 @@ fn evaluate<'p, 'h, H: Host>(
     // Not UTF-8 means not a canonical method or path; the engine would refuse either way.
     let method = std::str::from_utf8(method).map_err(|_| Failure::Refuse(Reason::Method))?;
     let path = std::str::from_utf8(path).map_err(|_| Failure::Refuse(Reason::Path(PathRejection::InvalidCharacter)))?;
-    let decision = policy.decide(Some(identity.as_ref()), method, path);
-    // An override header is refused like the engine refuses `?_method=`: after
-    // the checks on identity, method and path, before any rule. So a decision
-    // that got as far as the rules is replaced; an earlier refusal stands.
-    if request.override_header.is_some() && matches!(decision.reason, Reason::Rule(_) | Reason::Default(_)) {
-        return Err(Failure::Refuse(Reason::Override));
-    }
-    Ok(decision)
+    Ok(policy.decide_head(Some(identity.as_ref()), method, path, request.override_header.is_some()))
 }
 
 /// The verified certificate's identity: from the cache by digest, else parsed

@@ -12,7 +12,8 @@ use crate::canonical::Segments;
 use crate::decide::{make_decision, method_matches, placeholder_matches, precheck, principal_matches, Decision, Reason, Verdict};
 use crate::error::PolicyErrors;
 use crate::identity::Identity;
-use crate::model::{Action, Mode, Policy};
+use crate::model::{Action, MethodOverrides, Mode, Policy};
+use crate::overrides::{self, BodyHeaders, BodyPlan};
 use crate::pattern::{Placeholder, Segment};
 
 /// A validated policy, indexed for evaluation. Build once (per Wasm VM), use for every request.
@@ -122,11 +123,81 @@ impl CompiledPolicy {
         }
     }
 
+    /// [`CompiledPolicy::decide`] for a request that may carry override
+    /// headers: one that counts under the policy
+    /// ([`overrides::refuses_header`]) refuses the request the way `?_method=`
+    /// does, after the checks on identity, method and path and before any
+    /// rule. So a decision that got as far as the rules is replaced, and an
+    /// earlier refusal stands.
+    pub fn decide_head(&self, identity: Option<&Identity>, method: &str, path: &str, override_header: bool) -> Decision<'_> {
+        let decision = self.decide(identity, method, path);
+        if override_header && matches!(decision.reason, Reason::Rule(_) | Reason::Default(_)) {
+            return self.refuse(Reason::Override);
+        }
+        decision
+    }
+
+    /// Whether the body of a request allowed on its head must be read, and
+    /// how: never when the policy says its backends ignore method overrides.
+    pub fn body_plan(&self, headers: &BodyHeaders, method: &str) -> BodyPlan {
+        match self.policy.method_overrides {
+            MethodOverrides::Ignore => BodyPlan::Skip,
+            MethodOverrides::Refuse => headers.plan(method),
+        }
+    }
+
+    /// The decision on a request's head, after its body was checked:
+    /// `refusal` (from [`overrides::BodyFinding::refusal`], or a body too
+    /// large) turns an allow into a refusal; a deny stands.
+    pub fn with_body_check<'p>(&'p self, head: Decision<'p>, refusal: Option<Reason>) -> Decision<'p> {
+        match refusal {
+            Some(reason) if head.verdict == Verdict::Allow => self.refuse(reason),
+            _ => head,
+        }
+    }
+
+    /// Decide on a whole request at once, for tools that hold one
+    /// (`mtls-authz explain`, `test`): the steps the filter takes as the
+    /// request arrives, in the same order. `body` is `None` when no body
+    /// follows the headers.
+    pub fn decide_request(&self, identity: Option<&Identity>, request: &RequestParts<'_>) -> Decision<'_> {
+        let mut body_headers = BodyHeaders::default();
+        let mut override_header = false;
+        for (name, value) in request.headers {
+            override_header |= overrides::refuses_header(name, self.policy.method_overrides);
+            body_headers.note(name, value);
+        }
+        let head = self.decide_head(identity, request.method, request.target, override_header);
+        let Some(body) = request.body else { return head };
+        if head.verdict != Verdict::Allow {
+            return head;
+        }
+        let refusal = match self.body_plan(&body_headers, request.method) {
+            BodyPlan::Skip => None,
+            BodyPlan::Unreadable => Some(Reason::BodyUnreadable),
+            BodyPlan::Read(_) if body.len() > self.policy.body_inspection_limit as usize => Some(Reason::BodyTooLarge),
+            BodyPlan::Read(readings) => overrides::body_overrides_method(readings, body).refusal(),
+        };
+        self.with_body_check(head, refusal)
+    }
+
     /// A deny for a reason found outside the engine (no certificate, an
     /// unreadable one, an adapter failure), with dry-run applied like any other deny.
     pub fn refuse(&self, reason: Reason) -> Decision<'_> {
         make_decision(self.policy.mode, Verdict::Deny, None, reason)
     }
+}
+
+/// A request as a whole, for [`CompiledPolicy::decide_request`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestParts<'a> {
+    pub method: &'a str,
+    /// The `:path` as received, query included.
+    pub target: &'a str,
+    /// Every other request header, as (name, value).
+    pub headers: &'a [(&'a [u8], &'a [u8])],
+    /// The body; `None` when the headers ended the request.
+    pub body: Option<&'a [u8]>,
 }
 
 struct Walk<'a> {
@@ -293,6 +364,34 @@ mod tests {
         assert_eq!(ignoring.policy().method_overrides, crate::MethodOverrides::Ignore);
         let d = ignoring.decide(Some(&cn("order-service")), "POST", "/api/payment/create?_method=DELETE");
         assert_eq!((d.verdict, d.rule), (Verdict::Allow, Some("orders-create-payment")));
+    }
+
+    #[test]
+    fn whole_requests_are_decided_as_the_filter_decides_them_as_they_arrive() {
+        let p = compiled(EXAMPLE);
+        let order = cn("order-service");
+        let form: &[(&[u8], &[u8])] = &[(b"content-type", b"application/x-www-form-urlencoded")];
+        let request = |headers, body| RequestParts { method: "POST", target: "/api/payment/create", headers, body };
+        let d = p.decide_request(Some(&order), &request(form, Some(b"a=1")));
+        assert_eq!((d.verdict, d.rule), (Verdict::Allow, Some("orders-create-payment")));
+        assert_eq!(p.decide_request(Some(&order), &request(form, Some(b"a=1&_method=DELETE"))).reason, Reason::BodyOverride);
+        assert_eq!(p.decide_request(Some(&order), &request(form, None)).verdict, Verdict::Allow, "no body follows");
+        let big = vec![b'x'; crate::model::DEFAULT_BODY_INSPECTION_LIMIT as usize + 1];
+        assert_eq!(p.decide_request(Some(&order), &request(form, Some(&big))).reason, Reason::BodyTooLarge);
+        let gzip: &[(&[u8], &[u8])] = &[(b"content-type", b"application/x-www-form-urlencoded"), (b"content-encoding", b"gzip")];
+        assert_eq!(p.decide_request(Some(&order), &request(gzip, Some(b"x"))).reason, Reason::BodyUnreadable);
+        // Override headers, after the path checks and before the rules.
+        let header: &[(&[u8], &[u8])] = &[(b"X-HTTP-Method-Override", b"DELETE")];
+        assert_eq!(p.decide_request(Some(&order), &request(header, None)).reason, Reason::Override);
+        let refused_path = RequestParts { target: "/api/../x", ..request(header, None) };
+        assert_eq!(p.decide_request(Some(&order), &refused_path).reason, Reason::Path(PathRejection::DotSegment));
+        // A deny stands whatever the body says; its body is not read.
+        assert_eq!(p.decide_request(Some(&report()), &request(form, Some(b"_method=GET"))).reason, Reason::Default(Action::Deny));
+        // Backends that ignore method overrides: neither the header nor the body counts; a path override does.
+        let ignoring = compiled(&EXAMPLE.replacen(r#""version": 1,"#, r#""version": 1, "method_overrides": "ignore","#, 1));
+        assert!(ignoring.decide_request(Some(&order), &request(header, Some(b"_method=DELETE"))).is_allowed());
+        let path_override: &[(&[u8], &[u8])] = &[(b"x-original-url", b"/api/payment/admin/x")];
+        assert_eq!(ignoring.decide_request(Some(&order), &request(path_override, None)).reason, Reason::Override);
     }
 
     #[test]

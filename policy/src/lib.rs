@@ -38,7 +38,7 @@ pub mod pattern;
 pub mod principal;
 
 pub use canonical::{canonicalize, CanonicalPath, PathRejection};
-pub use compile::CompiledPolicy;
+pub use compile::{CompiledPolicy, RequestParts};
 pub use decide::{decide_naive, Decision, Reason, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 pub use identity::{CertError, Identity};

@@ -24,6 +24,8 @@
 use std::fmt;
 
 use crate::canonical::escaped_byte;
+use crate::decide::Reason;
+use crate::model::MethodOverrides;
 
 /// Request headers that ask the backend to run another *method*. Ignored
 /// when the policy says its backends never honour method overrides.
@@ -60,6 +62,16 @@ pub fn override_header(name: &[u8]) -> Option<OverrideKind> {
         Some(OverrideKind::Path)
     } else {
         None
+    }
+}
+
+/// Does a request carrying this header get refused, given whether the
+/// policy's backends honour method overrides? A path override always does.
+pub fn refuses_header(name: &[u8], method_overrides: MethodOverrides) -> bool {
+    match override_header(name) {
+        Some(OverrideKind::Path) => true,
+        Some(OverrideKind::Method) => method_overrides == MethodOverrides::Refuse,
+        None => false,
     }
 }
 
@@ -260,6 +272,17 @@ pub enum BodyFinding {
     /// A reading that applies could not parse the body (JSON that does not
     /// parse here may still parse in the backend: too deep, or numbers out of range here).
     Unreadable,
+}
+
+impl BodyFinding {
+    /// Why a request whose body reads so is refused; `None` when it is not.
+    pub fn refusal(self) -> Option<Reason> {
+        match self {
+            BodyFinding::Clean => None,
+            BodyFinding::Override => Some(Reason::BodyOverride),
+            BodyFinding::Unreadable => Some(Reason::BodyUnreadable),
+        }
+    }
 }
 
 impl fmt::Display for BodyFinding {
