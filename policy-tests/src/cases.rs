@@ -49,6 +49,10 @@ Each case has:
                "no_cert": true                no client certificate
   method     sent as-is ("get" is refused by the engine, as in Envoy)
   path       the :path as received, query and escapes included
+  headers    optional: other request headers, {"name": "value", ...}
+             (e.g. X-HTTP-Method-Override, Content-Type)
+  body       optional: the request body as text; absent means the request
+             ends with its headers (a POST form body is checked for _method)
   expect     "allow" or "deny": the policy's decision (before dry-run)
   enforced   optional "allow" or "deny": what the proxy does (after dry-run)
   rule       optional: the deciding rule's name, or null for "no rule
@@ -102,6 +106,10 @@ struct CaseSpec {
     no_cert: Option<bool>,
     method: String,
     path: String,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    body: Option<String>,
     expect: Expected,
     #[serde(default)]
     enforced: Option<Expected>,
@@ -139,6 +147,10 @@ pub struct Case {
     pub caller_label: String,
     pub method: String,
     pub path: String,
+    /// Other request headers, as given.
+    pub headers: Vec<(String, String)>,
+    /// The body; `None` when the request ends with its headers.
+    pub body: Option<String>,
     pub expect: Expectation,
 }
 
@@ -238,6 +250,8 @@ fn resolve(spec: CaseSpec, base_dir: &Path) -> Result<Case, Vec<(&'static str, S
         caller_label,
         method: spec.method,
         path: spec.path,
+        headers: spec.headers.into_iter().collect(),
+        body: spec.body,
         expect: Expectation {
             decision: spec.expect.into(),
             enforced: spec.enforced.map(Verdict::from),

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use mtls_authz_policy::principal::HEADER as PRINCIPAL_HEADER;
-use mtls_authz_policy::{canonicalize, Action, CompiledPolicy, Mode, PrincipalFormat, Reason};
+use mtls_authz_policy::{canonicalize, Action, CompiledPolicy, Mode, PrincipalFormat, Reason, RequestParts};
 use serde::Serialize;
 
 use crate::console::Console;
@@ -41,6 +41,10 @@ pub struct Request {
     pub caller: CallerSource,
     pub method: String,
     pub path: String,
+    /// Other request headers, `(name, value)`.
+    pub headers: Vec<(String, String)>,
+    /// The body; `None` when the request ends with its headers.
+    pub body: Option<Vec<u8>>,
     pub format: Format,
 }
 
@@ -72,6 +76,10 @@ struct RequestView<'a> {
     path: &'a str,
     /// The decoded path the rules were matched against; null when the path was refused.
     canonical_path: Option<String>,
+    /// Other request headers given, as `[name, value]`.
+    headers: &'a [(String, String)],
+    /// The length of the body given; null when the request ends with its headers.
+    body_bytes: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -123,7 +131,9 @@ pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
     let policy: CompiledPolicy = load_policy(&req.policy)?;
     let caller = load_caller(&req.caller)?;
     let identity = caller.as_ref().map(|c| &c.identity);
-    let decision = policy.decide(identity, &req.method, &req.path);
+    let headers: Vec<(&[u8], &[u8])> = req.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+    let parts = RequestParts { method: &req.method, target: &req.path, headers: &headers, body: req.body.as_deref() };
+    let decision = policy.decide_request(identity, &parts);
     let headers = policy.policy().upstream_headers;
     let report = Report {
         decision: decision.verdict.as_str(),
@@ -136,6 +146,8 @@ pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
             method: &req.method,
             path: &req.path,
             canonical_path: canonicalize(&req.path).ok().map(|p| p.as_str().to_owned()),
+            headers: &req.headers,
+            body_bytes: req.body.as_ref().map(Vec::len),
         },
         policy: PolicyView {
             file: req.policy.display().to_string(),
@@ -176,6 +188,12 @@ fn print_text(r: &Report<'_>, console: &mut Console<'_>) {
         _ => format!("{} {}", r.request.method, r.request.path),
     };
     row(console, "request", &request);
+    for (name, value) in r.request.headers {
+        row(console, "header", &format!("{name}: {value}"));
+    }
+    if let Some(len) = r.request.body_bytes {
+        row(console, "body", &format!("{len} bytes"));
+    }
     let mode = match r.policy.mode {
         Mode::Enforce => "enforce",
         Mode::DryRun => "dry_run",

@@ -124,6 +124,16 @@ struct ExplainArgs {
     /// The request :path as received, query and percent-escapes included.
     #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
     path: String,
+    /// Another request header, as the client sends it (repeatable), e.g.
+    /// `--header 'X-HTTP-Method-Override: DELETE'` or `--header 'Content-Type: application/json'`.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// The request body, as text. Without --body or --body-file the request ends with its headers.
+    #[arg(long, value_name = "TEXT", conflicts_with = "body_file", allow_hyphen_values = true)]
+    body: Option<String>,
+    /// The request body, from a file.
+    #[arg(long, value_name = "FILE")]
+    body_file: Option<PathBuf>,
     /// Output format; json prints one object.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -160,6 +170,14 @@ struct TestArgs {
     verbose: bool,
 }
 
+/// `NAME: VALUE` (the value may be empty), as on the wire.
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    match text.split_once(':') {
+        Some((name, value)) if !name.trim().is_empty() && !name.contains(char::is_whitespace) => Ok((name.to_owned(), value.trim().to_owned())),
+        _ => Err(format!("expected 'NAME: VALUE', found {text:?}")),
+    }
+}
+
 fn caller_source(c: CallerArgs) -> CallerSource {
     match (c.cert, c.identity) {
         (Some(cert), _) => CallerSource::Cert(cert),
@@ -183,14 +201,23 @@ fn dispatch(command: Command, console: &mut Console<'_>) -> Exit {
     let result = match command {
         Command::Check { policies } => return check::run(&policies, console),
         Command::Explain(args) => {
-            let request = explain::Request {
-                policy: args.policy,
-                caller: caller_source(args.caller),
-                method: args.method,
-                path: args.path,
-                format: args.format,
+            let body = match (args.body, args.body_file) {
+                (Some(text), _) => Ok(Some(text.into_bytes())),
+                (None, Some(file)) => input::read_bytes(&file, "request body").map(Some),
+                (None, None) => Ok(None),
             };
-            explain::run(&request, console).map(|()| Exit::Ok)
+            body.and_then(|body| {
+                let request = explain::Request {
+                    policy: args.policy,
+                    caller: caller_source(args.caller),
+                    method: args.method,
+                    path: args.path,
+                    headers: args.headers,
+                    body,
+                    format: args.format,
+                };
+                explain::run(&request, console).map(|()| Exit::Ok)
+            })
         }
         Command::Test(args) => runner::run(&args.policy, &args.cases, args.format, args.verbose, console),
         Command::Doctor(args) => doctor::run(&args, console),

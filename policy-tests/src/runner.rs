@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use mtls_authz_policy::{CompiledPolicy, Verdict};
+use mtls_authz_policy::{CompiledPolicy, RequestParts, Verdict};
 use serde::Serialize;
 
 use crate::cases::{self, Case, Expectation};
@@ -44,7 +44,9 @@ pub fn evaluate<'c>(policy: &CompiledPolicy, cases: &'c [Case]) -> Vec<Outcome<'
     cases
         .iter()
         .map(|case| {
-            let d = policy.decide(case.caller.as_ref().map(|c| &c.identity), &case.method, &case.path);
+            let headers: Vec<(&[u8], &[u8])> = case.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+            let request = RequestParts { method: &case.method, target: &case.path, headers: &headers, body: case.body.as_deref().map(str::as_bytes) };
+            let d = policy.decide_request(case.caller.as_ref().map(|c| &c.identity), &request);
             let got = Got { decision: d.verdict, enforced: d.enforced, rule: d.rule.map(str::to_owned), reason: d.reason.as_str() };
             let mismatches = compare(&case.expect, &got);
             Outcome { case, got, mismatches }
@@ -114,6 +116,12 @@ fn print_failure(o: &Outcome<'_>, policy: &CompiledPolicy, console: &mut Console
     let want = &case.expect;
     console.out(&format!("FAIL {} ({})", quoted(&case.name), case.location));
     console.out(&format!("  request:  {} {} from {}", case.method, case.path, case.caller_label));
+    for (name, value) in &case.headers {
+        console.out(&format!("            {name}: {value}"));
+    }
+    if let Some(body) = &case.body {
+        console.out(&format!("            body: {} bytes", body.len()));
+    }
     let mut expected = vec![want.decision.as_str().to_owned()];
     if let Some(e) = want.enforced {
         expected.push(format!("enforced {}", e.as_str()));

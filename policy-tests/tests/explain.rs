@@ -403,3 +403,47 @@ fn exactly_one_caller_must_be_given() {
     let none = explain(&s.policy, &[], "GET", "/", "text");
     assert_eq!(none.code, 2, "{none:#?}");
 }
+
+fn explain_with(setup: &Setup, extra: &[&str]) -> serde_json::Value {
+    let cert = cert_arg(&setup.order);
+    let mut args = vec!["explain".to_owned(), "--policy".into(), setup.policy.display().to_string()];
+    args.extend(with_cert(&cert).iter().map(|s| s.to_string()));
+    args.extend(["--method", "POST", "--path", "/api/payment/create", "--format", "json"].map(str::to_owned));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let run = mtls_authz(args);
+    assert_eq!(run.code, 0, "{run:#?}");
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+#[test]
+fn override_headers_and_bodies_are_explained_as_the_filter_decides_them() {
+    let s = setup("explain-overrides");
+    let plain = explain_with(&s, &[]);
+    assert_eq!((plain["decision"].as_str(), plain["rule"].as_str()), (Some("allow"), Some("orders-create-payment")));
+    let header = explain_with(&s, &["--header", "X-HTTP-Method-Override: DELETE"]);
+    assert_eq!(header["decision"], "deny");
+    assert_eq!(header["reason"], "request asks the backend to override its method or path");
+    assert_eq!(header["request"]["headers"], json!([["X-HTTP-Method-Override", "DELETE"]]));
+    let form = ["--header", "Content-Type: application/x-www-form-urlencoded"];
+    let clean = explain_with(&s, &[form[0], form[1], "--body", "amount=10"]);
+    assert_eq!((clean["decision"].as_str(), clean["request"]["body_bytes"].as_u64()), (Some("allow"), Some(9)));
+    let body = explain_with(&s, &[form[0], form[1], "--body", "amount=10&.method=DELETE"]);
+    assert_eq!(body["reason"], "request body asks the backend to override its method (_method)");
+    let file = write(&s.dir, "body.json", r#"{"_method": "DELETE"}"#);
+    let json_body = explain_with(&s, &["-H", "content-type: application/json", "--body-file", &file.display().to_string()]);
+    assert_eq!(json_body["decision"], "deny");
+    assert_eq!(plain["request"]["body_bytes"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_malformed_header_argument_is_a_usage_error() {
+    let s = setup("explain-bad-header");
+    let cert = cert_arg(&s.order);
+    let mut args = vec!["explain".to_owned(), "--policy".into(), s.policy.display().to_string()];
+    args.extend(with_cert(&cert).iter().map(|s| s.to_string()));
+    args.extend(["--path", "/", "--header", "no-colon-here"].map(str::to_owned));
+    let run = mtls_authz(args);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("expected 'NAME: VALUE'"), "{run:#?}");
+    run.assert_no_panic();
+}

@@ -227,3 +227,36 @@ fn help_documents_the_cases_format() {
         assert!(run.stdout.contains(needle), "help lacks {needle}: {}", run.stdout);
     }
 }
+
+#[test]
+fn cases_can_carry_override_headers_and_bodies() {
+    let dir = scratch_dir("test-overrides");
+    let policy = write(&dir, "policy.json", PAYMENT_POLICY);
+    let cases = write(
+        &dir,
+        "cases.json",
+        r#"{"cases": [
+          {"name": "a form post goes on", "identity": {"cn": "order-service"}, "method": "POST", "path": "/api/payment/create",
+           "headers": {"Content-Type": "application/x-www-form-urlencoded"}, "body": "amount=10",
+           "expect": "allow", "rule": "orders-create-payment"},
+          {"name": "_method in the form is refused", "identity": {"cn": "order-service"}, "method": "POST", "path": "/api/payment/create",
+           "headers": {"Content-Type": "application/x-www-form-urlencoded"}, "body": "amount=10&_method=DELETE",
+           "expect": "deny", "rule": null, "reason": "request body asks the backend to override its method"},
+          {"name": "an override header is refused", "identity": {"cn": "order-service"}, "method": "POST", "path": "/api/payment/create",
+           "headers": {"X-HTTP-Method-Override": "DELETE"}, "expect": "deny", "reason": "override its method or path"}
+        ]}"#,
+    );
+    let run = run_test(&policy, &cases, &[]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(run.stdout.ends_with("3 passed, 0 failed\n"), "{run:#?}");
+    // The same case expecting the wrong answer fails: the body is really read.
+    let wrong = write(
+        &dir,
+        "wrong.json",
+        r#"{"cases": [{"name": "wrong", "identity": {"cn": "order-service"}, "method": "POST", "path": "/api/payment/create",
+           "headers": {"Content-Type": "application/json"}, "body": "{\"_method\": \"DELETE\"}", "expect": "allow"}]}"#,
+    );
+    let run = run_test(&policy, &wrong, &[]);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(run.stdout.contains("body: 21 bytes"), "{run:#?}");
+}
