@@ -336,6 +336,16 @@ mod tests {
     }
 
     #[test]
+    fn a_query_or_fragment_in_the_uri_san_does_not_name_another_workloads_path() {
+        let p = policy_with("deny", r#"{"name": "own", "action": "allow", "principals": [{"any": true}], "paths": ["/config/{uri_san_last_segment}/**"]}"#);
+        for uri in ["spiffe://shop.test/ns/dev/sa/x?/order", "spiffe://shop.test/ns/dev/sa/x#/order"] {
+            let dev = Identity { uri_sans: vec![uri.into()], ..Identity::default() };
+            assert!(!p.decide(Some(&dev), "GET", "/config/order/db").is_allowed(), "{uri}");
+            assert!(!p.decide(Some(&dev), "GET", "/config/x/db").is_allowed(), "{uri}");
+        }
+    }
+
+    #[test]
     fn cn_rules_need_exactly_one_cn() {
         let p = policy_with("deny", r#"{"name": "r", "action": "allow", "principals": [{"cn": "order-service"}], "paths": ["/"]}"#);
         let two = Identity { common_names: vec!["order-service".into(), "evil".into()], ..Identity::default() };

@@ -152,8 +152,15 @@ fn usable_in_path(value: &str) -> bool {
         && !value.chars().any(|c| matches!(c, '/' | '\\' | '%' | ';' | '?' | '#') || c.is_control())
 }
 
-/// The last path segment of a URI SAN that has a path (`spiffe://td/ns/x/sa/name` → `name`).
+/// The last segment of a URI SAN's path (`spiffe://td/ns/x/sa/name` → `name`).
+///
+/// A URI with a query or fragment has none: a `/` after `?` or `#` is not part
+/// of the path, so `spiffe://td/ns/dev/sa/x?/order` must not yield `order`, and
+/// SPIFFE IDs never carry either, so such a URI is not a workload's name at all.
 fn uri_last_segment(uri: &str) -> Option<&str> {
+    if uri.contains(['?', '#']) {
+        return None;
+    }
     let (_, rest) = uri.split_once("://")?;
     let (_, path) = rest.split_once('/')?;
     path.rsplit('/').next()
@@ -234,5 +241,46 @@ pub fn decide_naive<'p>(policy: &'p Policy, identity: Option<&Identity>, method:
             };
             make_decision(policy.mode, verdict, None, Reason::Default(policy.default_action))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spiffe(uri: &str) -> Identity {
+        Identity { uri_sans: vec![uri.into()], ..Identity::default() }
+    }
+
+    #[test]
+    fn uri_last_segment_is_the_last_segment_of_the_path() {
+        assert_eq!(uri_last_segment("spiffe://shop.test/ns/prod/sa/order"), Some("order"));
+        assert_eq!(uri_last_segment("spiffe://shop.test/order"), Some("order"));
+        assert_eq!(uri_last_segment("spiffe://shop.test"), None, "no path, no segment");
+        assert_eq!(uri_last_segment("urn:x:order"), None);
+    }
+
+    #[test]
+    fn a_uri_with_a_query_or_fragment_has_no_last_segment() {
+        for uri in [
+            "spiffe://shop.test/ns/dev/sa/x?/order",
+            "spiffe://shop.test/ns/dev/sa/x#/order",
+            "spiffe://shop.test/ns/dev/sa/order?x=1",
+            "spiffe://shop.test/ns/dev/sa/order#",
+            "spiffe://shop.test?/order",
+            "spiffe://shop.test#/order",
+        ] {
+            assert_eq!(uri_last_segment(uri), None, "{uri}");
+        }
+    }
+
+    #[test]
+    fn a_query_or_fragment_never_supplies_a_uri_placeholder_value() {
+        for uri in ["spiffe://shop.test/ns/dev/sa/x?/order", "spiffe://shop.test/ns/dev/sa/x#/order", "spiffe://shop.test/ns/prod/sa/order#"] {
+            let id = spiffe(uri);
+            assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "order"), "{uri}");
+            assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "x"), "{uri}");
+        }
+        assert!(placeholder_matches(&spiffe("spiffe://shop.test/ns/prod/sa/order"), Placeholder::UriSanLastSegment, "order"));
     }
 }
