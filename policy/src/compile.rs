@@ -346,6 +346,16 @@ mod tests {
     }
 
     #[test]
+    fn a_uri_san_with_a_fragment_or_query_does_not_pass_for_another_namespace() {
+        let p = policy_with("deny", r#"{"name": "orders", "action": "allow", "principals": [{"uri_san": "spiffe://shop.test/ns/*/sa/order"}], "paths": ["/pay"]}"#);
+        let id = |uri: &str| Identity { uri_sans: vec![uri.into()], ..Identity::default() };
+        assert!(p.decide(Some(&id("spiffe://shop.test/ns/prod/sa/order")), "GET", "/pay").is_allowed());
+        for uri in ["spiffe://shop.test/ns/dev#/sa/order", "spiffe://shop.test/ns/dev?/sa/order", "spiffe://shop.test/ns/prod/sa/order#"] {
+            assert!(!p.decide(Some(&id(uri)), "GET", "/pay").is_allowed(), "{uri}");
+        }
+    }
+
+    #[test]
     fn cn_rules_need_exactly_one_cn() {
         let p = policy_with("deny", r#"{"name": "r", "action": "allow", "principals": [{"cn": "order-service"}], "paths": ["/"]}"#);
         let two = Identity { common_names: vec!["order-service".into(), "evil".into()], ..Identity::default() };

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use crate::error::{PolicyError, PolicyErrors};
 use crate::json::{self, Kind, Member, Node};
-use crate::pattern::{PathPattern, ValuePattern};
+use crate::pattern::{PathPattern, ValueKind, ValuePattern};
 
 /// What a rule or the default does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -181,12 +181,6 @@ fn host_bits_zero(addr: IpAddr, prefix: u8) -> bool {
     let host_bits = width - u32::from(prefix);
     host_bits == 0 || host_bits >= 128 || value & ((1u128 << host_bits) - 1) == 0
 }
-
-/// Separators a `*` may not cross, per field.
-pub(crate) const DNS_SEPARATORS: &[char] = &['.'];
-pub(crate) const URI_SEPARATORS: &[char] = &['/'];
-pub(crate) const EMAIL_SEPARATORS: &[char] = &['@', '.'];
-pub(crate) const NAME_SEPARATORS: &[char] = &['.', '/'];
 
 const TOP_FIELDS: &[&str] = &["$schema", "version", "default_action", "mode", "revision", "description", "deny_response", "upstream_headers", "rules"];
 const RULE_FIELDS: &[&str] = &["name", "description", "action", "principals", "paths", "methods"];
@@ -544,13 +538,13 @@ impl Validator<'_> {
                 continue;
             };
             let result = match m.key.as_ref() {
-                "cn" => value_pattern(text, NAME_SEPARATORS).map(|v| p.cn = Some(v)),
-                "o" => value_pattern(text, NAME_SEPARATORS).map(|v| p.o = Some(v)),
-                "ou" => value_pattern(text, NAME_SEPARATORS).map(|v| p.ou = Some(v)),
-                "issuer_cn" => value_pattern(text, NAME_SEPARATORS).map(|v| p.issuer_cn = Some(v)),
-                "uri_san" => value_pattern(text, URI_SEPARATORS).map(|v| p.uri_san = Some(v)),
-                "email_san" => value_pattern(text, EMAIL_SEPARATORS).map(|v| p.email_san = Some(v)),
-                "dns_san" => value_pattern(&text.to_ascii_lowercase(), DNS_SEPARATORS).map(|v| p.dns_san = Some(v)),
+                "cn" => value_pattern(text, ValueKind::Name).map(|v| p.cn = Some(v)),
+                "o" => value_pattern(text, ValueKind::Name).map(|v| p.o = Some(v)),
+                "ou" => value_pattern(text, ValueKind::Name).map(|v| p.ou = Some(v)),
+                "issuer_cn" => value_pattern(text, ValueKind::Name).map(|v| p.issuer_cn = Some(v)),
+                "uri_san" => value_pattern(text, ValueKind::Uri).map(|v| p.uri_san = Some(v)),
+                "email_san" => value_pattern(text, ValueKind::Email).map(|v| p.email_san = Some(v)),
+                "dns_san" => value_pattern(text, ValueKind::Dns).map(|v| p.dns_san = Some(v)),
                 "ip_san" => IpNet::parse(text).map(|v| p.ip_san = Some(v)),
                 "serial" => canonical_serial(text).map(|v| p.serial = Some(v)),
                 "sha256" => canonical_sha256(text).map(|v| p.sha256 = Some(v)),
@@ -565,14 +559,18 @@ impl Validator<'_> {
     }
 }
 
-fn value_pattern(text: &str, separators: &'static [char]) -> Result<ValuePattern, String> {
+fn value_pattern(text: &str, kind: ValueKind) -> Result<ValuePattern, String> {
     if text.contains("**") {
         return Err("'**' is only meaningful in paths; in identity values '*' matches within one segment".into());
     }
     if text.chars().any(char::is_control) {
         return Err("identity values must not contain control characters".into());
     }
-    Ok(ValuePattern::new(text, separators))
+    if kind == ValueKind::Uri && text.contains('*') && text.contains(['?', '#']) {
+        // It could never match: a wildcard never matches a URI with a query or fragment.
+        return Err(format!("'{text}' has a '*' and a '?' or '#': a uri_san wildcard never matches a URI with a query or fragment (SPIFFE IDs have neither); write the exact URI"));
+    }
+    Ok(ValuePattern::new(text, kind))
 }
 
 /// Serial numbers as lower-case hex without separators or leading zeros, so
@@ -778,6 +776,8 @@ pub(crate) mod tests {
             (r#"{"ip_san": "10.0.0.1/8"}"#, "ip_san"),
             (r#"{"ip_san": "host"}"#, "ip_san"),
             (r#"{"dns_san": "**.shop.test"}"#, "dns_san"),
+            (r#"{"uri_san": "spiffe://shop.test/ns/*/sa/order#x"}"#, "uri_san"),
+            (r#"{"uri_san": "spiffe://shop.test/ns/dev?/sa/*"}"#, "uri_san"),
             (r#"{"cnn": "x"}"#, "cnn"),
         ] {
             let (_, _, path, _) = one_error(&policy(bad));

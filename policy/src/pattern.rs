@@ -5,6 +5,36 @@
 
 use std::fmt;
 
+/// Which identity field a [`ValuePattern`] is for. The field decides the
+/// separators a `*` cannot cross and how a certificate's value compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// `cn`, `o`, `ou`, `issuer_cn`: `.` and `/` separate segments; compared exactly.
+    Name,
+    /// `dns_san`: `.` separates labels; the pattern is lower-cased, as DNS
+    /// names in an [`Identity`](crate::Identity) are.
+    Dns,
+    /// `uri_san`: `/` separates segments. A wildcard never matches a value with
+    /// a query (`?`) or fragment (`#`): SPIFFE IDs have neither, and a `*` that
+    /// swallowed one would match `spiffe://td/ns/dev#/sa/order` against
+    /// `spiffe://td/ns/*/sa/order`.
+    Uri,
+    /// `email_san`: `@` and `.` separate parts.
+    Email,
+}
+
+impl ValueKind {
+    /// The characters a `*` may not match.
+    pub fn separators(self) -> &'static [char] {
+        match self {
+            ValueKind::Name => &['.', '/'],
+            ValueKind::Dns => &['.'],
+            ValueKind::Uri => &['/'],
+            ValueKind::Email => &['@', '.'],
+        }
+    }
+}
+
 /// A pattern for one identity value (`cn`, `dns_san`, `uri_san`, ...).
 ///
 /// Without `*` it is an exact string. With `*`, pattern and value are both cut
@@ -12,39 +42,40 @@ use std::fmt;
 /// have the same separators in the same places, and inside each segment a `*`
 /// stands for one or more characters. So a `*` can never cross a separator:
 /// `*.shop.test` matches `a.shop.test` but neither `a.b.shop.test` nor
-/// `.shop.test`. Matching is linear and allocation-free.
+/// `.shop.test`. The field's own comparison rules ([`ValueKind`]) apply on
+/// top. Matching is linear and allocation-free.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValuePattern {
-    /// Compare the whole value for equality.
-    Exact(String),
-    /// Segment-wise glob; see the type's documentation.
-    Wildcard { pattern: String, separators: &'static [char] },
+pub struct ValuePattern {
+    /// The pattern in its canonical form (DNS names lower-cased).
+    text: String,
+    kind: ValueKind,
+    wildcard: bool,
 }
 
 impl ValuePattern {
-    /// Build a pattern; `separators` are the characters a `*` may not match.
-    pub fn new(text: &str, separators: &'static [char]) -> ValuePattern {
-        if text.contains('*') {
-            ValuePattern::Wildcard { pattern: text.to_owned(), separators }
-        } else {
-            ValuePattern::Exact(text.to_owned())
-        }
+    /// Build a pattern for a field, bringing it into the field's canonical form.
+    pub fn new(text: &str, kind: ValueKind) -> ValuePattern {
+        let text = match kind {
+            ValueKind::Dns => text.to_ascii_lowercase(),
+            ValueKind::Name | ValueKind::Uri | ValueKind::Email => text.to_owned(),
+        };
+        let wildcard = text.contains('*');
+        ValuePattern { text, kind, wildcard }
     }
 
-    /// Does `value` match?
+    /// Does `value` (as the certificate spells it) match?
     pub fn matches(&self, value: &str) -> bool {
-        match self {
-            ValuePattern::Exact(s) => s == value,
-            ValuePattern::Wildcard { pattern, separators } => segmentwise_match(pattern, value, separators),
+        let (pattern, separators) = (self.text.as_str(), self.kind.separators());
+        match (self.kind, self.wildcard) {
+            (_, false) => pattern == value,
+            (ValueKind::Uri, true) => !value.contains(['?', '#']) && segmentwise_match(pattern, value, separators),
+            (_, true) => segmentwise_match(pattern, value, separators),
         }
     }
 
-    /// The pattern as written.
+    /// The pattern in its canonical form (see [`ValuePattern::new`]).
     pub fn as_str(&self) -> &str {
-        match self {
-            ValuePattern::Exact(s) => s,
-            ValuePattern::Wildcard { pattern, .. } => pattern,
-        }
+        &self.text
     }
 }
 
@@ -250,12 +281,12 @@ impl fmt::Display for PathPattern {
 mod tests {
     use super::*;
 
-    const DNS: &[char] = &['.'];
-    const URI: &[char] = &['/'];
+    const DNS: ValueKind = ValueKind::Dns;
+    const URI: ValueKind = ValueKind::Uri;
 
     #[test]
     fn exact_values_compare_whole_strings() {
-        let p = ValuePattern::new("order-service", DNS);
+        let p = ValuePattern::new("order-service", ValueKind::Name);
         assert!(p.matches("order-service"));
         assert!(!p.matches("order-service2"));
         assert!(!p.matches("Order-service"));
@@ -289,6 +320,31 @@ mod tests {
         assert!(tail.matches("spiffe://shop.test/ns/prod/sa/x"));
         assert!(!tail.matches("spiffe://shop.test/ns/prod/sa/x/y"));
         assert!(!tail.matches("spiffe://shop.test/ns/prod/sa/"));
+    }
+
+    #[test]
+    fn a_uri_with_a_query_or_fragment_never_matches_a_wildcard() {
+        let p = ValuePattern::new("spiffe://shop.test/ns/*/sa/order", URI);
+        for value in [
+            "spiffe://shop.test/ns/dev#/sa/order",
+            "spiffe://shop.test/ns/dev?/sa/order",
+            "spiffe://shop.test/ns/dev/sa/order#",
+            "spiffe://shop.test/ns/dev/sa/order?x=1",
+        ] {
+            assert!(!p.matches(value), "{value}");
+        }
+        let tail = ValuePattern::new("spiffe://shop.test/ns/dev/sa/*", URI);
+        assert!(!tail.matches("spiffe://shop.test/ns/dev/sa/x?/order"));
+        assert!(!tail.matches("spiffe://shop.test/ns/dev/sa/x#y"));
+        assert!(tail.matches("spiffe://shop.test/ns/dev/sa/x"));
+    }
+
+    #[test]
+    fn an_exact_uri_pattern_is_plain_string_equality() {
+        let p = ValuePattern::new("urn:example:a?b#c", URI);
+        assert!(p.matches("urn:example:a?b#c"));
+        assert!(!p.matches("urn:example:a?b"));
+        assert!(!ValuePattern::new("spiffe://shop.test/ns/dev", URI).matches("spiffe://shop.test/ns/dev#"));
     }
 
     #[test]

@@ -76,6 +76,7 @@ fn schema_and_validator_refuse_the_same_structural_mistakes() {
         ("unknown principal field", rule(r#"{"name": "r", "action": "allow", "principals": [{"common_name": "x"}], "paths": ["/a"]}"#)),
         ("cn not a string", rule(r#"{"name": "r", "action": "allow", "principals": [{"cn": 1}], "paths": ["/a"]}"#)),
         ("empty cn", rule(r#"{"name": "r", "action": "allow", "principals": [{"cn": ""}], "paths": ["/a"]}"#)),
+        ("uri_san wildcard with a fragment", rule(r#"{"name": "r", "action": "allow", "principals": [{"uri_san": "spiffe://t/ns/*/sa/x#y"}], "paths": ["/a"]}"#)),
         ("double star value", rule(r#"{"name": "r", "action": "allow", "principals": [{"dns_san": "**.x"}], "paths": ["/a"]}"#)),
         ("relative path", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["a"]}"#)),
         ("empty segment", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/a//b"]}"#)),
@@ -123,4 +124,12 @@ fn schema_and_validator_accept_every_optional_top_level_field() {
     assert!(schema_accepts(&v, src));
     let policy = Policy::from_json(src).unwrap();
     assert!(!policy.upstream_headers.rule && policy.upstream_headers.principal);
+}
+
+#[test]
+fn schema_and_validator_accept_an_exact_uri_san_with_a_query() {
+    let v = schema();
+    let src = r#"{"version": 1, "default_action": "deny", "rules": [{"name": "r", "action": "allow", "principals": [{"uri_san": "urn:example:a?b#c"}], "paths": ["/a"]}]}"#;
+    assert!(schema_accepts(&v, src));
+    Policy::from_json(src).unwrap();
 }
