@@ -376,6 +376,17 @@ mod tests {
     }
 
     #[test]
+    fn a_fully_qualified_dns_san_matches_the_name_without_the_dot() {
+        for pattern in ["api.shop.test", "*.shop.test", "api.shop.test."] {
+            let p = policy_with("deny", &format!(r#"{{"name": "r", "action": "allow", "principals": [{{"dns_san": "{pattern}"}}], "paths": ["/h/{{dns_san}}"]}}"#));
+            let fqdn = Identity { dns_sans: vec!["api.shop.test.".into()], ..Identity::default() };
+            assert!(p.decide(Some(&fqdn), "GET", "/h/api.shop.test").is_allowed(), "{pattern}");
+            let plain = Identity { dns_sans: vec!["api.shop.test".into()], ..Identity::default() };
+            assert!(p.decide(Some(&plain), "GET", "/h/api.shop.test").is_allowed(), "{pattern}");
+        }
+    }
+
+    #[test]
     fn serial_and_fingerprint_rules_match_canonical_forms() {
         let sha = "ab".repeat(32);
         let p = policy_with("allow", &format!(r#"{{"name": "revoked", "action": "deny", "principals": [{{"serial": "00:0F:A1"}}, {{"sha256": "{}"}}], "paths": ["/**"]}}"#, "AB:".repeat(31) + "AB"));

@@ -11,7 +11,7 @@ use std::fmt;
 use crate::canonical::{self, CanonicalPath, PathRejection};
 use crate::identity::Identity;
 use crate::model::{Action, Mode, Policy, Principal, Rule};
-use crate::pattern::Placeholder;
+use crate::pattern::{dns_name, Placeholder};
 
 /// The outcome for the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -170,7 +170,8 @@ fn uri_last_segment(uri: &str) -> Option<&str> {
 pub(crate) fn placeholder_matches(identity: &Identity, placeholder: Placeholder, segment: &str) -> bool {
     match placeholder {
         Placeholder::Cn => identity.common_name().is_some_and(|cn| usable_in_path(cn) && cn == segment),
-        Placeholder::DnsSan => identity.dns_sans.iter().any(|d| usable_in_path(d) && d == segment),
+        // The same name the dns_san principal compares: without its trailing dot.
+        Placeholder::DnsSan => identity.dns_sans.iter().map(|d| dns_name(d)).any(|d| usable_in_path(d) && d == segment),
         // SPIFFE SVIDs carry exactly one URI SAN. With several, which one names
         // "its own" resource is ambiguous, so none does.
         Placeholder::UriSanLastSegment => match identity.uri_sans.as_slice() {
@@ -282,5 +283,15 @@ mod tests {
             assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "x"), "{uri}");
         }
         assert!(placeholder_matches(&spiffe("spiffe://shop.test/ns/prod/sa/order"), Placeholder::UriSanLastSegment, "order"));
+    }
+
+    #[test]
+    fn dns_san_placeholder_is_the_name_without_its_trailing_dot() {
+        let id = Identity { dns_sans: vec!["api.shop.test.".into()], ..Identity::default() };
+        assert!(placeholder_matches(&id, Placeholder::DnsSan, "api.shop.test"));
+        assert!(!placeholder_matches(&id, Placeholder::DnsSan, "api.shop.test."), "one spelling, the one a dns_san principal matches");
+        let dot = Identity { dns_sans: vec![".".into(), "..".into()], ..Identity::default() };
+        assert!(!placeholder_matches(&dot, Placeholder::DnsSan, "."), "a bare root name is no path segment");
+        assert!(!placeholder_matches(&dot, Placeholder::DnsSan, ""));
     }
 }

@@ -38,7 +38,8 @@ pub struct Identity {
     pub serial: String,
     /// Every URI SAN (SPIFFE IDs live here), in certificate order.
     pub uri_sans: Vec<String>,
-    /// Every DNS SAN, lower-cased, in certificate order.
+    /// Every DNS SAN, lower-cased, in certificate order. A trailing dot is kept
+    /// as written; matching ignores it (`api.shop.test.` is `api.shop.test`).
     pub dns_sans: Vec<String>,
     /// Every email (rfc822Name) SAN, in certificate order.
     pub email_sans: Vec<String>,

@@ -570,6 +570,13 @@ fn value_pattern(text: &str, kind: ValueKind) -> Result<ValuePattern, String> {
         // It could never match: a wildcard never matches a URI with a query or fragment.
         return Err(format!("'{text}' has a '*' and a '?' or '#': a uri_san wildcard never matches a URI with a query or fragment (SPIFFE IDs have neither); write the exact URI"));
     }
+    if kind == ValueKind::Dns {
+        // One trailing dot is the fully qualified spelling of the same name; any other empty label names no host.
+        let name = crate::pattern::dns_name(text);
+        if name.is_empty() || name.starts_with('.') || name.ends_with('.') || name.contains("..") {
+            return Err(format!("'{text}' has an empty label; a DNS name may end in one '.', but no label is empty"));
+        }
+    }
     Ok(ValuePattern::new(text, kind))
 }
 
@@ -769,6 +776,8 @@ pub(crate) mod tests {
         assert_eq!(pr.serial.as_deref(), Some("aff"));
         assert_eq!(pr.dns_san.as_ref().map(|v| v.as_str()), Some("api.shop.test"));
         assert_eq!(pr.ip_san, Some(IpNet::parse("10.0.0.0/8").unwrap()));
+        let fqdn = Policy::from_json(&policy(r#"{"dns_san": "API.Shop.Test."}"#)).unwrap();
+        assert_eq!(fqdn.rules[0].principals[0].dns_san.as_ref().map(|v| v.as_str()), Some("api.shop.test"), "the trailing dot is dropped");
         for (bad, field) in [
             (r#"{"serial": "xyz"}"#, "serial"),
             (r#"{"sha256": "abc"}"#, "sha256"),
@@ -776,6 +785,10 @@ pub(crate) mod tests {
             (r#"{"ip_san": "10.0.0.1/8"}"#, "ip_san"),
             (r#"{"ip_san": "host"}"#, "ip_san"),
             (r#"{"dns_san": "**.shop.test"}"#, "dns_san"),
+            (r#"{"dns_san": "."}"#, "dns_san"),
+            (r#"{"dns_san": "api.shop.test.."}"#, "dns_san"),
+            (r#"{"dns_san": "api..shop.test"}"#, "dns_san"),
+            (r#"{"dns_san": ".shop.test"}"#, "dns_san"),
             (r#"{"uri_san": "spiffe://shop.test/ns/*/sa/order#x"}"#, "uri_san"),
             (r#"{"uri_san": "spiffe://shop.test/ns/dev?/sa/*"}"#, "uri_san"),
             (r#"{"cnn": "x"}"#, "cnn"),

@@ -11,8 +11,9 @@ use std::fmt;
 pub enum ValueKind {
     /// `cn`, `o`, `ou`, `issuer_cn`: `.` and `/` separate segments; compared exactly.
     Name,
-    /// `dns_san`: `.` separates labels; the pattern is lower-cased, as DNS
-    /// names in an [`Identity`](crate::Identity) are.
+    /// `dns_san`: `.` separates labels. DNS names are case-insensitive and
+    /// `api.shop.test.` (fully qualified) is the same name as `api.shop.test`,
+    /// so case and one trailing dot are ignored on both sides.
     Dns,
     /// `uri_san`: `/` separates segments. A wildcard never matches a value with
     /// a query (`?`) or fragment (`#`): SPIFFE IDs have neither, and a `*` that
@@ -46,7 +47,8 @@ impl ValueKind {
 /// top. Matching is linear and allocation-free.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValuePattern {
-    /// The pattern in its canonical form (DNS names lower-cased).
+    /// The pattern in its canonical form (DNS names lower-cased without a
+    /// trailing dot).
     text: String,
     kind: ValueKind,
     wildcard: bool,
@@ -56,8 +58,8 @@ impl ValuePattern {
     /// Build a pattern for a field, bringing it into the field's canonical form.
     pub fn new(text: &str, kind: ValueKind) -> ValuePattern {
         let text = match kind {
-            ValueKind::Dns => text.to_ascii_lowercase(),
             ValueKind::Name | ValueKind::Uri | ValueKind::Email => text.to_owned(),
+            ValueKind::Dns => dns_name(text).to_ascii_lowercase(),
         };
         let wildcard = text.contains('*');
         ValuePattern { text, kind, wildcard }
@@ -67,9 +69,14 @@ impl ValuePattern {
     pub fn matches(&self, value: &str) -> bool {
         let (pattern, separators) = (self.text.as_str(), self.kind.separators());
         match (self.kind, self.wildcard) {
-            (_, false) => pattern == value,
-            (ValueKind::Uri, true) => !value.contains(['?', '#']) && segmentwise_match(pattern, value, separators),
-            (_, true) => segmentwise_match(pattern, value, separators),
+            (ValueKind::Name, false) => pattern == value,
+            (ValueKind::Uri, false) => pattern == value,
+            (ValueKind::Name, true) => segmentwise_match(pattern, value, separators, false),
+            (ValueKind::Uri, true) => !value.contains(['?', '#']) && segmentwise_match(pattern, value, separators, false),
+            (ValueKind::Dns, false) => pattern.eq_ignore_ascii_case(dns_name(value)),
+            (ValueKind::Dns, true) => segmentwise_match(pattern, dns_name(value), separators, true),
+            (ValueKind::Email, false) => pattern == value,
+            (ValueKind::Email, true) => segmentwise_match(pattern, value, separators, false),
         }
     }
 
@@ -77,6 +84,13 @@ impl ValuePattern {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+}
+
+/// A DNS name without its one trailing dot: `api.shop.test.` and
+/// `api.shop.test` name the same host. Only one dot goes, so a name with an
+/// empty last label (`a..`) stays distinct from every valid name.
+pub(crate) fn dns_name(name: &str) -> &str {
+    name.strip_suffix('.').unwrap_or(name)
 }
 
 /// Cut `s` at its first separator: (segment, separator, rest).
@@ -87,11 +101,12 @@ fn split_segment<'s>(s: &'s str, separators: &[char]) -> (&'s str, Option<char>,
     }
 }
 
-fn segmentwise_match(mut pattern: &str, mut value: &str, separators: &[char]) -> bool {
+/// `fold`: compare letters ASCII-case-insensitively (DNS names).
+fn segmentwise_match(mut pattern: &str, mut value: &str, separators: &[char], fold: bool) -> bool {
     loop {
         let (p_seg, p_sep, p_rest) = split_segment(pattern, separators);
         let (v_seg, v_sep, v_rest) = split_segment(value, separators);
-        if p_sep != v_sep || !glob_segment(p_seg.as_bytes(), v_seg.as_bytes()) {
+        if p_sep != v_sep || !glob_segment(p_seg.as_bytes(), v_seg.as_bytes(), fold) {
             return false;
         }
         if p_sep.is_none() {
@@ -105,7 +120,8 @@ fn segmentwise_match(mut pattern: &str, mut value: &str, separators: &[char]) ->
 /// Glob inside one segment: `*` is one or more bytes. Works on bytes, which is
 /// exact for UTF-8 since `*` only ever ends where a literal byte matches.
 /// Classic single-backtrack-point algorithm: O(len(p) × len(v)), no allocation.
-fn glob_segment(p: &[u8], v: &[u8]) -> bool {
+/// With `fold`, ASCII letters match either case.
+fn glob_segment(p: &[u8], v: &[u8], fold: bool) -> bool {
     let (mut pi, mut vi) = (0usize, 0usize);
     // Where to resume after the last star: (pattern index after star, value index the star's match ends at).
     let mut backtrack: Option<(usize, usize)> = None;
@@ -117,7 +133,7 @@ fn glob_segment(p: &[u8], v: &[u8]) -> bool {
                 pi += 1;
                 backtrack = Some((pi, vi));
             }
-            Some(&c) if c == v[vi] => {
+            Some(&c) if c == v[vi] || (fold && c.eq_ignore_ascii_case(&v[vi])) => {
                 pi += 1;
                 vi += 1;
             }
@@ -300,6 +316,26 @@ mod tests {
         assert!(!p.matches(".shop.test"), "must not match an empty label");
         assert!(!p.matches("shop.test"));
         assert!(!p.matches("apixshop.test"), "the dot is literal, not a regex wildcard");
+    }
+
+    #[test]
+    fn a_dns_names_trailing_dot_is_ignored_on_both_sides() {
+        for pattern in ["api.shop.test", "api.shop.test.", "*.shop.test", "*.shop.test."] {
+            let p = ValuePattern::new(pattern, DNS);
+            assert!(p.matches("api.shop.test."), "{pattern}");
+            assert!(p.matches("api.shop.test"), "{pattern}");
+            assert!(!p.matches("api.shop.test.."), "{pattern}: only one dot is the root");
+            assert!(!p.matches("api.shop.test.x"), "{pattern}");
+        }
+        assert_eq!(ValuePattern::new("API.Shop.Test.", DNS).as_str(), "api.shop.test");
+        assert!(!ValuePattern::new("*.shop.test", DNS).matches("shop.test."), "a star is still one label");
+    }
+
+    #[test]
+    fn dns_names_compare_case_insensitively() {
+        assert!(ValuePattern::new("api.shop.test", DNS).matches("API.Shop.TEST"));
+        assert!(ValuePattern::new("*.shop.test", DNS).matches("API.SHOP.test."));
+        assert!(!ValuePattern::new("Order-Service", ValueKind::Name).matches("order-service"), "other names stay exact");
     }
 
     #[test]
