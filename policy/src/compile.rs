@@ -387,6 +387,15 @@ mod tests {
     }
 
     #[test]
+    fn email_san_domains_match_in_any_case_local_parts_exactly() {
+        let p = policy_with("deny", r#"{"name": "ops", "action": "allow", "principals": [{"email_san": "ops@shop.test"}, {"email_san": "*@ops.shop.test"}], "paths": ["/"]}"#);
+        let mail = |m: &str| Identity { email_sans: vec![m.into()], ..Identity::default() };
+        assert_eq!(p.decide(Some(&mail("ops@Shop.Test")), "GET", "/").rule, Some("ops"));
+        assert!(p.decide(Some(&mail("anyone@OPS.shop.test")), "GET", "/").is_allowed());
+        assert!(!p.decide(Some(&mail("Ops@shop.test")), "GET", "/").is_allowed());
+    }
+
+    #[test]
     fn serial_and_fingerprint_rules_match_canonical_forms() {
         let sha = "ab".repeat(32);
         let p = policy_with("allow", &format!(r#"{{"name": "revoked", "action": "deny", "principals": [{{"serial": "00:0F:A1"}}, {{"sha256": "{}"}}], "paths": ["/**"]}}"#, "AB:".repeat(31) + "AB"));

@@ -41,7 +41,8 @@ pub struct Identity {
     /// Every DNS SAN, lower-cased, in certificate order. A trailing dot is kept
     /// as written; matching ignores it (`api.shop.test.` is `api.shop.test`).
     pub dns_sans: Vec<String>,
-    /// Every email (rfc822Name) SAN, in certificate order.
+    /// Every email (rfc822Name) SAN, in certificate order, as written; matching
+    /// ignores the case of the domain, never of the local part.
     pub email_sans: Vec<String>,
     /// Every IP SAN, in certificate order.
     pub ip_sans: Vec<IpAddr>,

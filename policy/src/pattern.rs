@@ -20,7 +20,9 @@ pub enum ValueKind {
     /// swallowed one would match `spiffe://td/ns/dev#/sa/order` against
     /// `spiffe://td/ns/*/sa/order`.
     Uri,
-    /// `email_san`: `@` and `.` separate parts.
+    /// `email_san`: `@` and `.` separate parts. The domain (after the last `@`)
+    /// is case-insensitive like any DNS name; the local part is compared
+    /// exactly, as only the receiving mail system may interpret it.
     Email,
 }
 
@@ -48,7 +50,7 @@ impl ValueKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValuePattern {
     /// The pattern in its canonical form (DNS names lower-cased without a
-    /// trailing dot).
+    /// trailing dot, email domains lower-cased).
     text: String,
     kind: ValueKind,
     wildcard: bool,
@@ -58,8 +60,12 @@ impl ValuePattern {
     /// Build a pattern for a field, bringing it into the field's canonical form.
     pub fn new(text: &str, kind: ValueKind) -> ValuePattern {
         let text = match kind {
-            ValueKind::Name | ValueKind::Uri | ValueKind::Email => text.to_owned(),
+            ValueKind::Name | ValueKind::Uri => text.to_owned(),
             ValueKind::Dns => dns_name(text).to_ascii_lowercase(),
+            ValueKind::Email => match text.rsplit_once('@') {
+                Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
+                None => text.to_owned(),
+            },
         };
         let wildcard = text.contains('*');
         ValuePattern { text, kind, wildcard }
@@ -75,8 +81,17 @@ impl ValuePattern {
             (ValueKind::Uri, true) => !value.contains(['?', '#']) && segmentwise_match(pattern, value, separators, false),
             (ValueKind::Dns, false) => pattern.eq_ignore_ascii_case(dns_name(value)),
             (ValueKind::Dns, true) => segmentwise_match(pattern, dns_name(value), separators, true),
-            (ValueKind::Email, false) => pattern == value,
-            (ValueKind::Email, true) => segmentwise_match(pattern, value, separators, false),
+            // A domain never holds an '@', so the last one ends the local part (which may, quoted).
+            (ValueKind::Email, wildcard) => match (pattern.rsplit_once('@'), value.rsplit_once('@')) {
+                (Some((p_local, p_domain)), Some((v_local, v_domain))) if wildcard => {
+                    segmentwise_match(p_local, v_local, separators, false) && segmentwise_match(p_domain, v_domain, ValueKind::Dns.separators(), true)
+                }
+                (Some((p_local, p_domain)), Some((v_local, v_domain))) => p_local == v_local && p_domain.eq_ignore_ascii_case(v_domain),
+                // Without an '@' on either side there is no domain: the whole value compares exactly.
+                (None, None) if wildcard => segmentwise_match(pattern, value, separators, false),
+                (None, None) => pattern == value,
+                _ => false,
+            },
         }
     }
 
@@ -336,6 +351,38 @@ mod tests {
         assert!(ValuePattern::new("api.shop.test", DNS).matches("API.Shop.TEST"));
         assert!(ValuePattern::new("*.shop.test", DNS).matches("API.SHOP.test."));
         assert!(!ValuePattern::new("Order-Service", ValueKind::Name).matches("order-service"), "other names stay exact");
+    }
+
+    #[test]
+    fn an_email_domain_is_case_insensitive_its_local_part_is_not() {
+        const EMAIL: ValueKind = ValueKind::Email;
+        let exact = ValuePattern::new("ops@shop.test", EMAIL);
+        assert!(exact.matches("ops@shop.test"));
+        assert!(exact.matches("ops@Shop.Test"));
+        assert!(exact.matches("ops@SHOP.TEST"));
+        assert!(!exact.matches("Ops@shop.test"), "the local part is exact");
+        assert!(!exact.matches("OPS@Shop.Test"));
+        assert!(!exact.matches("ops@shop.test.evil"));
+        // A policy domain written in capitals means the same domain.
+        let upper = ValuePattern::new("ops@Shop.TEST", EMAIL);
+        assert_eq!(upper.as_str(), "ops@shop.test");
+        assert!(upper.matches("ops@shop.Test"));
+        assert!(!ValuePattern::new("Ops@shop.test", EMAIL).matches("ops@shop.test"));
+
+        let any_local = ValuePattern::new("*@shop.test", EMAIL);
+        assert!(any_local.matches("ops@Shop.Test"));
+        assert!(any_local.matches("Ops@shop.test"));
+        assert!(!any_local.matches("a.b@shop.test"), "'*' stays within one part");
+        assert!(!any_local.matches("ops@x.shop.test"));
+        let local_glob = ValuePattern::new("ops-*@*.shop.test", EMAIL);
+        assert!(local_glob.matches("ops-eu@Mail.SHOP.test"));
+        assert!(!local_glob.matches("OPS-eu@mail.shop.test"));
+        // The last '@' separates the domain; an '@' in a quoted local part stays in the local part.
+        let quoted = ValuePattern::new("\"a@b\"@shop.test", EMAIL);
+        assert!(quoted.matches("\"a@b\"@SHOP.test"));
+        assert!(!quoted.matches("\"a@B\"@shop.test"));
+        assert!(!ValuePattern::new("ops", EMAIL).matches("ops@shop.test"));
+        assert!(!ValuePattern::new("*@*", EMAIL).matches("ops@shop.test"));
     }
 
     #[test]
