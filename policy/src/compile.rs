@@ -396,6 +396,15 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv4_mapped_ip_san_meets_ipv4_rules() {
+        let p = policy_with("allow", r#"{"name": "outside", "action": "deny", "principals": [{"ip_san": "192.168.0.0/16"}], "paths": ["/**"]}"#);
+        let mapped = Identity { ip_sans: vec!["::ffff:192.168.1.7".parse().unwrap()], ..cn("x") };
+        assert_eq!(p.decide(Some(&mapped), "GET", "/").rule, Some("outside"), "the mapped form must not dodge a deny rule");
+        let p = policy_with("deny", r#"{"name": "lan", "action": "allow", "principals": [{"ip_san": "10.0.0.0/8"}], "paths": ["/"]}"#);
+        assert!(p.decide(Some(&Identity { ip_sans: vec!["::ffff:10.0.0.1".parse().unwrap()], ..cn("x") }), "GET", "/").is_allowed());
+    }
+
+    #[test]
     fn serial_and_fingerprint_rules_match_canonical_forms() {
         let sha = "ab".repeat(32);
         let p = policy_with("allow", &format!(r#"{{"name": "revoked", "action": "deny", "principals": [{{"serial": "00:0F:A1"}}, {{"sha256": "{}"}}], "paths": ["/**"]}}"#, "AB:".repeat(31) + "AB"));

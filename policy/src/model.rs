@@ -155,12 +155,23 @@ impl IpNet {
         Ok(IpNet { addr, prefix })
     }
 
-    /// Is `ip` inside this block? Families never mix.
+    /// Is `ip` inside this block?
+    ///
+    /// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is the IPv4 address it
+    /// maps, so it is inside `10.0.0.0/8`; symmetrically an IPv4 address is
+    /// inside an IPv6 block that lies wholly within `::ffff:0:0/96` (an IPv4
+    /// block written the IPv6 way). Nothing else crosses families: `::/0`
+    /// means every IPv6 address, not every IPv4 one, and only the mapped form
+    /// counts (not the deprecated IPv4-compatible `::10.0.0.1`).
     pub fn contains(&self, ip: &IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(u32::from(net) as u128, u32::from(*ip) as u128, self.prefix, 32),
             (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(u128::from(net), u128::from(*ip), self.prefix, 128),
-            _ => false,
+            (IpAddr::V4(net), IpAddr::V6(ip)) => {
+                ip.to_ipv4_mapped().is_some_and(|ip| prefix_eq(u32::from(net) as u128, u32::from(ip) as u128, self.prefix, 32))
+            }
+            // A prefix of at least 96 bits fixes the ::ffff: part, so the block holds only mapped addresses.
+            (IpAddr::V6(net), IpAddr::V4(ip)) => self.prefix >= 96 && prefix_eq(u128::from(net), u128::from(ip.to_ipv6_mapped()), self.prefix, 128),
         }
     }
 }
@@ -820,14 +831,46 @@ pub(crate) mod tests {
         assert_eq!(path, "[\"a b\"]");
     }
 
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
     #[test]
-    fn ip_blocks_contain_only_their_family() {
+    fn ip_blocks_contain_their_own_family() {
         let net = IpNet::parse("10.1.0.0/16").unwrap();
-        assert!(net.contains(&"10.1.2.3".parse().unwrap()));
-        assert!(!net.contains(&"10.2.0.1".parse().unwrap()));
-        assert!(!net.contains(&"::ffff:10.1.2.3".parse().unwrap()));
-        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(&"8.8.8.8".parse().unwrap()));
-        assert!(IpNet::parse("fd00::/8").unwrap().contains(&"fd12::1".parse().unwrap()));
-        assert!(IpNet::parse("::/0").unwrap().contains(&"::1".parse().unwrap()));
+        assert!(net.contains(&ip("10.1.2.3")));
+        assert!(!net.contains(&ip("10.2.0.1")));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(&ip("8.8.8.8")));
+        assert!(IpNet::parse("fd00::/8").unwrap().contains(&ip("fd12::1")));
+        assert!(IpNet::parse("::/0").unwrap().contains(&ip("::1")));
+    }
+
+    #[test]
+    fn an_ipv4_mapped_ipv6_address_is_in_the_ipv4_block_it_maps_to() {
+        let net = IpNet::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains(&ip("::ffff:10.0.0.1")));
+        assert!(net.contains(&ip("::ffff:a01:203")), "the same address in hex");
+        assert!(!net.contains(&ip("::ffff:11.0.0.1")));
+        assert!(IpNet::parse("10.0.0.1").unwrap().contains(&ip("::ffff:10.0.0.1")));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(&ip("::ffff:8.8.8.8")));
+        // Only the mapped form is IPv4: not IPv4-compatible (::a.b.c.d), not other IPv6 addresses.
+        assert!(!net.contains(&ip("::10.0.0.1")));
+        assert!(!IpNet::parse("0.0.0.0/0").unwrap().contains(&ip("::1")));
+        assert!(!IpNet::parse("0.0.0.0/0").unwrap().contains(&ip("fd00::1")));
+        assert!(!net.contains(&ip("64:ff9b::a00:1")), "NAT64 addresses are IPv6 hosts");
+    }
+
+    #[test]
+    fn an_ipv4_address_is_in_an_ipv6_block_only_when_the_block_is_ipv4_mapped() {
+        assert!(IpNet::parse("::ffff:0:0/96").unwrap().contains(&ip("10.0.0.1")));
+        assert!(IpNet::parse("::ffff:10.0.0.0/104").unwrap().contains(&ip("10.0.0.1")));
+        assert!(!IpNet::parse("::ffff:10.0.0.0/104").unwrap().contains(&ip("11.0.0.1")));
+        assert!(IpNet::parse("::ffff:10.0.0.1").unwrap().contains(&ip("10.0.0.1")));
+        // Wider blocks are IPv6 blocks: ::/0 is every IPv6 address, not every address.
+        assert!(!IpNet::parse("::/0").unwrap().contains(&ip("10.0.0.1")));
+        assert!(!IpNet::parse("::/95").unwrap().contains(&ip("10.0.0.1")));
+        assert!(!IpNet::parse("::/96").unwrap().contains(&ip("10.0.0.1")), "IPv4-compatible is not IPv4-mapped");
+        // The mapped IPv6 form stays inside its IPv6 blocks as before.
+        assert!(IpNet::parse("::/0").unwrap().contains(&ip("::ffff:10.0.0.1")));
     }
 }
