@@ -356,6 +356,22 @@ mod tests {
     }
 
     #[test]
+    fn head_is_denied_where_get_is_unless_the_rule_says_otherwise() {
+        let allow_all = r#"{"name": "all", "action": "allow", "principals": [{"any": true}], "paths": ["/**"], "methods": ["GET", "HEAD"]}"#;
+        let deny_get = r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export/**"], "methods": ["GET"]}"#;
+        let deny_get_only = r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export/**"], "methods": ["GET"], "head_with_get": false}"#;
+        let p = policy_with("deny", &format!("{allow_all},{deny_get}"));
+        let d = p.decide(Some(&cn("x")), "HEAD", "/export/all");
+        assert_eq!((d.verdict, d.rule), (Verdict::Deny, Some("no-export")));
+        assert!(p.decide(Some(&cn("x")), "HEAD", "/public").is_allowed());
+        let p = policy_with("deny", &format!("{allow_all},{deny_get_only}"));
+        assert_eq!(p.decide(Some(&cn("x")), "HEAD", "/export/all").rule, Some("all"));
+        assert_eq!(p.decide(Some(&cn("x")), "GET", "/export/all").rule, Some("no-export"));
+        let p = policy_with("deny", r#"{"name": "read", "action": "allow", "principals": [{"any": true}], "paths": ["/**"], "methods": ["GET"]}"#);
+        assert!(!p.decide(Some(&cn("x")), "HEAD", "/a").is_allowed(), "allowing GET does not allow HEAD");
+    }
+
+    #[test]
     fn cn_rules_need_exactly_one_cn() {
         let p = policy_with("deny", r#"{"name": "r", "action": "allow", "principals": [{"cn": "order-service"}], "paths": ["/"]}"#);
         let two = Identity { common_names: vec!["order-service".into(), "evil".into()], ..Identity::default() };

@@ -207,8 +207,16 @@ pub fn principal_matches(p: &Principal, id: &Identity) -> bool {
 }
 
 /// Does the rule's method list admit `method`?
+///
+/// A deny rule naming GET also meets HEAD unless it says `head_with_get:
+/// false`: backends commonly serve HEAD with the GET handler, so a GET-only
+/// deny would leave that handler reachable. Allow rules get no such widening;
+/// an allow is only ever what it lists.
 pub(crate) fn method_matches(rule: &Rule, method: &str) -> bool {
-    rule.methods.as_ref().is_none_or(|ms| ms.iter().any(|m| m == method))
+    rule.methods.as_ref().is_none_or(|ms| {
+        let listed = |name: &str| ms.iter().any(|m| m == name);
+        listed(method) || (method == "HEAD" && rule.action == Action::Deny && rule.head_with_get && listed("GET"))
+    })
 }
 
 /// The reference evaluator: every rule, every pattern, no index. Slow and
@@ -283,6 +291,53 @@ mod tests {
             assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "x"), "{uri}");
         }
         assert!(placeholder_matches(&spiffe("spiffe://shop.test/ns/prod/sa/order"), Placeholder::UriSanLastSegment, "order"));
+    }
+
+    fn policy(rules: &str) -> Policy {
+        Policy::from_json(&format!(r#"{{"version": 1, "default_action": "allow", "rules": [{rules}]}}"#)).unwrap()
+    }
+
+    fn anyone() -> Identity {
+        Identity { common_names: vec!["x".into()], ..Identity::default() }
+    }
+
+    #[test]
+    fn a_deny_rule_on_get_also_denies_head() {
+        let p = policy(r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export"], "methods": ["GET"]}"#);
+        let d = decide_naive(&p, Some(&anyone()), "HEAD", "/export");
+        assert_eq!((d.verdict, d.rule), (Verdict::Deny, Some("no-export")));
+        assert_eq!(decide_naive(&p, Some(&anyone()), "GET", "/export").verdict, Verdict::Deny);
+        assert_eq!(decide_naive(&p, Some(&anyone()), "POST", "/export").verdict, Verdict::Allow, "only HEAD follows GET");
+        assert_eq!(decide_naive(&p, Some(&anyone()), "OPTIONS", "/export").verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn head_with_get_false_keeps_head_out_of_a_deny_rule() {
+        let p = policy(r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export"], "methods": ["GET"], "head_with_get": false}"#);
+        assert_eq!(decide_naive(&p, Some(&anyone()), "HEAD", "/export").verdict, Verdict::Allow);
+        assert_eq!(decide_naive(&p, Some(&anyone()), "GET", "/export").verdict, Verdict::Deny);
+    }
+
+    #[test]
+    fn allowing_get_does_not_allow_head() {
+        let mut p = policy(r#"{"name": "read", "action": "allow", "principals": [{"any": true}], "paths": ["/export"], "methods": ["GET"]}"#);
+        p.default_action = Action::Deny;
+        assert_eq!(decide_naive(&p, Some(&anyone()), "GET", "/export").verdict, Verdict::Allow);
+        let d = decide_naive(&p, Some(&anyone()), "HEAD", "/export");
+        assert_eq!((d.verdict, d.rule), (Verdict::Deny, None));
+    }
+
+    #[test]
+    fn head_follows_get_only_for_deny_rules_even_when_built_by_hand() {
+        // The validator refuses head_with_get on allow rules; the matcher does not rely on that.
+        let mut p = policy(r#"{"name": "read", "action": "allow", "principals": [{"any": true}], "paths": ["/"], "methods": ["GET"]}"#);
+        p.default_action = Action::Deny;
+        assert!(p.rules[0].head_with_get);
+        assert!(!method_matches(&p.rules[0], "HEAD"));
+        p.rules[0].action = Action::Deny;
+        assert!(method_matches(&p.rules[0], "HEAD"));
+        p.rules[0].head_with_get = false;
+        assert!(!method_matches(&p.rules[0], "HEAD"));
     }
 
     #[test]

@@ -105,6 +105,12 @@ pub struct Rule {
     pub paths: Vec<PathPattern>,
     /// Allowed methods; `None` means any method.
     pub methods: Option<Vec<String>>,
+    /// Whether a deny rule whose `methods` list `GET` also denies `HEAD`
+    /// (default true): most frameworks answer HEAD with the GET handler, so
+    /// denying GET alone would leave the same handler reachable. Has no effect
+    /// on allow rules (allowing GET never allows HEAD) or without `GET`; the
+    /// validator refuses the field there.
+    pub head_with_get: bool,
 }
 
 /// Conditions on the caller's certificate; all present fields must match.
@@ -194,7 +200,7 @@ fn host_bits_zero(addr: IpAddr, prefix: u8) -> bool {
 }
 
 const TOP_FIELDS: &[&str] = &["$schema", "version", "default_action", "mode", "revision", "description", "deny_response", "upstream_headers", "rules"];
-const RULE_FIELDS: &[&str] = &["name", "description", "action", "principals", "paths", "methods"];
+const RULE_FIELDS: &[&str] = &["name", "description", "action", "principals", "paths", "methods", "head_with_get"];
 const PRINCIPAL_FIELDS: &[&str] =
     &["any", "cn", "o", "ou", "uri_san", "dns_san", "email_san", "ip_san", "issuer_cn", "serial", "sha256"];
 
@@ -453,7 +459,44 @@ impl Validator<'_> {
             None => Some(None),
             Some(n) => self.methods(n, &child(path, "methods")).map(Some),
         };
-        Some(Rule { name: name?, description: description?, action: action?, principals: principals?, paths: paths?, methods: methods? })
+        let head_with_get = self.head_with_get(members, path, action, methods.as_ref());
+        Some(Rule {
+            name: name?,
+            description: description?,
+            action: action?,
+            principals: principals?,
+            paths: paths?,
+            methods: methods?,
+            head_with_get: head_with_get?,
+        })
+    }
+
+    /// `head_with_get`: a boolean, and only where it changes something, so a
+    /// misplaced one is reported instead of silently doing nothing. Where the
+    /// action or methods are themselves in error, only the type is checked.
+    fn head_with_get(&mut self, members: &[Member], path: &str, action: Option<Action>, methods: Option<&Option<Vec<String>>>) -> Option<bool> {
+        let value = self.optional_bool(members, path, "head_with_get", true)?;
+        let Some(m) = members.iter().find(|m| m.key == "head_with_get") else {
+            return Some(value);
+        };
+        let misplaced = match (action, methods) {
+            (Some(Action::Allow), _) => Some("'head_with_get' applies only to deny rules: allowing GET never allows HEAD; list \"HEAD\" in 'methods' to allow it"),
+            (Some(Action::Deny), Some(None)) => Some("'head_with_get' needs a 'methods' list with \"GET\": without 'methods' the rule denies every method, HEAD included"),
+            (Some(Action::Deny), Some(Some(ms))) if !ms.iter().any(|m| m == "GET") => {
+                Some("'head_with_get' applies only when 'methods' lists \"GET\": it says whether denying GET also denies HEAD")
+            }
+            (Some(Action::Deny), Some(Some(ms))) if ms.iter().any(|m| m == "HEAD") => {
+                Some("'head_with_get' has no effect: 'methods' lists \"HEAD\" itself, so HEAD is denied either way")
+            }
+            _ => None,
+        };
+        match misplaced {
+            Some(why) => {
+                self.error_at(m.key_offset, &child(path, "head_with_get"), why);
+                None
+            }
+            None => Some(value),
+        }
     }
 
     fn paths(&mut self, node: &Node, path: &str) -> Option<Vec<PathPattern>> {
@@ -807,6 +850,52 @@ pub(crate) mod tests {
             let (_, _, path, _) = one_error(&policy(bad));
             assert_eq!(path, format!("rules[0].principals[0].{field}"), "{bad}");
         }
+    }
+
+    fn deny_rule(extra: &str) -> String {
+        format!(r#"{{"version": 1, "default_action": "allow", "rules": [
+  {{"name": "r", "action": "deny", "principals": [{{"any": true}}], "paths": ["/"]{extra}}}]}}"#)
+    }
+
+    #[test]
+    fn head_with_get_defaults_to_true_and_can_be_turned_off() {
+        let p = Policy::from_json(&deny_rule(r#", "methods": ["GET"]"#)).unwrap();
+        assert!(p.rules[0].head_with_get);
+        let p = Policy::from_json(&deny_rule(r#", "methods": ["GET", "POST"], "head_with_get": false"#)).unwrap();
+        assert!(!p.rules[0].head_with_get);
+        let p = Policy::from_json(&deny_rule(r#", "methods": ["GET"], "head_with_get": true"#)).unwrap();
+        assert!(p.rules[0].head_with_get);
+    }
+
+    #[test]
+    fn head_with_get_elsewhere_is_an_error_at_the_field() {
+        for (extra, says) in [
+            (r#", "methods": ["POST"], "head_with_get": false"#, "only when 'methods' lists \"GET\""),
+            (r#", "head_with_get": false"#, "needs a 'methods' list"),
+            (r#", "methods": ["GET", "HEAD"], "head_with_get": false"#, "has no effect"),
+            (r#", "methods": ["GET"], "head_with_get": "no""#, "expected a boolean, found a string"),
+        ] {
+            let src = deny_rule(extra);
+            let (line, col, path, msg) = one_error(&src);
+            let key = src.lines().nth(1).unwrap().find("\"head_with_get\"").unwrap();
+            let at = if msg.starts_with("expected") { key + "\"head_with_get\": ".len() } else { key };
+            assert_eq!((line, col, path.as_str()), (2, at + 1, "rules[0].head_with_get"), "{extra}");
+            assert!(msg.contains(says), "{extra}: {msg}");
+        }
+        let allow = r#"{"version": 1, "default_action": "deny", "rules": [
+  {"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/"], "methods": ["GET"], "head_with_get": true}]}"#;
+        let (line, _, path, msg) = one_error(allow);
+        assert_eq!((line, path.as_str()), (2, "rules[0].head_with_get"));
+        assert!(msg.contains("only to deny rules"), "{msg}");
+    }
+
+    #[test]
+    fn head_with_get_is_not_judged_against_a_broken_action_or_method_list() {
+        let paths: Vec<String> = errors(&deny_rule(r#", "methods": ["get"], "head_with_get": false"#)).into_iter().map(|e| e.path).collect();
+        assert_eq!(paths, ["rules[0].methods[0]"]);
+        let src = r#"{"version": 1, "default_action": "deny", "rules": [{"name": "r", "action": "block", "principals": [{"any": true}], "paths": ["/"], "methods": ["GET"], "head_with_get": false}]}"#;
+        let paths: Vec<String> = errors(src).into_iter().map(|e| e.path).collect();
+        assert_eq!(paths, ["rules[0].action"]);
     }
 
     #[test]
