@@ -36,11 +36,13 @@ const URI_SANS: &[&str] = &[
     "spiffe://t/sa/",
     "spiffe://t",
     "spiffe://t/sa/..",
+    "spiffe://t/sa/x?/a",
+    "spiffe://t/sa/x#/a",
     "urn:x:a",
 ];
-const DNS_SANS: &[&str] = &["a.t", "b.a.t", "t", "dev1", "order", "a"];
-const EMAILS: &[&str] = &["ops@t", "a.b@t.x"];
-const IPS: &[&str] = &["10.0.0.1", "10.1.2.3", "192.168.1.1", "::1", "fd00::1"];
+const DNS_SANS: &[&str] = &["a.t", "b.a.t", "t", "dev1", "order", "a", "a.t."];
+const EMAILS: &[&str] = &["ops@t", "a.b@t.x", "ops@T", "Ops@t"];
+const IPS: &[&str] = &["10.0.0.1", "10.1.2.3", "192.168.1.1", "::1", "fd00::1", "::ffff:10.0.0.1"];
 const ISSUERS: &[&str] = &["CA", "Other CA"];
 const SERIALS: &[&str] = &["1a2b", "ff", "0"];
 const METHODS: &[&str] = &["GET", "POST", "DELETE", "HEAD", "M-SEARCH"];
@@ -98,6 +100,7 @@ struct RuleIn {
     principals: Vec<PrincipalIn>,
     paths: Vec<Pattern>,
     methods: Option<Vec<u8>>,
+    head_with_get: Option<bool>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -236,15 +239,20 @@ fn policy_json(input: &Input) -> String {
         if paths.is_empty() {
             paths.push("\"/**\"".into());
         }
-        let methods = match &r.methods {
-            Some(ms) if !ms.is_empty() => {
-                let ms: Vec<String> = ms.iter().take(3).map(|m| json_str(pick(METHODS, *m))).collect();
-                format!(r#", "methods": [{}]"#, ms.join(", "))
-            }
+        let picked: Vec<&str> = r.methods.iter().flatten().take(3).map(|m| pick(METHODS, *m)).collect();
+        let methods = if picked.is_empty() {
+            String::new()
+        } else {
+            let ms: Vec<String> = picked.iter().map(|m| json_str(m)).collect();
+            format!(r#", "methods": [{}]"#, ms.join(", "))
+        };
+        // Only where the validator takes it: a deny rule listing GET and not HEAD.
+        let head_with_get = match r.head_with_get {
+            Some(h) if !r.allow && picked.contains(&"GET") && !picked.contains(&"HEAD") => format!(r#", "head_with_get": {h}"#),
             _ => String::new(),
         };
         rules.push(format!(
-            r#"{{"name": {}, "action": "{}", "principals": [{}], "paths": [{}]{methods}}}"#,
+            r#"{{"name": {}, "action": "{}", "principals": [{}], "paths": [{}]{methods}{head_with_get}}}"#,
             json_str(&name),
             if r.allow { "allow" } else { "deny" },
             principals.join(", "),

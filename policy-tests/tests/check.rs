@@ -68,6 +68,26 @@ fn unknown_fields_are_named_with_their_path() {
 }
 
 #[test]
+fn a_misplaced_head_with_get_is_reported_at_the_field() {
+    let dir = scratch_dir("check-head-with-get");
+    let src = r#"{
+  "version": 1,
+  "default_action": "deny",
+  "rules": [
+    {"name": "read", "action": "allow", "principals": [{"cn": "x"}], "paths": ["/a"],
+     "methods": ["GET"], "head_with_get": false}
+  ]
+}
+"#;
+    let policy = write(&dir, "head.json", src);
+    let run = mtls_authz(["check".as_ref(), policy.as_os_str()]);
+    assert_eq!(run.code, 1, "{run:#?}");
+    let line = run.stderr.trim_end();
+    assert!(line.starts_with(&format!("{}:6:26: rules[0].head_with_get: ", policy.display())), "{run:#?}");
+    assert!(line.contains("applies only to deny rules"), "{run:#?}");
+}
+
+#[test]
 fn a_missing_file_is_exit_2_with_a_clear_message_and_the_rest_are_still_checked() {
     let dir = scratch_dir("check-missing");
     let good = write(&dir, "good.json", PAYMENT_POLICY);

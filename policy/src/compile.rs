@@ -448,6 +448,42 @@ mod tests {
     }
 
     #[test]
+    fn a_query_or_fragment_in_the_uri_san_does_not_name_another_workloads_path() {
+        let p = policy_with("deny", r#"{"name": "own", "action": "allow", "principals": [{"any": true}], "paths": ["/config/{uri_san_last_segment}/**"]}"#);
+        for uri in ["spiffe://shop.test/ns/dev/sa/x?/order", "spiffe://shop.test/ns/dev/sa/x#/order"] {
+            let dev = Identity { uri_sans: vec![uri.into()], ..Identity::default() };
+            assert!(!p.decide(Some(&dev), "GET", "/config/order/db").is_allowed(), "{uri}");
+            assert!(!p.decide(Some(&dev), "GET", "/config/x/db").is_allowed(), "{uri}");
+        }
+    }
+
+    #[test]
+    fn a_uri_san_with_a_fragment_or_query_does_not_pass_for_another_namespace() {
+        let p = policy_with("deny", r#"{"name": "orders", "action": "allow", "principals": [{"uri_san": "spiffe://shop.test/ns/*/sa/order"}], "paths": ["/pay"]}"#);
+        let id = |uri: &str| Identity { uri_sans: vec![uri.into()], ..Identity::default() };
+        assert!(p.decide(Some(&id("spiffe://shop.test/ns/prod/sa/order")), "GET", "/pay").is_allowed());
+        for uri in ["spiffe://shop.test/ns/dev#/sa/order", "spiffe://shop.test/ns/dev?/sa/order", "spiffe://shop.test/ns/prod/sa/order#"] {
+            assert!(!p.decide(Some(&id(uri)), "GET", "/pay").is_allowed(), "{uri}");
+        }
+    }
+
+    #[test]
+    fn head_is_denied_where_get_is_unless_the_rule_says_otherwise() {
+        let allow_all = r#"{"name": "all", "action": "allow", "principals": [{"any": true}], "paths": ["/**"], "methods": ["GET", "HEAD"]}"#;
+        let deny_get = r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export/**"], "methods": ["GET"]}"#;
+        let deny_get_only = r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export/**"], "methods": ["GET"], "head_with_get": false}"#;
+        let p = policy_with("deny", &format!("{allow_all},{deny_get}"));
+        let d = p.decide(Some(&cn("x")), "HEAD", "/export/all");
+        assert_eq!((d.verdict, d.rule), (Verdict::Deny, Some("no-export")));
+        assert!(p.decide(Some(&cn("x")), "HEAD", "/public").is_allowed());
+        let p = policy_with("deny", &format!("{allow_all},{deny_get_only}"));
+        assert_eq!(p.decide(Some(&cn("x")), "HEAD", "/export/all").rule, Some("all"));
+        assert_eq!(p.decide(Some(&cn("x")), "GET", "/export/all").rule, Some("no-export"));
+        let p = policy_with("deny", r#"{"name": "read", "action": "allow", "principals": [{"any": true}], "paths": ["/**"], "methods": ["GET"]}"#);
+        assert!(!p.decide(Some(&cn("x")), "HEAD", "/a").is_allowed(), "allowing GET does not allow HEAD");
+    }
+
+    #[test]
     fn cn_rules_need_exactly_one_cn() {
         let p = policy_with("deny", r#"{"name": "r", "action": "allow", "principals": [{"cn": "order-service"}], "paths": ["/"]}"#);
         let two = Identity { common_names: vec!["order-service".into(), "evil".into()], ..Identity::default() };
@@ -465,6 +501,35 @@ mod tests {
         assert!(p.decide(Some(&id), "GET", "/").is_allowed());
         let only_nested = Identity { dns_sans: vec!["a.b.shop.test".into()], ..id.clone() };
         assert!(!p.decide(Some(&only_nested), "GET", "/").is_allowed(), "wildcard must not cross a label");
+    }
+
+    #[test]
+    fn a_fully_qualified_dns_san_matches_the_name_without_the_dot() {
+        for pattern in ["api.shop.test", "*.shop.test", "api.shop.test."] {
+            let p = policy_with("deny", &format!(r#"{{"name": "r", "action": "allow", "principals": [{{"dns_san": "{pattern}"}}], "paths": ["/h/{{dns_san}}"]}}"#));
+            let fqdn = Identity { dns_sans: vec!["api.shop.test.".into()], ..Identity::default() };
+            assert!(p.decide(Some(&fqdn), "GET", "/h/api.shop.test").is_allowed(), "{pattern}");
+            let plain = Identity { dns_sans: vec!["api.shop.test".into()], ..Identity::default() };
+            assert!(p.decide(Some(&plain), "GET", "/h/api.shop.test").is_allowed(), "{pattern}");
+        }
+    }
+
+    #[test]
+    fn email_san_domains_match_in_any_case_local_parts_exactly() {
+        let p = policy_with("deny", r#"{"name": "ops", "action": "allow", "principals": [{"email_san": "ops@shop.test"}, {"email_san": "*@ops.shop.test"}], "paths": ["/"]}"#);
+        let mail = |m: &str| Identity { email_sans: vec![m.into()], ..Identity::default() };
+        assert_eq!(p.decide(Some(&mail("ops@Shop.Test")), "GET", "/").rule, Some("ops"));
+        assert!(p.decide(Some(&mail("anyone@OPS.shop.test")), "GET", "/").is_allowed());
+        assert!(!p.decide(Some(&mail("Ops@shop.test")), "GET", "/").is_allowed());
+    }
+
+    #[test]
+    fn an_ipv4_mapped_ip_san_meets_ipv4_rules() {
+        let p = policy_with("allow", r#"{"name": "outside", "action": "deny", "principals": [{"ip_san": "192.168.0.0/16"}], "paths": ["/**"]}"#);
+        let mapped = Identity { ip_sans: vec!["::ffff:192.168.1.7".parse().unwrap()], ..cn("x") };
+        assert_eq!(p.decide(Some(&mapped), "GET", "/").rule, Some("outside"), "the mapped form must not dodge a deny rule");
+        let p = policy_with("deny", r#"{"name": "lan", "action": "allow", "principals": [{"ip_san": "10.0.0.0/8"}], "paths": ["/"]}"#);
+        assert!(p.decide(Some(&Identity { ip_sans: vec!["::ffff:10.0.0.1".parse().unwrap()], ..cn("x") }), "GET", "/").is_allowed());
     }
 
     #[test]

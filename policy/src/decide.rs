@@ -12,7 +12,7 @@ use crate::canonical::{self, CanonicalPath, PathRejection};
 use crate::identity::Identity;
 use crate::model::{Action, MethodOverrides, Mode, Policy, Principal, Rule};
 use crate::overrides;
-use crate::pattern::Placeholder;
+use crate::pattern::{dns_name, Placeholder};
 
 /// The outcome for the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -179,8 +179,15 @@ fn usable_in_path(value: &str) -> bool {
         && !value.chars().any(|c| matches!(c, '/' | '\\' | '%' | ';' | '?' | '#') || c.is_control())
 }
 
-/// The last path segment of a URI SAN that has a path (`spiffe://td/ns/x/sa/name` → `name`).
+/// The last segment of a URI SAN's path (`spiffe://td/ns/x/sa/name` → `name`).
+///
+/// A URI with a query or fragment has none: a `/` after `?` or `#` is not part
+/// of the path, so `spiffe://td/ns/dev/sa/x?/order` must not yield `order`, and
+/// SPIFFE IDs never carry either, so such a URI is not a workload's name at all.
 fn uri_last_segment(uri: &str) -> Option<&str> {
+    if uri.contains(['?', '#']) {
+        return None;
+    }
     let (_, rest) = uri.split_once("://")?;
     let (_, path) = rest.split_once('/')?;
     path.rsplit('/').next()
@@ -190,7 +197,8 @@ fn uri_last_segment(uri: &str) -> Option<&str> {
 pub(crate) fn placeholder_matches(identity: &Identity, placeholder: Placeholder, segment: &str) -> bool {
     match placeholder {
         Placeholder::Cn => identity.common_name().is_some_and(|cn| usable_in_path(cn) && cn == segment),
-        Placeholder::DnsSan => identity.dns_sans.iter().any(|d| usable_in_path(d) && d == segment),
+        // The same name the dns_san principal compares: without its trailing dot.
+        Placeholder::DnsSan => identity.dns_sans.iter().map(|d| dns_name(d)).any(|d| usable_in_path(d) && d == segment),
         // SPIFFE SVIDs carry exactly one URI SAN. With several, which one names
         // "its own" resource is ambiguous, so none does.
         Placeholder::UriSanLastSegment => match identity.uri_sans.as_slice() {
@@ -226,8 +234,16 @@ pub fn principal_matches(p: &Principal, id: &Identity) -> bool {
 }
 
 /// Does the rule's method list admit `method`?
+///
+/// A deny rule naming GET also meets HEAD unless it says `head_with_get:
+/// false`: backends commonly serve HEAD with the GET handler, so a GET-only
+/// deny would leave that handler reachable. Allow rules get no such widening;
+/// an allow is only ever what it lists.
 pub(crate) fn method_matches(rule: &Rule, method: &str) -> bool {
-    rule.methods.as_ref().is_none_or(|ms| ms.iter().any(|m| m == method))
+    rule.methods.as_ref().is_none_or(|ms| {
+        let listed = |name: &str| ms.iter().any(|m| m == name);
+        listed(method) || (method == "HEAD" && rule.action == Action::Deny && rule.head_with_get && listed("GET"))
+    })
 }
 
 /// The reference evaluator: every rule, every pattern, no index. Slow and
@@ -261,5 +277,103 @@ pub fn decide_naive<'p>(policy: &'p Policy, identity: Option<&Identity>, method:
             };
             make_decision(policy.mode, verdict, None, Reason::Default(policy.default_action))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spiffe(uri: &str) -> Identity {
+        Identity { uri_sans: vec![uri.into()], ..Identity::default() }
+    }
+
+    #[test]
+    fn uri_last_segment_is_the_last_segment_of_the_path() {
+        assert_eq!(uri_last_segment("spiffe://shop.test/ns/prod/sa/order"), Some("order"));
+        assert_eq!(uri_last_segment("spiffe://shop.test/order"), Some("order"));
+        assert_eq!(uri_last_segment("spiffe://shop.test"), None, "no path, no segment");
+        assert_eq!(uri_last_segment("urn:x:order"), None);
+    }
+
+    #[test]
+    fn a_uri_with_a_query_or_fragment_has_no_last_segment() {
+        for uri in [
+            "spiffe://shop.test/ns/dev/sa/x?/order",
+            "spiffe://shop.test/ns/dev/sa/x#/order",
+            "spiffe://shop.test/ns/dev/sa/order?x=1",
+            "spiffe://shop.test/ns/dev/sa/order#",
+            "spiffe://shop.test?/order",
+            "spiffe://shop.test#/order",
+        ] {
+            assert_eq!(uri_last_segment(uri), None, "{uri}");
+        }
+    }
+
+    #[test]
+    fn a_query_or_fragment_never_supplies_a_uri_placeholder_value() {
+        for uri in ["spiffe://shop.test/ns/dev/sa/x?/order", "spiffe://shop.test/ns/dev/sa/x#/order", "spiffe://shop.test/ns/prod/sa/order#"] {
+            let id = spiffe(uri);
+            assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "order"), "{uri}");
+            assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "x"), "{uri}");
+        }
+        assert!(placeholder_matches(&spiffe("spiffe://shop.test/ns/prod/sa/order"), Placeholder::UriSanLastSegment, "order"));
+    }
+
+    fn policy(rules: &str) -> Policy {
+        Policy::from_json(&format!(r#"{{"version": 1, "default_action": "allow", "rules": [{rules}]}}"#)).unwrap()
+    }
+
+    fn anyone() -> Identity {
+        Identity { common_names: vec!["x".into()], ..Identity::default() }
+    }
+
+    #[test]
+    fn a_deny_rule_on_get_also_denies_head() {
+        let p = policy(r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export"], "methods": ["GET"]}"#);
+        let d = decide_naive(&p, Some(&anyone()), "HEAD", "/export");
+        assert_eq!((d.verdict, d.rule), (Verdict::Deny, Some("no-export")));
+        assert_eq!(decide_naive(&p, Some(&anyone()), "GET", "/export").verdict, Verdict::Deny);
+        assert_eq!(decide_naive(&p, Some(&anyone()), "POST", "/export").verdict, Verdict::Allow, "only HEAD follows GET");
+        assert_eq!(decide_naive(&p, Some(&anyone()), "OPTIONS", "/export").verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn head_with_get_false_keeps_head_out_of_a_deny_rule() {
+        let p = policy(r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export"], "methods": ["GET"], "head_with_get": false}"#);
+        assert_eq!(decide_naive(&p, Some(&anyone()), "HEAD", "/export").verdict, Verdict::Allow);
+        assert_eq!(decide_naive(&p, Some(&anyone()), "GET", "/export").verdict, Verdict::Deny);
+    }
+
+    #[test]
+    fn allowing_get_does_not_allow_head() {
+        let mut p = policy(r#"{"name": "read", "action": "allow", "principals": [{"any": true}], "paths": ["/export"], "methods": ["GET"]}"#);
+        p.default_action = Action::Deny;
+        assert_eq!(decide_naive(&p, Some(&anyone()), "GET", "/export").verdict, Verdict::Allow);
+        let d = decide_naive(&p, Some(&anyone()), "HEAD", "/export");
+        assert_eq!((d.verdict, d.rule), (Verdict::Deny, None));
+    }
+
+    #[test]
+    fn head_follows_get_only_for_deny_rules_even_when_built_by_hand() {
+        // The validator refuses head_with_get on allow rules; the matcher does not rely on that.
+        let mut p = policy(r#"{"name": "read", "action": "allow", "principals": [{"any": true}], "paths": ["/"], "methods": ["GET"]}"#);
+        p.default_action = Action::Deny;
+        assert!(p.rules[0].head_with_get);
+        assert!(!method_matches(&p.rules[0], "HEAD"));
+        p.rules[0].action = Action::Deny;
+        assert!(method_matches(&p.rules[0], "HEAD"));
+        p.rules[0].head_with_get = false;
+        assert!(!method_matches(&p.rules[0], "HEAD"));
+    }
+
+    #[test]
+    fn dns_san_placeholder_is_the_name_without_its_trailing_dot() {
+        let id = Identity { dns_sans: vec!["api.shop.test.".into()], ..Identity::default() };
+        assert!(placeholder_matches(&id, Placeholder::DnsSan, "api.shop.test"));
+        assert!(!placeholder_matches(&id, Placeholder::DnsSan, "api.shop.test."), "one spelling, the one a dns_san principal matches");
+        let dot = Identity { dns_sans: vec![".".into(), "..".into()], ..Identity::default() };
+        assert!(!placeholder_matches(&dot, Placeholder::DnsSan, "."), "a bare root name is no path segment");
+        assert!(!placeholder_matches(&dot, Placeholder::DnsSan, ""));
     }
 }

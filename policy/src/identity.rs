@@ -38,9 +38,11 @@ pub struct Identity {
     pub serial: String,
     /// Every URI SAN (SPIFFE IDs live here), in certificate order.
     pub uri_sans: Vec<String>,
-    /// Every DNS SAN, lower-cased, in certificate order.
+    /// Every DNS SAN, lower-cased, in certificate order. A trailing dot is kept
+    /// as written; matching ignores it (`api.shop.test.` is `api.shop.test`).
     pub dns_sans: Vec<String>,
-    /// Every email (rfc822Name) SAN, in certificate order.
+    /// Every email (rfc822Name) SAN, in certificate order, as written; matching
+    /// ignores the case of the domain, never of the local part.
     pub email_sans: Vec<String>,
     /// Every IP SAN, in certificate order.
     pub ip_sans: Vec<IpAddr>,

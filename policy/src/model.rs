@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use crate::error::{PolicyError, PolicyErrors};
 use crate::json::{self, Kind, Member, Node};
-use crate::pattern::{PathPattern, ValuePattern};
+use crate::pattern::{PathPattern, ValueKind, ValuePattern};
 
 /// What a rule or the default does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -157,6 +157,12 @@ pub struct Rule {
     pub paths: Vec<PathPattern>,
     /// Allowed methods; `None` means any method.
     pub methods: Option<Vec<String>>,
+    /// Whether a deny rule whose `methods` list `GET` also denies `HEAD`
+    /// (default true): most frameworks answer HEAD with the GET handler, so
+    /// denying GET alone would leave the same handler reachable. Has no effect
+    /// on allow rules (allowing GET never allows HEAD) or without `GET`; the
+    /// validator refuses the field there.
+    pub head_with_get: bool,
 }
 
 /// Conditions on the caller's certificate; all present fields must match.
@@ -207,12 +213,23 @@ impl IpNet {
         Ok(IpNet { addr, prefix })
     }
 
-    /// Is `ip` inside this block? Families never mix.
+    /// Is `ip` inside this block?
+    ///
+    /// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is the IPv4 address it
+    /// maps, so it is inside `10.0.0.0/8`; symmetrically an IPv4 address is
+    /// inside an IPv6 block that lies wholly within `::ffff:0:0/96` (an IPv4
+    /// block written the IPv6 way). Nothing else crosses families: `::/0`
+    /// means every IPv6 address, not every IPv4 one, and only the mapped form
+    /// counts (not the deprecated IPv4-compatible `::10.0.0.1`).
     pub fn contains(&self, ip: &IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(u32::from(net) as u128, u32::from(*ip) as u128, self.prefix, 32),
             (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(u128::from(net), u128::from(*ip), self.prefix, 128),
-            _ => false,
+            (IpAddr::V4(net), IpAddr::V6(ip)) => {
+                ip.to_ipv4_mapped().is_some_and(|ip| prefix_eq(u32::from(net) as u128, u32::from(ip) as u128, self.prefix, 32))
+            }
+            // A prefix of at least 96 bits fixes the ::ffff: part, so the block holds only mapped addresses.
+            (IpAddr::V6(net), IpAddr::V4(ip)) => self.prefix >= 96 && prefix_eq(u128::from(net), u128::from(ip.to_ipv6_mapped()), self.prefix, 128),
         }
     }
 }
@@ -234,14 +251,8 @@ fn host_bits_zero(addr: IpAddr, prefix: u8) -> bool {
     host_bits == 0 || host_bits >= 128 || value & ((1u128 << host_bits) - 1) == 0
 }
 
-/// Separators a `*` may not cross, per field.
-pub(crate) const DNS_SEPARATORS: &[char] = &['.'];
-pub(crate) const URI_SEPARATORS: &[char] = &['/'];
-pub(crate) const EMAIL_SEPARATORS: &[char] = &['@', '.'];
-pub(crate) const NAME_SEPARATORS: &[char] = &['.', '/'];
-
 const TOP_FIELDS: &[&str] = &["$schema", "version", "default_action", "mode", "revision", "description", "deny_response", "upstream_headers", "method_overrides", "body_inspection_limit", "rules"];
-const RULE_FIELDS: &[&str] = &["name", "description", "action", "principals", "paths", "methods"];
+const RULE_FIELDS: &[&str] = &["name", "description", "action", "principals", "paths", "methods", "head_with_get"];
 const PRINCIPAL_FIELDS: &[&str] =
     &["any", "cn", "o", "ou", "uri_san", "dns_san", "email_san", "ip_san", "issuer_cn", "serial", "sha256"];
 
@@ -545,7 +556,44 @@ impl Validator<'_> {
             None => Some(None),
             Some(n) => self.methods(n, &child(path, "methods")).map(Some),
         };
-        Some(Rule { name: name?, description: description?, action: action?, principals: principals?, paths: paths?, methods: methods? })
+        let head_with_get = self.head_with_get(members, path, action, methods.as_ref());
+        Some(Rule {
+            name: name?,
+            description: description?,
+            action: action?,
+            principals: principals?,
+            paths: paths?,
+            methods: methods?,
+            head_with_get: head_with_get?,
+        })
+    }
+
+    /// `head_with_get`: a boolean, and only where it changes something, so a
+    /// misplaced one is reported instead of silently doing nothing. Where the
+    /// action or methods are themselves in error, only the type is checked.
+    fn head_with_get(&mut self, members: &[Member], path: &str, action: Option<Action>, methods: Option<&Option<Vec<String>>>) -> Option<bool> {
+        let value = self.optional_bool(members, path, "head_with_get", true)?;
+        let Some(m) = members.iter().find(|m| m.key == "head_with_get") else {
+            return Some(value);
+        };
+        let misplaced = match (action, methods) {
+            (Some(Action::Allow), _) => Some("'head_with_get' applies only to deny rules: allowing GET never allows HEAD; list \"HEAD\" in 'methods' to allow it"),
+            (Some(Action::Deny), Some(None)) => Some("'head_with_get' needs a 'methods' list with \"GET\": without 'methods' the rule denies every method, HEAD included"),
+            (Some(Action::Deny), Some(Some(ms))) if !ms.iter().any(|m| m == "GET") => {
+                Some("'head_with_get' applies only when 'methods' lists \"GET\": it says whether denying GET also denies HEAD")
+            }
+            (Some(Action::Deny), Some(Some(ms))) if ms.iter().any(|m| m == "HEAD") => {
+                Some("'head_with_get' has no effect: 'methods' lists \"HEAD\" itself, so HEAD is denied either way")
+            }
+            _ => None,
+        };
+        match misplaced {
+            Some(why) => {
+                self.error_at(m.key_offset, &child(path, "head_with_get"), why);
+                None
+            }
+            None => Some(value),
+        }
     }
 
     fn paths(&mut self, node: &Node, path: &str) -> Option<Vec<PathPattern>> {
@@ -641,13 +689,13 @@ impl Validator<'_> {
                 continue;
             };
             let result = match m.key.as_ref() {
-                "cn" => value_pattern(text, NAME_SEPARATORS).map(|v| p.cn = Some(v)),
-                "o" => value_pattern(text, NAME_SEPARATORS).map(|v| p.o = Some(v)),
-                "ou" => value_pattern(text, NAME_SEPARATORS).map(|v| p.ou = Some(v)),
-                "issuer_cn" => value_pattern(text, NAME_SEPARATORS).map(|v| p.issuer_cn = Some(v)),
-                "uri_san" => value_pattern(text, URI_SEPARATORS).map(|v| p.uri_san = Some(v)),
-                "email_san" => value_pattern(text, EMAIL_SEPARATORS).map(|v| p.email_san = Some(v)),
-                "dns_san" => value_pattern(&text.to_ascii_lowercase(), DNS_SEPARATORS).map(|v| p.dns_san = Some(v)),
+                "cn" => value_pattern(text, ValueKind::Name).map(|v| p.cn = Some(v)),
+                "o" => value_pattern(text, ValueKind::Name).map(|v| p.o = Some(v)),
+                "ou" => value_pattern(text, ValueKind::Name).map(|v| p.ou = Some(v)),
+                "issuer_cn" => value_pattern(text, ValueKind::Name).map(|v| p.issuer_cn = Some(v)),
+                "uri_san" => value_pattern(text, ValueKind::Uri).map(|v| p.uri_san = Some(v)),
+                "email_san" => value_pattern(text, ValueKind::Email).map(|v| p.email_san = Some(v)),
+                "dns_san" => value_pattern(text, ValueKind::Dns).map(|v| p.dns_san = Some(v)),
                 "ip_san" => IpNet::parse(text).map(|v| p.ip_san = Some(v)),
                 "serial" => canonical_serial(text).map(|v| p.serial = Some(v)),
                 "sha256" => canonical_sha256(text).map(|v| p.sha256 = Some(v)),
@@ -662,14 +710,25 @@ impl Validator<'_> {
     }
 }
 
-fn value_pattern(text: &str, separators: &'static [char]) -> Result<ValuePattern, String> {
+fn value_pattern(text: &str, kind: ValueKind) -> Result<ValuePattern, String> {
     if text.contains("**") {
         return Err("'**' is only meaningful in paths; in identity values '*' matches within one segment".into());
     }
     if text.chars().any(char::is_control) {
         return Err("identity values must not contain control characters".into());
     }
-    Ok(ValuePattern::new(text, separators))
+    if kind == ValueKind::Uri && text.contains('*') && text.contains(['?', '#']) {
+        // It could never match: a wildcard never matches a URI with a query or fragment.
+        return Err(format!("'{text}' has a '*' and a '?' or '#': a uri_san wildcard never matches a URI with a query or fragment (SPIFFE IDs have neither); write the exact URI"));
+    }
+    if kind == ValueKind::Dns {
+        // One trailing dot is the fully qualified spelling of the same name; any other empty label names no host.
+        let name = crate::pattern::dns_name(text);
+        if name.is_empty() || name.starts_with('.') || name.ends_with('.') || name.contains("..") {
+            return Err(format!("'{text}' has an empty label; a DNS name may end in one '.', but no label is empty"));
+        }
+    }
+    Ok(ValuePattern::new(text, kind))
 }
 
 /// Serial numbers as lower-case hex without separators or leading zeros, so
@@ -917,6 +976,8 @@ pub(crate) mod tests {
         assert_eq!(pr.serial.as_deref(), Some("aff"));
         assert_eq!(pr.dns_san.as_ref().map(|v| v.as_str()), Some("api.shop.test"));
         assert_eq!(pr.ip_san, Some(IpNet::parse("10.0.0.0/8").unwrap()));
+        let fqdn = Policy::from_json(&policy(r#"{"dns_san": "API.Shop.Test."}"#)).unwrap();
+        assert_eq!(fqdn.rules[0].principals[0].dns_san.as_ref().map(|v| v.as_str()), Some("api.shop.test"), "the trailing dot is dropped");
         for (bad, field) in [
             (r#"{"serial": "xyz"}"#, "serial"),
             (r#"{"sha256": "abc"}"#, "sha256"),
@@ -924,11 +985,63 @@ pub(crate) mod tests {
             (r#"{"ip_san": "10.0.0.1/8"}"#, "ip_san"),
             (r#"{"ip_san": "host"}"#, "ip_san"),
             (r#"{"dns_san": "**.shop.test"}"#, "dns_san"),
+            (r#"{"dns_san": "."}"#, "dns_san"),
+            (r#"{"dns_san": "api.shop.test.."}"#, "dns_san"),
+            (r#"{"dns_san": "api..shop.test"}"#, "dns_san"),
+            (r#"{"dns_san": ".shop.test"}"#, "dns_san"),
+            (r#"{"uri_san": "spiffe://shop.test/ns/*/sa/order#x"}"#, "uri_san"),
+            (r#"{"uri_san": "spiffe://shop.test/ns/dev?/sa/*"}"#, "uri_san"),
             (r#"{"cnn": "x"}"#, "cnn"),
         ] {
             let (_, _, path, _) = one_error(&policy(bad));
             assert_eq!(path, format!("rules[0].principals[0].{field}"), "{bad}");
         }
+    }
+
+    fn deny_rule(extra: &str) -> String {
+        format!(r#"{{"version": 1, "default_action": "allow", "rules": [
+  {{"name": "r", "action": "deny", "principals": [{{"any": true}}], "paths": ["/"]{extra}}}]}}"#)
+    }
+
+    #[test]
+    fn head_with_get_defaults_to_true_and_can_be_turned_off() {
+        let p = Policy::from_json(&deny_rule(r#", "methods": ["GET"]"#)).unwrap();
+        assert!(p.rules[0].head_with_get);
+        let p = Policy::from_json(&deny_rule(r#", "methods": ["GET", "POST"], "head_with_get": false"#)).unwrap();
+        assert!(!p.rules[0].head_with_get);
+        let p = Policy::from_json(&deny_rule(r#", "methods": ["GET"], "head_with_get": true"#)).unwrap();
+        assert!(p.rules[0].head_with_get);
+    }
+
+    #[test]
+    fn head_with_get_elsewhere_is_an_error_at_the_field() {
+        for (extra, says) in [
+            (r#", "methods": ["POST"], "head_with_get": false"#, "only when 'methods' lists \"GET\""),
+            (r#", "head_with_get": false"#, "needs a 'methods' list"),
+            (r#", "methods": ["GET", "HEAD"], "head_with_get": false"#, "has no effect"),
+            (r#", "methods": ["GET"], "head_with_get": "no""#, "expected a boolean, found a string"),
+        ] {
+            let src = deny_rule(extra);
+            let (line, col, path, msg) = one_error(&src);
+            let key = src.lines().nth(1).unwrap().find("\"head_with_get\"").unwrap();
+            let at = if msg.starts_with("expected") { key + "\"head_with_get\": ".len() } else { key };
+            assert_eq!((line, col, path.as_str()), (2, at + 1, "rules[0].head_with_get"), "{extra}");
+            assert!(msg.contains(says), "{extra}: {msg}");
+        }
+        let allow = r#"{"version": 1, "default_action": "deny", "rules": [
+  {"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/"], "methods": ["GET"], "head_with_get": true}]}"#;
+        let (line, _, path, msg) = one_error(allow);
+        assert_eq!((line, path.as_str()), (2, "rules[0].head_with_get"));
+        assert!(msg.contains("only to deny rules"), "{msg}");
+    }
+
+    #[test]
+    fn head_with_get_is_not_judged_against_a_broken_action_or_method_list() {
+        let paths: Vec<String> = errors(&deny_rule(r#", "methods": ["get"], "head_with_get": false"#)).into_iter().map(|e| e.path).collect();
+        assert_eq!(paths, ["rules[0].methods[0]"]);
+        let src = r#"{"version": 1, "default_action": "deny", "rules": [{"name": "r", "action": "block", "principals": [{"any": true}], "paths": ["/"], "methods": ["GET"], "head_with_get": false}]}"#;
+        let paths: Vec<String> = errors(src).into_iter().map(|e| e.path).collect();
+        assert_eq!(paths, ["rules[0].action"]);
     }
 
     #[test]
@@ -953,14 +1066,46 @@ pub(crate) mod tests {
         assert_eq!(path, "[\"a b\"]");
     }
 
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
     #[test]
-    fn ip_blocks_contain_only_their_family() {
+    fn ip_blocks_contain_their_own_family() {
         let net = IpNet::parse("10.1.0.0/16").unwrap();
-        assert!(net.contains(&"10.1.2.3".parse().unwrap()));
-        assert!(!net.contains(&"10.2.0.1".parse().unwrap()));
-        assert!(!net.contains(&"::ffff:10.1.2.3".parse().unwrap()));
-        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(&"8.8.8.8".parse().unwrap()));
-        assert!(IpNet::parse("fd00::/8").unwrap().contains(&"fd12::1".parse().unwrap()));
-        assert!(IpNet::parse("::/0").unwrap().contains(&"::1".parse().unwrap()));
+        assert!(net.contains(&ip("10.1.2.3")));
+        assert!(!net.contains(&ip("10.2.0.1")));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(&ip("8.8.8.8")));
+        assert!(IpNet::parse("fd00::/8").unwrap().contains(&ip("fd12::1")));
+        assert!(IpNet::parse("::/0").unwrap().contains(&ip("::1")));
+    }
+
+    #[test]
+    fn an_ipv4_mapped_ipv6_address_is_in_the_ipv4_block_it_maps_to() {
+        let net = IpNet::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains(&ip("::ffff:10.0.0.1")));
+        assert!(net.contains(&ip("::ffff:a01:203")), "the same address in hex");
+        assert!(!net.contains(&ip("::ffff:11.0.0.1")));
+        assert!(IpNet::parse("10.0.0.1").unwrap().contains(&ip("::ffff:10.0.0.1")));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(&ip("::ffff:8.8.8.8")));
+        // Only the mapped form is IPv4: not IPv4-compatible (::a.b.c.d), not other IPv6 addresses.
+        assert!(!net.contains(&ip("::10.0.0.1")));
+        assert!(!IpNet::parse("0.0.0.0/0").unwrap().contains(&ip("::1")));
+        assert!(!IpNet::parse("0.0.0.0/0").unwrap().contains(&ip("fd00::1")));
+        assert!(!net.contains(&ip("64:ff9b::a00:1")), "NAT64 addresses are IPv6 hosts");
+    }
+
+    #[test]
+    fn an_ipv4_address_is_in_an_ipv6_block_only_when_the_block_is_ipv4_mapped() {
+        assert!(IpNet::parse("::ffff:0:0/96").unwrap().contains(&ip("10.0.0.1")));
+        assert!(IpNet::parse("::ffff:10.0.0.0/104").unwrap().contains(&ip("10.0.0.1")));
+        assert!(!IpNet::parse("::ffff:10.0.0.0/104").unwrap().contains(&ip("11.0.0.1")));
+        assert!(IpNet::parse("::ffff:10.0.0.1").unwrap().contains(&ip("10.0.0.1")));
+        // Wider blocks are IPv6 blocks: ::/0 is every IPv6 address, not every address.
+        assert!(!IpNet::parse("::/0").unwrap().contains(&ip("10.0.0.1")));
+        assert!(!IpNet::parse("::/95").unwrap().contains(&ip("10.0.0.1")));
+        assert!(!IpNet::parse("::/96").unwrap().contains(&ip("10.0.0.1")), "IPv4-compatible is not IPv4-mapped");
+        // The mapped IPv6 form stays inside its IPv6 blocks as before.
+        assert!(IpNet::parse("::/0").unwrap().contains(&ip("::ffff:10.0.0.1")));
     }
 }

@@ -5,6 +5,39 @@
 
 use std::fmt;
 
+/// Which identity field a [`ValuePattern`] is for. The field decides the
+/// separators a `*` cannot cross and how a certificate's value compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// `cn`, `o`, `ou`, `issuer_cn`: `.` and `/` separate segments; compared exactly.
+    Name,
+    /// `dns_san`: `.` separates labels. DNS names are case-insensitive and
+    /// `api.shop.test.` (fully qualified) is the same name as `api.shop.test`,
+    /// so case and one trailing dot are ignored on both sides.
+    Dns,
+    /// `uri_san`: `/` separates segments. A wildcard never matches a value with
+    /// a query (`?`) or fragment (`#`): SPIFFE IDs have neither, and a `*` that
+    /// swallowed one would match `spiffe://td/ns/dev#/sa/order` against
+    /// `spiffe://td/ns/*/sa/order`.
+    Uri,
+    /// `email_san`: `@` and `.` separate parts. The domain (after the last `@`)
+    /// is case-insensitive like any DNS name; the local part is compared
+    /// exactly, as only the receiving mail system may interpret it.
+    Email,
+}
+
+impl ValueKind {
+    /// The characters a `*` may not match.
+    pub fn separators(self) -> &'static [char] {
+        match self {
+            ValueKind::Name => &['.', '/'],
+            ValueKind::Dns => &['.'],
+            ValueKind::Uri => &['/'],
+            ValueKind::Email => &['@', '.'],
+        }
+    }
+}
+
 /// A pattern for one identity value (`cn`, `dns_san`, `uri_san`, ...).
 ///
 /// Without `*` it is an exact string. With `*`, pattern and value are both cut
@@ -12,40 +45,67 @@ use std::fmt;
 /// have the same separators in the same places, and inside each segment a `*`
 /// stands for one or more characters. So a `*` can never cross a separator:
 /// `*.shop.test` matches `a.shop.test` but neither `a.b.shop.test` nor
-/// `.shop.test`. Matching is linear and allocation-free.
+/// `.shop.test`. The field's own comparison rules ([`ValueKind`]) apply on
+/// top. Matching is linear and allocation-free.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValuePattern {
-    /// Compare the whole value for equality.
-    Exact(String),
-    /// Segment-wise glob; see the type's documentation.
-    Wildcard { pattern: String, separators: &'static [char] },
+pub struct ValuePattern {
+    /// The pattern in its canonical form (DNS names lower-cased without a
+    /// trailing dot, email domains lower-cased).
+    text: String,
+    kind: ValueKind,
+    wildcard: bool,
 }
 
 impl ValuePattern {
-    /// Build a pattern; `separators` are the characters a `*` may not match.
-    pub fn new(text: &str, separators: &'static [char]) -> ValuePattern {
-        if text.contains('*') {
-            ValuePattern::Wildcard { pattern: text.to_owned(), separators }
-        } else {
-            ValuePattern::Exact(text.to_owned())
-        }
+    /// Build a pattern for a field, bringing it into the field's canonical form.
+    pub fn new(text: &str, kind: ValueKind) -> ValuePattern {
+        let text = match kind {
+            ValueKind::Name | ValueKind::Uri => text.to_owned(),
+            ValueKind::Dns => dns_name(text).to_ascii_lowercase(),
+            ValueKind::Email => match text.rsplit_once('@') {
+                Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
+                None => text.to_owned(),
+            },
+        };
+        let wildcard = text.contains('*');
+        ValuePattern { text, kind, wildcard }
     }
 
-    /// Does `value` match?
+    /// Does `value` (as the certificate spells it) match?
     pub fn matches(&self, value: &str) -> bool {
-        match self {
-            ValuePattern::Exact(s) => s == value,
-            ValuePattern::Wildcard { pattern, separators } => segmentwise_match(pattern, value, separators),
+        let (pattern, separators) = (self.text.as_str(), self.kind.separators());
+        match (self.kind, self.wildcard) {
+            (ValueKind::Name, false) => pattern == value,
+            (ValueKind::Uri, false) => pattern == value,
+            (ValueKind::Name, true) => segmentwise_match(pattern, value, separators, false),
+            (ValueKind::Uri, true) => !value.contains(['?', '#']) && segmentwise_match(pattern, value, separators, false),
+            (ValueKind::Dns, false) => pattern.eq_ignore_ascii_case(dns_name(value)),
+            (ValueKind::Dns, true) => segmentwise_match(pattern, dns_name(value), separators, true),
+            // A domain never holds an '@', so the last one ends the local part (which may, quoted).
+            (ValueKind::Email, wildcard) => match (pattern.rsplit_once('@'), value.rsplit_once('@')) {
+                (Some((p_local, p_domain)), Some((v_local, v_domain))) if wildcard => {
+                    segmentwise_match(p_local, v_local, separators, false) && segmentwise_match(p_domain, v_domain, ValueKind::Dns.separators(), true)
+                }
+                (Some((p_local, p_domain)), Some((v_local, v_domain))) => p_local == v_local && p_domain.eq_ignore_ascii_case(v_domain),
+                // Without an '@' on either side there is no domain: the whole value compares exactly.
+                (None, None) if wildcard => segmentwise_match(pattern, value, separators, false),
+                (None, None) => pattern == value,
+                _ => false,
+            },
         }
     }
 
-    /// The pattern as written.
+    /// The pattern in its canonical form (see [`ValuePattern::new`]).
     pub fn as_str(&self) -> &str {
-        match self {
-            ValuePattern::Exact(s) => s,
-            ValuePattern::Wildcard { pattern, .. } => pattern,
-        }
+        &self.text
     }
+}
+
+/// A DNS name without its one trailing dot: `api.shop.test.` and
+/// `api.shop.test` name the same host. Only one dot goes, so a name with an
+/// empty last label (`a..`) stays distinct from every valid name.
+pub(crate) fn dns_name(name: &str) -> &str {
+    name.strip_suffix('.').unwrap_or(name)
 }
 
 /// Cut `s` at its first separator: (segment, separator, rest).
@@ -56,11 +116,12 @@ fn split_segment<'s>(s: &'s str, separators: &[char]) -> (&'s str, Option<char>,
     }
 }
 
-fn segmentwise_match(mut pattern: &str, mut value: &str, separators: &[char]) -> bool {
+/// `fold`: compare letters ASCII-case-insensitively (DNS names).
+fn segmentwise_match(mut pattern: &str, mut value: &str, separators: &[char], fold: bool) -> bool {
     loop {
         let (p_seg, p_sep, p_rest) = split_segment(pattern, separators);
         let (v_seg, v_sep, v_rest) = split_segment(value, separators);
-        if p_sep != v_sep || !glob_segment(p_seg.as_bytes(), v_seg.as_bytes()) {
+        if p_sep != v_sep || !glob_segment(p_seg.as_bytes(), v_seg.as_bytes(), fold) {
             return false;
         }
         if p_sep.is_none() {
@@ -74,7 +135,8 @@ fn segmentwise_match(mut pattern: &str, mut value: &str, separators: &[char]) ->
 /// Glob inside one segment: `*` is one or more bytes. Works on bytes, which is
 /// exact for UTF-8 since `*` only ever ends where a literal byte matches.
 /// Classic single-backtrack-point algorithm: O(len(p) × len(v)), no allocation.
-fn glob_segment(p: &[u8], v: &[u8]) -> bool {
+/// With `fold`, ASCII letters match either case.
+fn glob_segment(p: &[u8], v: &[u8], fold: bool) -> bool {
     let (mut pi, mut vi) = (0usize, 0usize);
     // Where to resume after the last star: (pattern index after star, value index the star's match ends at).
     let mut backtrack: Option<(usize, usize)> = None;
@@ -86,7 +148,7 @@ fn glob_segment(p: &[u8], v: &[u8]) -> bool {
                 pi += 1;
                 backtrack = Some((pi, vi));
             }
-            Some(&c) if c == v[vi] => {
+            Some(&c) if c == v[vi] || (fold && c.eq_ignore_ascii_case(&v[vi])) => {
                 pi += 1;
                 vi += 1;
             }
@@ -250,12 +312,12 @@ impl fmt::Display for PathPattern {
 mod tests {
     use super::*;
 
-    const DNS: &[char] = &['.'];
-    const URI: &[char] = &['/'];
+    const DNS: ValueKind = ValueKind::Dns;
+    const URI: ValueKind = ValueKind::Uri;
 
     #[test]
     fn exact_values_compare_whole_strings() {
-        let p = ValuePattern::new("order-service", DNS);
+        let p = ValuePattern::new("order-service", ValueKind::Name);
         assert!(p.matches("order-service"));
         assert!(!p.matches("order-service2"));
         assert!(!p.matches("Order-service"));
@@ -269,6 +331,58 @@ mod tests {
         assert!(!p.matches(".shop.test"), "must not match an empty label");
         assert!(!p.matches("shop.test"));
         assert!(!p.matches("apixshop.test"), "the dot is literal, not a regex wildcard");
+    }
+
+    #[test]
+    fn a_dns_names_trailing_dot_is_ignored_on_both_sides() {
+        for pattern in ["api.shop.test", "api.shop.test.", "*.shop.test", "*.shop.test."] {
+            let p = ValuePattern::new(pattern, DNS);
+            assert!(p.matches("api.shop.test."), "{pattern}");
+            assert!(p.matches("api.shop.test"), "{pattern}");
+            assert!(!p.matches("api.shop.test.."), "{pattern}: only one dot is the root");
+            assert!(!p.matches("api.shop.test.x"), "{pattern}");
+        }
+        assert_eq!(ValuePattern::new("API.Shop.Test.", DNS).as_str(), "api.shop.test");
+        assert!(!ValuePattern::new("*.shop.test", DNS).matches("shop.test."), "a star is still one label");
+    }
+
+    #[test]
+    fn dns_names_compare_case_insensitively() {
+        assert!(ValuePattern::new("api.shop.test", DNS).matches("API.Shop.TEST"));
+        assert!(ValuePattern::new("*.shop.test", DNS).matches("API.SHOP.test."));
+        assert!(!ValuePattern::new("Order-Service", ValueKind::Name).matches("order-service"), "other names stay exact");
+    }
+
+    #[test]
+    fn an_email_domain_is_case_insensitive_its_local_part_is_not() {
+        const EMAIL: ValueKind = ValueKind::Email;
+        let exact = ValuePattern::new("ops@shop.test", EMAIL);
+        assert!(exact.matches("ops@shop.test"));
+        assert!(exact.matches("ops@Shop.Test"));
+        assert!(exact.matches("ops@SHOP.TEST"));
+        assert!(!exact.matches("Ops@shop.test"), "the local part is exact");
+        assert!(!exact.matches("OPS@Shop.Test"));
+        assert!(!exact.matches("ops@shop.test.evil"));
+        // A policy domain written in capitals means the same domain.
+        let upper = ValuePattern::new("ops@Shop.TEST", EMAIL);
+        assert_eq!(upper.as_str(), "ops@shop.test");
+        assert!(upper.matches("ops@shop.Test"));
+        assert!(!ValuePattern::new("Ops@shop.test", EMAIL).matches("ops@shop.test"));
+
+        let any_local = ValuePattern::new("*@shop.test", EMAIL);
+        assert!(any_local.matches("ops@Shop.Test"));
+        assert!(any_local.matches("Ops@shop.test"));
+        assert!(!any_local.matches("a.b@shop.test"), "'*' stays within one part");
+        assert!(!any_local.matches("ops@x.shop.test"));
+        let local_glob = ValuePattern::new("ops-*@*.shop.test", EMAIL);
+        assert!(local_glob.matches("ops-eu@Mail.SHOP.test"));
+        assert!(!local_glob.matches("OPS-eu@mail.shop.test"));
+        // The last '@' separates the domain; an '@' in a quoted local part stays in the local part.
+        let quoted = ValuePattern::new("\"a@b\"@shop.test", EMAIL);
+        assert!(quoted.matches("\"a@b\"@SHOP.test"));
+        assert!(!quoted.matches("\"a@B\"@shop.test"));
+        assert!(!ValuePattern::new("ops", EMAIL).matches("ops@shop.test"));
+        assert!(!ValuePattern::new("*@*", EMAIL).matches("ops@shop.test"));
     }
 
     #[test]
@@ -289,6 +403,31 @@ mod tests {
         assert!(tail.matches("spiffe://shop.test/ns/prod/sa/x"));
         assert!(!tail.matches("spiffe://shop.test/ns/prod/sa/x/y"));
         assert!(!tail.matches("spiffe://shop.test/ns/prod/sa/"));
+    }
+
+    #[test]
+    fn a_uri_with_a_query_or_fragment_never_matches_a_wildcard() {
+        let p = ValuePattern::new("spiffe://shop.test/ns/*/sa/order", URI);
+        for value in [
+            "spiffe://shop.test/ns/dev#/sa/order",
+            "spiffe://shop.test/ns/dev?/sa/order",
+            "spiffe://shop.test/ns/dev/sa/order#",
+            "spiffe://shop.test/ns/dev/sa/order?x=1",
+        ] {
+            assert!(!p.matches(value), "{value}");
+        }
+        let tail = ValuePattern::new("spiffe://shop.test/ns/dev/sa/*", URI);
+        assert!(!tail.matches("spiffe://shop.test/ns/dev/sa/x?/order"));
+        assert!(!tail.matches("spiffe://shop.test/ns/dev/sa/x#y"));
+        assert!(tail.matches("spiffe://shop.test/ns/dev/sa/x"));
+    }
+
+    #[test]
+    fn an_exact_uri_pattern_is_plain_string_equality() {
+        let p = ValuePattern::new("urn:example:a?b#c", URI);
+        assert!(p.matches("urn:example:a?b#c"));
+        assert!(!p.matches("urn:example:a?b"));
+        assert!(!ValuePattern::new("spiffe://shop.test/ns/dev", URI).matches("spiffe://shop.test/ns/dev#"));
     }
 
     #[test]

@@ -49,16 +49,22 @@ fn rule(i: usize) -> impl Strategy<Value = String> {
         any::<bool>(),
         prop::collection::vec(principal(), 1..3),
         prop::collection::vec(path_pattern(), 1..3),
-        prop::option::of(prop::sample::subsequence(vec!["GET", "POST", "DELETE"], 1..3)),
+        prop::option::of(prop::sample::subsequence(vec!["GET", "HEAD", "POST", "DELETE"], 1..3)),
+        any::<Option<bool>>(),
     )
-        .prop_map(move |(allow, principals, paths, methods)| {
+        .prop_map(move |(allow, principals, paths, methods, head_with_get)| {
             let paths: Vec<String> = paths.iter().map(|p| format!("\"{p}\"")).collect();
+            // head_with_get only where the validator takes it: deny rules listing GET but not HEAD.
+            let head_with_get = match (&methods, head_with_get) {
+                (Some(ms), Some(h)) if !allow && ms.contains(&"GET") && !ms.contains(&"HEAD") => format!(r#", "head_with_get": {h}"#),
+                _ => String::new(),
+            };
             let methods = match methods {
                 Some(ms) => format!(r#", "methods": [{}]"#, ms.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", ")),
                 None => String::new(),
             };
             format!(
-                r#"{{"name": "r{i}", "action": "{}", "principals": [{}], "paths": [{}]{methods}}}"#,
+                r#"{{"name": "r{i}", "action": "{}", "principals": [{}], "paths": [{}]{methods}{head_with_get}}}"#,
                 if allow { "allow" } else { "deny" },
                 principals.join(", "),
                 paths.join(", ")
@@ -87,7 +93,7 @@ fn identity() -> impl Strategy<Value = Option<Identity>> {
             prop::collection::vec(prop::sample::select(CNS), 0..3),
             any::<bool>(),
             prop::option::of(prop::sample::select(SEGMENTS)),
-            prop::option::of(prop::sample::select(&["a.t", "b.a.t", "t"][..])),
+            prop::option::of(prop::sample::select(&["a.t", "b.a.t", "t", "a.t."][..])),
         )
             .prop_map(|(cns, fleet, sa, dns)| Identity {
                 common_names: cns.into_iter().map(str::to_owned).collect(),
@@ -126,7 +132,7 @@ proptest! {
     #[test]
     fn compiled_index_decides_like_the_naive_evaluator(
         src in policy_json(),
-        requests in prop::collection::vec((identity(), prop::sample::select(&["GET", "POST", "DELETE", "get"][..]), request_path()), 1..20),
+        requests in prop::collection::vec((identity(), prop::sample::select(&["GET", "HEAD", "POST", "DELETE", "get"][..]), request_path()), 1..20),
     ) {
         let policy = Policy::from_json(&src).unwrap();
         let compiled = CompiledPolicy::new(policy.clone());

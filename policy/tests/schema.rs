@@ -76,6 +76,7 @@ fn schema_and_validator_refuse_the_same_structural_mistakes() {
         ("unknown principal field", rule(r#"{"name": "r", "action": "allow", "principals": [{"common_name": "x"}], "paths": ["/a"]}"#)),
         ("cn not a string", rule(r#"{"name": "r", "action": "allow", "principals": [{"cn": 1}], "paths": ["/a"]}"#)),
         ("empty cn", rule(r#"{"name": "r", "action": "allow", "principals": [{"cn": ""}], "paths": ["/a"]}"#)),
+        ("uri_san wildcard with a fragment", rule(r#"{"name": "r", "action": "allow", "principals": [{"uri_san": "spiffe://t/ns/*/sa/x#y"}], "paths": ["/a"]}"#)),
         ("double star value", rule(r#"{"name": "r", "action": "allow", "principals": [{"dns_san": "**.x"}], "paths": ["/a"]}"#)),
         ("relative path", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["a"]}"#)),
         ("empty segment", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/a//b"]}"#)),
@@ -90,6 +91,11 @@ fn schema_and_validator_refuse_the_same_structural_mistakes() {
         ("bad rule name", rule(r#"{"name": "has space", "action": "allow", "principals": [{"any": true}], "paths": ["/a"]}"#)),
         ("bad serial", rule(r#"{"name": "r", "action": "allow", "principals": [{"serial": "xyz"}], "paths": ["/a"]}"#)),
         ("bad sha256", rule(r#"{"name": "r", "action": "allow", "principals": [{"sha256": "abc"}], "paths": ["/a"]}"#)),
+        ("head_with_get on an allow rule", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/a"], "methods": ["GET"], "head_with_get": true}"#)),
+        ("head_with_get without methods", rule(r#"{"name": "r", "action": "deny", "principals": [{"any": true}], "paths": ["/a"], "head_with_get": false}"#)),
+        ("head_with_get without GET", rule(r#"{"name": "r", "action": "deny", "principals": [{"any": true}], "paths": ["/a"], "methods": ["POST"], "head_with_get": false}"#)),
+        ("head_with_get with HEAD listed", rule(r#"{"name": "r", "action": "deny", "principals": [{"any": true}], "paths": ["/a"], "methods": ["GET", "HEAD"], "head_with_get": false}"#)),
+        ("head_with_get not a boolean", rule(r#"{"name": "r", "action": "deny", "principals": [{"any": true}], "paths": ["/a"], "methods": ["GET"], "head_with_get": "no"}"#)),
         ("bad revision", r#"{"version": 1, "default_action": "deny", "revision": "", "rules": []}"#.to_owned()),
         ("details not bool", r#"{"version": 1, "default_action": "deny", "deny_response": {"details": "no"}, "rules": []}"#.to_owned()),
         ("upstream header not bool", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"rule": 0}, "rules": []}"#.to_owned()),
@@ -136,6 +142,24 @@ fn schema_and_validator_accept_every_optional_top_level_field() {
     for format in ["typed", "legacy"] {
         let src = format!(r#"{{"version": 1, "default_action": "deny", "upstream_headers": {{"principal_format": "{format}"}}, "rules": []}}"#);
         assert!(schema_accepts(&v, &src), "schema refuses {format}");
+        Policy::from_json(&src).unwrap();
+    }
+}
+
+#[test]
+fn schema_and_validator_accept_an_exact_uri_san_with_a_query() {
+    let v = schema();
+    let src = r#"{"version": 1, "default_action": "deny", "rules": [{"name": "r", "action": "allow", "principals": [{"uri_san": "urn:example:a?b#c"}], "paths": ["/a"]}]}"#;
+    assert!(schema_accepts(&v, src));
+    Policy::from_json(src).unwrap();
+}
+
+#[test]
+fn schema_and_validator_accept_head_with_get_on_a_deny_rule_for_get() {
+    let v = schema();
+    for value in ["true", "false"] {
+        let src = format!(r#"{{"version": 1, "default_action": "allow", "rules": [{{"name": "r", "action": "deny", "principals": [{{"any": true}}], "paths": ["/a"], "methods": ["GET", "POST"], "head_with_get": {value}}}]}}"#);
+        assert!(schema_accepts(&v, &src), "{src}");
         Policy::from_json(&src).unwrap();
     }
 }
