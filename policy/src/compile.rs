@@ -243,7 +243,7 @@ impl Walk<'_> {
         if slot.is_some_and(|best| best <= rule_index) {
             return;
         }
-        if method_matches(rule, self.method) && rule.principals.iter().any(|p| principal_matches(p, self.identity)) {
+        if method_matches(rule, self.method) && rule.principals.iter().any(|p| principal_matches(p, self.identity, rule.action == Action::Deny)) {
             *slot = Some(rule_index);
         }
     }
@@ -392,6 +392,17 @@ mod tests {
         assert!(ignoring.decide_request(Some(&order), &request(header, Some(b"_method=DELETE"))).is_allowed());
         let path_override: &[(&[u8], &[u8])] = &[(b"x-original-url", b"/api/payment/admin/x")];
         assert_eq!(ignoring.decide_request(Some(&order), &request(path_override, None)).reason, Reason::Override);
+    }
+
+    #[test]
+    fn a_uri_san_with_a_fragment_meets_no_allow_wildcard_and_every_deny_wildcard() {
+        let odd = Identity { uri_sans: vec!["spiffe://shop.test/ns/dev#/sa/order".into()], ..Identity::default() };
+        let allow = policy_with("deny", r#"{"name": "orders", "action": "allow", "principals": [{"uri_san": "spiffe://shop.test/ns/*/sa/order"}], "paths": ["/**"]}"#);
+        assert!(!allow.decide(Some(&odd), "GET", "/x").is_allowed());
+        let deny = policy_with("allow", r#"{"name": "no-orders", "action": "deny", "principals": [{"uri_san": "spiffe://shop.test/ns/*/sa/order"}], "paths": ["/**"]}"#);
+        let d = deny.decide(Some(&odd), "GET", "/x");
+        assert_eq!((d.verdict, d.rule), (Verdict::Deny, Some("no-orders")), "fails closed under default allow");
+        assert_eq!(crate::decide_naive(deny.policy(), Some(&odd), "GET", "/x").rule, Some("no-orders"));
     }
 
     #[test]

@@ -208,8 +208,10 @@ pub(crate) fn placeholder_matches(identity: &Identity, placeholder: Placeholder,
     }
 }
 
-/// Does the certificate satisfy every field of this principal?
-pub fn principal_matches(p: &Principal, id: &Identity) -> bool {
+/// Does the certificate satisfy every field of this principal? `deny` for
+/// a deny rule's principal, which reads odd URI SANs the way that catches
+/// them ([`crate::pattern::ValuePattern::matches_for_deny`]).
+pub fn principal_matches(p: &Principal, id: &Identity, deny: bool) -> bool {
     if p.any {
         return true;
     }
@@ -225,7 +227,7 @@ pub fn principal_matches(p: &Principal, id: &Identity) -> bool {
         && any_of(&p.o, &id.organizations)
         && any_of(&p.ou, &id.organizational_units)
         && single(&p.issuer_cn, id.issuer_common_name())
-        && any_of(&p.uri_san, &id.uri_sans)
+        && p.uri_san.as_ref().is_none_or(|pat| id.uri_sans.iter().any(|v| if deny { pat.matches_for_deny(v) } else { pat.matches(v) }))
         && any_of(&p.dns_san, &id.dns_sans)
         && any_of(&p.email_san, &id.email_sans)
         && p.ip_san.as_ref().is_none_or(|net| id.ip_sans.iter().any(|ip| net.contains(ip)))
@@ -259,7 +261,7 @@ pub fn decide_naive<'p>(policy: &'p Policy, identity: Option<&Identity>, method:
     for rule in &policy.rules {
         let hit = method_matches(rule, method)
             && rule.paths.iter().any(|p| p.matches(&segments, &placeholder))
-            && rule.principals.iter().any(|p| principal_matches(p, id));
+            && rule.principals.iter().any(|p| principal_matches(p, id, rule.action == Action::Deny));
         if hit {
             let slot = &mut best[usize::from(rule.action == Action::Allow)];
             if slot.is_none_or(|name| rule.name.as_str() < name) {

@@ -95,6 +95,22 @@ impl ValuePattern {
         }
     }
 
+    /// [`ValuePattern::matches`] for a deny rule. A URI with a query or
+    /// fragment matches no wildcard in an allow rule; a deny rule matches it
+    /// when either reading would (the whole string, as some matchers take it,
+    /// or the part before `?`/`#`), so such a certificate never slips past a
+    /// deny rule that a cleaner spelling of it would meet.
+    pub fn matches_for_deny(&self, value: &str) -> bool {
+        match (self.kind, self.wildcard) {
+            (ValueKind::Uri, true) if value.contains(['?', '#']) => {
+                let separators = self.kind.separators();
+                let before = value.split(['?', '#']).next().unwrap_or("");
+                segmentwise_match(&self.text, value, separators, false) || segmentwise_match(&self.text, before, separators, false)
+            }
+            _ => self.matches(value),
+        }
+    }
+
     /// The pattern in its canonical form (see [`ValuePattern::new`]).
     pub fn as_str(&self) -> &str {
         &self.text
@@ -406,7 +422,20 @@ mod tests {
     }
 
     #[test]
-    fn a_uri_with_a_query_or_fragment_never_matches_a_wildcard() {
+fn a_deny_rule_wildcard_still_meets_a_uri_with_a_query_or_fragment() {
+        let p = ValuePattern::new("spiffe://shop.test/ns/*/sa/order", ValueKind::Uri);
+        for odd in ["spiffe://shop.test/ns/dev#/sa/order", "spiffe://shop.test/ns/dev/sa/order?x", "spiffe://shop.test/ns/dev/sa/order#f"] {
+            assert!(!p.matches(odd), "{odd}");
+            assert!(p.matches_for_deny(odd), "{odd}");
+        }
+        assert!(!p.matches_for_deny("spiffe://shop.test/ns/dev/sa/billing?x"), "neither reading names order");
+        assert!(p.matches_for_deny("spiffe://shop.test/ns/dev/sa/order"));
+        let exact = ValuePattern::new("spiffe://shop.test/ns/dev/sa/order", ValueKind::Uri);
+        assert!(!exact.matches_for_deny("spiffe://shop.test/ns/dev/sa/order?x"), "exact patterns compare the string");
+    }
+
+    #[test]
+        fn a_uri_with_a_query_or_fragment_never_matches_a_wildcard() {
         let p = ValuePattern::new("spiffe://shop.test/ns/*/sa/order", URI);
         for value in [
             "spiffe://shop.test/ns/dev#/sa/order",
