@@ -65,7 +65,13 @@ BYPASS_POLICY = {
          "principals": [{"uri_san": "spiffe://shop.test/ns/prod/sa/*"}],
          "paths": ["/config/{uri_san_last_segment}"], "methods": ["GET"]},
         {"name": "reports-read-docs", "action": "allow",
-         "principals": [{"cn": "report-service", "ou": "reporting"}], "paths": ["/docs/**"], "methods": ["GET"]},
+         "principals": [{"cn": "report-service", "ou": "reporting"}], "paths": ["/docs/**"], "methods": ["GET", "HEAD"]},
+        {"name": "nobody-reads-exports", "action": "deny",
+         "principals": [{"any": True}], "paths": ["/docs/exports/**"], "methods": ["GET"]},
+        {"name": "own-profile", "action": "allow",
+         "principals": [{"any": True}], "paths": ["/profiles/{uri_san_last_segment}"], "methods": ["GET"]},
+        {"name": "orders-any-namespace", "action": "allow",
+         "principals": [{"uri_san": "spiffe://shop.test/ns/*/sa/order"}], "paths": ["/api/order-status"], "methods": ["GET"]},
         {"name": "nobody-on-internal-docs", "action": "deny",
          "principals": [{"any": True}], "paths": ["/docs/internal/**"]},
     ],
@@ -105,6 +111,10 @@ EXTRA_CERTS = {
     "wild-upper": ("/CN=wild-upper", "DNS:EVIL.API.SHOP.TEST", "clientAuth"),
     "wild-literal": ("/CN=wild-literal", "DNS:*.api.shop.test", "clientAuth"),
     "wild-trailing-dot": ("/CN=wild-trailing-dot", "DNS:evil.api.shop.test.", "clientAuth"),
+    "uri-query-order": ("/CN=uri-query-order", "URI:spiffe://shop.test/ns/dev/sa/x?/order", "clientAuth"),
+    # `\#`: a `#` in an OpenSSL extension file starts a comment unless escaped.
+    "uri-fragment-order": ("/CN=uri-fragment-order", "URI:spiffe://shop.test/ns/dev/sa/x\\#/order", "clientAuth"),
+    "uri-fragment-ns": ("/CN=uri-fragment-ns", "URI:spiffe://shop.test/ns/dev\\#/sa/order", "clientAuth"),
     "cn-dotdot": ("/CN=..", None, "clientAuth"),
     "cn-slash": ("/CN=order-service\\/..\\/report-service", None, "clientAuth"),
     "eku-server": ("/CN=order-service", "URI:%s" % ORDER, "serverAuth"),
@@ -116,6 +126,7 @@ PRINCIPALS = {
     "order-service": "uri=" + ORDER, "report-service": "uri=" + REPORT, "confused": "uri=" + ORDER,
     "multi-san": "uri=" + REPORT,
     "wild-one": "cn=wild-one", "wild-upper": "cn=wild-upper", "wild-literal": "cn=wild-literal",
+    "wild-trailing-dot": "cn=wild-trailing-dot",
 }
 # gen-certs.sh certificates; `none` connects without a client certificate.
 BUILTIN_CERTS = ("order-service", "report-service", "unknown-service", "confused", "expired", "untrusted")
@@ -519,7 +530,9 @@ case("wildcard-two-labels", "wildcard", "wild-nested", "GET", "/api/status", NO_
 case("wildcard-no-label", "wildcard", "wild-bare", "GET", "/api/status", NO_RULE, why="not zero labels")
 case("wildcard-dot-is-literal", "wildcard", "wild-regex", "GET", "/api/status", NO_RULE,
      why="`.` is a literal dot, not a regex `.` (evil.apixshop.test)")
-case("wildcard-trailing-dot", "wildcard", "wild-trailing-dot", "GET", "/api/status", NO_RULE)
+case("wildcard-trailing-dot", "wildcard", "wild-trailing-dot", "GET", "/api/status",
+     allow("/api/status", "api-hosts-read-status"),
+     why="`evil.api.shop.test.` is the fully qualified spelling of `evil.api.shop.test`: one label under the wildcard")
 case("wildcard-dns-case", "wildcard", "wild-upper", "GET", "/api/status", allow("/api/status", "api-hosts-read-status"),
      why="DNS names compare case-insensitively (documented)")
 case("wildcard-cert-literal-star", "wildcard", "wild-literal", "GET", "/api/status",
@@ -535,6 +548,15 @@ case("path-wildcard-multi-san", "wildcard", "multi-san", "GET", "/config/order",
      why="several URI SANs: no {uri_san_last_segment}")
 case("placeholder-uri-last-segment", "wildcard", O, "GET", "/config/order", allow("/config/order", "own-config"))
 case("placeholder-uri-other", "wildcard", O, "GET", "/config/report", NO_RULE)
+case("placeholder-uri-own-profile", "wildcard", O, "GET", "/profiles/order", allow("/profiles/order", "own-profile"),
+     why="`{uri_san_last_segment}` of spiffe://shop.test/ns/prod/sa/order is `order`")
+case("placeholder-uri-after-query", "wildcard", "uri-query-order", "GET", "/profiles/order", NO_RULE,
+     why="`spiffe://shop.test/ns/dev/sa/x?/order`: `order` is in the query, not the path; a URI with a query gives no value")
+case("placeholder-uri-after-fragment", "wildcard", "uri-fragment-order", "GET", "/profiles/order", NO_RULE,
+     why="nor does one with a fragment (`.../sa/x#/order`)")
+case("uri-wildcard-any-namespace", "wildcard", O, "GET", "/api/order-status", allow("/api/order-status", "orders-any-namespace"))
+case("uri-wildcard-fragment-namespace", "wildcard", "uri-fragment-ns", "GET", "/api/order-status", NO_RULE,
+     why="`spiffe://shop.test/ns/dev#/sa/order` is not in a namespace: SPIFFE IDs have no fragment, so no wildcard matches it")
 
 # -- {cn} placeholder
 case("placeholder-own-inbox", "placeholder", O, "GET", "/inbox/order-service/messages",
@@ -713,6 +735,15 @@ case("body-compressed", "body-override", O, "POST", C, deny(R_BODY_UNREADABLE),
 case("body-denied-anyway", "body-override", R, "POST", C, NO_RULE, headers=(FORM,), body=b"_method=GET",
      why="a request the policy denies is refused on its headers; its body is never read")
 
+# -- HEAD under a deny rule on GET: frameworks serve HEAD with the GET handler
+both("head-under-get-deny", "head", R, "HEAD", "/docs/exports/q3.csv", deny(R_DENY_RULE, "nobody-reads-exports"),
+     why="the deny names GET; HEAD would run the same handler, so it is denied too (`head_with_get`, default true)")
+case("get-under-get-deny", "head", R, "GET", "/docs/exports/q3.csv", deny(R_DENY_RULE, "nobody-reads-exports"))
+both("head-allowed-where-listed", "head", R, "HEAD", "/docs/public/readme", allow("/docs/public/readme", "reports-read-docs"),
+     why="an allow rule allows HEAD only where it lists it, as reports-read-docs does")
+case("head-not-allowed-by-get-allow", "head", R, "HEAD", Q, NO_RULE,
+     why="reports-read-payment lists only GET: allowing GET does not allow HEAD")
+
 # -- methods
 case("lower-case-method", "method", R, "get", Q, CODEC_400, why="the HTTP/1 codec refuses a lower-case method")
 case("lower-case-method-h2", "method", R, "get", Q, deny(R_METHOD), proto="h2",
@@ -880,6 +911,9 @@ CLASSES = {
                       "upstream before it is judged (the suite checks what the upstream read). Other requests "
                       "are decided on their headers alone. "
                       "`\"method_overrides\": \"ignore\"` turns all of this off for backends that never honour overrides."),
+    "head": ("HEAD under deny rules on GET", "Rails, Django, Express, Spring: HEAD runs the GET handler",
+             "A deny rule whose `methods` name `GET` also denies `HEAD` unless it says `\"head_with_get\": false`. "
+             "Allow rules are unchanged: they allow only the methods they list."),
     "method": ("Methods", "—",
                "Lower-case methods: HTTP/1 codec 400; over HTTP/2 they reach the engine, which refuses non-canonical "
                "methods (`post` must not dodge a deny rule on `POST`)."),
