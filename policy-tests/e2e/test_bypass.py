@@ -22,6 +22,7 @@ A final test checks the upstream saw nothing but the allowed requests.
 """
 
 import concurrent.futures
+import json
 import os
 import re
 import subprocess
@@ -340,3 +341,63 @@ def test_every_path_class_runs_over_http2():
                     "encoding", "baseline"}
     h2 = {c.cls for c in bc.CASES if c.proto == "h2"}
     assert path_classes <= h2, "classes without an HTTP/2 case: %s" % sorted(path_classes - h2)
+
+
+CLI = Path(os.environ.get("MTLS_AUTHZ_CLI") or REPO / "target" / "release" / "mtls-authz")
+
+
+def _filter_said(b, case, r, cid):
+    """What the filter decided for this request on the raw listener: ("allow", rule, None),
+    ("deny", rule, reason), or None when something else answered (Envoy, TLS)."""
+    if r.status == 200:
+        seen = b.upstream.seen(cid)
+        rule = [v for k, v in seen[0].headers if k == RULE_HEADER] if seen else []
+        return ("allow", rule[0] if rule else None, None)
+    if r.status in (403, 413):
+        if case.method == "HEAD":
+            return ("deny", None, None)
+        body = r.json()
+        if isinstance(body, dict) and body.get("error") == "forbidden":
+            return ("deny", body.get("rule"), body.get("reason"))
+    return None
+
+
+def test_explain_decides_every_raw_listener_request_as_the_filter_did(bypass, tmp_path):
+    """On the raw listener Envoy hands the filter each request as it was sent, so
+    `mtls-authz explain`, given the same certificate, method, target, headers and
+    body, must reach the decision (and rule and reason) the filter reached."""
+    if not CLI.exists():
+        pytest.fail("%s is missing: build it with bash scripts/build.sh" % CLI, pytrace=False)
+    policy = tmp_path / "policy.json"
+    policy.write_text(bc.policy_text())
+    compared, mismatches = 0, []
+    for case in bc.CASES:
+        # Exact request bytes and raw HTTP/2 frames are about the codecs; a target that
+        # is not origin-form, or holds whitespace, is split by the HTTP/1 codec before
+        # the filter sees it.
+        if case.proto not in ("h1", "h2") or case.request is not None or case.identity == bc.NO_CERT \
+                or not case.target.startswith("/") or any(c.isspace() for c in case.target):
+            continue
+        cid = _case_id(case, "raw")
+        said = _filter_said(bypass, case, bypass.outcomes[(case.name, "raw")], cid)
+        if said is None:
+            continue
+        args = [str(CLI), "explain", "--policy", str(policy), "--cert", str(bypass.stems[case.identity]) + ".crt",
+                "--method", case.method, "--path", case.target, "--format", "json"]
+        for name, value in case.headers:
+            args += ["--header", "%s: %s" % (name, value)]
+        if case.body is not None:
+            body_file = tmp_path / ("%s.body" % case.name)
+            body_file.write_bytes(case.body)
+            args += ["--body-file", str(body_file)]
+        p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        assert p.returncode == 0, "%s: explain failed: %s" % (case.name, p.stderr.decode(errors="replace"))
+        got = json.loads(p.stdout)
+        explained = (got["enforced"], got["rule"], got["reason"] if said[2] is not None else None)
+        if said[0] == "deny" and case.method == "HEAD":
+            explained = (got["enforced"], None, None)
+        if explained != said:
+            mismatches.append("%s: filter %s, explain %s" % (case.name, said, explained))
+        compared += 1
+    assert not mismatches, "explain and the filter disagree:\n" + "\n".join(mismatches)
+    assert compared >= 150, "only %d cases compared" % compared
