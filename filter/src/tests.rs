@@ -1077,6 +1077,17 @@ fn a_denied_request_is_refused_on_its_headers_without_reading_the_body() {
 }
 
 #[test]
+fn an_empty_body_goes_on_without_a_read() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = post_with_body("application/x-www-form-urlencoded", "");
+    let held = held(on_request_headers(&host, Some(&p), &cache, false));
+    assert_eq!(on_request_body(&host, Some(&p), &held, 0, true), Flow::Continue);
+    assert!(!host.calls().contains(&"body"));
+    assert_eq!(host.metric(Metric::RequestsAllowed), 1);
+}
+
+#[test]
 fn a_body_past_the_limit_is_refused_with_413_without_waiting_for_the_rest() {
     let p = policy(&with_mode(r#""body_inspection_limit": 16"#));
     let cache = RefCell::default();
