@@ -295,11 +295,33 @@ def differential_seeds() -> None:
     write("differential", "ones-256", b"\x01" * 256)
 
 
+# ---------------------------------------------------------------------------
+# body_overrides: the first byte picks the readings (1 form, 2 multipart, 4 JSON)
+
+BODY_SEEDS = {
+    "form-override": (1, b"amount=10&_method=DELETE"),
+    "form-php-name": (1, b"a=1&+.method=DELETE"),
+    "form-clean": (1, b"amount=10&currency=EUR"),
+    "multipart-override": (2, b'--b\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--b--\r\n'),
+    "multipart-folded-5987": (2, b"--b\r\nContent-Disposition: form-data;\r\n name*=utf-8''%5Fmethod\r\n\r\nx\r\n--b--\r\n"),
+    "multipart-file": (2, b'--b\r\nContent-Disposition: form-data; name="f"; filename="a.js"\r\n\r\nx._method=1\r\n--b--\r\n'),
+    "json-escaped-key": (4, b'{"a":[1,{"b":2}],"\\u005fmethod":"DELETE"}'),
+    "json-clean-all-readings": (7, b'{"amount": 10}'),
+    "json-broken": (4, b'{"a":1,'),
+}
+
+
+def body_seeds() -> None:
+    for name, (bits, body) in BODY_SEEDS.items():
+        write("body_overrides", name, bytes([bits]) + body)
+
+
 if __name__ == "__main__":
     policy_seeds()
     path_seeds()
     cert_seeds()
     differential_seeds()
+    body_seeds()
     for d in sorted(CORPUS.iterdir()):
         files = list(d.iterdir())
         print(f"{d.name}: {len(files)} files, {sum(f.stat().st_size for f in files)} bytes")

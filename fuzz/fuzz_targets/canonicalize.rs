@@ -24,14 +24,15 @@ use mtls_authz_policy::overrides::query_overrides_method;
 use mtls_authz_policy::{canonicalize, PathRejection};
 use unicode_normalization::UnicodeNormalization;
 
-/// What a segment must not contain, after decoding and after NFKC.
-const DELIMITERS: &[char] = &['/', '\\', '.', '%', ';', '?', '#'];
-
-/// The documented look-alike rule: a character whose NFKC form contains a
-/// delimiter or `.`, plus the two confusables the engine names that NFKC
-/// leaves alone (DIVISION SLASH, FRACTION SLASH).
+/// The documented look-alike rule: a non-ASCII character whose compatibility
+/// decomposition (NFKD) holds ASCII punctuation or a space (so NFKC would turn
+/// it into a delimiter, `.`, or whitespace a backend may trim), plus the slash
+/// confusables the engine names that have no decomposition (DIVISION SLASH,
+/// FRACTION SLASH, BIG SOLIDUS, PHILIPPINE SINGLE PUNCTUATION).
 fn lookalike(c: char) -> bool {
-    !c.is_ascii() && (matches!(c, '\u{2215}' | '\u{2044}') || std::iter::once(c).nfkc().any(|n| DELIMITERS.contains(&n)))
+    !c.is_ascii()
+        && (matches!(c, '\u{2215}' | '\u{2044}' | '\u{29F8}' | '\u{1735}')
+            || std::iter::once(c).nfkd().any(|n| n.is_ascii() && !n.is_ascii_alphanumeric()))
 }
 
 /// RFC 3986 pchar minus `;`, as the README describes what may appear raw.

@@ -218,23 +218,29 @@ impl BodyHeaders {
     }
 
     fn content_type(&mut self, value: &[u8]) {
-        let lower = value.to_ascii_lowercase();
-        let has = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
-        if lower.trim_ascii().is_empty() || has(b"x-www-form-urlencoded") {
+        // Case-insensitive searches, without a lower-cased copy: this runs for
+        // every request that has a content type, most of which are never read.
+        let find = |needle: &[u8]| value.windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle));
+        let has = |needle: &[u8]| find(needle).is_some();
+        let trimmed = value.trim_ascii();
+        if trimmed.is_empty() || has(b"x-www-form-urlencoded") {
             self.readings.form = true;
         }
         if has(b"multipart/") {
             self.readings.multipart = true;
         }
         // gRPC backends do not read `_method`, and a gRPC-JSON body is framed, not JSON.
-        if (has(b"/json") || has(b"+json")) && !lower.trim_ascii_start().starts_with(b"application/grpc") {
+        let grpc = trimmed.get(..16).is_some_and(|p| p.eq_ignore_ascii_case(b"application/grpc"));
+        if (has(b"/json") || has(b"+json")) && !grpc {
             self.readings.json = true;
         }
-        if let Some(at) = lower.windows(8).position(|w| w == b"charset=") {
-            let rest = &lower[at + 8..];
-            let charset: Vec<u8> =
-                rest.iter().copied().skip_while(|&b| b == b'"').take_while(|&b| !matches!(b, b'"' | b';' | b' ' | b',')).collect();
-            if !ASCII_COMPATIBLE_CHARSETS.iter().any(|c| charset.starts_with(c.as_bytes())) {
+        if let Some(at) = find(b"charset=") {
+            let rest = value.get(at + 8..).unwrap_or_default();
+            let rest = rest.strip_prefix(b"\"").unwrap_or(rest);
+            let end = rest.iter().position(|&b| matches!(b, b'"' | b';' | b' ' | b',')).unwrap_or(rest.len());
+            let charset = &rest[..end];
+            let known = ASCII_COMPATIBLE_CHARSETS.iter().any(|c| charset.get(..c.len()).is_some_and(|p| p.eq_ignore_ascii_case(c.as_bytes())));
+            if !known {
                 self.unreadable = true;
             }
         }
