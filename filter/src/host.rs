@@ -81,6 +81,12 @@ impl Metric {
     }
 }
 
+/// What Envoy puts before a custom Wasm metric's [`Metric::name`] in
+/// `/stats` (`wasmcustom.mtls_authz.requests_allowed`). Envoy's choice, not
+/// ours: named here so filter/constants.json can give the e2e suites and
+/// bench the full names.
+pub const ENVOY_STATS_PREFIX: &str = "wasmcustom.";
+
 /// The proxy, as seen by the filter logic.
 pub trait Host {
     /// A connection or request attribute (`["connection", "peer_certificate"]`).

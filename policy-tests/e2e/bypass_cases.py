@@ -37,6 +37,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filter_constants import DRY_RUN_HEADER, PRINCIPAL_HEADER, REVISION_HEADER, RULE_HEADER, reason
+
 ORDER = "spiffe://shop.test/ns/prod/sa/order"
 REPORT = "spiffe://shop.test/ns/prod/sa/report"
 
@@ -137,30 +139,31 @@ LISTENERS = ("hardened", "raw")
 
 # --------------------------------------------------------------------------- expectations
 
-# The engine's refusal reasons (policy/src/overrides.rs, decision reasons), as
-# they appear in the 403 body. Matched as substrings.
-R_NO_RULE = "no rule matched; default_action is deny"
-R_DENY_RULE = "matched a deny rule"
-R_DOT = "path has a '.' or '..' segment"
-R_EMPTY = "path has an empty segment"
-R_SLASH = "path has an encoded '/' (%2F)"
-R_BACKSLASH = "path has a backslash"
-R_NUL = "path has a NUL byte"
-R_PERCENT = "path has an encoded '%' (double encoding)"
-R_INVALID_PCT = "path has invalid percent-encoding"
-R_PARAM = "path has a ';' path parameter"
-R_DELIM = "path has an encoded '?' or '#'"
-R_UTF8 = "path decodes to invalid UTF-8"
-R_CHAR = "path has a character that is not allowed in a path"
-R_LONG = "path is too long"
-R_METHOD = "method is not an upper-case HTTP token"
-R_NO_PATH = "the request has no path or method"
-R_OVERRIDE = "request asks the backend to override its method or path"
-R_TRAILING = "path has a segment ending in '.' or a space"
-R_LOOKALIKE = "path has a look-alike of '/', '.' or another delimiter (e.g. fullwidth)"
-R_BODY_OVERRIDE = "request body asks the backend to override its method (_method)"
-R_BODY_TOO_LARGE = "request body is too large to check for a method override"
-R_BODY_UNREADABLE = "request body cannot be checked for a method override"
+# The engine's refusal reasons as they appear in the 403 body, by their code
+# in filter/constants.json (Reason::code in policy/src/decide.rs): a code the
+# engine does not have fails at import, a reworded phrase needs no edit here.
+R_NO_RULE = reason("default.deny")
+R_DENY_RULE = reason("rule.deny")
+R_DOT = reason("path.dot_segment")
+R_EMPTY = reason("path.empty_segment")
+R_SLASH = reason("path.encoded_slash")
+R_BACKSLASH = reason("path.backslash")
+R_NUL = reason("path.nul")
+R_PERCENT = reason("path.encoded_percent")
+R_INVALID_PCT = reason("path.invalid_percent_encoding")
+R_PARAM = reason("path.path_parameter")
+R_DELIM = reason("path.encoded_delimiter")
+R_UTF8 = reason("path.invalid_utf8")
+R_CHAR = reason("path.invalid_character")
+R_LONG = reason("path.too_long")
+R_METHOD = reason("method")
+R_NO_PATH = reason("missing_request_data")
+R_OVERRIDE = reason("override")
+R_TRAILING = reason("path.trailing_dot_or_space")
+R_LOOKALIKE = reason("path.lookalike_delimiter")
+R_BODY_OVERRIDE = reason("body_override")
+R_BODY_TOO_LARGE = reason("body_too_large")
+R_BODY_UNREADABLE = reason("body_unreadable")
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ class Expect:
     resource: str = None  # allow: the decoded path the policy authorised (default: upstream without query)
     upstream_headers: tuple = ()  # allow: (name, value) pairs the upstream must receive, e.g. Envoy's own
     rule: str = None  # allow: x-mtls-authz-rule; deny: the 403 body's "rule" (None: no rule)
-    reason: str = None  # deny: the engine's reason (substring)
+    reason: str = None  # deny: the engine's reason, exactly as in the 403 body
     by: str = ""  # reject/drop: which layer answers
     body_held: bool = False  # deny: decided on the body, so the headers may have gone on; no body byte did
 
@@ -427,31 +430,31 @@ case("duplicate-host", "headers", R, "GET", Q, Q_ALLOWED, headers=(("Host", "a.e
      request=b"GET " + Q.encode() + b" HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nx-case-id: {cid}\r\n"
      b"Connection: close\r\n\r\n", why="the host is not a decision input (Envoy merges the two)")
 case("duplicate-principal-header", "headers", R, "GET", Q, Q_ALLOWED,
-     headers=(("x-mtls-authz-principal", ORDER), ("x-mtls-authz-principal", ORDER)),
+     headers=((PRINCIPAL_HEADER, ORDER), (PRINCIPAL_HEADER, ORDER)),
      why="both copies replaced by the filter's one value")
 case("comma-joined-principal-header", "headers", R, "GET", Q, Q_ALLOWED,
-     headers=(("x-mtls-authz-principal", ORDER + ", " + REPORT), ("x-mtls-authz-rule", "orders-create-payment, x")))
+     headers=((PRINCIPAL_HEADER, ORDER + ", " + REPORT), (RULE_HEADER, "orders-create-payment, x")))
 case("duplicate-principal-header-denied", "headers", R, "POST", C, NO_RULE,
-     headers=(("x-mtls-authz-principal", ORDER), ("x-mtls-authz-principal", ORDER)))
+     headers=((PRINCIPAL_HEADER, ORDER), (PRINCIPAL_HEADER, ORDER)))
 both("duplicate-xfcc", "headers", R, "GET", Q, Q_ALLOWED,
      headers=(("x-forwarded-client-cert", FORGED_XFCC), ("x-forwarded-client-cert", FORGED_XFCC)),
      why="forward_client_cert_details: SANITIZE drops every copy")
 case("comma-joined-xfcc", "headers", R, "GET", Q, Q_ALLOWED,
      headers=(("x-forwarded-client-cert", FORGED_XFCC + "," + FORGED_XFCC),))
-case("trailing-space-value", "headers", R, "GET", Q, Q_ALLOWED, headers=(("x-mtls-authz-principal", ORDER + "   "),),
+case("trailing-space-value", "headers", R, "GET", Q, Q_ALLOWED, headers=((PRINCIPAL_HEADER, ORDER + "   "),),
      why="value whitespace is trimmed by the codec and the header replaced anyway")
 case("space-before-colon", "headers", R, "GET", Q, CODEC_400,
-     request=b"GET " + Q.encode() + b" HTTP/1.1\r\nHost: x\r\nx-mtls-authz-principal : " + ORDER.encode()
+     request=b"GET " + Q.encode() + b" HTTP/1.1\r\nHost: x\r\n" + PRINCIPAL_HEADER.encode() + b" : " + ORDER.encode()
      + b"\r\nx-case-id: {cid}\r\nConnection: close\r\n\r\n", why="RFC 9112: whitespace before `:` must be refused")
 case("tab-before-colon", "headers", R, "GET", Q, CODEC_400,
-     request=b"GET " + Q.encode() + b" HTTP/1.1\r\nHost: x\r\nx-mtls-authz-principal\t: " + ORDER.encode()
+     request=b"GET " + Q.encode() + b" HTTP/1.1\r\nHost: x\r\n" + PRINCIPAL_HEADER.encode() + b"\t: " + ORDER.encode()
      + b"\r\nx-case-id: {cid}\r\nConnection: close\r\n\r\n")
 case("obs-fold", "headers", R, "GET", Q, Q_ALLOWED,
      request=b"GET " + Q.encode() + b" HTTP/1.1\r\nHost: x\r\nx-case-id: {cid}\r\nx-note: a\r\n"
-     b" x-mtls-authz-principal: " + ORDER.encode() + b"\r\nConnection: close\r\n\r\n",
+     b" " + PRINCIPAL_HEADER.encode() + b": " + ORDER.encode() + b"\r\nConnection: close\r\n\r\n",
      why="obsolete line folding is unfolded into the previous value (`x-note`), as RFC 9112 allows: no second "
          "header appears, and the upstream gets one `x-note` line")
-both("underscore-header", "headers", R, "GET", Q, UNDERSCORE_400, headers=(("x_mtls_authz_principal", ORDER),),
+both("underscore-header", "headers", R, "GET", Q, UNDERSCORE_400, headers=((PRINCIPAL_HEADER.replace("-", "_"), ORDER),),
      h2=H2_UNDERSCORE_RESET, why="stacks that fold `_` into `-` would see a second principal header")
 case("cl-and-te", "headers", R, "GET", Q, CODEC_400,
      request=b"GET " + Q.encode() + b" HTTP/1.1\r\nHost: x\r\nx-case-id: {cid}\r\nContent-Length: 44\r\n"
@@ -471,7 +474,7 @@ case("upgrade-h2c", "headers", R, "GET", Q, Q_ALLOWED,
      headers=(("Upgrade", "h2c"), ("Connection", "Upgrade, HTTP2-Settings"), ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")),
      why="h2c smuggling: Envoy drops `Upgrade: h2c`, so the upstream cannot switch protocols behind the filter")
 case("connection-nominates-filter-headers", "headers", R, "GET", Q, Q_ALLOWED,
-     headers=(("Connection", "x-mtls-authz-principal, x-mtls-authz-rule"),),
+     headers=(("Connection", "%s, %s" % (PRINCIPAL_HEADER, RULE_HEADER)),),
      why="hop-by-hop nomination does not strip the filter's headers on the way upstream")
 case("raw-non-ascii", "headers", R, "GET", "/api/payment/qu\xe9ry", CODEC_400, why="raw non-ASCII in the target")
 case("raw-del", "headers", R, "GET", Q + "\x7f", CODEC_400)
@@ -490,18 +493,18 @@ case("http10", "headers", R, "GET", Q, reject(426, "HTTP/1.0 is not accepted (42
 both("forged-xfcc-denied", "forged", R, "POST", C, NO_RULE, headers=(("x-forwarded-client-cert", FORGED_XFCC),),
      why="identity comes from the TLS connection only")
 both("forged-principal-denied", "forged", R, "POST", C, NO_RULE,
-     headers=(("x-mtls-authz-principal", ORDER), ("x-mtls-authz-rule", "orders-create-payment")))
+     headers=((PRINCIPAL_HEADER, ORDER), (RULE_HEADER, "orders-create-payment")))
 case("forged-all-unknown", "forged", "unknown-service", "POST", C, NO_RULE,
-     headers=(("x-forwarded-client-cert", FORGED_XFCC), ("x-mtls-authz-principal", ORDER),
-              ("x-mtls-authz-rule", "orders-create-payment"), ("x-mtls-authz-dry-run", "deny")))
+     headers=(("x-forwarded-client-cert", FORGED_XFCC), (PRINCIPAL_HEADER, ORDER),
+              (RULE_HEADER, "orders-create-payment"), (DRY_RUN_HEADER, "deny")))
 both("forged-replaced-on-allow", "forged", R, "GET", Q, Q_ALLOWED,
-     headers=(("x-forwarded-client-cert", FORGED_XFCC), ("x-mtls-authz-principal", ORDER),
-              ("x-mtls-authz-rule", "orders-create-payment"), ("x-mtls-authz-dry-run", "deny")),
+     headers=(("x-forwarded-client-cert", FORGED_XFCC), (PRINCIPAL_HEADER, ORDER),
+              (RULE_HEADER, "orders-create-payment"), (DRY_RUN_HEADER, "deny")),
      why="the upstream sees the filter's principal and rule, no XFCC, no dry-run marker")
-case("forged-revision-header", "forged", R, "GET", Q, Q_ALLOWED, headers=(("x-mtls-authz-policy-revision", "v0-forged"),),
+case("forged-revision-header", "forged", R, "GET", Q, Q_ALLOWED, headers=((REVISION_HEADER, "v0-forged"),),
      why="the policy revision header, too, is the filter's alone")
 case("forged-upper-case-names", "forged", R, "GET", Q, Q_ALLOWED,
-     headers=(("X-MTLS-AUTHZ-PRINCIPAL", ORDER), ("X-Forwarded-Client-Cert", FORGED_XFCC)))
+     headers=((PRINCIPAL_HEADER.upper(), ORDER), ("X-Forwarded-Client-Cert", FORGED_XFCC)))
 case("forged-ssl-client-headers", "forged", "unknown-service", "POST", C, NO_RULE,
      headers=(("ssl-client-subject-dn", "CN=order-service"), ("x-ssl-client-cn", "order-service"),
               ("x-client-cert", "-----BEGIN CERTIFICATE-----")))
@@ -609,10 +612,10 @@ h2f("h2-missing-authority", ((":method", "GET"), (":scheme", "https"), (":path",
 h2f("h2-upper-case-name", H2_BASE + ((":path", Q), ("X-Mtls-Authz-Principal", ORDER)), H2_CLOSED)
 h2f("h2-connection-header", H2_BASE + ((":path", Q), ("connection", "close")), H2_CLOSED)
 h2f("h2-protocol-without-connect", H2_BASE + ((":path", Q), (":protocol", "websocket")), H2_CLOSED)
-h2f("h2-duplicate-principal", H2_BASE + ((":path", Q), ("x-mtls-authz-principal", ORDER),
-                                          ("x-mtls-authz-principal", ORDER), ("x-forwarded-client-cert", FORGED_XFCC)),
+h2f("h2-duplicate-principal", H2_BASE + ((":path", Q), (PRINCIPAL_HEADER, ORDER),
+                                          (PRINCIPAL_HEADER, ORDER), ("x-forwarded-client-cert", FORGED_XFCC)),
     Q_ALLOWED)
-h2f("h2-crlf-in-value", H2_BASE + ((":path", Q), ("x-note", "a\r\nx-mtls-authz-principal: " + ORDER)), H2_CLOSED,
+h2f("h2-crlf-in-value", H2_BASE + ((":path", Q), ("x-note", "a\r\n" + PRINCIPAL_HEADER + ": " + ORDER)), H2_CLOSED,
     why="HTTP/2 values may not carry CR/LF/NUL: no header injection into the HTTP/1.1 upstream request")
 h2f("h2-nul-in-value", H2_BASE + ((":path", Q), ("x-note", "a\x00b")), H2_CLOSED)
 h2f("h2-crlf-in-path", H2_BASE + ((":path", Q + "\r\nx: y"),), H2_CLOSED)

@@ -34,19 +34,25 @@ if str(ENVOY_DIR) not in sys.path:
     sys.path.insert(0, str(ENVOY_DIR))
 import render  # noqa: E402  (envoy/render.py)
 
+import filter_constants  # noqa: E402  (filter/constants.json)
+
 IO_TIMEOUT = 10.0
 READY_TIMEOUT = float(os.environ.get("MTLS_AUTHZ_E2E_READY_TIMEOUT", "60"))
 
-# The filter's counters, by their short name. The full names the filter emits
-# are `wasmcustom.mtls_authz.<short>`; `metric()` tolerates a different prefix.
-METRICS = ("requests_allowed", "requests_denied", "requests_dry_run_denied", "errors", "certificates_parsed")
-METRIC_PREFIX = "wasmcustom.mtls_authz."
+# Names the filter defines, from filter/constants.json (rendered from the Rust
+# source; see filter_constants.py), never copied here.
 
-PRINCIPAL_HEADER = "x-mtls-authz-principal"
-RULE_HEADER = "x-mtls-authz-rule"
-DRY_RUN_HEADER = "x-mtls-authz-dry-run"  # "deny" when a dry-run policy would have denied
-REVISION_HEADER = "x-mtls-authz-policy-revision"  # the policy's revision, when it has one
-OWN_HEADERS = (PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER, REVISION_HEADER)  # set only by the filter
+# The filter's counters, by their short name. The full names the filter emits
+# are `wasmcustom.mtls_authz.<short>` (METRIC_NAMES); `metric()` tolerates a different prefix.
+METRICS = tuple(filter_constants.COUNTERS)
+METRIC_NAMES = {short: c["stats"] for short, c in filter_constants.COUNTERS.items()}
+METRIC_PREFIX = filter_constants.METRIC_PREFIX
+
+PRINCIPAL_HEADER = filter_constants.PRINCIPAL_HEADER
+RULE_HEADER = filter_constants.RULE_HEADER
+DRY_RUN_HEADER = filter_constants.DRY_RUN_HEADER  # "deny" when a dry-run policy would have denied
+REVISION_HEADER = filter_constants.REVISION_HEADER  # the policy's revision, when it has one
+OWN_HEADERS = filter_constants.OWN_HEADERS  # set only by the filter
 
 
 # --------------------------------------------------------------------------- processes
@@ -258,11 +264,13 @@ class Admin:
 def metric(stats, short):
     """Value of the filter counter `short` (e.g. "requests_allowed") in a stats dict.
 
-    Prefers the exact name `wasmcustom.mtls_authz.<short>`; otherwise accepts a
+    Prefers the exact name: the counter's full name from filter/constants.json
+    (`wasmcustom.mtls_authz.<short>`), or METRIC_PREFIX + short for a stat that
+    is not the filter's (Envoy's ECDS `update_rejected`); otherwise accepts a
     single mtls_authz stat ending in `<short>`, so a small prefix change in the
     filter does not break every test, while ambiguity or absence fails loudly.
     """
-    exact = METRIC_PREFIX + short
+    exact = METRIC_NAMES.get(short, METRIC_PREFIX + short)
     if exact in stats:
         return stats[exact]
     candidates = [n for n in stats if "mtls_authz" in n and re.search(r"(^|[._])%s$" % re.escape(short), n)]

@@ -8,7 +8,7 @@ handling of raw paths, on the listener with normalisation off, is issue 4.)
 
 import pytest
 
-from e2e_lib import http_request_bytes
+from e2e_lib import RULE_HEADER, http_request_bytes
 
 
 @pytest.mark.parametrize("target", ["/api/payment/query%2Fx", "/api/payment/query%2fx", "/api/payment%5Cquery",
@@ -25,7 +25,7 @@ def test_canonical_path_is_decided_and_forwarded(gateway, target):
     r = gateway.raw("report-service", http_request_bytes("GET", target, []))
     assert r.status == 200, "%s: %s" % (target, r)
     assert r.echo["path"] == "/api/payment/query", "%s reached the upstream as %r" % (target, r.echo["path"])
-    assert r.upstream_headers("x-mtls-authz-rule") == ["reports-read-payment"]
+    assert r.upstream_headers(RULE_HEADER) == ["reports-read-payment"]
 
 
 @pytest.mark.filter

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 import e2e_lib
-from e2e_lib import ENVOY_DIR, POLICY_FILE, REPO, REVISION_HEADER, _die_with_parent, render, validate_config
+from e2e_lib import ENVOY_DIR, POLICY_FILE, REPO, REVISION_HEADER, RULE_HEADER, _die_with_parent, render, validate_config
 
 pytestmark = pytest.mark.filter
 
@@ -239,7 +239,7 @@ class Load:
                 if r.status == 200:
                     echo = json.loads(body)
                     hdrs = {k.lower(): v for k, v in echo["headers"]}
-                    s.revision, s.rule = hdrs.get(REVISION_HEADER), hdrs.get("x-mtls-authz-rule")
+                    s.revision, s.rule = hdrs.get(REVISION_HEADER), hdrs.get(RULE_HEADER)
                 elif r.status == 403:
                     s.revision = r.getheader(REVISION_HEADER)
                     s.rule = json.loads(body).get("rule")

@@ -60,6 +60,54 @@ pub enum PathRejection {
 }
 
 impl PathRejection {
+    /// Every rejection, in declaration order: what filter/constants.json lists
+    /// for the e2e suites and bench, which match reasons by [`PathRejection::code`].
+    pub const ALL: [PathRejection; 16] = [
+        PathRejection::Empty,
+        PathRejection::NoLeadingSlash,
+        PathRejection::EmptySegment,
+        PathRejection::DotSegment,
+        PathRejection::EncodedSlash,
+        PathRejection::Backslash,
+        PathRejection::Nul,
+        PathRejection::InvalidPercentEncoding,
+        PathRejection::EncodedPercent,
+        PathRejection::PathParameter,
+        PathRejection::EncodedDelimiter,
+        PathRejection::InvalidUtf8,
+        PathRejection::InvalidCharacter,
+        PathRejection::TooLong,
+        PathRejection::TrailingDotOrSpace,
+        PathRejection::LookalikeDelimiter,
+    ];
+
+    /// A stable machine name (`path.dot_segment`), the [`Reason::code`] of the
+    /// refusal this becomes: tools and tests name a reason by its code, so
+    /// rewording [`PathRejection::as_str`] changes no key. A new variant goes
+    /// into [`PathRejection::ALL`] too.
+    ///
+    /// [`Reason::code`]: crate::decide::Reason::code
+    pub fn code(self) -> &'static str {
+        match self {
+            PathRejection::Empty => "path.empty",
+            PathRejection::NoLeadingSlash => "path.no_leading_slash",
+            PathRejection::EmptySegment => "path.empty_segment",
+            PathRejection::DotSegment => "path.dot_segment",
+            PathRejection::EncodedSlash => "path.encoded_slash",
+            PathRejection::Backslash => "path.backslash",
+            PathRejection::Nul => "path.nul",
+            PathRejection::InvalidPercentEncoding => "path.invalid_percent_encoding",
+            PathRejection::EncodedPercent => "path.encoded_percent",
+            PathRejection::PathParameter => "path.path_parameter",
+            PathRejection::EncodedDelimiter => "path.encoded_delimiter",
+            PathRejection::InvalidUtf8 => "path.invalid_utf8",
+            PathRejection::InvalidCharacter => "path.invalid_character",
+            PathRejection::TooLong => "path.too_long",
+            PathRejection::TrailingDotOrSpace => "path.trailing_dot_or_space",
+            PathRejection::LookalikeDelimiter => "path.lookalike_delimiter",
+        }
+    }
+
     /// A short, stable reason for logs, metrics and 403 bodies.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -468,5 +516,15 @@ mod tests {
         assert!(!is_canonical_method("Post"));
         assert!(!is_canonical_method(""));
         assert!(!is_canonical_method("GET "));
+    }
+
+    #[test]
+    fn all_lists_every_rejection_in_declaration_order() {
+        // A variant inserted anywhere but at the end shifts the discriminants
+        // after it, so leaving it out of ALL fails here.
+        for (i, p) in PathRejection::ALL.iter().enumerate() {
+            assert_eq!(*p as usize, i, "{p:?} is not at its declaration position in PathRejection::ALL");
+            assert!(p.code().starts_with("path."), "{p:?}: {:?} is not under path.", p.code());
+        }
     }
 }

@@ -67,6 +67,53 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, each once: the ones without a [`PathRejection`], then
+    /// [`Reason::Path`] of each of [`PathRejection::ALL`]. What
+    /// filter/constants.json lists, keyed by [`Reason::code`]. A new variant
+    /// goes here too.
+    pub fn all() -> impl Iterator<Item = Reason> {
+        [
+            Reason::Rule(Action::Allow),
+            Reason::Rule(Action::Deny),
+            Reason::Default(Action::Allow),
+            Reason::Default(Action::Deny),
+            Reason::NoPeerCertificate,
+            Reason::UnreadableCertificate,
+            Reason::MissingRequestData,
+            Reason::Method,
+            Reason::Override,
+            Reason::BodyOverride,
+            Reason::BodyTooLarge,
+            Reason::BodyUnreadable,
+            Reason::Internal,
+        ]
+        .into_iter()
+        .chain(PathRejection::ALL.into_iter().map(Reason::Path))
+    }
+
+    /// A stable machine name (`no_peer_certificate`, `rule.deny`,
+    /// `path.dot_segment`): the e2e suites and bench find a reason's wording
+    /// by its code in filter/constants.json, so rewording
+    /// [`Reason::as_str`] changes no key and copies no string.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::Rule(Action::Allow) => "rule.allow",
+            Reason::Rule(Action::Deny) => "rule.deny",
+            Reason::Default(Action::Allow) => "default.allow",
+            Reason::Default(Action::Deny) => "default.deny",
+            Reason::NoPeerCertificate => "no_peer_certificate",
+            Reason::UnreadableCertificate => "unreadable_certificate",
+            Reason::MissingRequestData => "missing_request_data",
+            Reason::Path(p) => p.code(),
+            Reason::Method => "method",
+            Reason::Override => "override",
+            Reason::BodyOverride => "body_override",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::BodyUnreadable => "body_unreadable",
+            Reason::Internal => "internal",
+        }
+    }
+
     /// A short, stable phrase for logs, metrics and 403 bodies.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -377,5 +424,28 @@ mod tests {
         let dot = Identity { dns_sans: vec![".".into(), "..".into()], ..Identity::default() };
         assert!(!placeholder_matches(&dot, Placeholder::DnsSan, "."), "a bare root name is no path segment");
         assert!(!placeholder_matches(&dot, Placeholder::DnsSan, ""));
+    }
+
+    #[test]
+    fn reason_codes_and_phrases_are_unique_and_codes_are_dotted_snake_case() {
+        // The e2e suites find a reason by its code and compare its phrase
+        // with the 403 body's: two reasons sharing either could not be told
+        // apart there, and a reason listed twice would share both.
+        let all: Vec<Reason> = Reason::all().collect();
+        assert_eq!(all.len(), 13 + PathRejection::ALL.len());
+        let mut codes: Vec<&str> = all.iter().map(|r| r.code()).collect();
+        let mut phrases: Vec<&str> = all.iter().map(|r| r.as_str()).collect();
+        for code in &codes {
+            let well_formed = code.split('.').all(|part| {
+                !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            });
+            assert!(well_formed, "{code:?} is not dotted snake_case");
+        }
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len(), "two reasons share a code");
+        phrases.sort_unstable();
+        phrases.dedup();
+        assert_eq!(phrases.len(), all.len(), "two reasons share a phrase");
     }
 }
