@@ -57,6 +57,12 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+# The filter's counter names, generated from its Rust source (filter/tests/constants.rs).
+with open(os.path.join(ROOT, "filter", "constants.json")) as _f:
+    _COUNTERS = json.load(_f)["metrics"]["counters"]
+STAT_ALLOWED = _COUNTERS["requests_allowed"]["stats"]
+STAT_DENIED = _COUNTERS["requests_denied"]["stats"]
+STAT_PARSED = _COUNTERS["certificates_parsed"]["stats"]
 TEMPLATES = os.path.join(HERE, "templates")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Seconds an admin call or a check request may take; longer under --callgrind.
@@ -641,7 +647,7 @@ def one_run(args, variant, mode, server, client, port, duration, pin):
         if abs(allowed - 2 * completed) > 2 * slack:
             problems.append("the two RBAC filters allowed %d times for %d requests" % (allowed, completed))
     if key in AUTHZ:
-        allowed = delta(s_after, s_before, "wasmcustom.mtls_authz.requests_allowed")
+        allowed = delta(s_after, s_before, STAT_ALLOWED)
         if abs(allowed - completed) > slack:
             problems.append("mtls-authz counted %d allowed of %d requests" % (allowed, completed))
     if key in PROBES and "metric" in PROBES[key]:
@@ -1450,15 +1456,15 @@ def main(argv=None):
                                                    r["p99_us"] / 1000, r["server_cpu_us"], r["foreign_cores"]))
                     if cache_proof is None and v[1] == "authz" and mode == "keepalive":
                         c = servers["authz"].counters()
-                        parsed = c.get("wasmcustom.mtls_authz.certificates_parsed", 0)
-                        allowed = c.get("wasmcustom.mtls_authz.requests_allowed", 0)
+                        parsed = c.get(STAT_PARSED, 0)
+                        allowed = c.get(STAT_ALLOWED, 0)
                         cx = sum_matching(c, r"^listener\.127\.0\.0\.1_\d+\.downstream_cx_total$")
                         cache_proof = {
                             "when": "right after its first measured keep-alive run (warm-up and decision checks included)",
-                            "counters": [("wasmcustom.mtls_authz.certificates_parsed", parsed),
-                                         ("wasmcustom.mtls_authz.requests_allowed", allowed),
-                                         ("wasmcustom.mtls_authz.requests_denied",
-                                          c.get("wasmcustom.mtls_authz.requests_denied", 0)),
+                            "counters": [(STAT_PARSED, parsed),
+                                         (STAT_ALLOWED, allowed),
+                                         (STAT_DENIED,
+                                          c.get(STAT_DENIED, 0)),
                                          ("listener downstream_cx_total (TLS connections)", cx)],
                             "ratio": "%d / %d = %.2g" % (parsed, allowed, parsed / allowed if allowed else float("nan")),
                         }
@@ -1467,8 +1473,8 @@ def main(argv=None):
                                              % (parsed, allowed))
         if "authz" in servers and cache_proof is not None:
             c = servers["authz"].counters()
-            parsed = c.get("wasmcustom.mtls_authz.certificates_parsed", 0)
-            allowed = c.get("wasmcustom.mtls_authz.requests_allowed", 0)
+            parsed = c.get(STAT_PARSED, 0)
+            allowed = c.get(STAT_ALLOWED, 0)
             cx = sum_matching(c, r"^listener\.127\.0\.0\.1_\d+\.downstream_cx_total$")
             cache_proof["counters"] += [
                 ("at the end of the benchmark (all modes): certificates_parsed", parsed),
