@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
+use mtls_authz_policy::timefmt::format_rfc3339;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -31,7 +32,6 @@ use x509_parser::x509::X509Name;
 
 use super::files::Cert;
 use super::{dn, Check, Status};
-use crate::timefmt::format_rfc3339;
 
 /// Which TLS versions to offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
