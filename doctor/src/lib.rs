@@ -48,9 +48,10 @@ pub use self::handshake::{Target, TlsVersion};
 
 /// What to diagnose: the files as read, and the settings of the command line.
 pub struct Inputs<'a> {
-    /// Every file given, in the order the checks name them: the `--cert`
-    /// file, then the key, CA, chain, CRL and server CA files that were given.
-    /// Which files are there decides what is checked (no key: no key check).
+    /// Every file given, in the order the `files` check lists them: the
+    /// `--cert` file, then the key, CA, chain, CRL and server CA files that
+    /// were given. Which roles are there decides what is checked (no key
+    /// file: no key check).
     pub files: Vec<RawFile>,
     /// The policy, compiled; `Err` holds the engine's errors, one per line, as `check` prints them.
     pub policy: Option<Result<CompiledPolicy, String>>,
