@@ -25,6 +25,8 @@
 //! [`canonical`] and [`overrides`] (what matches what, and what a backend
 //! would run instead), [`compile`] (the index), [`decide`] (the answer and
 //! its reason); [`principal`] is how the caller is named to the upstream.
+//! [`view`] and [`timefmt`] are how an identity is shown to people and
+//! scripts, shared by the CLI and the doctor so both print the same fields.
 
 pub mod canonical;
 pub mod compile;
@@ -36,6 +38,8 @@ pub mod model;
 pub mod overrides;
 pub mod pattern;
 pub mod principal;
+pub mod timefmt;
+pub mod view;
 
 pub use canonical::{canonicalize, CanonicalPath, PathRejection};
 pub use compile::{CompiledPolicy, RequestParts};
@@ -44,3 +48,4 @@ pub use error::{PolicyError, PolicyErrors};
 pub use identity::{CertError, Identity};
 pub use model::{Action, DenyResponse, MethodOverrides, Mode, Policy, Principal, PrincipalFormat, Rule, UpstreamHeaders};
 pub use overrides::{BodyFinding, BodyHeaders, BodyPlan, BodyReadings};
+pub use view::IdentityView;

@@ -8,13 +8,13 @@
 //! handshake, and the client only sees `certificate_revoked` or
 //! `certificate_unknown`. Each of those is named here.
 
+use mtls_authz_policy::timefmt::format_rfc3339;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::revocation_list::CertificateRevocationList;
 
 use super::chain::{same_name, Link, Source};
 use super::files::{Cert, Crl};
 use super::{dn, hex, Check, Status};
-use crate::timefmt::format_rfc3339;
 
 fn trim_serial(raw: &[u8]) -> &[u8] {
     let skip = raw.iter().take_while(|&&b| b == 0).count();

@@ -1,24 +1,16 @@
-//! Shared presentation: output formats, the identity as shown to people and
-//! programs, and small text helpers.
+//! An [`Identity`] as shown to people and programs: every field a policy can
+//! match on, named as a policy principal names it (`cn`, `o`, `uri_san`, ...),
+//! plus the display-only subject, issuer and validity window.
 //!
-//! The identity's JSON form uses the identity-fields names (`cn`, `o`,
-//! `uri_san`, ...) so that what `explain` prints for a real certificate can be
-//! pasted into a test case as its `identity` and means the same thing.
+//! The CLI's `explain` and the doctor's identity check print this view, and
+//! the CLI's test-case `identity` format reads the same names back, so what is
+//! printed for a real certificate can be pasted into a test case and means
+//! the same thing.
 
-use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::identity_input::Caller;
 use crate::timefmt::format_rfc3339;
-
-/// How a command prints its result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Aligned text for people.
-    Text,
-    /// One JSON object on one line, for scripts.
-    Json,
-}
+use crate::Identity;
 
 /// Every identity field the engine can match on, plus the display-only ones.
 /// Unknown values are `null` (text: `-`), never an invented default.
@@ -45,8 +37,10 @@ fn non_empty(s: &str) -> Option<String> {
 }
 
 impl IdentityView {
-    pub fn new(caller: &Caller) -> IdentityView {
-        let id = &caller.identity;
+    /// The view of `id`. The validity window is passed separately because an
+    /// identity written by hand may not know it (`None` shows as unknown),
+    /// while one read from a certificate always does.
+    pub fn new(id: &Identity, not_before: Option<i64>, not_after: Option<i64>) -> IdentityView {
         IdentityView {
             subject: non_empty(&id.subject),
             cn: id.common_names.clone(),
@@ -59,8 +53,8 @@ impl IdentityView {
             dns_san: id.dns_sans.clone(),
             email_san: id.email_sans.clone(),
             ip_san: id.ip_sans.iter().map(ToString::to_string).collect(),
-            not_before: caller.not_before.map(format_rfc3339),
-            not_after: caller.not_after.map(format_rfc3339),
+            not_before: not_before.map(format_rfc3339),
+            not_after: not_after.map(format_rfc3339),
             sha256: non_empty(&id.sha256),
         }
     }
@@ -94,17 +88,4 @@ pub fn list(values: &[String]) -> String {
     } else {
         values.join(", ")
     }
-}
-
-/// A value as it would appear in JSON: quoted and escaped, so a rule name or
-/// reason with odd characters is unambiguous in a failure report.
-pub fn quoted(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
-}
-
-/// One JSON line for any serialisable report.
-pub fn to_json_line<T: Serialize>(value: &T) -> String {
-    // Serialising plain structs of strings, numbers and options cannot fail;
-    // should it ever, say so in JSON rather than panic.
-    serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":{}}}", quoted(&e.to_string())))
 }

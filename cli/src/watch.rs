@@ -18,11 +18,11 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
+use mtls_authz_policy::timefmt::format_rfc3339;
 
 use crate::console::Console;
 use crate::input::InputError;
 use crate::publish::{check_target, publish_bytes, published_line, Outcome, Target};
-use crate::timefmt::format_rfc3339;
 use crate::Exit;
 
 #[derive(Debug, Args)]

@@ -5,6 +5,12 @@
 //! file, the block number, the line the block starts on and what the block
 //! claims to be, and the good blocks are still used by the later checks, so
 //! one broken CA in a bundle does not hide everything else.
+//!
+//! That is why the PEM framing (blocks, their labels and lines) is read here:
+//! x509-parser's `pem` reader, which the engine uses for the one certificate
+//! Envoy hands it, ends a block at any `-----END` line and reports only that a
+//! block is broken, not where. The base64 inside a block is decoded by
+//! data-encoding, the decoder that reader uses.
 
 use std::path::{Path, PathBuf};
 
@@ -403,48 +409,43 @@ fn trim_start(line: &[u8]) -> &[u8] {
 }
 
 /// Strict base64 (standard alphabet, `=` padding only at the end); blanks ignored.
+///
+/// data-encoding (the decoder x509-parser's `pem` module uses) does the
+/// decoding. This scan in front of it only finds where a broken block
+/// breaks, so the message can name the character and its line.
 fn decode_base64(lines: &[(usize, &[u8])]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut acc: u32 = 0;
-    let mut bits = 0u32;
+    let mut symbols = Vec::new();
     let mut padding = 0usize;
     for &(line_no, line) in lines {
         for &c in line {
-            let v = match c {
-                b'A'..=b'Z' => c - b'A',
-                b'a'..=b'z' => c - b'a' + 26,
-                b'0'..=b'9' => c - b'0' + 52,
-                b'+' => 62,
-                b'/' => 63,
-                b'=' => {
-                    padding += 1;
-                    continue;
+            match c {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' if padding > 0 => {
+                    return Err(format!("invalid base64: data after '=' padding on line {line_no}"));
                 }
-                b' ' | b'\t' | b'\r' => continue,
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' => symbols.push(c),
+                b'=' => padding += 1,
+                b' ' | b'\t' | b'\r' => {}
                 _ => {
                     let shown = if c.is_ascii_graphic() { format!("'{}'", char::from(c)) } else { format!("byte 0x{c:02x}") };
                     return Err(format!("invalid base64: {shown} on line {line_no}"));
                 }
-            };
-            if padding > 0 {
-                return Err(format!("invalid base64: data after '=' padding on line {line_no}"));
-            }
-            acc = (acc << 6) | u32::from(v);
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((acc >> bits) as u8);
-                acc &= (1 << bits) - 1;
             }
         }
     }
-    if out.is_empty() {
+    // One symbol carries six bits: not a byte.
+    if symbols.len() < 2 {
         return Err("the block is empty".into());
     }
-    if bits >= 6 || padding > 2 {
-        return Err("invalid base64: the block is truncated".into());
+    let truncated = || "invalid base64: the block is truncated".to_owned();
+    if padding > 2 {
+        return Err(truncated());
     }
-    Ok(out)
+    // Padding is optional and the unused low bits of the last symbol are not
+    // checked: a block is refused only for what the scan above names.
+    let mut spec = data_encoding::BASE64_NOPAD.specification();
+    spec.check_trailing_bits = false;
+    let base64 = spec.encoding().map_err(|e| format!("base64 decoder: {e}"))?;
+    base64.decode(&symbols).map_err(|_| truncated())
 }
 
 #[cfg(test)]

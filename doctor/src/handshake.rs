@@ -19,7 +19,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::ValueEnum;
+use mtls_authz_policy::timefmt::format_rfc3339;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -31,16 +31,13 @@ use x509_parser::x509::X509Name;
 
 use super::files::Cert;
 use super::{dn, Check, Status};
-use crate::timefmt::format_rfc3339;
 
-/// Which TLS versions to offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// Which TLS version to offer, when not both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsVersion {
     /// TLS 1.2 only: rejections come as alerts inside the handshake.
-    #[value(name = "1.2")]
     V12,
     /// TLS 1.3 only.
-    #[value(name = "1.3")]
     V13,
 }
 

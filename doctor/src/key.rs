@@ -183,7 +183,7 @@ fn key_public_key(key: &Key, cert_curve: Option<&[u8]>) -> Result<(Algorithm, Ve
                 .map(|oid| oid.value)
                 .or(cert_curve)
                 .ok_or_else(|| LoadError::Rejected("the SEC1 key names no curve".into()))?;
-            let pkcs8 = sec1_to_pkcs8(&key.der, curve);
+            let pkcs8 = sec1_to_pkcs8(&key.der, curve).ok_or_else(|| LoadError::Rejected("malformed SEC1 structure".into()))?;
             ec_or_other(&pkcs8, Algorithm::from_oids(OID_EC, Some(curve)))
         }
         KeyFormat::Pkcs8 => {
@@ -240,9 +240,9 @@ fn rejected(reason: &str) -> String {
 }
 
 /// PrivateKeyInfo { 0, { id-ecPublicKey, curve }, OCTET STRING { ECPrivateKey } }.
-fn sec1_to_pkcs8(sec1: &[u8], curve: &[u8]) -> Vec<u8> {
-    let alg = [der::encode(der::OID, OID_EC), der::encode(der::OID, curve)].concat();
-    let body = [der::encode(der::INTEGER, &[0]), der::encode(der::SEQUENCE, &alg), der::encode(der::OCTET_STRING, sec1)].concat();
+fn sec1_to_pkcs8(sec1: &[u8], curve: &[u8]) -> Option<Vec<u8>> {
+    let alg = [der::encode(der::OID, OID_EC)?, der::encode(der::OID, curve)?].concat();
+    let body = [der::encode(der::INTEGER, &[0])?, der::encode(der::SEQUENCE, &alg)?, der::encode(der::OCTET_STRING, sec1)?].concat();
     der::encode(der::SEQUENCE, &body)
 }
 

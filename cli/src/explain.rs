@@ -15,13 +15,13 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use mtls_authz_policy::principal::HEADER as PRINCIPAL_HEADER;
-use mtls_authz_policy::{canonicalize, Action, CompiledPolicy, Mode, PrincipalFormat, Reason, RequestParts};
+use mtls_authz_policy::{canonicalize, Action, CompiledPolicy, IdentityView, Mode, PrincipalFormat, Reason, RequestParts};
 use serde::Serialize;
 
 use crate::console::Console;
 use crate::identity_input::{load_cert_file, load_fields_file, Caller};
 use crate::input::{load_policy, InputError};
-use crate::output::{to_json_line, Format, IdentityView};
+use crate::output::{to_json_line, Format};
 
 /// Where the caller's identity comes from.
 #[derive(Debug, Clone)]
@@ -158,7 +158,7 @@ pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
             principal_header: headers.principal,
         },
         identity_source: source_view(&req.caller),
-        identity: caller.as_ref().map(IdentityView::new),
+        identity: caller.as_ref().map(Caller::view),
     };
     match req.format {
         Format::Json => console.out(&to_json_line(&report)),

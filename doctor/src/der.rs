@@ -1,10 +1,11 @@
 //! Just enough DER to tell private-key formats apart and to re-wrap a SEC1 EC
-//! key as PKCS#8 (the only form ring loads).
+//! key as PKCS#8 (the only form ring loads), over asn1-rs (the ASN.1 layer
+//! x509-parser reads certificates with).
 //!
-//! A full ASN.1 library would be overkill for three fixed structures, and a
-//! reader this small is easy to make total: every function returns `None` on
-//! malformed input instead of panicking, so a truncated key file is reported,
-//! never a crash.
+//! Every function returns `None` on malformed input instead of panicking, so
+//! a truncated key file is reported, never a crash.
+
+use x509_parser::asn1_rs::{Any, Class, FromDer, Header, Length, Tag, ToDer};
 
 /// One tag-length-value element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,25 +25,15 @@ pub const CONTEXT_0: u8 = 0xa0;
 
 /// Read one element from the front of `input`; the rest follows it.
 pub fn read(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    if tag & 0x1f == 0x1f {
-        return None; // multi-byte tag: nothing we read uses them
+    let &tag = input.first()?;
+    // Keys use neither multi-byte tags (`Tlv::tag` is one octet) nor lengths
+    // of more than four octets: both are refused as malformed.
+    if tag & 0x1f == 0x1f || input.get(1).is_some_and(|&len| len > 0x84) {
+        return None;
     }
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None; // indefinite length, or absurdly long
-        }
-        let (len_bytes, rest) = (rest.get(..n)?, rest.get(n..)?);
-        let len = len_bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (len, rest)
-    };
-    let value = rest.get(..len)?;
-    let rest = rest.get(len..)?;
-    Some((Tlv { tag, value }, rest))
+    // DER: a definite length, and the value must be all there.
+    let (rest, any) = Any::from_der(input).ok()?;
+    Some((Tlv { tag, value: any.data }, rest))
 }
 
 /// Read exactly one element of kind `tag` that fills all of `input`.
@@ -65,21 +56,12 @@ pub fn children(value: &[u8]) -> Option<Vec<Tlv<'_>>> {
     Some(out)
 }
 
-/// Encode one element (definite length, single-byte tag).
-pub fn encode(tag: u8, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(value.len().saturating_add(6));
-    out.push(tag);
-    let len = value.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = (len as u64).to_be_bytes();
-        let significant: Vec<u8> = bytes.iter().copied().skip_while(|&b| b == 0).collect();
-        out.push(0x80 | significant.len() as u8);
-        out.extend_from_slice(&significant);
-    }
-    out.extend_from_slice(value);
-    out
+/// Encode one element (definite length, single-byte tag); `None` only if the
+/// encoder refuses (a value over 4 GiB).
+pub fn encode(tag: u8, value: &[u8]) -> Option<Vec<u8>> {
+    let class = Class::try_from(tag >> 6).ok()?;
+    let header = Header::new(class, tag & 0x20 != 0, Tag(u32::from(tag & 0x1f)), Length::Definite(value.len()));
+    Any::new(header, value).to_der_vec().ok()
 }
 
 #[cfg(test)]
@@ -90,7 +72,7 @@ mod tests {
     fn round_trips_short_and_long_lengths() {
         for len in [0usize, 1, 127, 128, 255, 256, 70_000] {
             let value = vec![7u8; len];
-            let enc = encode(OCTET_STRING, &value);
+            let enc = encode(OCTET_STRING, &value).unwrap();
             let tlv = read_only(&enc, OCTET_STRING).unwrap();
             assert_eq!(tlv.value.len(), len);
         }

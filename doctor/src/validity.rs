@@ -6,10 +6,10 @@
 //! Both are stated with the dates and the distance from now, so the reader
 //! can tell a clock skew of minutes from a renewal missed by months.
 
+use mtls_authz_policy::timefmt::format_rfc3339;
 use x509_parser::certificate::X509Certificate;
 
 use super::{Check, Status};
-use crate::timefmt::format_rfc3339;
 
 const DAY: i64 = 86_400;
 

@@ -2,10 +2,10 @@
 //!
 //! The engine keeps `not_before`/`not_after` as Unix seconds; people read
 //! dates. Converting needs only the proleptic Gregorian calendar (Howard
-//! Hinnant's `days_from_civil` algorithms), so the CLI does it here rather
-//! than pull in a date-time crate. Parsing accepts exactly the form this module
-//! prints, so `explain --format json` output can be pasted into an identity
-//! file and read back unchanged.
+//! Hinnant's `days_from_civil` algorithms), so it is done here rather than
+//! with a date-time crate, once for the CLI and the doctor alike. Parsing
+//! accepts exactly the form this module prints, so `explain --format json`
+//! output can be pasted into an identity file and read back unchanged.
 
 /// `1700000000` → `2023-11-14T22:13:20Z`.
 pub fn format_rfc3339(secs: i64) -> String {

@@ -8,6 +8,7 @@
 //! signature, and the first break is named with the DN a person can search
 //! their PKI for.
 
+use mtls_authz_policy::timefmt::format_rfc3339;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::error::X509Error;
 use x509_parser::x509::{X509Name, X509Version};
@@ -15,7 +16,6 @@ use x509_parser::x509::{X509Name, X509Version};
 use super::files::Cert;
 use super::validity::{window, Window};
 use super::{dn, Check, Status};
-use crate::timefmt::format_rfc3339;
 
 /// Longest chain we follow; real ones have two or three links.
 const MAX_DEPTH: usize = 10;

@@ -27,12 +27,12 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use mtls_authz_policy::model::canonical_serial;
-use mtls_authz_policy::Identity;
+use mtls_authz_policy::timefmt::parse_rfc3339;
+use mtls_authz_policy::{Identity, IdentityView};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::input::{self, InputError};
-use crate::timefmt::parse_rfc3339;
 
 /// The JSON identity-fields object, as written.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
@@ -76,6 +76,13 @@ pub struct Caller {
     pub identity: Identity,
     pub not_before: Option<i64>,
     pub not_after: Option<i64>,
+}
+
+impl Caller {
+    /// The identity as `explain` shows it, with the validity window as far as it is known.
+    pub fn view(&self) -> IdentityView {
+        IdentityView::new(&self.identity, self.not_before, self.not_after)
+    }
 }
 
 impl IdentityFields {

@@ -26,7 +26,6 @@ mod input;
 mod output;
 mod publish;
 mod runner;
-mod timefmt;
 mod watch;
 
 use std::io::{self, Write};

@@ -7,12 +7,11 @@
 //! this answers "will the request be allowed?" exactly as Envoy would.
 
 use mtls_authz_policy::principal::HEADER as PRINCIPAL_HEADER;
-use mtls_authz_policy::{CompiledPolicy, Identity, Mode, PrincipalFormat};
+use mtls_authz_policy::view::list;
+use mtls_authz_policy::{CompiledPolicy, Identity, IdentityView, Mode, PrincipalFormat};
 use serde_json::json;
 
 use super::{Check, Status};
-use crate::identity_input::Caller;
-use crate::output::{list, IdentityView};
 
 /// The identity check, and the identity for the policy check.
 pub fn check(leaf_der: &[u8]) -> (Check, Option<Identity>) {
@@ -32,8 +31,7 @@ pub fn check(leaf_der: &[u8]) -> (Check, Option<Identity>) {
     if !principal.starts_with("cn=") {
         summary.push_str(&format!(" (CN {})", list(&identity.common_names)));
     }
-    let caller = Caller { identity: identity.clone(), not_before: Some(identity.not_before), not_after: Some(identity.not_after) };
-    let view = IdentityView::new(&caller);
+    let view = IdentityView::new(&identity, Some(identity.not_before), Some(identity.not_after));
     let mut detail: Vec<String> = view.rows().into_iter().map(|(label, value)| format!("{label}: {value}")).collect();
     let spiffe_text: Vec<String> = spiffe.iter().map(|s| (*s).clone()).collect();
     detail.insert(0, format!("principal: {principal}"));
