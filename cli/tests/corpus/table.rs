@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, SanType};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType, SerialNumber};
 use serde_json::Value;
 
 /// The repository root (this crate is `cli/`).
@@ -118,8 +118,11 @@ fn expect(v: &Value) -> Expect {
     }
 }
 
-/// Mint a certificate (self-signed: the filter and the CLI trust whatever Envoy verified).
-fn mint(spec: &Value) -> String {
+/// Mint a certificate from a spec: `subject`, `san`, `eku` as in bypass.json,
+/// and optionally `serial` (hex, colons allowed) and `issuer_cn` (signed by a
+/// CA of that CN; else self-signed: the filter and the CLI trust whatever
+/// Envoy verified).
+pub fn mint(spec: &Value) -> String {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     let mut dn = DistinguishedName::new();
     let mut seen = Vec::new();
@@ -152,8 +155,24 @@ fn mint(spec: &Value) -> String {
         Some("serverAuth") => ExtendedKeyUsagePurpose::ServerAuth,
         other => panic!("eku {other:?}"),
     }];
+    if let Some(serial) = spec.get("serial").and_then(Value::as_str) {
+        let hex: String = serial.chars().filter(|c| *c != ':').collect();
+        let hex = if hex.len() % 2 == 1 { format!("0{hex}") } else { hex };
+        let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        params.serial_number = Some(SerialNumber::from_slice(&bytes));
+    }
     let key = KeyPair::generate().unwrap();
-    params.self_signed(&key).unwrap().pem()
+    match spec.get("issuer_cn").and_then(Value::as_str) {
+        Some(issuer_cn) => {
+            let mut ca = CertificateParams::default();
+            ca.distinguished_name = DistinguishedName::new();
+            ca.distinguished_name.push(DnType::CommonName, issuer_cn);
+            ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+            params.signed_by(&key, &issuer).unwrap().pem()
+        }
+        None => params.self_signed(&key).unwrap().pem(),
+    }
 }
 
 pub fn load() -> Table {
