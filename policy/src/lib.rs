@@ -21,6 +21,7 @@
 //! ```
 //!
 //! Modules, in the order data flows: [`identity`] (certificate → fields),
+//! [`load`] (policy bytes → compiled policy, or its error lines),
 //! [`model`] (policy document → validated rules), [`pattern`],
 //! [`canonical`] and [`overrides`] (what matches what, and what a backend
 //! would run instead), [`compile`] (the index), [`decide`] (the answer and
@@ -34,6 +35,7 @@ pub mod decide;
 pub mod error;
 pub mod identity;
 pub mod json;
+pub mod load;
 pub mod model;
 pub mod overrides;
 pub mod pattern;
@@ -46,6 +48,7 @@ pub use compile::{CompiledPolicy, RequestParts};
 pub use decide::{decide_naive, Decision, Reason, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 pub use identity::{CertError, Identity};
+pub use load::{LoadError, LoadErrorKind};
 pub use model::{Action, DenyResponse, MethodOverrides, Mode, Policy, Principal, PrincipalFormat, Rule, UpstreamHeaders};
 pub use overrides::{BodyFinding, BodyHeaders, BodyPlan, BodyReadings};
 pub use view::IdentityView;
