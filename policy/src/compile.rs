@@ -254,7 +254,7 @@ mod tests {
     use super::*;
     use crate::canonical::PathRejection;
 
-    use crate::model::tests::EXAMPLE;
+    use crate::validate::tests::EXAMPLE;
 
     fn cn(name: &str) -> Identity {
         Identity { common_names: vec![name.into()], subject: format!("CN={name}"), ..Identity::default() }

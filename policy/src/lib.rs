@@ -41,6 +41,7 @@ pub mod overrides;
 pub mod pattern;
 pub mod principal;
 pub mod timefmt;
+pub mod validate;
 pub mod view;
 
 pub use canonical::{canonicalize, CanonicalPath, PathRejection};
