@@ -515,7 +515,7 @@ fn canonical_sha256(text: &str) -> Result<String, String> {
 pub(crate) mod tests {
     use super::*;
 
-    /// The policy from the README and the issue that defined the language;
+    /// The policy from the README (the language's worked example);
     /// the compile tests decide requests against it too.
     pub(crate) const EXAMPLE: &str = r#"{
   "version": 1,
