@@ -28,7 +28,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use mtls_authz_policy::load;
+use mtls_authz_policy::{hex, load};
 use mtls_authz_policy::Mode;
 
 use crate::console::Console;
@@ -120,17 +120,9 @@ pub fn validate(origin: &str, bytes: &[u8]) -> Result<Validated, String> {
         rules: policy.policy().rules.len(),
         mode: policy.mode(),
         revision: policy.revision().map(str::to_string),
-        sha256: hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref()),
+        sha256: hex::sha256(bytes),
         text: text.to_string(),
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 /// The resource file: an xDS `DiscoveryResponse` (YAML) with one

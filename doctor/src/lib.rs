@@ -33,7 +33,6 @@ mod key;
 mod usage;
 mod validity;
 
-use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mtls_authz_policy::{CompiledPolicy, LoadError};
@@ -159,18 +158,6 @@ pub(crate) fn dn(name: &X509Name<'_>) -> String {
     } else {
         text
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
 fn now() -> i64 {

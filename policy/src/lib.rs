@@ -28,7 +28,8 @@
 //! (the index), [`decide`] (the answer and its reason), [`eval`] (the
 //! precheck and matchers both evaluators share), [`naive`] (the reference
 //! evaluator the index is tested against); [`principal`] is how the caller is
-//! named to the upstream.
+//! named to the upstream; [`hex`] is the one spelling of serials and
+//! fingerprints, whether read from a certificate or from text.
 //! [`view`] and [`timefmt`] are how an identity is shown to people and
 //! scripts, shared by the CLI and the doctor so both print the same fields.
 
@@ -37,6 +38,7 @@ pub mod compile;
 pub mod decide;
 pub mod error;
 pub mod eval;
+pub mod hex;
 pub mod identity;
 pub mod json;
 pub mod load;

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use crate::pattern::{PathPattern, ValuePattern};
 
-pub use crate::validate::canonical_serial;
+pub use crate::hex::canonical_serial;
 
 /// What a rule or the default does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

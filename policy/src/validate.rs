@@ -5,6 +5,7 @@
 //! with its line, column and JSON path, and refuse duplicate keys.
 
 use crate::error::{PolicyError, PolicyErrors};
+use crate::hex::{canonical_serial, canonical_sha256};
 use crate::json::{self, Kind, Member, Node};
 use crate::model::{
     Action, DenyResponse, IpNet, MethodOverrides, Mode, Policy, Principal, PrincipalFormat, Rule, UpstreamHeaders,
@@ -490,25 +491,6 @@ fn value_pattern(text: &str, kind: ValueKind) -> Result<ValuePattern, String> {
         }
     }
     Ok(ValuePattern::new(text, kind))
-}
-
-/// Serial numbers as lower-case hex without separators or leading zeros, so
-/// `01:A2`, `01a2` and `1A2` name the same certificate.
-pub fn canonical_serial(text: &str) -> Result<String, String> {
-    let hex: String = text.chars().filter(|c| *c != ':').collect();
-    if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!("'{text}' is not a hexadecimal serial number (colons allowed, e.g. \"01:a2:ff\")"));
-    }
-    let trimmed = hex.trim_start_matches('0').to_ascii_lowercase();
-    Ok(if trimmed.is_empty() { "0".into() } else { trimmed })
-}
-
-fn canonical_sha256(text: &str) -> Result<String, String> {
-    let hex: String = text.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
-    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!("'{text}' is not a SHA-256 fingerprint (64 hex digits, colons allowed)"));
-    }
-    Ok(hex)
 }
 
 #[cfg(test)]

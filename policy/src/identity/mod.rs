@@ -11,12 +11,13 @@
 //! names).
 
 use std::fmt;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 mod name;
 mod pem;
 mod san;
+
+use crate::hex;
 
 use name::{rfc4514, NameAttributes, NameRole};
 use pem::first_pem_certificate;
@@ -132,7 +133,7 @@ impl Identity {
             )));
         }
         // `rest` is empty, so `der` is exactly the certificate's encoding.
-        let sha256 = hex_lower(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
+        let sha256 = hex::sha256(der);
 
         let tbs = &cert.tbs_certificate;
         let subject_attrs = NameAttributes::read(&tbs.subject, NameRole::Subject)?;
@@ -146,7 +147,7 @@ impl Identity {
             organizational_units: subject_attrs.organizational_units,
             issuer: rfc4514(&tbs.issuer),
             issuer_common_names: issuer_attrs.common_names,
-            serial: serial_hex(tbs.raw_serial()),
+            serial: hex::serial(tbs.raw_serial()),
             uri_sans: sans.uri,
             dns_sans: sans.dns,
             email_sans: sans.email,
@@ -177,33 +178,6 @@ impl Identity {
             Identity::from_der(bytes)
         }
     }
-}
-
-// ---------------------------------------------------------------------------
-// Hex
-
-/// Serial number as lower-case hex without leading zeros; "0" for zero or empty.
-fn serial_hex(raw: &[u8]) -> String {
-    let hex = hex_lower(raw);
-    let trimmed = hex.trim_start_matches('0');
-    if trimmed.is_empty() {
-        "0".to_owned()
-    } else {
-        trimmed.to_owned()
-    }
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().saturating_mul(2));
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-fn hex_upper_byte(b: u8) -> String {
-    format!("{b:02X}")
 }
 
 #[cfg(test)]
@@ -416,14 +390,14 @@ mod tests {
     }
 
     #[test]
-    fn serial_hex_drops_leading_zero_digits() {
-        assert_eq!(serial_hex(&[]), "0");
-        assert_eq!(serial_hex(&[0x00]), "0");
-        assert_eq!(serial_hex(&[0x00, 0x00]), "0");
-        assert_eq!(serial_hex(&[0x01]), "1");
-        assert_eq!(serial_hex(&[0x0a, 0xbc]), "abc");
-        assert_eq!(serial_hex(&[0x00, 0xff, 0x00]), "ff00");
-        assert_eq!(serial_hex(&[0x10, 0x00]), "1000");
+    fn serials_drop_leading_zero_digits() {
+        assert_eq!(hex::serial(&[]), "0");
+        assert_eq!(hex::serial(&[0x00]), "0");
+        assert_eq!(hex::serial(&[0x00, 0x00]), "0");
+        assert_eq!(hex::serial(&[0x01]), "1");
+        assert_eq!(hex::serial(&[0x0a, 0xbc]), "abc");
+        assert_eq!(hex::serial(&[0x00, 0xff, 0x00]), "ff00");
+        assert_eq!(hex::serial(&[0x10, 0x00]), "1000");
 
         let mut params = params_with_cn("small serial");
         params.serial_number = Some(SerialNumber::from_slice(&[0x0a, 0xbc]));

@@ -1,10 +1,13 @@
 //! Distinguished names: the CN, O and OU a policy can name (strictly
 //! decoded), and the RFC 4514 string form for display.
 
+use std::fmt::Write as _;
+
 use x509_parser::asn1_rs::{Any, Class, Tag};
 use x509_parser::x509::X509Name;
 
-use super::{hex_lower, hex_upper_byte, CertError};
+use super::CertError;
+use crate::hex;
 
 // DER contents of the attribute-type OIDs we read or name.
 pub(super) const OID_CN: &[u8] = &[0x55, 0x04, 0x03]; // 2.5.4.3
@@ -160,7 +163,7 @@ pub(super) fn rfc4514(name: &X509Name<'_>) -> String {
                         None => out.push_str(&oid_dotted(oid.as_bytes())),
                     }
                     out.push_str("=#");
-                    out.push_str(&hex_lower(&der_encoding(attr.attr_value())));
+                    out.push_str(&hex::lower(&der_encoding(attr.attr_value())));
                 }
             }
         }
@@ -184,7 +187,8 @@ fn escape_rfc4514_value(out: &mut String, value: &str) {
                 let mut buf = [0u8; 4];
                 for b in c.encode_utf8(&mut buf).bytes() {
                     out.push('\\');
-                    out.push_str(&hex_upper_byte(b));
+                    // Writing to a String cannot fail.
+                    let _ = write!(out, "{b:02X}");
                 }
             }
             c => out.push(c),
@@ -200,14 +204,14 @@ pub(super) fn oid_dotted(bytes: &[u8]) -> String {
     let mut in_arc = false;
     for &b in bytes {
         if !in_arc && b == 0x80 {
-            return format!("OID.{}", hex_lower(bytes)); // non-minimal encoding
+            return format!("OID.{}", hex::lower(bytes)); // non-minimal encoding
         }
         acc = match acc
             .checked_mul(128)
             .and_then(|v| v.checked_add(u64::from(b & 0x7f)))
         {
             Some(v) => v,
-            None => return format!("OID.{}", hex_lower(bytes)), // arc overflows u64
+            None => return format!("OID.{}", hex::lower(bytes)), // arc overflows u64
         };
         if b & 0x80 == 0 {
             arcs.push(acc);
@@ -218,7 +222,7 @@ pub(super) fn oid_dotted(bytes: &[u8]) -> String {
         }
     }
     if in_arc {
-        return format!("OID.{}", hex_lower(bytes));
+        return format!("OID.{}", hex::lower(bytes));
     }
     let Some((&first, rest)) = arcs.split_first() else {
         return "OID.".to_owned();
