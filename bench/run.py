@@ -232,8 +232,8 @@ def generate_policy(base_text, total):
 
 
 def trim_wasm(src, dst):
-    """scripts/trim-wasm.py, as scripts/build.sh applies it to the filter."""
-    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "trim-wasm.py"), src, dst], check=True)
+    """filter/trim-wasm.py, as scripts/build.sh applies it to the filter."""
+    subprocess.run([sys.executable, os.path.join(ROOT, "filter", "trim-wasm.py"), src, dst], check=True)
 
 
 def without_upstream_headers(base_text):

@@ -50,13 +50,13 @@ if [ -n "${BENCH_FILTER_REF:-}" ]; then
     log "building the filter of commit $rev"
     cargo build --release -p mtls-authz-filter --target wasm32-wasip1 --manifest-path "$src/Cargo.toml" \
         --target-dir target/bench-ref
-    python3 scripts/trim-wasm.py target/bench-ref/wasm32-wasip1/release/mtls_authz_filter.wasm
+    python3 filter/trim-wasm.py target/bench-ref/wasm32-wasip1/release/mtls_authz_filter.wasm
     extra=(--wasm target/bench-ref/wasm32-wasip1/release/mtls_authz_filter.wasm --filter-commit "$rev")
 fi
 
 if [ -n "${BENCH_BASELINE_REF:-}" ]; then
     # A second filter build in the same interleaved run: the filter as that
-    # commit built it, trimmed by that commit's own scripts/trim-wasm.py (an
+    # commit built it, trimmed by that commit's own trim-wasm.py (an
     # older filter had fewer callbacks, and its build removed their exports).
     rev=$(git rev-parse --verify "${BENCH_BASELINE_REF}^{commit}")
     src="$ROOT/.work/bench/src-$rev"
@@ -69,9 +69,13 @@ if [ -n "${BENCH_BASELINE_REF:-}" ]; then
     cargo build --release -p mtls-authz-filter --target wasm32-wasip1 --manifest-path "$src/Cargo.toml" \
         --target-dir target/bench-baseline
     base_wasm=target/bench-baseline/wasm32-wasip1/release/mtls_authz_filter.wasm
-    if [ -f "$src/scripts/trim-wasm.py" ]; then
-        python3 "$src/scripts/trim-wasm.py" "$base_wasm"
-    fi
+    # filter/trim-wasm.py, or scripts/trim-wasm.py in commits before it moved.
+    for trim in "$src/filter/trim-wasm.py" "$src/scripts/trim-wasm.py"; do
+        if [ -f "$trim" ]; then
+            python3 "$trim" "$base_wasm"
+            break
+        fi
+    done
     extra+=(--baseline-wasm "$base_wasm" --baseline-commit "$rev")
 fi
 

@@ -9,6 +9,6 @@ bash scripts/setup.sh
 cargo build --release -p mtls-authz-filter --target wasm32-wasip1
 # Envoy calls every callback a module exports on every request; drop the ones
 # the filter leaves to the SDK's defaults (a few thousand instructions each).
-python3 scripts/trim-wasm.py target/wasm32-wasip1/release/mtls_authz_filter.wasm
+python3 filter/trim-wasm.py target/wasm32-wasip1/release/mtls_authz_filter.wasm
 cargo build --release -p mtls-authz-cli
 ls -l target/wasm32-wasip1/release/mtls_authz_filter.wasm target/release/mtls-authz >&2

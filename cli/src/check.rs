@@ -7,10 +7,10 @@
 
 use std::path::PathBuf;
 
-use mtls_authz_policy::CompiledPolicy;
+use mtls_authz_policy::load::load;
 
 use crate::console::Console;
-use crate::input::read_text;
+use crate::input::read_bytes;
 use crate::Exit;
 
 /// Check each file; the exit status is the worst outcome seen.
@@ -18,23 +18,22 @@ pub fn run(files: &[PathBuf], console: &mut Console<'_>) -> Exit {
     let mut worst = Exit::Ok;
     for file in files {
         let name = file.display().to_string();
-        let src = match read_text(file, "policy") {
-            Ok(src) => src,
+        let bytes = match read_bytes(file, "policy") {
+            Ok(bytes) => bytes,
             Err(e) => {
                 console.err(&format!("mtls-authz: {e}"));
                 worst = worst.max(Exit::BadInput);
                 continue;
             }
         };
-        match CompiledPolicy::from_json(&src) {
+        match load(&name, &bytes) {
             Ok(policy) => console.out(&format!("{name}: ok ({} rules)", policy.policy().rules.len())),
-            Err(errors) => {
-                let rendered = errors.render(&name);
-                if rendered.is_empty() {
-                    console.err(&format!("{name}: invalid policy"));
-                } else {
-                    console.err(&rendered);
-                }
+            Err(e) if e.is_not_text() => {
+                console.err(&format!("mtls-authz: {e}"));
+                worst = worst.max(Exit::BadInput);
+            }
+            Err(e) => {
+                console.err(&e.to_string());
                 worst = worst.max(Exit::Failed);
             }
         }

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use mtls_authz_doctor::{Inputs, RawFile, Role, Target, TlsVersion};
-use mtls_authz_policy::CompiledPolicy;
+use mtls_authz_policy::load::load;
 
 use crate::console::Console;
-use crate::input::{read_bytes, read_text, InputError};
+use crate::input::{read_bytes, InputError};
 use crate::output::{to_json_line, Format};
 use crate::Exit;
 
@@ -111,11 +111,11 @@ pub fn run(args: &DoctorArgs, console: &mut Console<'_>) -> Result<Exit, InputEr
         files.push(read(Role::ServerCa, s, "server CA file")?);
     }
     let policy = match &args.policy {
-        Some(p) => {
-            let src = read_text(p, "policy")?;
-            let origin = p.display().to_string();
-            Some(CompiledPolicy::from_json(&src).map_err(|e| e.render(&origin)))
-        }
+        Some(p) => match load(&p.display().to_string(), &read_bytes(p, "policy")?) {
+            // Not text is unusable input, as for every file; invalid is a finding.
+            Err(e) if e.is_not_text() => return Err(InputError(e.to_string())),
+            loaded => Some(loaded),
+        },
         None => None,
     };
 

@@ -26,7 +26,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
 
-use mtls_authz_policy::model::canonical_serial;
+use mtls_authz_policy::hex::{canonical_serial, canonical_sha256};
 use mtls_authz_policy::timefmt::parse_rfc3339;
 use mtls_authz_policy::{Identity, IdentityView};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -177,14 +177,7 @@ fn serial<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
 fn sha256<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     match Option::<String>::deserialize(d)? {
         None => Ok(None),
-        Some(text) => {
-            let hex: String = text.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
-            if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-                Ok(Some(hex))
-            } else {
-                Err(de::Error::custom(format!("'{text}' is not a SHA-256 fingerprint (64 hex digits, colons allowed)")))
-            }
-        }
+        Some(text) => canonical_sha256(&text).map(Some).map_err(de::Error::custom),
     }
 }
 

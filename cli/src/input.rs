@@ -10,7 +10,8 @@ use std::io;
 use std::path::Path;
 
 use mtls_authz_policy::json::line_col;
-use mtls_authz_policy::CompiledPolicy;
+use mtls_authz_policy::load;
+use mtls_authz_policy::{CompiledPolicy, LoadError, LoadErrorKind};
 
 /// Inputs that cannot be used: a missing file, a certificate that is not one,
 /// a policy that does not validate (outside `check`), a malformed cases file.
@@ -48,31 +49,22 @@ pub fn read_bytes(path: &Path, what: &str) -> Result<Vec<u8>, InputError> {
 /// The text of `path`, which must be UTF-8 (JSON is).
 pub fn read_text(path: &Path, what: &str) -> Result<String, InputError> {
     let bytes = read_bytes(path, what)?;
-    String::from_utf8(bytes).map_err(|e| {
-        let (line, col) = line_col_of_bytes(e.as_bytes(), e.utf8_error().valid_up_to());
-        InputError(format!("{}:{line}:{col}: {what} is not UTF-8 text", path.display()))
-    })
+    let origin = path.display().to_string();
+    match load::text(&origin, &bytes) {
+        Ok(text) => Ok(text.to_owned()),
+        Err(LoadError { kind: LoadErrorKind::NotText { line, column, .. }, .. }) => {
+            Err(InputError(format!("{origin}:{line}:{column}: {what} is not UTF-8 text")))
+        }
+        Err(e) => Err(InputError(e.to_string())),
+    }
 }
 
-/// Line and column of a byte offset in text that is UTF-8 up to that offset.
-fn line_col_of_bytes(bytes: &[u8], valid_up_to: usize) -> (usize, usize) {
-    let prefix = bytes.get(..valid_up_to).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("");
-    line_col(prefix, prefix.len())
-}
-
-/// Read and compile a policy for `explain` and `test`, where an invalid policy
+/// Read and load a policy for `explain` and `test`, where an invalid policy
 /// is an input error. Its message is the engine's own error list, one
 /// `FILE:LINE:COL: PATH: message` per line, as `check` would print it.
 pub fn load_policy(path: &Path) -> Result<CompiledPolicy, InputError> {
-    let src = read_text(path, "policy")?;
-    let origin = path.display().to_string();
-    CompiledPolicy::from_json(&src).map_err(|errors| {
-        let mut text = errors.render(&origin);
-        if text.is_empty() {
-            text = format!("{origin}: invalid policy");
-        }
-        InputError(text)
-    })
+    let bytes = read_bytes(path, "policy")?;
+    load::load(&path.display().to_string(), &bytes).map_err(|e| InputError(e.to_string()))
 }
 
 /// Where in `src` a `serde_json` error points, as a byte offset.

@@ -1,7 +1,8 @@
-//! `mtls-authz`: check, explain and test mtls-authz policies offline.
+//! `mtls-authz`: check, explain, test and publish mtls-authz policies, and
+//! diagnose mTLS connections, offline.
 //!
 //! The CLI is a thin shell around the policy engine the Envoy filter runs, so
-//! whatever it says about a policy is what the proxy will do. Three jobs:
+//! whatever it says about a policy is what the proxy will do. The commands:
 //!
 //! * `check`: is a policy valid? Errors as `FILE:LINE:COL: JSONPATH: message`.
 //! * `explain`: for one certificate and request, the decision, the rule, the

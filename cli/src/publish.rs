@@ -28,7 +28,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use mtls_authz_policy::{CompiledPolicy, Mode};
+use mtls_authz_policy::{hex, load};
+use mtls_authz_policy::Mode;
 
 use crate::console::Console;
 use crate::input::{read_bytes, InputError};
@@ -113,35 +114,15 @@ impl Validated {
 /// Validate policy bytes with the engine. `Err` holds the lines `check` would
 /// print for this file (`FILE:LINE:COL: JSONPATH: message`).
 pub fn validate(origin: &str, bytes: &[u8]) -> Result<Validated, String> {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => {
-            let prefix = bytes.get(..e.valid_up_to()).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("");
-            let (line, col) = mtls_authz_policy::json::line_col(prefix, prefix.len());
-            return Err(format!("{origin}:{line}:{col}: policy is not UTF-8 text"));
-        }
-    };
-    match CompiledPolicy::from_json(text) {
-        Ok(policy) => Ok(Validated {
-            rules: policy.policy().rules.len(),
-            mode: policy.mode(),
-            revision: policy.revision().map(str::to_string),
-            sha256: hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref()),
-            text: text.to_string(),
-        }),
-        Err(errors) => {
-            let rendered = errors.render(origin);
-            Err(if rendered.is_empty() { format!("{origin}: invalid policy") } else { rendered })
-        }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    let policy = load::load(origin, bytes).map_err(|e| e.to_string())?;
+    let text = load::text(origin, bytes).map_err(|e| e.to_string())?;
+    Ok(Validated {
+        rules: policy.policy().rules.len(),
+        mode: policy.mode(),
+        revision: policy.revision().map(str::to_string),
+        sha256: hex::sha256(bytes),
+        text: text.to_string(),
+    })
 }
 
 /// The resource file: an xDS `DiscoveryResponse` (YAML) with one

@@ -8,13 +8,14 @@
 //! handshake, and the client only sees `certificate_revoked` or
 //! `certificate_unknown`. Each of those is named here.
 
+use mtls_authz_policy::hex;
 use mtls_authz_policy::timefmt::format_rfc3339;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::revocation_list::CertificateRevocationList;
 
 use super::chain::{same_name, Link, Source};
 use super::files::{Cert, Crl};
-use super::{dn, hex, Check, Status};
+use super::{dn, Check, Status};
 
 fn trim_serial(raw: &[u8]) -> &[u8] {
     let skip = raw.iter().take_while(|&&b| b == 0).count();
@@ -27,7 +28,7 @@ fn serial_text(raw: &[u8]) -> String {
     if trimmed.is_empty() {
         "0x0".into()
     } else {
-        format!("0x{}", hex(trimmed))
+        format!("0x{}", hex::lower(trimmed))
     }
 }
 

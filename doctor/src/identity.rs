@@ -8,7 +8,7 @@
 
 use mtls_authz_policy::principal::HEADER as PRINCIPAL_HEADER;
 use mtls_authz_policy::view::list;
-use mtls_authz_policy::{CompiledPolicy, Identity, IdentityView, Mode, PrincipalFormat};
+use mtls_authz_policy::{CompiledPolicy, Identity, IdentityView, LoadError, Mode, PrincipalFormat};
 use serde_json::json;
 
 use super::{Check, Status};
@@ -72,13 +72,13 @@ pub fn check(leaf_der: &[u8]) -> (Check, Option<Identity>) {
 }
 
 /// What `--policy` says about `--method --path` for this identity.
-pub fn policy_check(policy: Result<CompiledPolicy, String>, identity: Option<&Identity>, method: &str, path: &str) -> Check {
+pub fn policy_check(policy: Result<CompiledPolicy, LoadError>, identity: Option<&Identity>, method: &str, path: &str) -> Check {
     let policy = match policy {
         Ok(p) => p,
         Err(errors) => {
             return Check::new("policy", Status::Fail, "the policy is invalid; the filter refuses to load it")
                 .cause("invalid_policy")
-                .detail(errors.lines().map(str::to_owned).collect())
+                .detail(errors.lines())
                 .fix("Fix the errors listed (`mtls-authz check POLICY.json` prints the same).")
         }
     };

@@ -9,13 +9,14 @@
 //! ring loads the key, which also proves it is internally consistent (for EC
 //! keys ring checks the embedded public point against the private scalar).
 
+use mtls_authz_policy::hex;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use x509_parser::certificate::X509Certificate;
 
 use super::der::{self, Tlv};
 use super::files::Key;
-use super::{hex, sha256_hex, Check, Status};
+use super::{Check, Status};
 
 // DER contents of the algorithm and curve OIDs.
 const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]; // 1.2.840.113549.1.1.1
@@ -134,12 +135,12 @@ impl Algorithm {
             (OID_EC, Some(OID_P256)) => Algorithm::EcP256,
             (OID_EC, Some(OID_P384)) => Algorithm::EcP384,
             (OID_EC, Some(OID_P521)) => Algorithm::Unsupported("EC P-521".into()),
-            (OID_EC, Some(other)) => Algorithm::Unsupported(format!("EC curve {}", hex(other))),
+            (OID_EC, Some(other)) => Algorithm::Unsupported(format!("EC curve {}", hex::lower(other))),
             (OID_EC, None) => Algorithm::Unsupported("EC with explicit curve parameters".into()),
             (OID_ED25519, _) => Algorithm::Ed25519,
             (OID_ED448, _) => Algorithm::Unsupported("Ed448".into()),
             (OID_RSA_PSS, _) => Algorithm::Unsupported("RSA-PSS".into()),
-            (other, _) => Algorithm::Unsupported(format!("algorithm {}", hex(other))),
+            (other, _) => Algorithm::Unsupported(format!("algorithm {}", hex::lower(other))),
         }
     }
 
@@ -286,8 +287,8 @@ pub fn check(cert: Option<&X509Certificate<'_>>, key: Option<&Key>, key_given: b
         Ok((key_alg, key_pub, size)) => {
             let detail = vec![
                 format!("key: {} ({}, {}{size})", key.origin, key.format.describe(), key_alg.name()),
-                format!("certificate public key: {}, SHA-256 {}", cert_alg.name(), sha256_hex(&cert_pub)),
-                format!("private key's public key: {}, SHA-256 {}", key_alg.name(), sha256_hex(&key_pub)),
+                format!("certificate public key: {}, SHA-256 {}", cert_alg.name(), hex::sha256(&cert_pub)),
+                format!("private key's public key: {}, SHA-256 {}", key_alg.name(), hex::sha256(&key_pub)),
             ];
             let fix = "Deploy the key generated with this certificate's CSR (or reissue the certificate for this key). \
                        To find the pair: `openssl x509 -noout -pubkey -in CERT | sha256sum` equals \

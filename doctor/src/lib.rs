@@ -33,10 +33,9 @@ mod key;
 mod usage;
 mod validity;
 
-use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mtls_authz_policy::CompiledPolicy;
+use mtls_authz_policy::{CompiledPolicy, LoadError};
 use serde::Serialize;
 use x509_parser::x509::X509Name;
 
@@ -53,8 +52,9 @@ pub struct Inputs<'a> {
     /// were given. Which roles are there decides what is checked (no key
     /// file: no key check).
     pub files: Vec<RawFile>,
-    /// The policy, compiled; `Err` holds the engine's errors, one per line, as `check` prints them.
-    pub policy: Option<Result<CompiledPolicy, String>>,
+    /// The policy as the engine loaded it; `Err` is why it did not, whose
+    /// `lines()` are what `check` prints.
+    pub policy: Option<Result<CompiledPolicy, LoadError>>,
     /// The request method for the policy decision.
     pub method: &'a str,
     /// The request :path for the policy decision, as sent.
@@ -158,18 +158,6 @@ pub(crate) fn dn(name: &X509Name<'_>) -> String {
     } else {
         text
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
 fn now() -> i64 {

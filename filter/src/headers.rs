@@ -1,7 +1,7 @@
 //! The request header map as proxy-wasm hands it over, read without copying.
 //!
 //! `proxy_get_header_map_pairs` returns every header in one buffer, so the
-//! filter makes one host call where it used to make one per header. The
+//! filter makes one host call for the whole map rather than one per header. The
 //! buffer's layout (proxy-wasm ABI, `marshalPairs` in the C++ host):
 //!
 //! ```text

@@ -10,7 +10,8 @@
 
 use std::rc::Rc;
 
-use mtls_authz_policy::{CompiledPolicy, Mode};
+use mtls_authz_policy::load::load;
+use mtls_authz_policy::{CompiledPolicy, LoadError, LoadErrorKind, Mode};
 
 use crate::escape;
 use crate::host::{Host, Level, Metric};
@@ -58,24 +59,15 @@ impl PolicyHolder {
         if self.current.is_some() && self.source == Some(hash) {
             return true;
         }
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) if !text.trim().is_empty() => text,
-            Ok(_) => {
-                return self.reject(
-                    host,
-                    &[&format!(
-                        "{ORIGIN}: the configuration is empty; put the policy JSON in the Wasm filter's `configuration` (a google.protobuf.StringValue)"
-                    )],
-                );
-            }
-            Err(e) => {
-                return self.reject(
-                    host,
-                    &[&format!("{ORIGIN}: the configuration is not UTF-8 text (invalid byte at offset {})", e.valid_up_to())],
-                );
-            }
-        };
-        match CompiledPolicy::from_json(text) {
+        if std::str::from_utf8(bytes).is_ok_and(|text| text.trim().is_empty()) {
+            return self.reject(
+                host,
+                &[&format!(
+                    "{ORIGIN}: the configuration is empty; put the policy JSON in the Wasm filter's `configuration` (a google.protobuf.StringValue)"
+                )],
+            );
+        }
+        match load(ORIGIN, bytes) {
             Ok(policy) => {
                 let mode = match policy.mode() {
                     Mode::Enforce => "enforce",
@@ -93,13 +85,15 @@ impl PolicyHolder {
                 self.source = Some(hash);
                 true
             }
-            Err(errors) => {
-                let rendered = errors.render(ORIGIN);
-                let mut lines: Vec<&str> = rendered.lines().collect();
-                if lines.is_empty() {
-                    lines.push("plugin configuration: the policy was refused");
-                }
-                self.reject(host, &lines)
+            // Said of the Envoy configuration, like an empty one, so the
+            // operator looks at the filter's `configuration` field.
+            Err(LoadError { kind: LoadErrorKind::NotText { offset, .. }, .. }) => self.reject(
+                host,
+                &[&format!("{ORIGIN}: the configuration is not UTF-8 text (invalid byte at offset {offset})")],
+            ),
+            Err(e) => {
+                let lines = e.lines();
+                self.reject(host, &lines.iter().map(String::as_str).collect::<Vec<_>>())
             }
         }
     }

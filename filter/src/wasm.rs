@@ -136,7 +136,7 @@ impl Default for Root {
 impl Context for Root {}
 
 /// Like [`Request`]'s: `on_log` and `on_done` are not exported from the built
-/// module (scripts/trim-wasm.py), so implementing them here needs that list changed.
+/// module (filter/trim-wasm.py), so implementing them here needs that list changed.
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         self.host = EnvoyHost { metrics: metric_ids() };
@@ -191,7 +191,7 @@ impl Context for Request {}
 
 /// Request headers, and the request body and trailers for the few requests
 /// held to read their body; a request that is not held costs one early
-/// return per body part. scripts/trim-wasm.py removes the exports of the
+/// return per body part. filter/trim-wasm.py removes the exports of the
 /// callbacks left to the SDK's defaults (response headers, response body and
 /// trailers, log, done), so that Envoy does not call into the VM for them on
 /// every request. Implementing one of them here means taking it off the

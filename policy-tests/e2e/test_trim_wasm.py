@@ -1,4 +1,4 @@
-"""scripts/trim-wasm.py: the callbacks Envoy would call for nothing are gone, and nothing else changed.
+"""filter/trim-wasm.py: the callbacks Envoy would call for nothing are gone, and nothing else changed.
 
 That the trimmed module still works is the rest of this suite: every test
 runs Envoy with the module scripts/build.sh trimmed.
@@ -10,7 +10,7 @@ import pytest
 
 from e2e_lib import REPO
 
-spec = importlib.util.spec_from_file_location("trim_wasm", REPO / "scripts" / "trim-wasm.py")
+spec = importlib.util.spec_from_file_location("trim_wasm", REPO / "filter" / "trim-wasm.py")
 trim_wasm = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(trim_wasm)
 
@@ -60,7 +60,7 @@ def test_the_filter_implements_none_of_the_trimmed_callbacks():
     for export, method in SDK_METHOD.items():
         for path, text in sources.items():
             assert "fn %s(" % method not in text, (
-                "%s implements %s, but scripts/trim-wasm.py removes %s: take it off UNUSED_CALLBACKS"
+                "%s implements %s, but filter/trim-wasm.py removes %s: take it off UNUSED_CALLBACKS"
                 % (path.relative_to(REPO), method, export))
 
 

@@ -9,7 +9,8 @@
 use rustc_hash::FxHashMap;
 
 use crate::canonical::Segments;
-use crate::decide::{make_decision, method_matches, placeholder_matches, precheck, principal_matches, Decision, Reason, Verdict};
+use crate::decide::{make_decision, Decision, Reason, Verdict};
+use crate::eval::{method_matches, placeholder_matches, precheck, principal_matches};
 use crate::error::PolicyErrors;
 use crate::identity::Identity;
 use crate::model::{Action, MethodOverrides, Mode, Policy};
@@ -254,7 +255,7 @@ mod tests {
     use super::*;
     use crate::canonical::PathRejection;
 
-    use crate::model::tests::EXAMPLE;
+    use crate::validate::tests::EXAMPLE;
 
     fn cn(name: &str) -> Identity {
         Identity { common_names: vec![name.into()], subject: format!("CN={name}"), ..Identity::default() }

@@ -21,10 +21,15 @@
 //! ```
 //!
 //! Modules, in the order data flows: [`identity`] (certificate → fields),
-//! [`model`] (policy document → validated rules), [`pattern`],
-//! [`canonical`] and [`overrides`] (what matches what, and what a backend
-//! would run instead), [`compile`] (the index), [`decide`] (the answer and
-//! its reason); [`principal`] is how the caller is named to the upstream.
+//! [`load`] (policy bytes → compiled policy, or its error lines),
+//! [`model`] (the policy document's types) and [`validate`] (JSON → those
+//! types, every error placed), [`pattern`], [`canonical`] and [`overrides`]
+//! (what matches what, and what a backend would run instead), [`compile`]
+//! (the index), [`decide`] (the answer and its reason), [`eval`] (the
+//! precheck and matchers both evaluators share), [`naive`] (the reference
+//! evaluator the index is tested against); [`principal`] is how the caller is
+//! named to the upstream; [`hex`] is the one spelling of serials and
+//! fingerprints, whether read from a certificate or from text.
 //! [`view`] and [`timefmt`] are how an identity is shown to people and
 //! scripts, shared by the CLI and the doctor so both print the same fields.
 
@@ -32,20 +37,27 @@ pub mod canonical;
 pub mod compile;
 pub mod decide;
 pub mod error;
+pub mod eval;
+pub mod hex;
 pub mod identity;
 pub mod json;
+pub mod load;
 pub mod model;
+pub mod naive;
 pub mod overrides;
 pub mod pattern;
 pub mod principal;
 pub mod timefmt;
+pub mod validate;
 pub mod view;
 
 pub use canonical::{canonicalize, CanonicalPath, PathRejection};
 pub use compile::{CompiledPolicy, RequestParts};
-pub use decide::{decide_naive, Decision, Reason, Verdict};
+pub use decide::{Decision, Reason, Verdict};
+pub use naive::decide_naive;
 pub use error::{PolicyError, PolicyErrors};
 pub use identity::{CertError, Identity};
+pub use load::{LoadError, LoadErrorKind};
 pub use model::{Action, DenyResponse, MethodOverrides, Mode, Policy, Principal, PrincipalFormat, Rule, UpstreamHeaders};
 pub use overrides::{BodyFinding, BodyHeaders, BodyPlan, BodyReadings};
 pub use view::IdentityView;

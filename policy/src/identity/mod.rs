@@ -4,16 +4,24 @@
 //! Envoy hands a Wasm filter only the *first* URI and DNS SAN as attributes, so
 //! the filter asks for the full PEM and parses it here. That is what makes OU,
 //! issuer, serial and second-SAN rules possible.
+//!
+//! Here: [`Identity`], [`CertError`] and the parse that fills one in. The
+//! parts it reads: `pem` (the first `CERTIFICATE` block), `name` (CN, O, OU
+//! and the RFC 4514 form of subject and issuer), `san` (subject alternative
+//! names).
 
 use std::fmt;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use x509_parser::asn1_rs::{Any, Class, Tag};
-use x509_parser::certificate::X509Certificate;
-use x509_parser::error::X509Error;
-use x509_parser::extensions::GeneralName;
-use x509_parser::x509::X509Name;
+mod name;
+mod pem;
+mod san;
+
+use crate::hex;
+
+use name::{rfc4514, NameAttributes, NameRole};
+use pem::first_pem_certificate;
+use san::Sans;
 
 /// What a verified client certificate says about its holder.
 ///
@@ -125,7 +133,7 @@ impl Identity {
             )));
         }
         // `rest` is empty, so `der` is exactly the certificate's encoding.
-        let sha256 = hex_lower(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
+        let sha256 = hex::sha256(der);
 
         let tbs = &cert.tbs_certificate;
         let subject_attrs = NameAttributes::read(&tbs.subject, NameRole::Subject)?;
@@ -139,7 +147,7 @@ impl Identity {
             organizational_units: subject_attrs.organizational_units,
             issuer: rfc4514(&tbs.issuer),
             issuer_common_names: issuer_attrs.common_names,
-            serial: serial_hex(tbs.raw_serial()),
+            serial: hex::serial(tbs.raw_serial()),
             uri_sans: sans.uri,
             dns_sans: sans.dns,
             email_sans: sans.email,
@@ -172,432 +180,9 @@ impl Identity {
     }
 }
 
-// ---------------------------------------------------------------------------
-// PEM
-
-const PEM_BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
-const PEM_END: &[u8] = b"-----END CERTIFICATE-----";
-const PEM_ANY_END: &[u8] = b"-----END ";
-
-/// The DER bytes of the first `CERTIFICATE` block.
-fn first_pem_certificate(pem: &[u8]) -> Result<Vec<u8>, CertError> {
-    let start = find(pem, PEM_BEGIN).ok_or(CertError::NoPemCertificate)?;
-    let block = pem.get(start..).ok_or(CertError::NoPemCertificate)?;
-
-    // x509-parser's reader ends a block at the first line starting with "-----END ",
-    // whatever its label; insist that line closes a CERTIFICATE (as OpenSSL does).
-    let mut lines = block.split(|&b| b == b'\n').skip(1);
-    let end_line = lines
-        .find(|line| line.starts_with(PEM_ANY_END))
-        .ok_or(CertError::NoPemCertificate)?;
-    if trim_ascii_end(end_line) != PEM_END {
-        return Err(CertError::NoPemCertificate);
-    }
-
-    // Decoding starts at our BEGIN line, so the reader cannot wander off to
-    // another block: any error here is about the first certificate block.
-    let (_, decoded) =
-        x509_parser::pem::parse_x509_pem(block).map_err(|_| CertError::NoPemCertificate)?;
-    if decoded.label != "CERTIFICATE" {
-        return Err(CertError::NoPemCertificate);
-    }
-    Ok(decoded.contents)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn trim_ascii_end(mut bytes: &[u8]) -> &[u8] {
-    while let [rest @ .., last] = bytes {
-        if last.is_ascii_whitespace() {
-            bytes = rest;
-        } else {
-            break;
-        }
-    }
-    bytes
-}
-
-// ---------------------------------------------------------------------------
-// Names
-
-// DER contents of the attribute-type OIDs we read or name.
-const OID_CN: &[u8] = &[0x55, 0x04, 0x03]; // 2.5.4.3
-const OID_O: &[u8] = &[0x55, 0x04, 0x0a]; // 2.5.4.10
-const OID_OU: &[u8] = &[0x55, 0x04, 0x0b]; // 2.5.4.11
-
-/// The attribute types RFC 4514 section 3 gives short names to.
-const RFC4514_SHORT_NAMES: &[(&[u8], &str)] = &[
-    (OID_CN, "CN"),
-    (&[0x55, 0x04, 0x07], "L"),  // 2.5.4.7
-    (&[0x55, 0x04, 0x08], "ST"), // 2.5.4.8
-    (OID_O, "O"),
-    (OID_OU, "OU"),
-    (&[0x55, 0x04, 0x06], "C"),      // 2.5.4.6
-    (&[0x55, 0x04, 0x09], "STREET"), // 2.5.4.9
-    // 0.9.2342.19200300.100.1.25
-    (
-        &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19],
-        "DC",
-    ),
-    // 0.9.2342.19200300.100.1.1
-    (
-        &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01],
-        "UID",
-    ),
-];
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum NameRole {
-    Subject,
-    Issuer,
-}
-
-/// The CN, O and OU values of a name, in certificate order.
-#[derive(Default)]
-struct NameAttributes {
-    common_names: Vec<String>,
-    organizations: Vec<String>,
-    organizational_units: Vec<String>,
-}
-
-impl NameAttributes {
-    /// For the issuer only CNs are kept (and decoded): nothing else of it is part
-    /// of an [`Identity`].
-    fn read(name: &X509Name<'_>, role: NameRole) -> Result<NameAttributes, CertError> {
-        let subject = role == NameRole::Subject;
-        let mut out = NameAttributes::default();
-        for attr in name.iter_attributes() {
-            let (list, field) = match attr.attr_type().as_bytes() {
-                OID_CN if subject => (&mut out.common_names, "subject CN"),
-                OID_CN => (&mut out.common_names, "issuer CN"),
-                OID_O if subject => (&mut out.organizations, "subject O"),
-                OID_OU if subject => (&mut out.organizational_units, "subject OU"),
-                _ => continue,
-            };
-            let value = decode_directory_string(attr.attr_value())
-                .ok_or(CertError::UndecodableField(field))?;
-            list.push(value);
-        }
-        Ok(out)
-    }
-}
-
-/// Decode an attribute value to text, or `None` when it is not a (well-formed)
-/// string type we know how to read.
-///
-/// - UTF8String: strict UTF-8.
-/// - PrintableString, IA5String, NumericString, VisibleString: ASCII. Characters
-///   outside PrintableString's narrow set (`*`, `@`, `_` …) are common in the wild
-///   and accepted; bytes above 0x7F have no meaning in these types and are not.
-/// - BMPString: UTF-16BE (a valid surrogate pair is accepted, a lone one is not).
-/// - UniversalString: UTF-32BE.
-/// - TeletexString: read as Latin-1, as most software does.
-///
-/// Anything else (other tags, non-universal class, constructed encodings) is `None`.
-fn decode_directory_string(value: &Any<'_>) -> Option<String> {
-    let header = &value.header;
-    if header.class() != Class::Universal || header.is_constructed() {
-        return None;
-    }
-    let data = value.data;
-    match header.tag() {
-        Tag::Utf8String => std::str::from_utf8(data).ok().map(str::to_owned),
-        Tag::PrintableString | Tag::Ia5String | Tag::NumericString | Tag::VisibleString => {
-            if data.is_ascii() {
-                Some(data.iter().map(|&b| char::from(b)).collect())
-            } else {
-                None
-            }
-        }
-        Tag::BmpString => {
-            let units = data.chunks_exact(2);
-            if !units.remainder().is_empty() {
-                return None;
-            }
-            let units = units
-                .map(|u| Some(u16::from_be_bytes(<[u8; 2]>::try_from(u).ok()?)))
-                .collect::<Option<Vec<u16>>>()?;
-            char::decode_utf16(units)
-                .collect::<Result<String, _>>()
-                .ok()
-        }
-        Tag::UniversalString => {
-            let units = data.chunks_exact(4);
-            if !units.remainder().is_empty() {
-                return None;
-            }
-            units
-                .map(|u| char::from_u32(u32::from_be_bytes(<[u8; 4]>::try_from(u).ok()?)))
-                .collect()
-        }
-        Tag::TeletexString => Some(data.iter().map(|&b| char::from(b)).collect()),
-        _ => None,
-    }
-}
-
-/// RFC 4514 string form of a name: RDNs in reverse order separated by `,`,
-/// multi-valued RDNs joined by `+`, known types by short name, values escaped.
-/// Other types appear as dotted OIDs with `#`-hex values, as are values that are not
-/// decodable strings. Never fails: this is for display, the typed fields are the
-/// fail-closed ones.
-fn rfc4514(name: &X509Name<'_>) -> String {
-    let mut out = String::new();
-    for (i, rdn) in name
-        .iter_rdn()
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .enumerate()
-    {
-        if i > 0 {
-            out.push(',');
-        }
-        for (j, attr) in rdn.iter().enumerate() {
-            if j > 0 {
-                out.push('+');
-            }
-            let oid = attr.attr_type();
-            let short: Option<&str> = RFC4514_SHORT_NAMES
-                .iter()
-                .find(|(bytes, _)| *bytes == oid.as_bytes())
-                .map(|&(_, short)| short);
-            let text = short.and_then(|_| decode_directory_string(attr.attr_value()));
-            match (short, text) {
-                (Some(short), Some(text)) => {
-                    out.push_str(short);
-                    out.push('=');
-                    escape_rfc4514_value(&mut out, &text);
-                }
-                (short, _) => {
-                    match short {
-                        Some(short) => out.push_str(short),
-                        None => out.push_str(&oid_dotted(oid.as_bytes())),
-                    }
-                    out.push_str("=#");
-                    out.push_str(&hex_lower(&der_encoding(attr.attr_value())));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Escape an attribute value per RFC 4514 section 2.4. Control characters are
-/// escaped too (as `\XX` per UTF-8 byte), so the string is safe to log.
-fn escape_rfc4514_value(out: &mut String, value: &str) {
-    let last = value.chars().count().saturating_sub(1);
-    for (i, c) in value.chars().enumerate() {
-        match c {
-            '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '#' if i == 0 => out.push_str("\\#"),
-            ' ' if i == 0 || i == last => out.push_str("\\ "),
-            c if c.is_control() => {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    out.push('\\');
-                    out.push_str(&hex_upper_byte(b));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-}
-
-/// Dotted-decimal form of an OID's DER contents, or `OID.<hex>` when the encoding
-/// is malformed or an arc does not fit in 64 bits.
-fn oid_dotted(bytes: &[u8]) -> String {
-    let mut arcs: Vec<u64> = Vec::new();
-    let mut acc: u64 = 0;
-    let mut in_arc = false;
-    for &b in bytes {
-        if !in_arc && b == 0x80 {
-            return format!("OID.{}", hex_lower(bytes)); // non-minimal encoding
-        }
-        acc = match acc
-            .checked_mul(128)
-            .and_then(|v| v.checked_add(u64::from(b & 0x7f)))
-        {
-            Some(v) => v,
-            None => return format!("OID.{}", hex_lower(bytes)), // arc overflows u64
-        };
-        if b & 0x80 == 0 {
-            arcs.push(acc);
-            acc = 0;
-            in_arc = false;
-        } else {
-            in_arc = true;
-        }
-    }
-    if in_arc {
-        return format!("OID.{}", hex_lower(bytes));
-    }
-    let Some((&first, rest)) = arcs.split_first() else {
-        return "OID.".to_owned();
-    };
-    // The first subidentifier packs two arcs: 40 * a + b, with a in 0..=2.
-    let (a, b) = match first {
-        0..=39 => (0, first),
-        40..=79 => (1, first.saturating_sub(40)),
-        _ => (2, first.saturating_sub(80)),
-    };
-    let mut out = format!("{a}.{b}");
-    for arc in rest {
-        out.push('.');
-        out.push_str(&arc.to_string());
-    }
-    out
-}
-
-/// Re-create the DER encoding (identifier, length, contents) of a parsed value.
-fn der_encoding(value: &Any<'_>) -> Vec<u8> {
-    let header = &value.header;
-    let data = value.data;
-    let mut out = Vec::with_capacity(data.len().saturating_add(12));
-    let class_bits = (header.class() as u8) << 6;
-    let constructed_bit = if header.is_constructed() { 0x20 } else { 0 };
-    let tag = header.tag().0;
-    match u8::try_from(tag) {
-        Ok(low) if low < 31 => out.push(class_bits | constructed_bit | low),
-        _ => {
-            out.push(class_bits | constructed_bit | 0x1f);
-            push_base128(&mut out, u64::from(tag));
-        }
-    }
-    match u8::try_from(data.len()) {
-        Ok(short) if short < 0x80 => out.push(short),
-        _ => {
-            let len_bytes = (data.len() as u64).to_be_bytes();
-            let significant: Vec<u8> = len_bytes.iter().copied().skip_while(|&b| b == 0).collect();
-            // At most 8 bytes, so the fallback is never taken.
-            out.push(0x80 | u8::try_from(significant.len()).unwrap_or(8));
-            out.extend_from_slice(&significant);
-        }
-    }
-    out.extend_from_slice(data);
-    out
-}
-
-fn push_base128(out: &mut Vec<u8>, mut v: u64) {
-    let mut groups = vec![(v & 0x7f) as u8];
-    v >>= 7;
-    while v > 0 {
-        groups.push(0x80 | (v & 0x7f) as u8);
-        v >>= 7;
-    }
-    out.extend(groups.iter().rev());
-}
-
-// ---------------------------------------------------------------------------
-// Subject alternative names
-
-#[derive(Default)]
-struct Sans {
-    uri: Vec<String>,
-    dns: Vec<String>,
-    email: Vec<String>,
-    ip: Vec<IpAddr>,
-}
-
-impl Sans {
-    /// Every URI, DNS, email and IP SAN. A duplicated or unparsable subjectAltName
-    /// extension, or an entry of those kinds that cannot be read, is an error. Other
-    /// kinds of names (otherName, directoryName, registeredID …) have no place in an
-    /// [`Identity`] and are skipped.
-    fn read(cert: &X509Certificate<'_>) -> Result<Sans, CertError> {
-        let mut sans = Sans::default();
-        let ext = match cert.subject_alternative_name() {
-            Ok(Some(ext)) => ext,
-            Ok(None) => return Ok(sans),
-            Err(X509Error::DuplicateExtensions) => {
-                return Err(CertError::NotACertificate(
-                    "more than one subjectAltName extension".into(),
-                ))
-            }
-            Err(_) => return Err(CertError::UndecodableField("subjectAltName")),
-        };
-        for name in &ext.value.general_names {
-            match name {
-                GeneralName::URI(s) => sans.uri.push(ia5(s, "URI SAN")?.to_owned()),
-                GeneralName::DNSName(s) => {
-                    sans.dns.push(ia5(s, "DNS SAN")?.to_ascii_lowercase());
-                }
-                GeneralName::RFC822Name(s) => sans.email.push(ia5(s, "email SAN")?.to_owned()),
-                GeneralName::IPAddress(bytes) => {
-                    let ip = if let Ok(v4) = <[u8; 4]>::try_from(*bytes) {
-                        IpAddr::from(v4)
-                    } else if let Ok(v6) = <[u8; 16]>::try_from(*bytes) {
-                        IpAddr::from(v6)
-                    } else {
-                        return Err(CertError::UndecodableField("IP SAN"));
-                    };
-                    sans.ip.push(ip);
-                }
-                GeneralName::Invalid(tag, _) => {
-                    return Err(CertError::UndecodableField(match tag.0 {
-                        1 => "email SAN",
-                        2 => "DNS SAN",
-                        6 => "URI SAN",
-                        7 => "IP SAN",
-                        _ => "subjectAltName",
-                    }));
-                }
-                GeneralName::OtherName(..)
-                | GeneralName::X400Address(_)
-                | GeneralName::DirectoryName(_)
-                | GeneralName::EDIPartyName(_)
-                | GeneralName::RegisteredID(_) => {}
-            }
-        }
-        Ok(sans)
-    }
-}
-
-/// SAN strings are IA5String: x509-parser checks UTF-8, we also insist on ASCII.
-fn ia5<'s>(s: &'s str, field: &'static str) -> Result<&'s str, CertError> {
-    if s.is_ascii() {
-        Ok(s)
-    } else {
-        Err(CertError::UndecodableField(field))
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Hex
-
-/// Serial number as lower-case hex without leading zeros; "0" for zero or empty.
-fn serial_hex(raw: &[u8]) -> String {
-    let hex = hex_lower(raw);
-    let trimmed = hex.trim_start_matches('0');
-    if trimmed.is_empty() {
-        "0".to_owned()
-    } else {
-        trimmed.to_owned()
-    }
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().saturating_mul(2));
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-fn hex_upper_byte(b: u8) -> String {
-    format!("{b:02X}")
-}
-
 #[cfg(test)]
 mod tests {
+    use super::name::*;
     use super::*;
     use proptest::prelude::*;
     use rcgen::string::{BmpString, TeletexString, UniversalString};
@@ -608,8 +193,8 @@ mod tests {
     use std::borrow::Cow;
     use std::net::{Ipv4Addr, Ipv6Addr};
     use std::sync::OnceLock;
-    use x509_parser::asn1_rs::{Header, Length, Oid};
-    use x509_parser::x509::{AttributeTypeAndValue, RelativeDistinguishedName};
+    use x509_parser::asn1_rs::{Any, Class, Header, Length, Oid, Tag};
+    use x509_parser::x509::{AttributeTypeAndValue, RelativeDistinguishedName, X509Name};
 
     // Same OIDs as DnType::CommonName etc., but distinct keys in rcgen's
     // DistinguishedName map, which is how we get a second CN / O / OU.
@@ -805,14 +390,14 @@ mod tests {
     }
 
     #[test]
-    fn serial_hex_drops_leading_zero_digits() {
-        assert_eq!(serial_hex(&[]), "0");
-        assert_eq!(serial_hex(&[0x00]), "0");
-        assert_eq!(serial_hex(&[0x00, 0x00]), "0");
-        assert_eq!(serial_hex(&[0x01]), "1");
-        assert_eq!(serial_hex(&[0x0a, 0xbc]), "abc");
-        assert_eq!(serial_hex(&[0x00, 0xff, 0x00]), "ff00");
-        assert_eq!(serial_hex(&[0x10, 0x00]), "1000");
+    fn serials_drop_leading_zero_digits() {
+        assert_eq!(hex::serial(&[]), "0");
+        assert_eq!(hex::serial(&[0x00]), "0");
+        assert_eq!(hex::serial(&[0x00, 0x00]), "0");
+        assert_eq!(hex::serial(&[0x01]), "1");
+        assert_eq!(hex::serial(&[0x0a, 0xbc]), "abc");
+        assert_eq!(hex::serial(&[0x00, 0xff, 0x00]), "ff00");
+        assert_eq!(hex::serial(&[0x10, 0x00]), "1000");
 
         let mut params = params_with_cn("small serial");
         params.serial_number = Some(SerialNumber::from_slice(&[0x0a, 0xbc]));

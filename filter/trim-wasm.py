@@ -15,8 +15,8 @@ every other section is copied byte for byte. The list below must only name
 callbacks that `filter/src/wasm.rs` leaves to the SDK's defaults: implement
 one there, and take it off this list.
 
-    python3 scripts/trim-wasm.py FILE.wasm          # rewrite FILE.wasm in place
-    python3 scripts/trim-wasm.py IN.wasm OUT.wasm
+    python3 filter/trim-wasm.py FILE.wasm          # rewrite FILE.wasm in place
+    python3 filter/trim-wasm.py IN.wasm OUT.wasm
 
 Python stdlib only. Idempotent: a trimmed module is left as it is.
 """
