@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: set up, build, then every test stage:
-#   1. lints: clippy with warnings denied (the filter and engine deny unwrap/expect/panic);
+#   1. lints: rustfmt (rustfmt.toml) and clippy with warnings denied (the filter and engine deny unwrap/expect/panic);
 #   2. the engine builds for the browser target (wasm32-unknown-unknown);
 #   3. cargo test --workspace (unit, property, CLI and example tests);
 #   4. the end-to-end suite against a real Envoy running the built filter;
@@ -30,6 +30,7 @@ stage() {
     fi
 }
 
+stage "rustfmt" bash -c 'cargo fmt --all --check && for m in fuzz bench/empty-filter bench/probe-filter; do cargo fmt --manifest-path "$m/Cargo.toml" --all --check || exit 1; done'
 stage "clippy" cargo clippy --workspace --all-targets -- -D warnings
 stage "engine for wasm32-unknown-unknown" cargo build -p mtls-authz-policy --target wasm32-unknown-unknown
 stage "cargo test" cargo test --workspace

@@ -185,7 +185,8 @@ pub fn load(path: &Path) -> Result<Vec<Case>, InputError> {
         match resolve(spec, &base_dir) {
             Ok(case) => {
                 if let Some(first) = seen.get(&case.name) {
-                    errors.push(format!("{location}: {json_path}.name: duplicate case name {:?} (first used by cases[{first}])", case.name));
+                    errors
+                        .push(format!("{location}: {json_path}.name: duplicate case name {:?} (first used by cases[{first}])", case.name));
                     continue;
                 }
                 seen.insert(case.name.clone(), i);

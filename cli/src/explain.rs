@@ -229,4 +229,3 @@ fn print_text(r: &Report<'_>, console: &mut Console<'_>) {
 fn strip_query(path: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or(path)
 }
-

@@ -159,10 +159,7 @@ fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 }
 
 fn ip_addresses<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpAddr>, D::Error> {
-    strings(d)?
-        .iter()
-        .map(|s| s.parse::<IpAddr>().map_err(|_| de::Error::custom(format!("'{s}' is not an IP address"))))
-        .collect()
+    strings(d)?.iter().map(|s| s.parse::<IpAddr>().map_err(|_| de::Error::custom(format!("'{s}' is not an IP address")))).collect()
 }
 
 /// Canonical serial, as the policy language and certificate parsing write it.
@@ -200,8 +197,10 @@ mod tests {
 
     #[test]
     fn values_are_normalised_like_certificate_parsing() {
-        let c = fields(r#"{"cn": "a", "o": "shop", "dns_san": ["API.Shop.Test"], "serial": "00:1A:2b",
-                         "sha256": "AB:CD:ef:0123456789012345678901234567890123456789012345678901234567"}"#)
+        let c = fields(
+            r#"{"cn": "a", "o": "shop", "dns_san": ["API.Shop.Test"], "serial": "00:1A:2b",
+                         "sha256": "AB:CD:ef:0123456789012345678901234567890123456789012345678901234567"}"#,
+        )
         .unwrap();
         assert_eq!(c.identity.common_names, ["a"]);
         assert_eq!(c.identity.organizations, ["shop"]);

@@ -173,7 +173,9 @@ struct TestArgs {
 /// `NAME: VALUE` (the value may be empty), as on the wire.
 fn parse_header(text: &str) -> Result<(String, String), String> {
     match text.split_once(':') {
-        Some((name, value)) if !name.trim().is_empty() && !name.contains(char::is_whitespace) => Ok((name.to_owned(), value.trim().to_owned())),
+        Some((name, value)) if !name.trim().is_empty() && !name.contains(char::is_whitespace) => {
+            Ok((name.to_owned(), value.trim().to_owned()))
+        }
         _ => Err(format!("expected 'NAME: VALUE', found {text:?}")),
     }
 }

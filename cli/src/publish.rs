@@ -28,8 +28,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use mtls_authz_policy::{hex, load};
 use mtls_authz_policy::Mode;
+use mtls_authz_policy::{hex, load};
 
 use crate::console::Console;
 use crate::input::{read_bytes, InputError};
@@ -103,11 +103,7 @@ impl Validated {
 
     /// The ECDS `version_info`: what Envoy reports as the active version.
     pub fn version_info(&self) -> String {
-        format!(
-            "revision={} sha256={}",
-            self.revision.as_deref().unwrap_or("-"),
-            self.sha256.get(..DIGEST_SHOWN).unwrap_or(&self.sha256)
-        )
+        format!("revision={} sha256={}", self.revision.as_deref().unwrap_or("-"), self.sha256.get(..DIGEST_SHOWN).unwrap_or(&self.sha256))
     }
 }
 
@@ -356,10 +352,8 @@ pub fn run(args: &PublishArgs, console: &mut Console<'_>) -> Result<Exit, InputE
         }
         Outcome::Refused(lines) => {
             console.err(&lines);
-            console.err(&format!(
-                "mtls-authz: not published: {origin} is not a valid policy; {} was not changed",
-                args.target.out.display()
-            ));
+            console
+                .err(&format!("mtls-authz: not published: {origin} is not a valid policy; {} was not changed", args.target.out.display()));
             Ok(Exit::Failed)
         }
     }
@@ -415,7 +409,10 @@ mod tests {
         let dir = scratch("invalid");
         let out = dir.join("mtls_authz.yaml");
         fs::write(&out, "old").unwrap();
-        let bad = POLICY.replace("\"rules\": []", "\"rules\": [{\"name\": \"a\", \"action\": \"allow\", \"principals\": [{\"cn\": \"x\"}], \"paths\": [\"api\"]}]");
+        let bad = POLICY.replace(
+            "\"rules\": []",
+            "\"rules\": [{\"name\": \"a\", \"action\": \"allow\", \"principals\": [{\"cn\": \"x\"}], \"paths\": [\"api\"]}]",
+        );
         match publish_bytes("p.json", bad.as_bytes(), &target(&out)).unwrap() {
             Outcome::Refused(lines) => assert!(lines.starts_with("p.json:5:") && lines.contains("rules[0].paths[0]: "), "{lines}"),
             Outcome::Published(..) => panic!("published an invalid policy"),

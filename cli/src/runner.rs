@@ -45,7 +45,8 @@ pub fn evaluate<'c>(policy: &CompiledPolicy, cases: &'c [Case]) -> Vec<Outcome<'
         .iter()
         .map(|case| {
             let headers: Vec<(&[u8], &[u8])> = case.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
-            let request = RequestParts { method: &case.method, target: &case.path, headers: &headers, body: case.body.as_deref().map(str::as_bytes) };
+            let request =
+                RequestParts { method: &case.method, target: &case.path, headers: &headers, body: case.body.as_deref().map(str::as_bytes) };
             let d = policy.decide_request(case.caller.as_ref().map(|c| &c.identity), &request);
             let got = Got { decision: d.verdict, enforced: d.enforced, rule: d.rule.map(str::to_owned), reason: d.reason.as_str() };
             let mismatches = compare(&case.expect, &got);

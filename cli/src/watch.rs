@@ -107,11 +107,7 @@ pub fn run(args: &WatchArgs, console: &mut Console<'_>) -> Result<Exit, InputErr
     check_target(&args.target)?;
     let origin = args.policy.display().to_string();
     let out = args.target.out.display().to_string();
-    console.out(&format!(
-        "{} watching {origin} every {} ms; publishing to {out} (stop with Ctrl-C)",
-        now(),
-        args.interval_ms
-    ));
+    console.out(&format!("{} watching {origin} every {} ms; publishing to {out} (stop with Ctrl-C)", now(), args.interval_ms));
     console.flush();
     let mut watcher = Watcher::default();
     let mut published: Option<String> = None;
@@ -119,11 +115,9 @@ pub fn run(args: &WatchArgs, console: &mut Console<'_>) -> Result<Exit, InputErr
         let read = std::fs::read(&args.policy).map_err(|e| e.to_string());
         match watcher.step(read) {
             Step::Wait => {}
-            Step::Unreadable(problem) => console.err(&format!(
-                "{} cannot read {origin}: {problem}; {}",
-                now(),
-                keeping(published.as_deref(), &out)
-            )),
+            Step::Unreadable(problem) => {
+                console.err(&format!("{} cannot read {origin}: {problem}; {}", now(), keeping(published.as_deref(), &out)))
+            }
             Step::Publish(bytes) => match publish_bytes(&origin, &bytes, &args.target) {
                 Ok(Outcome::Published(policy, written)) => {
                     console.out(&format!("{} {}", now(), published_line(&origin, &args.target.out, &policy, written)));

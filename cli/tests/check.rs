@@ -38,11 +38,7 @@ fn an_invalid_policy_reports_file_line_column_and_json_path() {
     let lines: Vec<&str> = run.stderr.lines().collect();
     let file = policy.display();
     assert_eq!(lines.len(), 2, "{run:#?}");
-    assert!(
-        lines[0].starts_with(&format!("{file}:6:16: rules[0].paths[0]: ")),
-        "wrong position or path: {}",
-        lines[0]
-    );
+    assert!(lines[0].starts_with(&format!("{file}:6:16: rules[0].paths[0]: ")), "wrong position or path: {}", lines[0]);
     assert!(lines[0].contains("must start with '/'"), "{}", lines[0]);
     assert!(lines[1].starts_with(&format!("{file}:7:18: rules[0].methods[0]: ")), "{}", lines[1]);
     assert!(lines[1].contains("write \"GET\""), "{}", lines[1]);

@@ -15,11 +15,8 @@ fn examples_dir() -> PathBuf {
 
 /// Every `examples/*/` folder that holds a policy.
 fn example_folders() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(examples_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("policy.json").is_file())
-        .collect();
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(examples_dir()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("policy.json").is_file()).collect();
     dirs.sort();
     dirs
 }
@@ -52,7 +49,8 @@ fn every_example_tests_the_ways_in_that_must_stay_shut() {
         let name = dir.display();
         assert!(has(&|c| c["no_cert"] == true && c["expect"] == "deny"), "{name}: no 'no certificate' case");
         assert!(
-            has(&|c| c["expect"] == "deny" && c["path"].as_str().is_some_and(|p| p.contains("..") || p.to_ascii_lowercase().contains("%2f"))),
+            has(&|c| c["expect"] == "deny"
+                && c["path"].as_str().is_some_and(|p| p.contains("..") || p.to_ascii_lowercase().contains("%2f"))),
             "{name}: no non-canonical path case"
         );
         assert!(has(&|c| c["expect"] == "allow"), "{name}: nothing is ever allowed?");

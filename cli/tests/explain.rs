@@ -169,7 +169,8 @@ fn a_legacy_policy_prints_the_legacy_value_and_says_so() {
     let policy = write(
         &s.dir,
         "legacy.json",
-        PAYMENT_POLICY.replace("\"revision\": \"test-1\"", "\"revision\": \"test-1\", \"upstream_headers\": {\"principal_format\": \"legacy\"}"),
+        PAYMENT_POLICY
+            .replace("\"revision\": \"test-1\"", "\"revision\": \"test-1\", \"upstream_headers\": {\"principal_format\": \"legacy\"}"),
     );
     let spec = CertSpec { cn: Some("Zoë, Ops"), ..CertSpec::default() };
     let (text, json) = principal_shown(&s, &policy, &spec);

@@ -80,7 +80,8 @@ fn failures_show_expected_and_got_and_exit_1() {
     assert_eq!(run.last_line(), "1 passed, 3 failed");
     assert!(run.stdout.lines().any(|l| l == "1 passed, 3 failed"), "alone on its line");
     let out = &run.stdout;
-    let at = |name: &str| out.find(&format!("FAIL \"{name}\" ({}:", cases.display())).unwrap_or_else(|| panic!("no FAIL for {name}: {out}"));
+    let at =
+        |name: &str| out.find(&format!("FAIL \"{name}\" ({}:", cases.display())).unwrap_or_else(|| panic!("no FAIL for {name}: {out}"));
     let (decision, rule, reason) = (at("wrong decision"), at("wrong rule"), at("wrong reason"));
     assert!(decision < rule && rule < reason, "failures in case order");
     assert!(out.contains(
@@ -119,7 +120,11 @@ fn cases_can_use_certificates_relative_to_the_cases_file() {
     let dir = scratch_dir("test-certs");
     let ca = TestCa::new();
     write(&dir, "suite/certs/order.pem", ca.leaf_pem(&CertSpec { cn: Some("order-service"), ..CertSpec::default() }));
-    write(&dir, "suite/certs/report.der", ca.leaf_der(&CertSpec { cn: Some("report-service"), ou: Some("reporting"), ..CertSpec::default() }));
+    write(
+        &dir,
+        "suite/certs/report.der",
+        ca.leaf_der(&CertSpec { cn: Some("report-service"), ou: Some("reporting"), ..CertSpec::default() }),
+    );
     let policy = write(&dir, "policy.json", PAYMENT_POLICY);
     let cases = write(
         &dir,

@@ -248,8 +248,7 @@ fn run_checks(inputs: Inputs<'_>) -> Vec<Check> {
             if key_given && client.is_none() {
                 Check::new("handshake", Status::Skip, "the certificate or key could not be read (see files): no live handshake")
             } else {
-                let (roots, roots_flag) =
-                    if server_ca_given { (&loaded.server_cas, "--server-ca") } else { (&loaded.cas, "--ca") };
+                let (roots, roots_flag) = if server_ca_given { (&loaded.server_cas, "--server-ca") } else { (&loaded.cas, "--ca") };
                 handshake::check(Settings {
                     target,
                     sni: inputs.sni,

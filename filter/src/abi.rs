@@ -28,7 +28,8 @@ use crate::host::HostError;
 extern "C" {
     fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
     fn proxy_get_property(path_data: *const u8, path_size: usize, return_value_data: *mut *mut u8, return_value_size: *mut usize) -> u32;
-    fn proxy_replace_header_map_value(map_type: u32, key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize) -> u32;
+    fn proxy_replace_header_map_value(map_type: u32, key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize)
+        -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     #[allow(clippy::too_many_arguments)]
@@ -43,7 +44,13 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
-    fn proxy_get_buffer_bytes(buffer_type: u32, start: usize, max_size: usize, return_buffer_data: *mut *mut u8, return_buffer_size: *mut usize) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
 }
 
 const OK: u32 = Status::Ok as u32;
@@ -53,7 +60,11 @@ const REQUEST_BODY: u32 = BufferType::HttpRequestBody as u32;
 
 /// `Ok` for the status `Ok`; any other status, known or not, is an error naming `what`.
 fn check(status: u32, what: &'static str) -> Result<(), HostError> {
-    if status == OK { Ok(()) } else { Err(HostError(what)) }
+    if status == OK {
+        Ok(())
+    } else {
+        Err(HostError(what))
+    }
 }
 
 /// Take ownership of a buffer the host allocated and filled, or `None` when it
@@ -169,16 +180,7 @@ pub fn send_local_response(status_code: u32, headers: &[(&str, &str)], body: &[u
     // SAFETY: every pointer and length pair describes a live slice; no details
     // string (null, 0); -1 means "not a gRPC response", as the SDK passes.
     let status = unsafe {
-        proxy_send_local_response(
-            status_code,
-            std::ptr::null(),
-            0,
-            body.as_ptr(),
-            body.len(),
-            headers.as_ptr(),
-            headers.len(),
-            -1,
-        )
+        proxy_send_local_response(status_code, std::ptr::null(), 0, body.as_ptr(), body.len(), headers.as_ptr(), headers.len(), -1)
     };
     check(status, "send_local_response")
 }

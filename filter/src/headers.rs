@@ -168,10 +168,7 @@ impl<'a> Iterator for Pairs<'a> {
 /// checked to lie within the buffer.
 fn header(bytes: &[u8]) -> Result<(usize, usize), Malformed> {
     let count = read_len(bytes, 0)?;
-    let data = count
-        .checked_mul(2 * WORD)
-        .and_then(|table| table.checked_add(WORD))
-        .ok_or(Malformed("the pair count overflows"))?;
+    let data = count.checked_mul(2 * WORD).and_then(|table| table.checked_add(WORD)).ok_or(Malformed("the pair count overflows"))?;
     if data > bytes.len() {
         return Err(Malformed("the length table is longer than the buffer"));
     }
@@ -181,10 +178,7 @@ fn header(bytes: &[u8]) -> Result<(usize, usize), Malformed> {
 /// The little-endian `u32` at `at`.
 fn read_len(bytes: &[u8], at: usize) -> Result<usize, Malformed> {
     let end = at.checked_add(WORD).ok_or(Malformed("offset overflow"))?;
-    let word: [u8; WORD] = bytes
-        .get(at..end)
-        .and_then(|w| w.try_into().ok())
-        .ok_or(Malformed("the buffer ends inside a length"))?;
+    let word: [u8; WORD] = bytes.get(at..end).and_then(|w| w.try_into().ok()).ok_or(Malformed("the buffer ends inside a length"))?;
     usize::try_from(u32::from_le_bytes(word)).map_err(|_| Malformed("a length does not fit in usize"))
 }
 
@@ -223,10 +217,7 @@ mod tests {
     fn well_formed_map_reads_back_in_order() {
         let m = map(&[(":method", "GET"), (":path", "/a?b"), ("x", ""), ("x", "second")]);
         let got: Vec<_> = m.pairs().map(Result::unwrap).collect();
-        assert_eq!(
-            got,
-            [(&b":method"[..], &b"GET"[..]), (b":path", b"/a?b"), (b"x", b""), (b"x", b"second")]
-        );
+        assert_eq!(got, [(&b":method"[..], &b"GET"[..]), (b":path", b"/a?b"), (b"x", b""), (b"x", b"second")]);
     }
 
     #[test]

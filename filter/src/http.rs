@@ -35,7 +35,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use mtls_authz_policy::overrides;
-use mtls_authz_policy::{BodyHeaders, BodyPlan, BodyReadings, CompiledPolicy, Decision, Identity, MethodOverrides, PathRejection, Reason, Verdict};
+use mtls_authz_policy::{
+    BodyHeaders, BodyPlan, BodyReadings, CompiledPolicy, Decision, Identity, MethodOverrides, PathRejection, Reason, Verdict,
+};
 
 use crate::cache::{Entry, IdentityCache};
 use crate::escape;
@@ -179,7 +181,6 @@ impl<'h> Request<'h> {
         }
     }
 }
-
 
 /// Handle the request headers. `policy` is the snapshot this request is judged by
 /// (`None` only if the VM never loaded one, which Envoy should not allow);
@@ -422,10 +423,7 @@ fn parse_peer_certificate<H: Host>(host: &H, digest: &str) -> Result<Entry, Fail
         Err(e) => {
             host.log(
                 Level::Warn,
-                &format!(
-                    "mtls-authz: cannot read the client certificate sha256={shown}: {}",
-                    escape::log_field(e.to_string().as_bytes())
-                ),
+                &format!("mtls-authz: cannot read the client certificate sha256={shown}: {}", escape::log_field(e.to_string().as_bytes())),
             );
             Ok(Entry::Unreadable)
         }
@@ -483,13 +481,7 @@ fn remove_if_sent<H: Host>(host: &H, request: &Request<'_>, name: &str) -> Resul
 }
 
 /// Refuse the request: count, log, 403. `policy` is `None` when there is none to name.
-fn deny<H: Host>(
-    host: &H,
-    details: bool,
-    decision: &Decision<'_>,
-    request: &Request<'_>,
-    policy: Option<&CompiledPolicy>,
-) -> Flow {
+fn deny<H: Host>(host: &H, details: bool, decision: &Decision<'_>, request: &Request<'_>, policy: Option<&CompiledPolicy>) -> Flow {
     host.increment(Metric::RequestsDenied);
     // The request never reaches the upstream, but access logs and tap filters
     // still see its headers: do not let a forged principal show up there.

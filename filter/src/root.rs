@@ -87,10 +87,9 @@ impl PolicyHolder {
             }
             // Said of the Envoy configuration, like an empty one, so the
             // operator looks at the filter's `configuration` field.
-            Err(LoadError { kind: LoadErrorKind::NotText { offset, .. }, .. }) => self.reject(
-                host,
-                &[&format!("{ORIGIN}: the configuration is not UTF-8 text (invalid byte at offset {offset})")],
-            ),
+            Err(LoadError { kind: LoadErrorKind::NotText { offset, .. }, .. }) => {
+                self.reject(host, &[&format!("{ORIGIN}: the configuration is not UTF-8 text (invalid byte at offset {offset})")])
+            }
             Err(e) => {
                 let lines = e.lines();
                 self.reject(host, &lines.iter().map(String::as_str).collect::<Vec<_>>())

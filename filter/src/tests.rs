@@ -11,7 +11,10 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 use crate::cache::{Entry, IdentityCache};
 use crate::headers::HeaderMap;
 use crate::host::{Host, HostError, Level, Metric};
-use crate::http::{on_request_body, on_request_headers, on_request_trailers, Flow, Held, DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, REVISION_HEADER, RULE_HEADER};
+use crate::http::{
+    on_request_body, on_request_headers, on_request_trailers, Flow, Held, DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, REVISION_HEADER,
+    RULE_HEADER,
+};
 use crate::root::{PolicyHolder, REJECTED_PREFIX};
 
 // ---------------------------------------------------------------------------
@@ -284,7 +287,8 @@ fn a_certificate_with_only_a_dns_san_is_named_by_it() {
 
 #[test]
 fn legacy_principal_format_forwards_the_bare_name_but_logs_the_typed_one() {
-    let p = policy(&POLICY.replace("\"revision\": \"r1\",", "\"revision\": \"r1\", \"upstream_headers\": {\"principal_format\": \"legacy\"},"));
+    let p =
+        policy(&POLICY.replace("\"revision\": \"r1\",", "\"revision\": \"r1\", \"upstream_headers\": {\"principal_format\": \"legacy\"},"));
     let cache = RefCell::default();
     let host = MockHost::request("GET", "/health").with_cert(&cert("zoë", None, Some("spiffe://shop.test/ns/prod/sa/order")));
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
@@ -794,7 +798,10 @@ fn an_allowed_request_reads_the_headers_once_and_writes_only_what_it_must() {
 
 #[test]
 fn with_upstream_headers_off_an_allowed_request_makes_no_write() {
-    let p = policy(&POLICY.replace("\"revision\": \"r1\",", "\"revision\": \"r1\", \"upstream_headers\": {\"principal\": false, \"rule\": false, \"revision\": false},"));
+    let p = policy(&POLICY.replace(
+        "\"revision\": \"r1\",",
+        "\"revision\": \"r1\", \"upstream_headers\": {\"principal\": false, \"rule\": false, \"revision\": false},",
+    ));
     assert!(!p.policy().upstream_headers.principal, "the test policy turns the headers off");
     let cache = RefCell::default();
     let c = order_service();
@@ -811,7 +818,9 @@ fn with_upstream_headers_off_an_allowed_request_makes_no_write() {
 
 #[test]
 fn with_upstream_headers_off_forged_copies_are_still_removed() {
-    let p = policy(&POLICY.replace("\"revision\": \"r1\",", "\"revision\": \"r1\", \"upstream_headers\": {\"rule\": false, \"revision\": false},"));
+    let p = policy(
+        &POLICY.replace("\"revision\": \"r1\",", "\"revision\": \"r1\", \"upstream_headers\": {\"rule\": false, \"revision\": false},"),
+    );
     let cache = RefCell::default();
     let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
     for name in OWN_HEADERS {

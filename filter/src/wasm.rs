@@ -147,12 +147,7 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Always Some: the SDK panics on None. Without a policy the context refuses everything.
-        Some(Box::new(Request {
-            policy: self.policy.snapshot(),
-            cache: Rc::clone(&self.cache),
-            host: self.host,
-            reading_body: None,
-        }))
+        Some(Box::new(Request { policy: self.policy.snapshot(), cache: Rc::clone(&self.cache), host: self.host, reading_body: None }))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -168,7 +168,15 @@ fn reference_overrides_method(target: &str) -> bool {
                 }
             }
         }
-        let name: String = String::from_utf8_lossy(&decoded).split('\0').next().unwrap_or("").trim_start_matches(' ').split('[').next().unwrap_or("").replace(['.', ' '], "_");
+        let name: String = String::from_utf8_lossy(&decoded)
+            .split('\0')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches(' ')
+            .split('[')
+            .next()
+            .unwrap_or("")
+            .replace(['.', ' '], "_");
         name.eq_ignore_ascii_case("_method")
     })
 }

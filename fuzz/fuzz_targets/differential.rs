@@ -23,9 +23,8 @@ use mtls_authz_policy::{decide_naive, CompiledPolicy, Identity, Mode, Policy, Re
 /// "a b", "é" and "A" only match requests that spell them encoded or in that case.
 const SEGMENTS: &[&str] = &["a", "b", "c", "dev1", "order", "A", "a b", "é", "x.y", "~u"];
 /// Request segments beyond the alphabet: encodings of it and things the canonicaliser must refuse.
-const REQUEST_EXTRA: &[&str] = &[
-    "%61", "%64ev1", "a%20b", "%C3%A9", "%41", "%2e", "..", ".", "", "%2F", "%2f", "a;b", "x%00", "%5C", "%252f", "%c0%af", "a b",
-];
+const REQUEST_EXTRA: &[&str] =
+    &["%61", "%64ev1", "a%20b", "%C3%A9", "%41", "%2e", "..", ".", "", "%2F", "%2f", "a;b", "x%00", "%5C", "%252f", "%c0%af", "a b"];
 const CNS: &[&str] = &["dev1", "order", "report", "a b", "a/b", "..", "", "A", "é"];
 /// What a policy's `cn` may name (an empty value is refused by the validator).
 const POLICY_CNS: &[&str] = &["dev1", "order", "report", "a b", "a/b", "..", "A", "é"];

@@ -26,11 +26,7 @@ fn identities() -> [Identity; 4] {
             sha256: "ab".repeat(32),
             ..Identity::default()
         },
-        Identity {
-            common_names: vec!["dev-1".into()],
-            organizational_units: vec!["fleet".into()],
-            ..Identity::default()
-        },
+        Identity { common_names: vec!["dev-1".into()], organizational_units: vec!["fleet".into()], ..Identity::default() },
         Identity { common_names: vec!["a".into(), "b".into()], ..Identity::default() },
         Identity::default(),
     ]

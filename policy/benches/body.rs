@@ -25,7 +25,9 @@ fn form(size: usize) -> Vec<u8> {
 
 fn multipart(size: usize) -> Vec<u8> {
     let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"amount\"\r\n\r\n10\r\n".to_vec();
-    body.extend_from_slice(b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\n");
+    body.extend_from_slice(
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\n",
+    );
     let mut line = 0;
     while body.len() < size {
         body.extend_from_slice(format!("line {line} of the uploaded file, with some text in it\r\n").as_bytes());
@@ -52,7 +54,9 @@ fn bench(c: &mut Criterion) {
         for (kind, readings, body) in [("form", FORM, form(size)), ("multipart", MULTIPART, multipart(size)), ("json", JSON, json(size))] {
             assert_eq!(body_overrides_method(readings, &body), BodyFinding::Clean, "{kind} {size}");
             group.throughput(Throughput::Bytes(body.len() as u64));
-            group.bench_with_input(BenchmarkId::new(kind, size), &body, |b, body| b.iter(|| body_overrides_method(readings, black_box(body))));
+            group.bench_with_input(BenchmarkId::new(kind, size), &body, |b, body| {
+                b.iter(|| body_overrides_method(readings, black_box(body)))
+            });
         }
     }
     group.finish();

@@ -16,7 +16,9 @@ fn policy(rules: usize) -> CompiledPolicy {
     let mut out = Vec::with_capacity(rules);
     // Shared rules every size has: a deny on admin, a wildcard read rule.
     out.push(r#"{"name": "no-admin", "action": "deny", "principals": [{"any": true}], "paths": ["/admin/**"]}"#.to_owned());
-    out.push(r#"{"name": "health", "action": "allow", "principals": [{"any": true}], "paths": ["/health"], "methods": ["GET"]}"#.to_owned());
+    out.push(
+        r#"{"name": "health", "action": "allow", "principals": [{"any": true}], "paths": ["/health"], "methods": ["GET"]}"#.to_owned(),
+    );
     for i in 0..rules.saturating_sub(2) {
         out.push(format!(
             r#"{{"name": "svc-{i}", "action": "allow", "principals": [{{"uri_san": "spiffe://shop.test/ns/prod/sa/svc-{i}"}}, {{"cn": "svc-{i}"}}], "paths": ["/api/svc-{i}/items", "/api/svc-{i}/items/*/detail", "/api/svc-{i}/reports/**"], "methods": ["GET", "POST"]}}"#

@@ -154,7 +154,11 @@ impl<'a> CanonicalPath<'a> {
     /// The decoded segments; none for `/`.
     pub fn segments(&self) -> Segments<'_> {
         let body = self.decoded.get(1..).unwrap_or("");
-        if body.is_empty() { Segments::empty() } else { Segments::new(body) }
+        if body.is_empty() {
+            Segments::empty()
+        } else {
+            Segments::new(body)
+        }
     }
 }
 
@@ -202,7 +206,10 @@ impl<'p> Iterator for Segments<'p> {
 /// plus `%` for escapes). Everything else must be percent-encoded or is refused.
 fn allowed_raw(b: u8) -> bool {
     b.is_ascii_alphanumeric()
-        || matches!(b, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' | b':' | b'@' | b'%')
+        || matches!(
+            b,
+            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' | b':' | b'@' | b'%'
+        )
 }
 
 fn hex(b: u8) -> Option<u8> {

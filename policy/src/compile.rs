@@ -10,8 +10,8 @@ use rustc_hash::FxHashMap;
 
 use crate::canonical::Segments;
 use crate::decide::{make_decision, Decision, Reason, Verdict};
-use crate::eval::{method_matches, placeholder_matches, precheck, principal_matches};
 use crate::error::PolicyErrors;
+use crate::eval::{method_matches, placeholder_matches, precheck, principal_matches};
 use crate::identity::Identity;
 use crate::model::{Action, MethodOverrides, Mode, Policy};
 use crate::overrides::{self, BodyHeaders, BodyPlan};
@@ -244,7 +244,9 @@ impl Walk<'_> {
         if slot.is_some_and(|best| best <= rule_index) {
             return;
         }
-        if method_matches(rule, self.method) && rule.principals.iter().any(|p| principal_matches(p, self.identity, rule.action == Action::Deny)) {
+        if method_matches(rule, self.method)
+            && rule.principals.iter().any(|p| principal_matches(p, self.identity, rule.action == Action::Deny))
+        {
             *slot = Some(rule_index);
         }
     }
@@ -344,7 +346,11 @@ mod tests {
         let p = compiled(EXAMPLE);
         let d = p.decide(Some(&cn("order-service")), "POST", "/api/payment/%61dmin/x");
         assert_eq!((d.verdict, d.rule), (Verdict::Deny, Some("nobody-on-admin")));
-        assert_eq!(p.decide(Some(&cn("order-service")), "POST", "/api/payment/admin").rule, Some("nobody-on-admin"), "** matches zero segments");
+        assert_eq!(
+            p.decide(Some(&cn("order-service")), "POST", "/api/payment/admin").rule,
+            Some("nobody-on-admin"),
+            "** matches zero segments"
+        );
     }
 
     #[test]
@@ -357,7 +363,9 @@ mod tests {
     #[test]
     fn mangled_query_override_names_are_refused_unless_the_backends_ignore_overrides() {
         let p = compiled(EXAMPLE);
-        for target in ["/api/payment/create?.method=DELETE", "/api/payment/create?%20_method=DELETE", "/api/payment/create?_method%00=DELETE"] {
+        for target in
+            ["/api/payment/create?.method=DELETE", "/api/payment/create?%20_method=DELETE", "/api/payment/create?_method%00=DELETE"]
+        {
             let d = p.decide(Some(&cn("order-service")), "POST", target);
             assert_eq!((d.verdict, d.reason), (Verdict::Deny, Reason::Override), "{target}");
         }
@@ -398,9 +406,15 @@ mod tests {
     #[test]
     fn a_uri_san_with_a_fragment_meets_no_allow_wildcard_and_every_deny_wildcard() {
         let odd = Identity { uri_sans: vec!["spiffe://shop.test/ns/dev#/sa/order".into()], ..Identity::default() };
-        let allow = policy_with("deny", r#"{"name": "orders", "action": "allow", "principals": [{"uri_san": "spiffe://shop.test/ns/*/sa/order"}], "paths": ["/**"]}"#);
+        let allow = policy_with(
+            "deny",
+            r#"{"name": "orders", "action": "allow", "principals": [{"uri_san": "spiffe://shop.test/ns/*/sa/order"}], "paths": ["/**"]}"#,
+        );
         assert!(!allow.decide(Some(&odd), "GET", "/x").is_allowed());
-        let deny = policy_with("allow", r#"{"name": "no-orders", "action": "deny", "principals": [{"uri_san": "spiffe://shop.test/ns/*/sa/order"}], "paths": ["/**"]}"#);
+        let deny = policy_with(
+            "allow",
+            r#"{"name": "no-orders", "action": "deny", "principals": [{"uri_san": "spiffe://shop.test/ns/*/sa/order"}], "paths": ["/**"]}"#,
+        );
         let d = deny.decide(Some(&odd), "GET", "/x");
         assert_eq!((d.verdict, d.rule), (Verdict::Deny, Some("no-orders")), "fails closed under default allow");
         assert_eq!(crate::decide_naive(deny.policy(), Some(&odd), "GET", "/x").rule, Some("no-orders"));
@@ -428,7 +442,10 @@ mod tests {
 
     #[test]
     fn cn_placeholder_ties_a_device_to_its_own_path() {
-        let p = policy_with("deny", r#"{"name": "own", "action": "allow", "principals": [{"ou": "fleet"}], "paths": ["/devices/{cn}/telemetry"], "methods": ["POST"]}"#);
+        let p = policy_with(
+            "deny",
+            r#"{"name": "own", "action": "allow", "principals": [{"ou": "fleet"}], "paths": ["/devices/{cn}/telemetry"], "methods": ["POST"]}"#,
+        );
         let dev = |name: &str| Identity { organizational_units: vec!["fleet".into()], ..cn(name) };
         assert!(p.decide(Some(&dev("dev-1")), "POST", "/devices/dev-1/telemetry").is_allowed());
         assert!(!p.decide(Some(&dev("dev-1")), "POST", "/devices/dev-2/telemetry").is_allowed());
@@ -440,13 +457,20 @@ mod tests {
             assert!(!p.decide(Some(&id), "POST", &path).is_allowed(), "{bad:?}");
         }
         // Two CNs are ambiguous: no placeholder value.
-        let two = Identity { common_names: vec!["dev-1".into(), "dev-2".into()], organizational_units: vec!["fleet".into()], ..Identity::default() };
+        let two = Identity {
+            common_names: vec!["dev-1".into(), "dev-2".into()],
+            organizational_units: vec!["fleet".into()],
+            ..Identity::default()
+        };
         assert!(!p.decide(Some(&two), "POST", "/devices/dev-1/telemetry").is_allowed());
     }
 
     #[test]
     fn spiffe_last_segment_placeholder() {
-        let p = policy_with("deny", r#"{"name": "own", "action": "allow", "principals": [{"uri_san": "spiffe://shop.test/ns/*/sa/*"}], "paths": ["/accounts/{uri_san_last_segment}/**"]}"#);
+        let p = policy_with(
+            "deny",
+            r#"{"name": "own", "action": "allow", "principals": [{"uri_san": "spiffe://shop.test/ns/*/sa/*"}], "paths": ["/accounts/{uri_san_last_segment}/**"]}"#,
+        );
         let id = Identity { uri_sans: vec!["spiffe://shop.test/ns/prod/sa/billing".into()], ..Identity::default() };
         assert!(p.decide(Some(&id), "GET", "/accounts/billing/invoices").is_allowed());
         assert!(!p.decide(Some(&id), "GET", "/accounts/orders/invoices").is_allowed());
@@ -461,7 +485,10 @@ mod tests {
 
     #[test]
     fn a_query_or_fragment_in_the_uri_san_does_not_name_another_workloads_path() {
-        let p = policy_with("deny", r#"{"name": "own", "action": "allow", "principals": [{"any": true}], "paths": ["/config/{uri_san_last_segment}/**"]}"#);
+        let p = policy_with(
+            "deny",
+            r#"{"name": "own", "action": "allow", "principals": [{"any": true}], "paths": ["/config/{uri_san_last_segment}/**"]}"#,
+        );
         for uri in ["spiffe://shop.test/ns/dev/sa/x?/order", "spiffe://shop.test/ns/dev/sa/x#/order"] {
             let dev = Identity { uri_sans: vec![uri.into()], ..Identity::default() };
             assert!(!p.decide(Some(&dev), "GET", "/config/order/db").is_allowed(), "{uri}");
@@ -471,7 +498,10 @@ mod tests {
 
     #[test]
     fn a_uri_san_with_a_fragment_or_query_does_not_pass_for_another_namespace() {
-        let p = policy_with("deny", r#"{"name": "orders", "action": "allow", "principals": [{"uri_san": "spiffe://shop.test/ns/*/sa/order"}], "paths": ["/pay"]}"#);
+        let p = policy_with(
+            "deny",
+            r#"{"name": "orders", "action": "allow", "principals": [{"uri_san": "spiffe://shop.test/ns/*/sa/order"}], "paths": ["/pay"]}"#,
+        );
         let id = |uri: &str| Identity { uri_sans: vec![uri.into()], ..Identity::default() };
         assert!(p.decide(Some(&id("spiffe://shop.test/ns/prod/sa/order")), "GET", "/pay").is_allowed());
         for uri in ["spiffe://shop.test/ns/dev#/sa/order", "spiffe://shop.test/ns/dev?/sa/order", "spiffe://shop.test/ns/prod/sa/order#"] {
@@ -481,8 +511,10 @@ mod tests {
 
     #[test]
     fn head_is_denied_where_get_is_unless_the_rule_says_otherwise() {
-        let allow_all = r#"{"name": "all", "action": "allow", "principals": [{"any": true}], "paths": ["/**"], "methods": ["GET", "HEAD"]}"#;
-        let deny_get = r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export/**"], "methods": ["GET"]}"#;
+        let allow_all =
+            r#"{"name": "all", "action": "allow", "principals": [{"any": true}], "paths": ["/**"], "methods": ["GET", "HEAD"]}"#;
+        let deny_get =
+            r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export/**"], "methods": ["GET"]}"#;
         let deny_get_only = r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export/**"], "methods": ["GET"], "head_with_get": false}"#;
         let p = policy_with("deny", &format!("{allow_all},{deny_get}"));
         let d = p.decide(Some(&cn("x")), "HEAD", "/export/all");
@@ -491,7 +523,10 @@ mod tests {
         let p = policy_with("deny", &format!("{allow_all},{deny_get_only}"));
         assert_eq!(p.decide(Some(&cn("x")), "HEAD", "/export/all").rule, Some("all"));
         assert_eq!(p.decide(Some(&cn("x")), "GET", "/export/all").rule, Some("no-export"));
-        let p = policy_with("deny", r#"{"name": "read", "action": "allow", "principals": [{"any": true}], "paths": ["/**"], "methods": ["GET"]}"#);
+        let p = policy_with(
+            "deny",
+            r#"{"name": "read", "action": "allow", "principals": [{"any": true}], "paths": ["/**"], "methods": ["GET"]}"#,
+        );
         assert!(!p.decide(Some(&cn("x")), "HEAD", "/a").is_allowed(), "allowing GET does not allow HEAD");
     }
 
@@ -504,7 +539,10 @@ mod tests {
 
     #[test]
     fn san_fields_match_any_san_of_their_type() {
-        let p = policy_with("deny", r#"{"name": "r", "action": "allow", "principals": [{"dns_san": "*.shop.test", "ip_san": "10.0.0.0/8"}], "paths": ["/"]}"#);
+        let p = policy_with(
+            "deny",
+            r#"{"name": "r", "action": "allow", "principals": [{"dns_san": "*.shop.test", "ip_san": "10.0.0.0/8"}], "paths": ["/"]}"#,
+        );
         let id = Identity {
             dns_sans: vec!["a.b.shop.test".into(), "api.shop.test".into()],
             ip_sans: vec!["192.168.1.1".parse().unwrap(), "10.1.1.1".parse().unwrap()],
@@ -518,7 +556,10 @@ mod tests {
     #[test]
     fn a_fully_qualified_dns_san_matches_the_name_without_the_dot() {
         for pattern in ["api.shop.test", "*.shop.test", "api.shop.test."] {
-            let p = policy_with("deny", &format!(r#"{{"name": "r", "action": "allow", "principals": [{{"dns_san": "{pattern}"}}], "paths": ["/h/{{dns_san}}"]}}"#));
+            let p = policy_with(
+                "deny",
+                &format!(r#"{{"name": "r", "action": "allow", "principals": [{{"dns_san": "{pattern}"}}], "paths": ["/h/{{dns_san}}"]}}"#),
+            );
             let fqdn = Identity { dns_sans: vec!["api.shop.test.".into()], ..Identity::default() };
             assert!(p.decide(Some(&fqdn), "GET", "/h/api.shop.test").is_allowed(), "{pattern}");
             let plain = Identity { dns_sans: vec!["api.shop.test".into()], ..Identity::default() };
@@ -528,7 +569,10 @@ mod tests {
 
     #[test]
     fn email_san_domains_match_in_any_case_local_parts_exactly() {
-        let p = policy_with("deny", r#"{"name": "ops", "action": "allow", "principals": [{"email_san": "ops@shop.test"}, {"email_san": "*@ops.shop.test"}], "paths": ["/"]}"#);
+        let p = policy_with(
+            "deny",
+            r#"{"name": "ops", "action": "allow", "principals": [{"email_san": "ops@shop.test"}, {"email_san": "*@ops.shop.test"}], "paths": ["/"]}"#,
+        );
         let mail = |m: &str| Identity { email_sans: vec![m.into()], ..Identity::default() };
         assert_eq!(p.decide(Some(&mail("ops@Shop.Test")), "GET", "/").rule, Some("ops"));
         assert!(p.decide(Some(&mail("anyone@OPS.shop.test")), "GET", "/").is_allowed());
@@ -537,7 +581,10 @@ mod tests {
 
     #[test]
     fn an_ipv4_mapped_ip_san_meets_ipv4_rules() {
-        let p = policy_with("allow", r#"{"name": "outside", "action": "deny", "principals": [{"ip_san": "192.168.0.0/16"}], "paths": ["/**"]}"#);
+        let p = policy_with(
+            "allow",
+            r#"{"name": "outside", "action": "deny", "principals": [{"ip_san": "192.168.0.0/16"}], "paths": ["/**"]}"#,
+        );
         let mapped = Identity { ip_sans: vec!["::ffff:192.168.1.7".parse().unwrap()], ..cn("x") };
         assert_eq!(p.decide(Some(&mapped), "GET", "/").rule, Some("outside"), "the mapped form must not dodge a deny rule");
         let p = policy_with("deny", r#"{"name": "lan", "action": "allow", "principals": [{"ip_san": "10.0.0.0/8"}], "paths": ["/"]}"#);
@@ -547,7 +594,13 @@ mod tests {
     #[test]
     fn serial_and_fingerprint_rules_match_canonical_forms() {
         let sha = "ab".repeat(32);
-        let p = policy_with("allow", &format!(r#"{{"name": "revoked", "action": "deny", "principals": [{{"serial": "00:0F:A1"}}, {{"sha256": "{}"}}], "paths": ["/**"]}}"#, "AB:".repeat(31) + "AB"));
+        let p = policy_with(
+            "allow",
+            &format!(
+                r#"{{"name": "revoked", "action": "deny", "principals": [{{"serial": "00:0F:A1"}}, {{"sha256": "{}"}}], "paths": ["/**"]}}"#,
+                "AB:".repeat(31) + "AB"
+            ),
+        );
         let by_serial = Identity { serial: "fa1".into(), ..cn("x") };
         let by_sha = Identity { sha256: sha, ..cn("y") };
         assert_eq!(p.decide(Some(&by_serial), "GET", "/").rule, Some("revoked"));

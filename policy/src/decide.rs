@@ -213,9 +213,9 @@ mod tests {
         let mut codes: Vec<&str> = all.iter().map(|r| r.code()).collect();
         let mut phrases: Vec<&str> = all.iter().map(|r| r.as_str()).collect();
         for code in &codes {
-            let well_formed = code.split('.').all(|part| {
-                !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            });
+            let well_formed = code
+                .split('.')
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
             assert!(well_formed, "{code:?} is not dotted snake_case");
         }
         codes.sort_unstable();

@@ -140,7 +140,9 @@ mod tests {
 
     #[test]
     fn a_query_or_fragment_never_supplies_a_uri_placeholder_value() {
-        for uri in ["spiffe://shop.test/ns/dev/sa/x?/order", "spiffe://shop.test/ns/dev/sa/x#/order", "spiffe://shop.test/ns/prod/sa/order#"] {
+        for uri in
+            ["spiffe://shop.test/ns/dev/sa/x?/order", "spiffe://shop.test/ns/dev/sa/x#/order", "spiffe://shop.test/ns/prod/sa/order#"]
+        {
             let id = spiffe(uri);
             assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "order"), "{uri}");
             assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "x"), "{uri}");

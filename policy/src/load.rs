@@ -72,8 +72,7 @@ pub fn text<'a>(origin: &str, bytes: &'a [u8]) -> Result<&'a str, LoadError> {
 /// names the document in the error lines.
 pub fn load(origin: &str, bytes: &[u8]) -> Result<CompiledPolicy, LoadError> {
     let src = text(origin, bytes)?;
-    CompiledPolicy::from_json(src)
-        .map_err(|errors| LoadError { origin: origin.to_string(), kind: LoadErrorKind::Invalid(errors) })
+    CompiledPolicy::from_json(src).map_err(|errors| LoadError { origin: origin.to_string(), kind: LoadErrorKind::Invalid(errors) })
 }
 
 #[cfg(test)]

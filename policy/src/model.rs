@@ -228,7 +228,9 @@ impl IpNet {
                 ip.to_ipv4_mapped().is_some_and(|ip| prefix_eq(u32::from(net) as u128, u32::from(ip) as u128, self.prefix, 32))
             }
             // A prefix of at least 96 bits fixes the ::ffff: part, so the block holds only mapped addresses.
-            (IpAddr::V6(net), IpAddr::V4(ip)) => self.prefix >= 96 && prefix_eq(u128::from(net), u128::from(ip.to_ipv6_mapped()), self.prefix, 128),
+            (IpAddr::V6(net), IpAddr::V4(ip)) => {
+                self.prefix >= 96 && prefix_eq(u128::from(net), u128::from(ip.to_ipv6_mapped()), self.prefix, 128)
+            }
         }
     }
 }

@@ -54,7 +54,8 @@ mod tests {
 
     #[test]
     fn a_deny_rule_on_get_also_denies_head() {
-        let p = policy(r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export"], "methods": ["GET"]}"#);
+        let p =
+            policy(r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export"], "methods": ["GET"]}"#);
         let d = decide_naive(&p, Some(&anyone()), "HEAD", "/export");
         assert_eq!((d.verdict, d.rule), (Verdict::Deny, Some("no-export")));
         assert_eq!(decide_naive(&p, Some(&anyone()), "GET", "/export").verdict, Verdict::Deny);
@@ -64,14 +65,17 @@ mod tests {
 
     #[test]
     fn head_with_get_false_keeps_head_out_of_a_deny_rule() {
-        let p = policy(r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export"], "methods": ["GET"], "head_with_get": false}"#);
+        let p = policy(
+            r#"{"name": "no-export", "action": "deny", "principals": [{"any": true}], "paths": ["/export"], "methods": ["GET"], "head_with_get": false}"#,
+        );
         assert_eq!(decide_naive(&p, Some(&anyone()), "HEAD", "/export").verdict, Verdict::Allow);
         assert_eq!(decide_naive(&p, Some(&anyone()), "GET", "/export").verdict, Verdict::Deny);
     }
 
     #[test]
     fn allowing_get_does_not_allow_head() {
-        let mut p = policy(r#"{"name": "read", "action": "allow", "principals": [{"any": true}], "paths": ["/export"], "methods": ["GET"]}"#);
+        let mut p =
+            policy(r#"{"name": "read", "action": "allow", "principals": [{"any": true}], "paths": ["/export"], "methods": ["GET"]}"#);
         p.default_action = Action::Deny;
         assert_eq!(decide_naive(&p, Some(&anyone()), "GET", "/export").verdict, Verdict::Allow);
         let d = decide_naive(&p, Some(&anyone()), "HEAD", "/export");

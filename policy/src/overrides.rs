@@ -239,7 +239,8 @@ impl BodyHeaders {
             let rest = rest.strip_prefix(b"\"").unwrap_or(rest);
             let end = rest.iter().position(|&b| matches!(b, b'"' | b';' | b' ' | b',')).unwrap_or(rest.len());
             let charset = &rest[..end];
-            let known = ASCII_COMPATIBLE_CHARSETS.iter().any(|c| charset.get(..c.len()).is_some_and(|p| p.eq_ignore_ascii_case(c.as_bytes())));
+            let known =
+                ASCII_COMPATIBLE_CHARSETS.iter().any(|c| charset.get(..c.len()).is_some_and(|p| p.eq_ignore_ascii_case(c.as_bytes())));
             if !known {
                 self.unreadable = true;
             }
@@ -330,11 +331,7 @@ fn multipart_names_override(body: &[u8]) -> bool {
     for line in body.split(|&b| b == b'\n') {
         let folded = line.first().is_some_and(|&b| b == b' ' || b == b'\t');
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        in_disposition = if folded {
-            in_disposition
-        } else {
-            line.len() >= 19 && line[..19].eq_ignore_ascii_case(b"content-disposition")
-        };
+        in_disposition = if folded { in_disposition } else { line.len() >= 19 && line[..19].eq_ignore_ascii_case(b"content-disposition") };
         if in_disposition && disposition_names_override(line) {
             return true;
         }
@@ -525,7 +522,9 @@ mod tests {
         ] {
             assert!(query_overrides_method(t), "{t}");
         }
-        for t in ["/a", "/a?method=DELETE", "/a?x=_method", "/a?_method_x=1", "/a#?_method=1", "/a?__method=1", "/a?+method=1", "/a?x.method=1"] {
+        for t in
+            ["/a", "/a?method=DELETE", "/a?x=_method", "/a?_method_x=1", "/a#?_method=1", "/a?__method=1", "/a?+method=1", "/a?x.method=1"]
+        {
             assert!(!query_overrides_method(t), "{t}");
         }
     }
@@ -589,7 +588,16 @@ mod tests {
 
     #[test]
     fn form_bodies() {
-        for body in ["_method=DELETE", "a=1&_method=delete", "a=1;_method=x", "%5Fmethod=DELETE", "+.method=DELETE", ".method=DELETE", "_method%00=DELETE", "_method[]=DELETE"] {
+        for body in [
+            "_method=DELETE",
+            "a=1&_method=delete",
+            "a=1;_method=x",
+            "%5Fmethod=DELETE",
+            "+.method=DELETE",
+            ".method=DELETE",
+            "_method%00=DELETE",
+            "_method[]=DELETE",
+        ] {
             assert_eq!(body_overrides_method(FORM, body.as_bytes()), BodyFinding::Override, "{body}");
         }
         for body in ["", "amount=10&currency=EUR", "note=_method%3DDELETE", "method=DELETE", "x=1&y=_method"] {
@@ -600,7 +608,9 @@ mod tests {
     #[test]
     fn multipart_bodies() {
         let part = |disposition: &str| {
-            format!("--XyZ\r\n{disposition}\r\n\r\nDELETE\r\n--XyZ\r\nContent-Disposition: form-data; name=\"amount\"\r\n\r\n10\r\n--XyZ--\r\n")
+            format!(
+                "--XyZ\r\n{disposition}\r\n\r\nDELETE\r\n--XyZ\r\nContent-Disposition: form-data; name=\"amount\"\r\n\r\n10\r\n--XyZ--\r\n"
+            )
         };
         for d in [
             "Content-Disposition: form-data; name=\"_method\"",
@@ -628,7 +638,13 @@ mod tests {
 
     #[test]
     fn json_bodies() {
-        for body in [r#"{"_method":"DELETE"}"#, r#"{"a":1,"_method":"PUT"}"#, r#" {"\u005fmethod": 1} "#, r#"{"_METHOD":"x"}"#, r#"{"a":{"b":[1,2]},"_method":null}"#] {
+        for body in [
+            r#"{"_method":"DELETE"}"#,
+            r#"{"a":1,"_method":"PUT"}"#,
+            r#" {"\u005fmethod": 1} "#,
+            r#"{"_METHOD":"x"}"#,
+            r#"{"a":{"b":[1,2]},"_method":null}"#,
+        ] {
             assert_eq!(body_overrides_method(JSON, body.as_bytes()), BodyFinding::Override, "{body}");
         }
         for body in [r#"{"amount":10}"#, r#"{"a":{"_method":"DELETE"}}"#, r#"["_method"]"#, r#""_method""#, "1", "null"] {

@@ -84,7 +84,8 @@ impl ValuePattern {
             // A domain never holds an '@', so the last one ends the local part (which may, quoted).
             (ValueKind::Email, wildcard) => match (pattern.rsplit_once('@'), value.rsplit_once('@')) {
                 (Some((p_local, p_domain)), Some((v_local, v_domain))) if wildcard => {
-                    segmentwise_match(p_local, v_local, separators, false) && segmentwise_match(p_domain, v_domain, ValueKind::Dns.separators(), true)
+                    segmentwise_match(p_local, v_local, separators, false)
+                        && segmentwise_match(p_domain, v_domain, ValueKind::Dns.separators(), true)
                 }
                 (Some((p_local, p_domain)), Some((v_local, v_domain))) => p_local == v_local && p_domain.eq_ignore_ascii_case(v_domain),
                 // Without an '@' on either side there is no domain: the whole value compares exactly.
@@ -210,11 +211,8 @@ pub enum Placeholder {
 
 impl Placeholder {
     /// Every placeholder, with the name used in policies.
-    pub const ALL: [(&'static str, Placeholder); 3] = [
-        ("cn", Placeholder::Cn),
-        ("dns_san", Placeholder::DnsSan),
-        ("uri_san_last_segment", Placeholder::UriSanLastSegment),
-    ];
+    pub const ALL: [(&'static str, Placeholder); 3] =
+        [("cn", Placeholder::Cn), ("dns_san", Placeholder::DnsSan), ("uri_san_last_segment", Placeholder::UriSanLastSegment)];
 
     /// The name inside the braces.
     pub fn name(self) -> &'static str {
@@ -422,7 +420,7 @@ mod tests {
     }
 
     #[test]
-fn a_deny_rule_wildcard_still_meets_a_uri_with_a_query_or_fragment() {
+    fn a_deny_rule_wildcard_still_meets_a_uri_with_a_query_or_fragment() {
         let p = ValuePattern::new("spiffe://shop.test/ns/*/sa/order", ValueKind::Uri);
         for odd in ["spiffe://shop.test/ns/dev#/sa/order", "spiffe://shop.test/ns/dev/sa/order?x", "spiffe://shop.test/ns/dev/sa/order#f"] {
             assert!(!p.matches(odd), "{odd}");
@@ -435,7 +433,7 @@ fn a_deny_rule_wildcard_still_meets_a_uri_with_a_query_or_fragment() {
     }
 
     #[test]
-        fn a_uri_with_a_query_or_fragment_never_matches_a_wildcard() {
+    fn a_uri_with_a_query_or_fragment_never_matches_a_wildcard() {
         let p = ValuePattern::new("spiffe://shop.test/ns/*/sa/order", URI);
         for value in [
             "spiffe://shop.test/ns/dev#/sa/order",

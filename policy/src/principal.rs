@@ -233,7 +233,8 @@ mod tests {
 
     #[test]
     fn an_empty_subject_with_a_dns_san_is_named_by_the_dns_san() {
-        let one = Identity { dns_sans: vec!["api.shop.test".into(), "b.shop.test".into()], sha256: FINGERPRINT.into(), ..Identity::default() };
+        let one =
+            Identity { dns_sans: vec!["api.shop.test".into(), "b.shop.test".into()], sha256: FINGERPRINT.into(), ..Identity::default() };
         let other = Identity { dns_sans: vec!["evil.shop.test".into()], sha256: FINGERPRINT.into(), ..Identity::default() };
         assert_eq!(typed(&one), "dns=api.shop.test");
         assert_eq!(typed(&other), "dns=evil.shop.test");
@@ -266,7 +267,8 @@ mod tests {
         let id = Identity { sha256: FINGERPRINT.into(), ..Identity::default() };
         assert_eq!(typed(&id), format!("sha256={FINGERPRINT}"));
         // Empty names are skipped, not reported as an empty value.
-        let empty = Identity { uri_sans: vec![String::new()], common_names: vec![String::new()], dns_sans: vec![String::new()], ..id.clone() };
+        let empty =
+            Identity { uri_sans: vec![String::new()], common_names: vec![String::new()], dns_sans: vec![String::new()], ..id.clone() };
         assert_eq!(typed(&empty), format!("sha256={FINGERPRINT}"));
     }
 
@@ -316,13 +318,8 @@ mod tests {
 
     fn any_identity() -> impl Strategy<Value = Identity> {
         let names = || prop::collection::vec(any::<String>(), 0..3);
-        (names(), names(), names(), any::<String>(), "[0-9a-f]{64}").prop_map(|(uri_sans, common_names, dns_sans, subject, sha256)| Identity {
-            uri_sans,
-            common_names,
-            dns_sans,
-            subject,
-            sha256,
-            ..Identity::default()
+        (names(), names(), names(), any::<String>(), "[0-9a-f]{64}").prop_map(|(uri_sans, common_names, dns_sans, subject, sha256)| {
+            Identity { uri_sans, common_names, dns_sans, subject, sha256, ..Identity::default() }
         })
     }
 

@@ -12,12 +12,7 @@ pub fn format_rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let of_day = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", of_day / 3600, of_day % 3600 / 60, of_day % 60)
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` → Unix seconds; `None` for any other shape or an
@@ -87,7 +82,14 @@ mod tests {
         for secs in [0, 1, -86_400, 951_782_400, 1_700_000_000, 253_402_300_799] {
             assert_eq!(parse_rfc3339(&format_rfc3339(secs)), Some(secs));
         }
-        for bad in ["2023-02-30T00:00:00Z", "2023-11-14 22:13:20Z", "2023-11-14T22:13:20+01:00", "2023-13-01T00:00:00Z", "", "+023-11-14T22:13:20Z"] {
+        for bad in [
+            "2023-02-30T00:00:00Z",
+            "2023-11-14 22:13:20Z",
+            "2023-11-14T22:13:20+01:00",
+            "2023-13-01T00:00:00Z",
+            "",
+            "+023-11-14T22:13:20Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

@@ -13,17 +13,27 @@ use crate::model::{
 };
 use crate::pattern::{PathPattern, ValueKind, ValuePattern};
 
-const TOP_FIELDS: &[&str] = &["$schema", "version", "default_action", "mode", "revision", "description", "deny_response", "upstream_headers", "method_overrides", "body_inspection_limit", "rules"];
+const TOP_FIELDS: &[&str] = &[
+    "$schema",
+    "version",
+    "default_action",
+    "mode",
+    "revision",
+    "description",
+    "deny_response",
+    "upstream_headers",
+    "method_overrides",
+    "body_inspection_limit",
+    "rules",
+];
 const RULE_FIELDS: &[&str] = &["name", "description", "action", "principals", "paths", "methods", "head_with_get"];
-const PRINCIPAL_FIELDS: &[&str] =
-    &["any", "cn", "o", "ou", "uri_san", "dns_san", "email_san", "ip_san", "issuer_cn", "serial", "sha256"];
+const PRINCIPAL_FIELDS: &[&str] = &["any", "cn", "o", "ou", "uri_san", "dns_san", "email_san", "ip_san", "issuer_cn", "serial", "sha256"];
 
 impl Policy {
     /// Parse and validate a policy document, reporting every problem found.
     pub fn from_json(src: &str) -> Result<Policy, PolicyErrors> {
-        let root = json::parse(src).map_err(|e| {
-            PolicyErrors(vec![PolicyError { line: e.line, column: e.column, path: String::new(), message: e.message }])
-        })?;
+        let root = json::parse(src)
+            .map_err(|e| PolicyErrors(vec![PolicyError { line: e.line, column: e.column, path: String::new(), message: e.message }]))?;
         let mut v = Validator { src, errors: Vec::new() };
         let policy = v.policy(&root);
         let mut errors = v.errors;
@@ -187,7 +197,11 @@ impl Validator<'_> {
                 Kind::Number(num) => match num.as_u64().and_then(|v| u32::try_from(v).ok()) {
                     Some(v) if (1..=MAX_BODY_INSPECTION_LIMIT).contains(&v) => Some(v),
                     _ => {
-                        self.error_at(n.offset, "body_inspection_limit", format!("expected a whole number of bytes from 1 to {MAX_BODY_INSPECTION_LIMIT}, found {num}"));
+                        self.error_at(
+                            n.offset,
+                            "body_inspection_limit",
+                            format!("expected a whole number of bytes from 1 to {MAX_BODY_INSPECTION_LIMIT}, found {num}"),
+                        );
                         None
                     }
                 },
@@ -288,7 +302,11 @@ impl Validator<'_> {
             if let Kind::Object(members) = &item.kind {
                 if let Some(Node { kind: Kind::String(name), offset }) = Self::field(members, "name") {
                     if let Some(first) = names.get(name.as_ref()) {
-                        self.error_at(*offset, &child(&path, "name"), format!("duplicate rule name '{name}' (first used by rules[{first}])"));
+                        self.error_at(
+                            *offset,
+                            &child(&path, "name"),
+                            format!("duplicate rule name '{name}' (first used by rules[{first}])"),
+                        );
                         ok = false;
                     } else {
                         names.insert(name, i);
@@ -305,7 +323,11 @@ impl Validator<'_> {
             let p = child(path, "name");
             let s = self.non_empty_string(n, &p)?;
             if s.len() > 128 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')) {
-                self.error_at(n.offset, &p, "a rule name is 1 to 128 characters from A-Z a-z 0-9 - _ . : (it goes into headers, logs and metrics)");
+                self.error_at(
+                    n.offset,
+                    &p,
+                    "a rule name is 1 to 128 characters from A-Z a-z 0-9 - _ . : (it goes into headers, logs and metrics)",
+                );
                 return None;
             }
             Some(s.to_owned())
@@ -333,14 +355,24 @@ impl Validator<'_> {
     /// `head_with_get`: a boolean, and only where it changes something, so a
     /// misplaced one is reported instead of silently doing nothing. Where the
     /// action or methods are themselves in error, only the type is checked.
-    fn head_with_get(&mut self, members: &[Member], path: &str, action: Option<Action>, methods: Option<&Option<Vec<String>>>) -> Option<bool> {
+    fn head_with_get(
+        &mut self,
+        members: &[Member],
+        path: &str,
+        action: Option<Action>,
+        methods: Option<&Option<Vec<String>>>,
+    ) -> Option<bool> {
         let value = self.optional_bool(members, path, "head_with_get", true)?;
         let Some(m) = members.iter().find(|m| m.key == "head_with_get") else {
             return Some(value);
         };
         let misplaced = match (action, methods) {
-            (Some(Action::Allow), _) => Some("'head_with_get' applies only to deny rules: allowing GET never allows HEAD; list \"HEAD\" in 'methods' to allow it"),
-            (Some(Action::Deny), Some(None)) => Some("'head_with_get' needs a 'methods' list with \"GET\": without 'methods' the rule denies every method, HEAD included"),
+            (Some(Action::Allow), _) => {
+                Some("'head_with_get' applies only to deny rules: allowing GET never allows HEAD; list \"HEAD\" in 'methods' to allow it")
+            }
+            (Some(Action::Deny), Some(None)) => {
+                Some("'head_with_get' needs a 'methods' list with \"GET\": without 'methods' the rule denies every method, HEAD included")
+            }
             (Some(Action::Deny), Some(Some(ms))) if !ms.iter().any(|m| m == "GET") => {
                 Some("'head_with_get' applies only when 'methods' lists \"GET\": it says whether denying GET also denies HEAD")
             }
@@ -432,7 +464,11 @@ impl Validator<'_> {
                 match n.kind {
                     Kind::Bool(true) if members.len() == 1 => p.any = true,
                     Kind::Bool(true) => {
-                        self.error_at(m.key_offset, &fp, "'any' cannot be combined with other fields: it already matches every verified certificate");
+                        self.error_at(
+                            m.key_offset,
+                            &fp,
+                            "'any' cannot be combined with other fields: it already matches every verified certificate",
+                        );
                         ok = false;
                     }
                     Kind::Bool(false) => {
@@ -562,7 +598,9 @@ pub(crate) mod tests {
 
     #[test]
     fn wrong_types_are_refused() {
-        let (_, _, path, msg) = one_error(r#"{"version": 1, "default_action": "deny", "rules": [{"name": "a", "action": "allow", "principals": [{"cn": 7}], "paths": ["/"]}]}"#);
+        let (_, _, path, msg) = one_error(
+            r#"{"version": 1, "default_action": "deny", "rules": [{"name": "a", "action": "allow", "principals": [{"cn": 7}], "paths": ["/"]}]}"#,
+        );
         assert_eq!(path, "rules[0].principals[0].cn");
         assert!(msg.contains("expected a string, found a number"), "{msg}");
         let (_, _, path, _) = one_error(r#"{"version": 1, "default_action": "deny", "rules": {}}"#);
@@ -598,7 +636,9 @@ pub(crate) mod tests {
     #[test]
     fn empty_lists_and_empty_principals_are_refused() {
         let base = |principals: &str, paths: &str| {
-            format!(r#"{{"version": 1, "default_action": "deny", "rules": [{{"name": "r", "action": "allow", "principals": {principals}, "paths": {paths}}}]}}"#)
+            format!(
+                r#"{{"version": 1, "default_action": "deny", "rules": [{{"name": "r", "action": "allow", "principals": {principals}, "paths": {paths}}}]}}"#
+            )
         };
         assert_eq!(one_error(&base("[]", r#"["/"]"#)).2, "rules[0].principals");
         assert_eq!(one_error(&base(r#"[{"any": true}]"#, "[]")).2, "rules[0].paths");
@@ -625,7 +665,8 @@ pub(crate) mod tests {
 
     #[test]
     fn all_errors_are_reported_in_source_order() {
-        let src = r#"{"version": 1, "default_action": "maybe", "rules": [{"name": "", "action": "x", "principals": [], "paths": ["nope"]}]}"#;
+        let src =
+            r#"{"version": 1, "default_action": "maybe", "rules": [{"name": "", "action": "x", "principals": [], "paths": ["nope"]}]}"#;
         let paths: Vec<String> = errors(src).into_iter().map(|e| e.path).collect();
         assert_eq!(paths, ["default_action", "rules[0].name", "rules[0].action", "rules[0].principals", "rules[0].paths[0]"]);
     }
@@ -650,12 +691,16 @@ pub(crate) mod tests {
         assert_eq!(format(r#" "upstream_headers": {"principal_format": "typed"},"#), PrincipalFormat::Typed);
         assert_eq!(format(r#" "upstream_headers": {"principal_format": "legacy"},"#), PrincipalFormat::Legacy);
         let off = Policy::from_json(&policy(r#" "upstream_headers": {"principal": false, "principal_format": "legacy"},"#)).unwrap();
-        assert_eq!(off.upstream_headers, UpstreamHeaders { principal: false, principal_format: PrincipalFormat::Legacy, ..UpstreamHeaders::default() });
+        assert_eq!(
+            off.upstream_headers,
+            UpstreamHeaders { principal: false, principal_format: PrincipalFormat::Legacy, ..UpstreamHeaders::default() }
+        );
     }
 
     #[test]
     fn principal_format_mistakes_are_reported_with_line_column_and_path() {
-        let src = "{\"version\": 1, \"default_action\": \"deny\",\n \"upstream_headers\": {\"principal_format\": \"Legacy\"}, \"rules\": []}";
+        let src =
+            "{\"version\": 1, \"default_action\": \"deny\",\n \"upstream_headers\": {\"principal_format\": \"Legacy\"}, \"rules\": []}";
         let (line, col, path, msg) = one_error(src);
         assert_eq!((line, col, path.as_str()), (2, 43, "upstream_headers.principal_format"));
         assert_eq!(msg, r#"expected "typed" or "legacy", found "Legacy""#);
@@ -706,14 +751,20 @@ pub(crate) mod tests {
 
     #[test]
     fn methods_must_be_upper_case() {
-        let (_, _, path, msg) = one_error(r#"{"version": 1, "default_action": "deny", "rules": [{"name": "a", "action": "allow", "principals": [{"any": true}], "paths": ["/"], "methods": ["get"]}]}"#);
+        let (_, _, path, msg) = one_error(
+            r#"{"version": 1, "default_action": "deny", "rules": [{"name": "a", "action": "allow", "principals": [{"any": true}], "paths": ["/"], "methods": ["get"]}]}"#,
+        );
         assert_eq!(path, "rules[0].methods[0]");
         assert!(msg.contains("write \"GET\""), "{msg}");
     }
 
     #[test]
     fn principal_values_are_validated_and_normalised() {
-        let policy = |principal: &str| format!(r#"{{"version": 1, "default_action": "deny", "rules": [{{"name": "a", "action": "allow", "principals": [{principal}], "paths": ["/"]}}]}}"#);
+        let policy = |principal: &str| {
+            format!(
+                r#"{{"version": 1, "default_action": "deny", "rules": [{{"name": "a", "action": "allow", "principals": [{principal}], "paths": ["/"]}}]}}"#
+            )
+        };
         let p = Policy::from_json(&policy(r#"{"serial": "00:0A:ff", "dns_san": "API.Shop.Test", "ip_san": "10.0.0.0/8"}"#)).unwrap();
         let pr = &p.rules[0].principals[0];
         assert_eq!(pr.serial.as_deref(), Some("aff"));
@@ -742,8 +793,10 @@ pub(crate) mod tests {
     }
 
     fn deny_rule(extra: &str) -> String {
-        format!(r#"{{"version": 1, "default_action": "allow", "rules": [
-  {{"name": "r", "action": "deny", "principals": [{{"any": true}}], "paths": ["/"]{extra}}}]}}"#)
+        format!(
+            r#"{{"version": 1, "default_action": "allow", "rules": [
+  {{"name": "r", "action": "deny", "principals": [{{"any": true}}], "paths": ["/"]{extra}}}]}}"#
+        )
     }
 
     #[test]
@@ -780,7 +833,8 @@ pub(crate) mod tests {
 
     #[test]
     fn head_with_get_is_not_judged_against_a_broken_action_or_method_list() {
-        let paths: Vec<String> = errors(&deny_rule(r#", "methods": ["get"], "head_with_get": false"#)).into_iter().map(|e| e.path).collect();
+        let paths: Vec<String> =
+            errors(&deny_rule(r#", "methods": ["get"], "head_with_get": false"#)).into_iter().map(|e| e.path).collect();
         assert_eq!(paths, ["rules[0].methods[0]"]);
         let src = r#"{"version": 1, "default_action": "deny", "rules": [{"name": "r", "action": "block", "principals": [{"any": true}], "paths": ["/"], "methods": ["GET"], "head_with_get": false}]}"#;
         let paths: Vec<String> = errors(src).into_iter().map(|e| e.path).collect();
@@ -789,7 +843,9 @@ pub(crate) mod tests {
 
     #[test]
     fn rule_names_are_header_safe() {
-        let (_, _, path, _) = one_error(r#"{"version": 1, "default_action": "deny", "rules": [{"name": "bad name\n", "action": "allow", "principals": [{"any": true}], "paths": ["/"]}]}"#);
+        let (_, _, path, _) = one_error(
+            r#"{"version": 1, "default_action": "deny", "rules": [{"name": "bad name\n", "action": "allow", "principals": [{"any": true}], "paths": ["/"]}]}"#,
+        );
         assert_eq!(path, "rules[0].name");
     }
 

@@ -68,8 +68,36 @@ fn backend_readings(raw: &str) -> Vec<String> {
 
 fn tricky_segment() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "a", "b", "admin", "api", ".", "..", "%2e", "%2E%2e", ".%2e", "%2f", "%2F", "%5c", "\\", "%25", "%252f",
-        "%252e%252e", ";", "a;x", "%3b", "%00", "%c0%af", "%61", "%41dmin", "", "%20", "~", "x%2fy", "%ff", "a.b", "...",
+        "a",
+        "b",
+        "admin",
+        "api",
+        ".",
+        "..",
+        "%2e",
+        "%2E%2e",
+        ".%2e",
+        "%2f",
+        "%2F",
+        "%5c",
+        "\\",
+        "%25",
+        "%252f",
+        "%252e%252e",
+        ";",
+        "a;x",
+        "%3b",
+        "%00",
+        "%c0%af",
+        "%61",
+        "%41dmin",
+        "",
+        "%20",
+        "~",
+        "x%2fy",
+        "%ff",
+        "a.b",
+        "...",
     ])
     .prop_map(str::to_owned)
 }

@@ -37,7 +37,6 @@ fn shipped_policies() -> Vec<PathBuf> {
     out
 }
 
-
 #[test]
 fn schema_and_validator_accept_every_shipped_policy() {
     let v = schema();
@@ -67,7 +66,10 @@ fn schema_and_validator_refuse_the_same_structural_mistakes() {
         ("bad default", r#"{"version": 1, "default_action": "permit", "rules": []}"#.to_owned()),
         ("bad mode", r#"{"version": 1, "default_action": "deny", "mode": "audit", "rules": []}"#.to_owned()),
         ("unknown top field", r#"{"version": 1, "default_action": "deny", "rules": [], "extra": 1}"#.to_owned()),
-        ("unknown rule field", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/a"], "method": ["GET"]}"#)),
+        (
+            "unknown rule field",
+            rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/a"], "method": ["GET"]}"#),
+        ),
         ("empty principals", rule(r#"{"name": "r", "action": "allow", "principals": [], "paths": ["/a"]}"#)),
         ("empty paths", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": []}"#)),
         ("empty principal", rule(r#"{"name": "r", "action": "allow", "principals": [{}], "paths": ["/a"]}"#)),
@@ -76,7 +78,10 @@ fn schema_and_validator_refuse_the_same_structural_mistakes() {
         ("unknown principal field", rule(r#"{"name": "r", "action": "allow", "principals": [{"common_name": "x"}], "paths": ["/a"]}"#)),
         ("cn not a string", rule(r#"{"name": "r", "action": "allow", "principals": [{"cn": 1}], "paths": ["/a"]}"#)),
         ("empty cn", rule(r#"{"name": "r", "action": "allow", "principals": [{"cn": ""}], "paths": ["/a"]}"#)),
-        ("uri_san wildcard with a fragment", rule(r#"{"name": "r", "action": "allow", "principals": [{"uri_san": "spiffe://t/ns/*/sa/x#y"}], "paths": ["/a"]}"#)),
+        (
+            "uri_san wildcard with a fragment",
+            rule(r#"{"name": "r", "action": "allow", "principals": [{"uri_san": "spiffe://t/ns/*/sa/x#y"}], "paths": ["/a"]}"#),
+        ),
         ("double star value", rule(r#"{"name": "r", "action": "allow", "principals": [{"dns_san": "**.x"}], "paths": ["/a"]}"#)),
         ("relative path", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["a"]}"#)),
         ("empty segment", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/a//b"]}"#)),
@@ -86,26 +91,70 @@ fn schema_and_validator_refuse_the_same_structural_mistakes() {
         ("unknown placeholder", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/a/{ou}"]}"#)),
         ("dot segment", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/a/../b"]}"#)),
         ("encoded pattern", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/a%2fb"]}"#)),
-        ("lower-case method", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/a"], "methods": ["get"]}"#)),
+        (
+            "lower-case method",
+            rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/a"], "methods": ["get"]}"#),
+        ),
         ("empty methods", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/a"], "methods": []}"#)),
         ("bad rule name", rule(r#"{"name": "has space", "action": "allow", "principals": [{"any": true}], "paths": ["/a"]}"#)),
         ("bad serial", rule(r#"{"name": "r", "action": "allow", "principals": [{"serial": "xyz"}], "paths": ["/a"]}"#)),
         ("bad sha256", rule(r#"{"name": "r", "action": "allow", "principals": [{"sha256": "abc"}], "paths": ["/a"]}"#)),
-        ("head_with_get on an allow rule", rule(r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/a"], "methods": ["GET"], "head_with_get": true}"#)),
-        ("head_with_get without methods", rule(r#"{"name": "r", "action": "deny", "principals": [{"any": true}], "paths": ["/a"], "head_with_get": false}"#)),
-        ("head_with_get without GET", rule(r#"{"name": "r", "action": "deny", "principals": [{"any": true}], "paths": ["/a"], "methods": ["POST"], "head_with_get": false}"#)),
-        ("head_with_get with HEAD listed", rule(r#"{"name": "r", "action": "deny", "principals": [{"any": true}], "paths": ["/a"], "methods": ["GET", "HEAD"], "head_with_get": false}"#)),
-        ("head_with_get not a boolean", rule(r#"{"name": "r", "action": "deny", "principals": [{"any": true}], "paths": ["/a"], "methods": ["GET"], "head_with_get": "no"}"#)),
+        (
+            "head_with_get on an allow rule",
+            rule(
+                r#"{"name": "r", "action": "allow", "principals": [{"any": true}], "paths": ["/a"], "methods": ["GET"], "head_with_get": true}"#,
+            ),
+        ),
+        (
+            "head_with_get without methods",
+            rule(r#"{"name": "r", "action": "deny", "principals": [{"any": true}], "paths": ["/a"], "head_with_get": false}"#),
+        ),
+        (
+            "head_with_get without GET",
+            rule(
+                r#"{"name": "r", "action": "deny", "principals": [{"any": true}], "paths": ["/a"], "methods": ["POST"], "head_with_get": false}"#,
+            ),
+        ),
+        (
+            "head_with_get with HEAD listed",
+            rule(
+                r#"{"name": "r", "action": "deny", "principals": [{"any": true}], "paths": ["/a"], "methods": ["GET", "HEAD"], "head_with_get": false}"#,
+            ),
+        ),
+        (
+            "head_with_get not a boolean",
+            rule(
+                r#"{"name": "r", "action": "deny", "principals": [{"any": true}], "paths": ["/a"], "methods": ["GET"], "head_with_get": "no"}"#,
+            ),
+        ),
         ("bad revision", r#"{"version": 1, "default_action": "deny", "revision": "", "rules": []}"#.to_owned()),
         ("details not bool", r#"{"version": 1, "default_action": "deny", "deny_response": {"details": "no"}, "rules": []}"#.to_owned()),
-        ("upstream header not bool", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"rule": 0}, "rules": []}"#.to_owned()),
+        (
+            "upstream header not bool",
+            r#"{"version": 1, "default_action": "deny", "upstream_headers": {"rule": 0}, "rules": []}"#.to_owned(),
+        ),
         ("bad method_overrides", r#"{"version": 1, "default_action": "deny", "method_overrides": "honour", "rules": []}"#.to_owned()),
         ("zero body_inspection_limit", r#"{"version": 1, "default_action": "deny", "body_inspection_limit": 0, "rules": []}"#.to_owned()),
-        ("huge body_inspection_limit", r#"{"version": 1, "default_action": "deny", "body_inspection_limit": 67108865, "rules": []}"#.to_owned()),
-        ("fractional body_inspection_limit", r#"{"version": 1, "default_action": "deny", "body_inspection_limit": 1.5, "rules": []}"#.to_owned()),
-        ("unknown upstream header", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"dry_run": false}, "rules": []}"#.to_owned()),
-        ("unknown principal format", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"principal_format": "bare"}, "rules": []}"#.to_owned()),
-        ("principal format not a string", r#"{"version": 1, "default_action": "deny", "upstream_headers": {"principal_format": true}, "rules": []}"#.to_owned()),
+        (
+            "huge body_inspection_limit",
+            r#"{"version": 1, "default_action": "deny", "body_inspection_limit": 67108865, "rules": []}"#.to_owned(),
+        ),
+        (
+            "fractional body_inspection_limit",
+            r#"{"version": 1, "default_action": "deny", "body_inspection_limit": 1.5, "rules": []}"#.to_owned(),
+        ),
+        (
+            "unknown upstream header",
+            r#"{"version": 1, "default_action": "deny", "upstream_headers": {"dry_run": false}, "rules": []}"#.to_owned(),
+        ),
+        (
+            "unknown principal format",
+            r#"{"version": 1, "default_action": "deny", "upstream_headers": {"principal_format": "bare"}, "rules": []}"#.to_owned(),
+        ),
+        (
+            "principal format not a string",
+            r#"{"version": 1, "default_action": "deny", "upstream_headers": {"principal_format": true}, "rules": []}"#.to_owned(),
+        ),
     ];
     // Sanity: the base rule is valid for both, so each case fails for its own reason.
     assert!(schema_accepts(&v, &rule(ok_rule)));
@@ -119,8 +168,12 @@ fn schema_and_validator_refuse_the_same_structural_mistakes() {
 #[test]
 fn schema_accepts_every_documented_path_form() {
     let v = schema();
-    for path in ["/", "/**", "/a", "/a/*", "/a/**", "/a/*/b/**", "/devices/{cn}/telemetry", "/x/{uri_san_last_segment}", "/h/{dns_san}", "/a..b/.c"] {
-        let src = format!(r#"{{"version": 1, "default_action": "deny", "rules": [{{"name": "r", "action": "allow", "principals": [{{"any": true}}], "paths": ["{path}"]}}]}}"#);
+    for path in
+        ["/", "/**", "/a", "/a/*", "/a/**", "/a/*/b/**", "/devices/{cn}/telemetry", "/x/{uri_san_last_segment}", "/h/{dns_san}", "/a..b/.c"]
+    {
+        let src = format!(
+            r#"{{"version": 1, "default_action": "deny", "rules": [{{"name": "r", "action": "allow", "principals": [{{"any": true}}], "paths": ["{path}"]}}]}}"#
+        );
         assert!(schema_accepts(&v, &src), "schema refuses {path}");
         Policy::from_json(&src).unwrap();
     }
@@ -140,7 +193,8 @@ fn schema_and_validator_accept_every_optional_top_level_field() {
     assert_eq!(policy.method_overrides, mtls_authz_policy::MethodOverrides::Ignore);
     assert_eq!(policy.body_inspection_limit, 64 << 20);
     for format in ["typed", "legacy"] {
-        let src = format!(r#"{{"version": 1, "default_action": "deny", "upstream_headers": {{"principal_format": "{format}"}}, "rules": []}}"#);
+        let src =
+            format!(r#"{{"version": 1, "default_action": "deny", "upstream_headers": {{"principal_format": "{format}"}}, "rules": []}}"#);
         assert!(schema_accepts(&v, &src), "schema refuses {format}");
         Policy::from_json(&src).unwrap();
     }
@@ -158,7 +212,9 @@ fn schema_and_validator_accept_an_exact_uri_san_with_a_query() {
 fn schema_and_validator_accept_head_with_get_on_a_deny_rule_for_get() {
     let v = schema();
     for value in ["true", "false"] {
-        let src = format!(r#"{{"version": 1, "default_action": "allow", "rules": [{{"name": "r", "action": "deny", "principals": [{{"any": true}}], "paths": ["/a"], "methods": ["GET", "POST"], "head_with_get": {value}}}]}}"#);
+        let src = format!(
+            r#"{{"version": 1, "default_action": "allow", "rules": [{{"name": "r", "action": "deny", "principals": [{{"any": true}}], "paths": ["/a"], "methods": ["GET", "POST"], "head_with_get": {value}}}]}}"#
+        );
         assert!(schema_accepts(&v, &src), "{src}");
         Policy::from_json(&src).unwrap();
     }

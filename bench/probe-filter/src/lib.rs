@@ -108,9 +108,7 @@ impl HttpContext for Request {
             match step {
                 Step::Method => seen += len(hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, ":method")),
                 Step::Path => seen += len(hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, ":path")),
-                Step::Digest => {
-                    seen += len(hostcalls::get_property(vec!["connection", "sha256_peer_certificate_digest"]))
-                }
+                Step::Digest => seen += len(hostcalls::get_property(vec!["connection", "sha256_peer_certificate_digest"])),
                 Step::SetPrincipal => {
                     let _ = hostcalls::set_map_value(
                         MapType::HttpRequestHeaders,

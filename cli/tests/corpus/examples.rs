@@ -40,7 +40,8 @@ fn spec(identity: &Value) -> Result<Value, &'static str> {
 
 #[test]
 fn the_filter_enforces_every_example() {
-    let mut dirs: Vec<_> = std::fs::read_dir(repo().join("examples")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("cases.json").is_file()).collect();
+    let mut dirs: Vec<_> =
+        std::fs::read_dir(repo().join("examples")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("cases.json").is_file()).collect();
     dirs.sort();
     let (mut run, mut skipped, mut failures) = (0, Vec::new(), Vec::new());
     for dir in &dirs {
@@ -67,7 +68,8 @@ fn the_filter_enforces_every_example() {
                 .map(|h| h.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect())
                 .unwrap_or_default();
             let body = case.get("body").and_then(Value::as_str).map(str::as_bytes);
-            let request = Request { method: case["method"].as_str().unwrap(), target: case["path"].as_str().unwrap(), headers: &headers, body };
+            let request =
+                Request { method: case["method"].as_str().unwrap(), target: case["path"].as_str().unwrap(), headers: &headers, body };
             let got = filter.run(&name, pem.as_deref(), &request);
             run += 1;
             let expect = case["expect"].as_str().unwrap();
@@ -86,7 +88,10 @@ fn the_filter_enforces_every_example() {
                 got.rule.as_deref() == rule && got.reason.as_deref().is_some_and(|r| r.contains(reason))
             };
             if !ok {
-                failures.push(format!("{name}: expected {expect} (enforced {enforced}, rule {rule:?}, reason {:?}), got {got:?}", case.get("reason")));
+                failures.push(format!(
+                    "{name}: expected {expect} (enforced {enforced}, rule {rule:?}, reason {:?}), got {got:?}",
+                    case.get("reason")
+                ));
             }
         }
     }

@@ -24,11 +24,7 @@ fn run_table(runner: &dyn Runner, table: &Table) {
     let start = Instant::now();
     let mut failures = Vec::new();
     for case in &table.cases {
-        let identity = if case.identity == table.no_cert {
-            None
-        } else {
-            Some(table.identities[&case.identity].pem.as_str())
-        };
+        let identity = if case.identity == table.no_cert { None } else { Some(table.identities[&case.identity].pem.as_str()) };
         let request = Request { method: &case.method, target: &case.target, headers: &case.headers, body: case.body.as_deref() };
         let got = runner.run(&case.identity, identity, &request);
         if let Some(why) = mismatch(runner.name(), table, case, &got) {
@@ -36,11 +32,20 @@ fn run_table(runner: &dyn Runner, table: &Table) {
         }
     }
     eprintln!("{}: {} bypass cases in {:.2?}", runner.name(), table.cases.len(), start.elapsed());
-    assert!(failures.is_empty(), "{} of {} bypass cases fail through the {}:\n{}", failures.len(), table.cases.len(), runner.name(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} bypass cases fail through the {}:\n{}",
+        failures.len(),
+        table.cases.len(),
+        runner.name(),
+        failures.join("\n")
+    );
 }
 
 fn mismatch(runner: &str, table: &Table, case: &table::Case, got: &Outcome) -> Option<String> {
-    let phrase = |code: &str| table.reasons.get(code).cloned().unwrap_or_else(|| panic!("{}: reason code {code} is not in filter/constants.json", case.name));
+    let phrase = |code: &str| {
+        table.reasons.get(code).cloned().unwrap_or_else(|| panic!("{}: reason code {code} is not in filter/constants.json", case.name))
+    };
     match &case.expect {
         Expect::Allow { rule } => {
             if !got.allowed || got.rule.as_deref() != Some(rule) {

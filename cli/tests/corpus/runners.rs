@@ -116,9 +116,9 @@ impl Runner for Filter {
             },
             Flow::Stop => {
                 let response = host.response.borrow();
-                let (status, body) = response.as_ref().map_or((0, serde_json::Value::Null), |(s, b)| {
-                    (*s, serde_json::from_slice(b).unwrap_or(serde_json::Value::Null))
-                });
+                let (status, body) = response
+                    .as_ref()
+                    .map_or((0, serde_json::Value::Null), |(s, b)| (*s, serde_json::from_slice(b).unwrap_or(serde_json::Value::Null)));
                 Outcome {
                     allowed: false,
                     rule: body["rule"].as_str().map(str::to_owned),
@@ -160,7 +160,12 @@ impl MockHost {
             (":scheme".to_owned(), b"https".to_vec()),
         ];
         headers.extend(request.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.trim().as_bytes().to_vec())));
-        MockHost { properties, headers: RefCell::new(headers), body: request.body.unwrap_or_default().to_vec(), response: RefCell::default() }
+        MockHost {
+            properties,
+            headers: RefCell::new(headers),
+            body: request.body.unwrap_or_default().to_vec(),
+            response: RefCell::default(),
+        }
     }
 
     /// The one value of a request header after the filter, or `None`; two copies is a failure.

@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType, SerialNumber};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType,
+    SerialNumber,
+};
 use serde_json::Value;
 
 /// The repository root (this crate is `cli/`).
@@ -43,9 +46,15 @@ pub struct Case {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expect {
-    Allow { rule: String },
+    Allow {
+        rule: String,
+    },
     /// `reason` is the code; `status` 403 unless the table says (413).
-    Deny { reason: String, rule: Option<String>, status: u32 },
+    Deny {
+        reason: String,
+        rule: Option<String>,
+        status: u32,
+    },
 }
 
 /// Why a case is not run by `cargo test`, or `None` when it is.

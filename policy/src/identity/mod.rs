@@ -124,13 +124,9 @@ impl Identity {
     /// fingerprint always covers everything that was parsed. Fails closed: a CN, O, OU,
     /// issuer CN or SAN that cannot be decoded is an error, never a silently missing value.
     pub fn from_der(der: &[u8]) -> Result<Identity, CertError> {
-        let (rest, cert) = x509_parser::parse_x509_certificate(der)
-            .map_err(|e| CertError::NotACertificate(e.to_string()))?;
+        let (rest, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| CertError::NotACertificate(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(CertError::NotACertificate(format!(
-                "{} trailing bytes after the certificate",
-                rest.len()
-            )));
+            return Err(CertError::NotACertificate(format!("{} trailing bytes after the certificate", rest.len())));
         }
         // `rest` is empty, so `der` is exactly the certificate's encoding.
         let sha256 = hex::sha256(der);
@@ -187,8 +183,8 @@ mod tests {
     use proptest::prelude::*;
     use rcgen::string::{BmpString, TeletexString, UniversalString};
     use rcgen::{
-        date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension,
-        DistinguishedName, DnType, DnValue, IsCa, KeyPair, SanType, SerialNumber,
+        date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension, DistinguishedName, DnType, DnValue, IsCa,
+        KeyPair, SanType, SerialNumber,
     };
     use std::borrow::Cow;
     use std::net::{Ipv4Addr, Ipv6Addr};
@@ -208,9 +204,7 @@ mod tests {
     fn ca_named(cn: DnValue) -> Ca {
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "Acme");
+        params.distinguished_name.push(DnType::OrganizationName, "Acme");
         params.distinguished_name.push(DnType::CommonName, cn);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
@@ -242,10 +236,7 @@ mod tests {
     fn full_params() -> CertificateParams {
         let mut params = bare_params();
         let dn = &mut params.distinguished_name;
-        dn.push(
-            DnType::CountryName,
-            DnValue::PrintableString("DE".try_into().unwrap()),
-        );
+        dn.push(DnType::CountryName, DnValue::PrintableString("DE".try_into().unwrap()));
         dn.push(DnType::OrganizationName, "Acme Corp");
         dn.push(DnType::CustomDnType(O_AGAIN.to_vec()), "Acme Payments GmbH");
         dn.push(DnType::OrganizationalUnitName, "payments");
@@ -281,32 +272,18 @@ mod tests {
             let ca = ca();
             let key = KeyPair::generate().unwrap();
             let leaf = full_params().signed_by(&key, &ca).unwrap();
-            Fixture {
-                ca_der: ca.der().to_vec(),
-                ca_pem: ca.pem(),
-                leaf_der: leaf.der().to_vec(),
-                leaf_pem: leaf.pem(),
-            }
+            Fixture { ca_der: ca.der().to_vec(), ca_pem: ca.pem(), leaf_der: leaf.der().to_vec(), leaf_pem: leaf.pem() }
         })
     }
 
     fn ring_sha256_hex(bytes: &[u8]) -> String {
-        ring::digest::digest(&ring::digest::SHA256, bytes)
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Replace the single occurrence of `from` (same length as `to`) in `der`.
     fn patch(der: &mut [u8], from: &[u8], to: &[u8]) {
         assert_eq!(from.len(), to.len());
-        let hits: Vec<usize> = der
-            .windows(from.len())
-            .enumerate()
-            .filter(|(_, w)| *w == from)
-            .map(|(i, _)| i)
-            .collect();
+        let hits: Vec<usize> = der.windows(from.len()).enumerate().filter(|(_, w)| *w == from).map(|(i, _)| i).collect();
         assert_eq!(hits.len(), 1, "patch target must occur exactly once");
         der[hits[0]..hits[0] + to.len()].copy_from_slice(to);
     }
@@ -334,10 +311,7 @@ mod tests {
         let f = fixture();
         let id = Identity::from_der(&f.leaf_der).unwrap();
 
-        assert_eq!(
-            id.subject,
-            "CN=payments-api,OU=eu-west,OU=payments,O=Acme Payments GmbH,O=Acme Corp,C=DE"
-        );
+        assert_eq!(id.subject, "CN=payments-api,OU=eu-west,OU=payments,O=Acme Payments GmbH,O=Acme Corp,C=DE");
         assert_eq!(id.common_names, ["payments-api"]);
         assert_eq!(id.common_name(), Some("payments-api"));
         assert_eq!(id.organizations, ["Acme Corp", "Acme Payments GmbH"]);
@@ -349,26 +323,10 @@ mod tests {
 
         assert_eq!(id.serial, "8f001a2b");
 
-        assert_eq!(
-            id.uri_sans,
-            [
-                "spiffe://acme.test/ns/prod/sa/payments",
-                "spiffe://acme.test/ns/prod/sa/legacy"
-            ]
-        );
+        assert_eq!(id.uri_sans, ["spiffe://acme.test/ns/prod/sa/payments", "spiffe://acme.test/ns/prod/sa/legacy"]);
         assert_eq!(id.dns_sans, ["payments.acme.test", "api.example.com"]);
-        assert_eq!(
-            id.email_sans,
-            ["Ops@acme.test"],
-            "emails are kept as spelled"
-        );
-        assert_eq!(
-            id.ip_sans,
-            [
-                IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)),
-                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
-            ]
-        );
+        assert_eq!(id.email_sans, ["Ops@acme.test"], "emails are kept as spelled");
+        assert_eq!(id.ip_sans, [IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),]);
 
         assert_eq!(id.not_before, 1_704_153_600); // 2024-01-02T00:00:00Z
         assert_eq!(id.not_after, 2_570_400_000); // 2051-06-15T00:00:00Z
@@ -382,10 +340,7 @@ mod tests {
     fn serial_has_its_der_leading_zero_byte_removed() {
         let f = fixture();
         let (_, cert) = x509_parser::parse_x509_certificate(&f.leaf_der).unwrap();
-        assert_eq!(
-            cert.tbs_certificate.raw_serial(),
-            [0x00, 0x8f, 0x00, 0x1a, 0x2b]
-        );
+        assert_eq!(cert.tbs_certificate.raw_serial(), [0x00, 0x8f, 0x00, 0x1a, 0x2b]);
         assert_eq!(Identity::from_der(&f.leaf_der).unwrap().serial, "8f001a2b");
     }
 
@@ -401,10 +356,7 @@ mod tests {
 
         let mut params = params_with_cn("small serial");
         params.serial_number = Some(SerialNumber::from_slice(&[0x0a, 0xbc]));
-        assert_eq!(
-            Identity::from_der(&sign(&params, &ca())).unwrap().serial,
-            "abc"
-        );
+        assert_eq!(Identity::from_der(&sign(&params, &ca())).unwrap().serial, "abc");
     }
 
     #[test]
@@ -412,19 +364,10 @@ mod tests {
         let f = fixture();
         let id = Identity::from_der(&f.leaf_der).unwrap();
         // `openssl x509 -noout -fingerprint -sha256` prints "AB:CD:…" over the DER.
-        let openssl_style: Vec<String> = ring::digest::digest(&ring::digest::SHA256, &f.leaf_der)
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect();
-        assert_eq!(
-            id.sha256,
-            openssl_style.join(":").replace(':', "").to_lowercase()
-        );
-        assert!(id
-            .sha256
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        let openssl_style: Vec<String> =
+            ring::digest::digest(&ring::digest::SHA256, &f.leaf_der).as_ref().iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(id.sha256, openssl_style.join(":").replace(':', "").to_lowercase());
+        assert!(id.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         // A different certificate, a different fingerprint.
         assert_ne!(id.sha256, Identity::from_der(&f.ca_der).unwrap().sha256);
     }
@@ -454,9 +397,7 @@ mod tests {
     #[test]
     fn two_common_names_mean_no_common_name() {
         let mut params = params_with_cn("alice");
-        params
-            .distinguished_name
-            .push(DnType::CustomDnType(CN_AGAIN.to_vec()), "bob");
+        params.distinguished_name.push(DnType::CustomDnType(CN_AGAIN.to_vec()), "bob");
         let id = Identity::from_der(&sign(&params, &ca())).unwrap();
         assert_eq!(id.common_names, ["alice", "bob"]);
         assert_eq!(id.common_name(), None);
@@ -475,12 +416,8 @@ mod tests {
     fn two_issuer_common_names_mean_no_issuer_common_name() {
         let mut ca_params = CertificateParams::default();
         ca_params.distinguished_name = DistinguishedName::new();
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "Root A");
-        ca_params
-            .distinguished_name
-            .push(DnType::CustomDnType(CN_AGAIN.to_vec()), "Root B");
+        ca_params.distinguished_name.push(DnType::CommonName, "Root A");
+        ca_params.distinguished_name.push(DnType::CustomDnType(CN_AGAIN.to_vec()), "Root B");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
         let id = Identity::from_der(&sign(&params_with_cn("leaf"), &ca)).unwrap();
@@ -494,26 +431,11 @@ mod tests {
     fn every_string_type_decodes() {
         let mut params = bare_params();
         let dn = &mut params.distinguished_name;
-        dn.push(
-            DnType::CommonName,
-            DnValue::BmpString(BmpString::try_from("Zürich-服务").unwrap()),
-        );
-        dn.push(
-            DnType::OrganizationName,
-            DnValue::UniversalString(UniversalString::try_from("Ünïcode 🦀").unwrap()),
-        );
-        dn.push(
-            DnType::CustomDnType(O_AGAIN.to_vec()),
-            DnValue::TeletexString(TeletexString::try_from("Teletex").unwrap()),
-        );
-        dn.push(
-            DnType::OrganizationalUnitName,
-            DnValue::PrintableString("Printable".try_into().unwrap()),
-        );
-        dn.push(
-            DnType::CustomDnType(OU_AGAIN.to_vec()),
-            DnValue::Ia5String("ia5@x".try_into().unwrap()),
-        );
+        dn.push(DnType::CommonName, DnValue::BmpString(BmpString::try_from("Zürich-服务").unwrap()));
+        dn.push(DnType::OrganizationName, DnValue::UniversalString(UniversalString::try_from("Ünïcode 🦀").unwrap()));
+        dn.push(DnType::CustomDnType(O_AGAIN.to_vec()), DnValue::TeletexString(TeletexString::try_from("Teletex").unwrap()));
+        dn.push(DnType::OrganizationalUnitName, DnValue::PrintableString("Printable".try_into().unwrap()));
+        dn.push(DnType::CustomDnType(OU_AGAIN.to_vec()), DnValue::Ia5String("ia5@x".try_into().unwrap()));
         let id = Identity::from_der(&sign(&params, &ca())).unwrap();
         assert_eq!(id.common_names, ["Zürich-服务"]);
         assert_eq!(id.organizations, ["Ünïcode 🦀", "Teletex"]);
@@ -522,9 +444,7 @@ mod tests {
 
     #[test]
     fn bmp_string_issuer_cn_decodes() {
-        let ca = ca_named(DnValue::BmpString(
-            BmpString::try_from("Wurzel-CA Ä").unwrap(),
-        ));
+        let ca = ca_named(DnValue::BmpString(BmpString::try_from("Wurzel-CA Ä").unwrap()));
         let id = Identity::from_der(&sign(&params_with_cn("leaf"), &ca)).unwrap();
         assert_eq!(id.issuer_common_name(), Some("Wurzel-CA Ä"));
         assert_eq!(id.issuer, "CN=Wurzel-CA Ä,O=Acme");
@@ -533,10 +453,7 @@ mod tests {
     #[test]
     fn teletex_string_is_read_as_latin1() {
         let mut params = bare_params();
-        params.distinguished_name.push(
-            DnType::OrganizationName,
-            DnValue::TeletexString(TeletexString::try_from("caf_Q9").unwrap()),
-        );
+        params.distinguished_name.push(DnType::OrganizationName, DnValue::TeletexString(TeletexString::try_from("caf_Q9").unwrap()));
         let mut der = sign(&params, &ca());
         patch(&mut der, b"caf_Q9", b"caf\xe9Q9");
         assert_eq!(Identity::from_der(&der).unwrap().organizations, ["caféQ9"]);
@@ -546,50 +463,24 @@ mod tests {
     fn undecodable_subject_cn_is_an_error() {
         let mut der = sign(&params_with_cn("BADUTF8"), &ca());
         patch(&mut der, b"BADUTF8", b"BAD\xffTF8");
-        assert_eq!(
-            Identity::from_der(&der),
-            Err(CertError::UndecodableField("subject CN"))
-        );
+        assert_eq!(Identity::from_der(&der), Err(CertError::UndecodableField("subject CN")));
     }
 
     #[test]
     fn unsupported_string_type_for_cn_is_an_error() {
-        for tag in [
-            0x1b, /* GeneralString */
-            0x19, /* GraphicString */
-            0x04, /* OCTET STRING */
-        ] {
+        for tag in [0x1b /* GeneralString */, 0x19 /* GraphicString */, 0x04 /* OCTET STRING */] {
             let mut der = sign(&params_with_cn("GENSTR"), &ca());
-            patch(
-                &mut der,
-                b"\x0c\x06GENSTR",
-                &[&[tag, 0x06][..], b"GENSTR"].concat(),
-            );
-            assert_eq!(
-                Identity::from_der(&der),
-                Err(CertError::UndecodableField("subject CN")),
-                "tag {tag:#x}"
-            );
+            patch(&mut der, b"\x0c\x06GENSTR", &[&[tag, 0x06][..], b"GENSTR"].concat());
+            assert_eq!(Identity::from_der(&der), Err(CertError::UndecodableField("subject CN")), "tag {tag:#x}");
         }
     }
 
     #[test]
     fn context_specific_or_constructed_cn_is_never_text() {
-        for tag in [
-            0x8c, /* [12] IMPLICIT */
-            0x2c, /* constructed UTF8String */
-        ] {
+        for tag in [0x8c /* [12] IMPLICIT */, 0x2c /* constructed UTF8String */] {
             let mut der = sign(&params_with_cn("CTXSTR"), &ca());
-            patch(
-                &mut der,
-                b"\x0c\x06CTXSTR",
-                &[&[tag, 0x06][..], b"CTXSTR"].concat(),
-            );
-            assert_eq!(
-                Identity::from_der(&der),
-                Err(CertError::UndecodableField("subject CN")),
-                "tag {tag:#x}"
-            );
+            patch(&mut der, b"\x0c\x06CTXSTR", &[&[tag, 0x06][..], b"CTXSTR"].concat());
+            assert_eq!(Identity::from_der(&der), Err(CertError::UndecodableField("subject CN")), "tag {tag:#x}");
         }
     }
 
@@ -597,47 +488,25 @@ mod tests {
     fn undecodable_subject_o_and_ou_are_errors() {
         // BMPString with a lone high surrogate.
         let mut params = bare_params();
-        params.distinguished_name.push(
-            DnType::OrganizationName,
-            DnValue::BmpString(BmpString::try_from("OX").unwrap()),
-        );
+        params.distinguished_name.push(DnType::OrganizationName, DnValue::BmpString(BmpString::try_from("OX").unwrap()));
         let mut der = sign(&params, &ca());
         patch(&mut der, b"\x1e\x04\x00O\x00X", b"\x1e\x04\x00O\xd8\x00");
-        assert_eq!(
-            Identity::from_der(&der),
-            Err(CertError::UndecodableField("subject O"))
-        );
+        assert_eq!(Identity::from_der(&der), Err(CertError::UndecodableField("subject O")));
 
         // UniversalString with a code point above U+10FFFF.
         let mut params = bare_params();
-        params.distinguished_name.push(
-            DnType::OrganizationalUnitName,
-            DnValue::UniversalString(UniversalString::try_from("UX").unwrap()),
-        );
+        params.distinguished_name.push(DnType::OrganizationalUnitName, DnValue::UniversalString(UniversalString::try_from("UX").unwrap()));
         let mut der = sign(&params, &ca());
-        patch(
-            &mut der,
-            b"\x00\x00\x00U\x00\x00\x00X",
-            b"\x00\x00\x00U\x00\x11\x00\x00",
-        );
-        assert_eq!(
-            Identity::from_der(&der),
-            Err(CertError::UndecodableField("subject OU"))
-        );
+        patch(&mut der, b"\x00\x00\x00U\x00\x00\x00X", b"\x00\x00\x00U\x00\x11\x00\x00");
+        assert_eq!(Identity::from_der(&der), Err(CertError::UndecodableField("subject OU")));
     }
 
     #[test]
     fn non_ascii_printable_string_is_an_error() {
-        let mut der = sign(
-            &params_with_cn(DnValue::PrintableString("PRTXYZ".try_into().unwrap())),
-            &ca(),
-        );
+        let mut der = sign(&params_with_cn(DnValue::PrintableString("PRTXYZ".try_into().unwrap())), &ca());
         // Valid UTF-8 ("é"), so x509-parser's lenient PrintableString path accepts it.
         patch(&mut der, b"PRTXYZ", b"PRT\xc3\xa9Z");
-        assert_eq!(
-            Identity::from_der(&der),
-            Err(CertError::UndecodableField("subject CN"))
-        );
+        assert_eq!(Identity::from_der(&der), Err(CertError::UndecodableField("subject CN")));
     }
 
     #[test]
@@ -645,10 +514,7 @@ mod tests {
         let ca = ca_named("ISSUERCN".into());
         let mut der = sign(&params_with_cn("leaf"), &ca);
         patch(&mut der, b"ISSUERCN", b"ISSU\xffRCN");
-        assert_eq!(
-            Identity::from_der(&der),
-            Err(CertError::UndecodableField("issuer CN"))
-        );
+        assert_eq!(Identity::from_der(&der), Err(CertError::UndecodableField("issuer CN")));
     }
 
     #[test]
@@ -665,67 +531,32 @@ mod tests {
     #[test]
     fn decode_directory_string_rules() {
         fn any(class: Class, constructed: bool, tag: Tag, data: &[u8]) -> Any<'_> {
-            Any::new(
-                Header::new(class, constructed, tag, Length::Definite(data.len())),
-                data,
-            )
+            Any::new(Header::new(class, constructed, tag, Length::Definite(data.len())), data)
         }
         let u = Class::Universal;
         let ok = |tag, data| decode_directory_string(&any(u, false, tag, data));
-        assert_eq!(
-            ok(Tag::Utf8String, "grüß".as_bytes()).as_deref(),
-            Some("grüß")
-        );
+        assert_eq!(ok(Tag::Utf8String, "grüß".as_bytes()).as_deref(), Some("grüß"));
         assert_eq!(ok(Tag::Utf8String, b"\xc3"), None);
         assert_eq!(ok(Tag::Utf8String, b"").as_deref(), Some(""));
-        assert_eq!(
-            ok(Tag::PrintableString, b"a*b@c_").as_deref(),
-            Some("a*b@c_")
-        );
+        assert_eq!(ok(Tag::PrintableString, b"a*b@c_").as_deref(), Some("a*b@c_"));
         assert_eq!(ok(Tag::PrintableString, b"\x80"), None);
         assert_eq!(ok(Tag::Ia5String, b"x@y").as_deref(), Some("x@y"));
         assert_eq!(ok(Tag::Ia5String, "é".as_bytes()), None);
-        assert_eq!(
-            ok(Tag::NumericString, b"0123 45").as_deref(),
-            Some("0123 45")
-        );
+        assert_eq!(ok(Tag::NumericString, b"0123 45").as_deref(), Some("0123 45"));
         assert_eq!(ok(Tag::VisibleString, b"vis").as_deref(), Some("vis"));
         assert_eq!(ok(Tag::BmpString, b"\x00A\x00\xe9").as_deref(), Some("Aé"));
         assert_eq!(ok(Tag::BmpString, b"\x00A\x00"), None, "odd length");
         assert_eq!(ok(Tag::BmpString, b"\xdc\x00"), None, "lone low surrogate");
-        assert_eq!(
-            ok(Tag::BmpString, b"\xd8\x3e\xdd\x80").as_deref(),
-            Some("🦀")
-        );
-        assert_eq!(
-            ok(Tag::UniversalString, b"\x00\x01\xf9\x80").as_deref(),
-            Some("🦀")
-        );
-        assert_eq!(
-            ok(Tag::UniversalString, b"\x00\x00\x00"),
-            None,
-            "not a multiple of 4"
-        );
-        assert_eq!(
-            ok(Tag::UniversalString, b"\x00\x00\xd8\x00"),
-            None,
-            "surrogate"
-        );
+        assert_eq!(ok(Tag::BmpString, b"\xd8\x3e\xdd\x80").as_deref(), Some("🦀"));
+        assert_eq!(ok(Tag::UniversalString, b"\x00\x01\xf9\x80").as_deref(), Some("🦀"));
+        assert_eq!(ok(Tag::UniversalString, b"\x00\x00\x00"), None, "not a multiple of 4");
+        assert_eq!(ok(Tag::UniversalString, b"\x00\x00\xd8\x00"), None, "surrogate");
         assert_eq!(ok(Tag::TeletexString, b"\xe9\xff").as_deref(), Some("éÿ"));
         assert_eq!(ok(Tag::GeneralString, b"x"), None);
         assert_eq!(ok(Tag::OctetString, b"x"), None);
-        assert_eq!(
-            decode_directory_string(&any(Class::ContextSpecific, false, Tag::Utf8String, b"x")),
-            None
-        );
-        assert_eq!(
-            decode_directory_string(&any(Class::Private, false, Tag::Utf8String, b"x")),
-            None
-        );
-        assert_eq!(
-            decode_directory_string(&any(u, true, Tag::Utf8String, b"x")),
-            None
-        );
+        assert_eq!(decode_directory_string(&any(Class::ContextSpecific, false, Tag::Utf8String, b"x")), None);
+        assert_eq!(decode_directory_string(&any(Class::Private, false, Tag::Utf8String, b"x")), None);
+        assert_eq!(decode_directory_string(&any(u, true, Tag::Utf8String, b"x")), None);
     }
 
     // ---- RFC 4514 formatting ---------------------------------------------------
@@ -749,44 +580,25 @@ mod tests {
         for (value, escaped) in cases {
             let id = Identity::from_der(&sign(&params_with_cn(value), &ca())).unwrap();
             assert_eq!(id.subject, format!("CN={escaped}"), "value {value:?}");
-            assert_eq!(
-                id.common_names,
-                [value],
-                "the typed field keeps the raw value"
-            );
+            assert_eq!(id.common_names, [value], "the typed field keeps the raw value");
         }
     }
 
     #[test]
     fn unknown_attribute_types_are_dotted_oids_with_hex_values() {
         let mut params = params_with_cn("leaf");
-        params.distinguished_name.push(
-            DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
-            "a@b",
-        );
-        params
-            .distinguished_name
-            .push(DnType::CustomDnType(vec![2, 999, 3]), "x");
+        params.distinguished_name.push(DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]), "a@b");
+        params.distinguished_name.push(DnType::CustomDnType(vec![2, 999, 3]), "x");
         let id = Identity::from_der(&sign(&params, &ca())).unwrap();
-        assert_eq!(
-            id.subject,
-            "2.999.3=#0c0178,1.2.840.113549.1.9.1=#0c03614062,CN=leaf"
-        );
+        assert_eq!(id.subject, "2.999.3=#0c0178,1.2.840.113549.1.9.1=#0c03614062,CN=leaf");
     }
 
     #[test]
     fn multi_valued_rdns_are_joined_with_plus() {
-        fn attr(
-            oid: &'static [u8],
-            tag: Tag,
-            value: &'static [u8],
-        ) -> AttributeTypeAndValue<'static> {
+        fn attr(oid: &'static [u8], tag: Tag, value: &'static [u8]) -> AttributeTypeAndValue<'static> {
             AttributeTypeAndValue::new(
                 Oid::new(Cow::Borrowed(oid)),
-                Any::new(
-                    Header::new(Class::Universal, false, tag, Length::Definite(value.len())),
-                    value,
-                ),
+                Any::new(Header::new(Class::Universal, false, tag, Length::Definite(value.len())), value),
             )
         }
         let name = X509Name::new(
@@ -810,50 +622,25 @@ mod tests {
     #[test]
     fn oid_dotted_forms() {
         assert_eq!(oid_dotted(&[0x55, 0x04, 0x03]), "2.5.4.3");
-        assert_eq!(
-            oid_dotted(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]),
-            "1.2.840.113549.1.9.1"
-        );
+        assert_eq!(oid_dotted(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]), "1.2.840.113549.1.9.1");
         assert_eq!(oid_dotted(&[0x09, 0x92, 0x26]), "0.9.2342");
         assert_eq!(oid_dotted(&[0x88, 0x37, 0x03]), "2.999.3");
         assert_eq!(oid_dotted(&[]), "OID.");
         assert_eq!(oid_dotted(&[0x2a, 0x86]), "OID.2a86", "truncated arc");
-        assert_eq!(
-            oid_dotted(&[0x2a, 0x80, 0x01]),
-            "OID.2a8001",
-            "non-minimal arc"
-        );
-        assert_eq!(
-            oid_dotted(&[0xff; 12]),
-            format!("OID.{}", "ff".repeat(12)),
-            "overflow"
-        );
+        assert_eq!(oid_dotted(&[0x2a, 0x80, 0x01]), "OID.2a8001", "non-minimal arc");
+        assert_eq!(oid_dotted(&[0xff; 12]), format!("OID.{}", "ff".repeat(12)), "overflow");
     }
 
     #[test]
     fn der_encoding_rebuilds_headers() {
         let long = vec![b'a'; 200];
-        let any = Any::new(
-            Header::new(
-                Class::Universal,
-                false,
-                Tag::Utf8String,
-                Length::Definite(200),
-            ),
-            &long,
-        );
+        let any = Any::new(Header::new(Class::Universal, false, Tag::Utf8String, Length::Definite(200)), &long);
         let enc = der_encoding(&any);
         assert_eq!(enc[..3], [0x0c, 0x81, 200]);
         assert_eq!(enc.len(), 203);
-        let any = Any::new(
-            Header::new(Class::ContextSpecific, true, Tag(40), Length::Definite(1)),
-            b"x",
-        );
+        let any = Any::new(Header::new(Class::ContextSpecific, true, Tag(40), Length::Definite(1)), b"x");
         assert_eq!(der_encoding(&any), [0xbf, 0x28, 0x01, b'x']);
-        let any = Any::new(
-            Header::new(Class::Private, false, Tag(200), Length::Definite(0)),
-            b"",
-        );
+        let any = Any::new(Header::new(Class::Private, false, Tag(200), Length::Definite(0)), b"");
         assert_eq!(der_encoding(&any), [0xdf, 0x81, 0x48, 0x00]);
     }
 
@@ -863,32 +650,19 @@ mod tests {
     fn duplicate_san_extension_is_an_error() {
         let mut params = params_with_cn("dup");
         params.subject_alt_names = vec![SanType::DnsName("a.test".try_into().unwrap())];
-        params.custom_extensions = vec![CustomExtension::from_oid_content(
-            SAN_OID,
-            tlv(0x30, &tlv(0x82, b"b.test")),
-        )];
+        params.custom_extensions = vec![CustomExtension::from_oid_content(SAN_OID, tlv(0x30, &tlv(0x82, b"b.test")))];
         let err = Identity::from_der(&sign(&params, &ca())).unwrap_err();
-        assert!(
-            matches!(err, CertError::NotACertificate(ref m) if m.contains("subjectAltName")),
-            "{err}"
-        );
+        assert!(matches!(err, CertError::NotACertificate(ref m) if m.contains("subjectAltName")), "{err}");
     }
 
     #[test]
     fn unparsable_san_extension_is_an_error() {
         // A universal INTEGER where a context-tagged GeneralName must be.
-        assert_eq!(
-            with_raw_san(&[tlv(0x02, b"\x01")]),
-            Err(CertError::UndecodableField("subjectAltName"))
-        );
+        assert_eq!(with_raw_san(&[tlv(0x02, b"\x01")]), Err(CertError::UndecodableField("subjectAltName")));
         // Not even a SEQUENCE.
         let mut params = params_with_cn("raw-san");
-        params.custom_extensions =
-            vec![CustomExtension::from_oid_content(SAN_OID, tlv(0x04, b"x"))];
-        assert_eq!(
-            Identity::from_der(&sign(&params, &ca())),
-            Err(CertError::UndecodableField("subjectAltName"))
-        );
+        params.custom_extensions = vec![CustomExtension::from_oid_content(SAN_OID, tlv(0x04, b"x"))];
+        assert_eq!(Identity::from_der(&sign(&params, &ca())), Err(CertError::UndecodableField("subjectAltName")));
     }
 
     #[test]
@@ -905,76 +679,38 @@ mod tests {
         assert_eq!(id.uri_sans, ["spiffe://t/a", "spiffe://t/b"]);
         assert_eq!(id.dns_sans, ["mixed.example"]);
         assert_eq!(id.email_sans, ["x@y.test"]);
-        assert_eq!(
-            id.ip_sans,
-            [IpAddr::from([192, 0, 2, 1]), IpAddr::from([0u8; 16])]
-        );
+        assert_eq!(id.ip_sans, [IpAddr::from([192, 0, 2, 1]), IpAddr::from([0u8; 16])]);
     }
 
     #[test]
     fn ip_san_of_a_wrong_length_is_an_error() {
         for len in [0usize, 3, 5, 8, 15, 17, 32] {
-            assert_eq!(
-                with_raw_san(&[tlv(0x87, &vec![1; len])]),
-                Err(CertError::UndecodableField("IP SAN")),
-                "length {len}"
-            );
+            assert_eq!(with_raw_san(&[tlv(0x87, &vec![1; len])]), Err(CertError::UndecodableField("IP SAN")), "length {len}");
         }
     }
 
     #[test]
     fn non_ascii_or_invalid_utf8_sans_are_errors() {
         for (tag, field) in [(0x81, "email SAN"), (0x82, "DNS SAN"), (0x86, "URI SAN")] {
-            assert_eq!(
-                with_raw_san(&[tlv(tag, "ü.test".as_bytes())]),
-                Err(CertError::UndecodableField(field))
-            );
-            assert_eq!(
-                with_raw_san(&[tlv(tag, b"\xff.test")]),
-                Err(CertError::UndecodableField(field))
-            );
+            assert_eq!(with_raw_san(&[tlv(tag, "ü.test".as_bytes())]), Err(CertError::UndecodableField(field)));
+            assert_eq!(with_raw_san(&[tlv(tag, b"\xff.test")]), Err(CertError::UndecodableField(field)));
         }
     }
 
     #[test]
     fn other_general_name_kinds_are_skipped() {
         // otherName (UPN-like), directoryName, registeredID, then a URI.
-        let other_name = tlv(
-            0xa0,
-            &[
-                tlv(0x06, &[0x2b, 0x06, 0x01]),
-                tlv(0xa0, &tlv(0x0c, b"upn")),
-            ]
-            .concat(),
-        );
-        let dir_name = tlv(
-            0xa4,
-            &tlv(
-                0x30,
-                &tlv(
-                    0x31,
-                    &tlv(0x30, &[tlv(0x06, OID_CN), tlv(0x0c, b"dn")].concat()),
-                ),
-            ),
-        );
+        let other_name = tlv(0xa0, &[tlv(0x06, &[0x2b, 0x06, 0x01]), tlv(0xa0, &tlv(0x0c, b"upn"))].concat());
+        let dir_name = tlv(0xa4, &tlv(0x30, &tlv(0x31, &tlv(0x30, &[tlv(0x06, OID_CN), tlv(0x0c, b"dn")].concat()))));
         let registered_id = tlv(0x88, &[0x2a, 0x03]);
-        let id = with_raw_san(&[
-            other_name,
-            dir_name,
-            registered_id,
-            tlv(0x86, b"spiffe://t/x"),
-        ])
-        .unwrap();
+        let id = with_raw_san(&[other_name, dir_name, registered_id, tlv(0x86, b"spiffe://t/x")]).unwrap();
         assert_eq!(id.uri_sans, ["spiffe://t/x"]);
         assert!(id.dns_sans.is_empty() && id.email_sans.is_empty() && id.ip_sans.is_empty());
     }
 
     #[test]
     fn unknown_general_name_tag_is_an_error() {
-        assert_eq!(
-            with_raw_san(&[tlv(0x89, b"??")]),
-            Err(CertError::UndecodableField("subjectAltName"))
-        );
+        assert_eq!(with_raw_san(&[tlv(0x89, b"??")]), Err(CertError::UndecodableField("subjectAltName")));
     }
 
     #[test]
@@ -992,10 +728,7 @@ mod tests {
             let mut der = f.leaf_der.clone();
             der.extend_from_slice(tail);
             let err = Identity::from_der(&der).unwrap_err();
-            assert!(
-                matches!(err, CertError::NotACertificate(ref m) if m.contains("trailing")),
-                "{err}"
-            );
+            assert!(matches!(err, CertError::NotACertificate(ref m) if m.contains("trailing")), "{err}");
         }
     }
 
@@ -1003,35 +736,17 @@ mod tests {
     fn every_truncation_of_der_is_an_error() {
         let der = &fixture().leaf_der;
         for len in 0..der.len() {
-            assert!(
-                matches!(
-                    Identity::from_der(&der[..len]),
-                    Err(CertError::NotACertificate(_))
-                ),
-                "prefix of {len} bytes"
-            );
+            assert!(matches!(Identity::from_der(&der[..len]), Err(CertError::NotACertificate(_))), "prefix of {len} bytes");
         }
     }
 
     #[test]
     fn empty_and_garbage_inputs_are_errors() {
-        assert!(matches!(
-            Identity::from_der(b""),
-            Err(CertError::NotACertificate(_))
-        ));
-        assert!(matches!(
-            Identity::from_der(b"\x30\x00"),
-            Err(CertError::NotACertificate(_))
-        ));
-        assert!(matches!(
-            Identity::from_der(b"hello world"),
-            Err(CertError::NotACertificate(_))
-        ));
+        assert!(matches!(Identity::from_der(b""), Err(CertError::NotACertificate(_))));
+        assert!(matches!(Identity::from_der(b"\x30\x00"), Err(CertError::NotACertificate(_))));
+        assert!(matches!(Identity::from_der(b"hello world"), Err(CertError::NotACertificate(_))));
         assert_eq!(Identity::from_pem(b""), Err(CertError::NoPemCertificate));
-        assert_eq!(
-            Identity::from_pem(b"hello world"),
-            Err(CertError::NoPemCertificate)
-        );
+        assert_eq!(Identity::from_pem(b"hello world"), Err(CertError::NoPemCertificate));
     }
 
     // ---- PEM -------------------------------------------------------------------
@@ -1041,15 +756,8 @@ mod tests {
         let f = fixture();
         let from_pem = Identity::from_pem(f.leaf_pem.as_bytes()).unwrap();
         assert_eq!(from_pem, Identity::from_der(&f.leaf_der).unwrap());
-        assert_eq!(
-            from_pem.sha256,
-            ring_sha256_hex(&f.leaf_der),
-            "hash of the DER, not the PEM text"
-        );
-        assert_eq!(
-            Identity::from_pem_or_der(f.leaf_pem.as_bytes()).unwrap(),
-            from_pem
-        );
+        assert_eq!(from_pem.sha256, ring_sha256_hex(&f.leaf_der), "hash of the DER, not the PEM text");
+        assert_eq!(Identity::from_pem_or_der(f.leaf_pem.as_bytes()).unwrap(), from_pem);
         assert_eq!(Identity::from_pem_or_der(&f.leaf_der).unwrap(), from_pem);
     }
 
@@ -1057,17 +765,10 @@ mod tests {
     fn pem_with_leading_junk_other_blocks_and_crlf() {
         let f = fixture();
         let key_block = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
-        let text = format!(
-            "Subject: whatever\nsome junk -----BEGIN nothing\n{key_block}\n{}{}",
-            f.leaf_pem, f.ca_pem
-        )
-        .replace('\n', "\r\n");
+        let text =
+            format!("Subject: whatever\nsome junk -----BEGIN nothing\n{key_block}\n{}{}", f.leaf_pem, f.ca_pem).replace('\n', "\r\n");
         let id = Identity::from_pem(text.as_bytes()).unwrap();
-        assert_eq!(
-            id.sha256,
-            ring_sha256_hex(&f.leaf_der),
-            "the first CERTIFICATE block is the leaf"
-        );
+        assert_eq!(id.sha256, ring_sha256_hex(&f.leaf_der), "the first CERTIFICATE block is the leaf");
         assert_eq!(id.common_name(), Some("payments-api"));
     }
 
@@ -1075,10 +776,7 @@ mod tests {
     fn pem_chain_yields_the_first_certificate() {
         let f = fixture();
         let chain = format!("{}{}", f.ca_pem, f.leaf_pem);
-        assert_eq!(
-            Identity::from_pem(chain.as_bytes()).unwrap().sha256,
-            ring_sha256_hex(&f.ca_der)
-        );
+        assert_eq!(Identity::from_pem(chain.as_bytes()).unwrap().sha256, ring_sha256_hex(&f.ca_der));
     }
 
     #[test]
@@ -1088,69 +786,38 @@ mod tests {
         let broken_leaf = f.leaf_pem.replacen("MII", "M!I", 1);
         assert_ne!(broken_leaf, f.leaf_pem);
         let chain = format!("{broken_leaf}{}", f.ca_pem);
-        assert_eq!(
-            Identity::from_pem(chain.as_bytes()),
-            Err(CertError::NoPemCertificate)
-        );
+        assert_eq!(Identity::from_pem(chain.as_bytes()), Err(CertError::NoPemCertificate));
 
         // Unterminated leaf block, then the CA.
         let unterminated = f.leaf_pem.replace("-----END CERTIFICATE-----", "");
         let chain = format!("{unterminated}{}", f.ca_pem);
-        assert_eq!(
-            Identity::from_pem(chain.as_bytes()),
-            Err(CertError::NoPemCertificate)
-        );
-        assert_eq!(
-            Identity::from_pem(unterminated.as_bytes()),
-            Err(CertError::NoPemCertificate)
-        );
+        assert_eq!(Identity::from_pem(chain.as_bytes()), Err(CertError::NoPemCertificate));
+        assert_eq!(Identity::from_pem(unterminated.as_bytes()), Err(CertError::NoPemCertificate));
     }
 
     #[test]
     fn pem_block_needs_a_matching_end_line() {
         let f = fixture();
-        let wrong_end = f
-            .leaf_pem
-            .replace("-----END CERTIFICATE-----", "-----END PRIVATE KEY-----");
-        assert_eq!(
-            Identity::from_pem(wrong_end.as_bytes()),
-            Err(CertError::NoPemCertificate)
-        );
-        let trailing_space = f
-            .leaf_pem
-            .replace("-----END CERTIFICATE-----", "-----END CERTIFICATE-----  \t");
+        let wrong_end = f.leaf_pem.replace("-----END CERTIFICATE-----", "-----END PRIVATE KEY-----");
+        assert_eq!(Identity::from_pem(wrong_end.as_bytes()), Err(CertError::NoPemCertificate));
+        let trailing_space = f.leaf_pem.replace("-----END CERTIFICATE-----", "-----END CERTIFICATE-----  \t");
         assert!(Identity::from_pem(trailing_space.as_bytes()).is_ok());
     }
 
     #[test]
     fn pem_that_only_has_other_block_types() {
-        for label in [
-            "CERTIFICATE REQUEST",
-            "TRUSTED CERTIFICATE",
-            "X509 CRL",
-            "PRIVATE KEY",
-        ] {
+        for label in ["CERTIFICATE REQUEST", "TRUSTED CERTIFICATE", "X509 CRL", "PRIVATE KEY"] {
             let text = format!("-----BEGIN {label}-----\nMAA=\n-----END {label}-----\n");
-            assert_eq!(
-                Identity::from_pem(text.as_bytes()),
-                Err(CertError::NoPemCertificate),
-                "{label}"
-            );
+            assert_eq!(Identity::from_pem(text.as_bytes()), Err(CertError::NoPemCertificate), "{label}");
         }
     }
 
     #[test]
     fn pem_whose_contents_are_not_a_certificate() {
         let text = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
-        assert!(matches!(
-            Identity::from_pem(text.as_bytes()),
-            Err(CertError::NotACertificate(_))
-        ));
+        assert!(matches!(Identity::from_pem(text.as_bytes()), Err(CertError::NotACertificate(_))));
         let empty = "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n";
-        assert!(matches!(
-            Identity::from_pem(empty.as_bytes()),
-            Err(CertError::NotACertificate(_))
-        ));
+        assert!(matches!(Identity::from_pem(empty.as_bytes()), Err(CertError::NotACertificate(_))));
     }
 
     #[test]
@@ -1158,17 +825,11 @@ mod tests {
         let f = fixture();
         let mut text = b"\xff\xfe junk\n".to_vec();
         text.extend_from_slice(f.leaf_pem.as_bytes());
-        assert!(
-            Identity::from_pem(&text).is_ok(),
-            "non-UTF-8 text before the block is skipped"
-        );
+        assert!(Identity::from_pem(&text).is_ok(), "non-UTF-8 text before the block is skipped");
         let mut inside = f.leaf_pem.clone().into_bytes();
         let at = inside.iter().position(|&b| b == b'\n').unwrap() + 1;
         inside.insert(at, 0xff);
-        assert_eq!(
-            Identity::from_pem(&inside),
-            Err(CertError::NoPemCertificate)
-        );
+        assert_eq!(Identity::from_pem(&inside), Err(CertError::NoPemCertificate));
     }
 
     // ---- never panic -----------------------------------------------------------
@@ -1217,11 +878,7 @@ mod tests {
         const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
+            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             for k in 0..4 {
                 if k <= chunk.len() {
@@ -1237,13 +894,7 @@ mod tests {
     #[test]
     fn test_base64_helper_round_trips_through_pem() {
         let f = fixture();
-        let pem = format!(
-            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-            base64(&f.leaf_der)
-        );
-        assert_eq!(
-            Identity::from_pem(pem.as_bytes()).unwrap().sha256,
-            ring_sha256_hex(&f.leaf_der)
-        );
+        let pem = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", base64(&f.leaf_der));
+        assert_eq!(Identity::from_pem(pem.as_bytes()).unwrap().sha256, ring_sha256_hex(&f.leaf_der));
     }
 }

@@ -24,15 +24,9 @@ const RFC4514_SHORT_NAMES: &[(&[u8], &str)] = &[
     (&[0x55, 0x04, 0x06], "C"),      // 2.5.4.6
     (&[0x55, 0x04, 0x09], "STREET"), // 2.5.4.9
     // 0.9.2342.19200300.100.1.25
-    (
-        &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19],
-        "DC",
-    ),
+    (&[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19], "DC"),
     // 0.9.2342.19200300.100.1.1
-    (
-        &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01],
-        "UID",
-    ),
+    (&[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01], "UID"),
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -63,8 +57,7 @@ impl NameAttributes {
                 OID_OU if subject => (&mut out.organizational_units, "subject OU"),
                 _ => continue,
             };
-            let value = decode_directory_string(attr.attr_value())
-                .ok_or(CertError::UndecodableField(field))?;
+            let value = decode_directory_string(attr.attr_value()).ok_or(CertError::UndecodableField(field))?;
             list.push(value);
         }
         Ok(out)
@@ -103,21 +96,15 @@ pub(super) fn decode_directory_string(value: &Any<'_>) -> Option<String> {
             if !units.remainder().is_empty() {
                 return None;
             }
-            let units = units
-                .map(|u| Some(u16::from_be_bytes(<[u8; 2]>::try_from(u).ok()?)))
-                .collect::<Option<Vec<u16>>>()?;
-            char::decode_utf16(units)
-                .collect::<Result<String, _>>()
-                .ok()
+            let units = units.map(|u| Some(u16::from_be_bytes(<[u8; 2]>::try_from(u).ok()?))).collect::<Option<Vec<u16>>>()?;
+            char::decode_utf16(units).collect::<Result<String, _>>().ok()
         }
         Tag::UniversalString => {
             let units = data.chunks_exact(4);
             if !units.remainder().is_empty() {
                 return None;
             }
-            units
-                .map(|u| char::from_u32(u32::from_be_bytes(<[u8; 4]>::try_from(u).ok()?)))
-                .collect()
+            units.map(|u| char::from_u32(u32::from_be_bytes(<[u8; 4]>::try_from(u).ok()?))).collect()
         }
         Tag::TeletexString => Some(data.iter().map(|&b| char::from(b)).collect()),
         _ => None,
@@ -131,13 +118,7 @@ pub(super) fn decode_directory_string(value: &Any<'_>) -> Option<String> {
 /// fail-closed ones.
 pub(super) fn rfc4514(name: &X509Name<'_>) -> String {
     let mut out = String::new();
-    for (i, rdn) in name
-        .iter_rdn()
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .enumerate()
-    {
+    for (i, rdn) in name.iter_rdn().collect::<Vec<_>>().into_iter().rev().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -146,10 +127,7 @@ pub(super) fn rfc4514(name: &X509Name<'_>) -> String {
                 out.push('+');
             }
             let oid = attr.attr_type();
-            let short: Option<&str> = RFC4514_SHORT_NAMES
-                .iter()
-                .find(|(bytes, _)| *bytes == oid.as_bytes())
-                .map(|&(_, short)| short);
+            let short: Option<&str> = RFC4514_SHORT_NAMES.iter().find(|(bytes, _)| *bytes == oid.as_bytes()).map(|&(_, short)| short);
             let text = short.and_then(|_| decode_directory_string(attr.attr_value()));
             match (short, text) {
                 (Some(short), Some(text)) => {
@@ -206,10 +184,7 @@ pub(super) fn oid_dotted(bytes: &[u8]) -> String {
         if !in_arc && b == 0x80 {
             return format!("OID.{}", hex::lower(bytes)); // non-minimal encoding
         }
-        acc = match acc
-            .checked_mul(128)
-            .and_then(|v| v.checked_add(u64::from(b & 0x7f)))
-        {
+        acc = match acc.checked_mul(128).and_then(|v| v.checked_add(u64::from(b & 0x7f))) {
             Some(v) => v,
             None => return format!("OID.{}", hex::lower(bytes)), // arc overflows u64
         };

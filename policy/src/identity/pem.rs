@@ -14,17 +14,14 @@ pub(super) fn first_pem_certificate(pem: &[u8]) -> Result<Vec<u8>, CertError> {
     // x509-parser's reader ends a block at the first line starting with "-----END ",
     // whatever its label; insist that line closes a CERTIFICATE (as OpenSSL does).
     let mut lines = block.split(|&b| b == b'\n').skip(1);
-    let end_line = lines
-        .find(|line| line.starts_with(PEM_ANY_END))
-        .ok_or(CertError::NoPemCertificate)?;
+    let end_line = lines.find(|line| line.starts_with(PEM_ANY_END)).ok_or(CertError::NoPemCertificate)?;
     if trim_ascii_end(end_line) != PEM_END {
         return Err(CertError::NoPemCertificate);
     }
 
     // Decoding starts at our BEGIN line, so the reader cannot wander off to
     // another block: any error here is about the first certificate block.
-    let (_, decoded) =
-        x509_parser::pem::parse_x509_pem(block).map_err(|_| CertError::NoPemCertificate)?;
+    let (_, decoded) = x509_parser::pem::parse_x509_pem(block).map_err(|_| CertError::NoPemCertificate)?;
     if decoded.label != "CERTIFICATE" {
         return Err(CertError::NoPemCertificate);
     }

@@ -27,11 +27,7 @@ impl Sans {
         let ext = match cert.subject_alternative_name() {
             Ok(Some(ext)) => ext,
             Ok(None) => return Ok(sans),
-            Err(X509Error::DuplicateExtensions) => {
-                return Err(CertError::NotACertificate(
-                    "more than one subjectAltName extension".into(),
-                ))
-            }
+            Err(X509Error::DuplicateExtensions) => return Err(CertError::NotACertificate("more than one subjectAltName extension".into())),
             Err(_) => return Err(CertError::UndecodableField("subjectAltName")),
         };
         for name in &ext.value.general_names {
