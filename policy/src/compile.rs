@@ -9,7 +9,7 @@
 use rustc_hash::FxHashMap;
 
 use crate::canonical::Segments;
-use crate::decide::{make_decision, Decision, Reason, Verdict};
+use crate::decide::{conclude, make_decision, Decision, Reason, Verdict};
 use crate::error::PolicyErrors;
 use crate::eval::{method_matches, placeholder_matches, precheck, principal_matches};
 use crate::identity::Identity;
@@ -111,17 +111,7 @@ impl CompiledPolicy {
         walk.visit(0, canonical.segments());
         let rules = &self.policy.rules;
         let name = |i: u32| rules.get(i as usize).map(|r| r.name.as_str());
-        match (walk.best_deny, walk.best_allow) {
-            (Some(i), _) => make_decision(self.policy.mode, Verdict::Deny, name(i), Reason::Rule(Action::Deny)),
-            (None, Some(i)) => make_decision(self.policy.mode, Verdict::Allow, name(i), Reason::Rule(Action::Allow)),
-            (None, None) => {
-                let verdict = match self.policy.default_action {
-                    Action::Allow => Verdict::Allow,
-                    Action::Deny => Verdict::Deny,
-                };
-                make_decision(self.policy.mode, verdict, None, Reason::Default(self.policy.default_action))
-            }
-        }
+        conclude(&self.policy, walk.best_deny.and_then(name), walk.best_allow.and_then(name))
     }
 
     /// [`CompiledPolicy::decide`] for a request that may carry override

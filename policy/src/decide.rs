@@ -12,7 +12,7 @@
 use std::fmt;
 
 use crate::canonical::PathRejection;
-use crate::model::{Action, Mode};
+use crate::model::{Action, Mode, Policy};
 
 pub use crate::eval::principal_matches;
 pub use crate::naive::decide_naive;
@@ -197,6 +197,23 @@ impl Decision<'static> {
 pub(crate) fn make_decision<'p>(mode: Mode, verdict: Verdict, rule: Option<&'p str>, reason: Reason) -> Decision<'p> {
     let enforced = if mode == Mode::DryRun { Verdict::Allow } else { verdict };
     Decision { verdict, enforced, rule, reason }
+}
+
+/// The decision once the rules have been looked at, given the reported deny
+/// and allow rule that matched (each the first by name): a deny wins, then
+/// an allow, else the policy's `default_action`. Both evaluators end here.
+pub(crate) fn conclude<'p>(policy: &Policy, deny: Option<&'p str>, allow: Option<&'p str>) -> Decision<'p> {
+    match (deny, allow) {
+        (Some(name), _) => make_decision(policy.mode, Verdict::Deny, Some(name), Reason::Rule(Action::Deny)),
+        (None, Some(name)) => make_decision(policy.mode, Verdict::Allow, Some(name), Reason::Rule(Action::Allow)),
+        (None, None) => {
+            let verdict = match policy.default_action {
+                Action::Allow => Verdict::Allow,
+                Action::Deny => Verdict::Deny,
+            };
+            make_decision(policy.mode, verdict, None, Reason::Default(policy.default_action))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The reference evaluator, [`decide_naive`]: the compiled index must decide as it does.
 
-use crate::decide::{make_decision, Decision, Reason, Verdict};
+use crate::decide::{conclude, make_decision, Decision, Verdict};
 use crate::eval::{method_matches, placeholder_matches, precheck, principal_matches};
 use crate::identity::Identity;
 use crate::model::{Action, Policy};
@@ -27,17 +27,7 @@ pub fn decide_naive<'p>(policy: &'p Policy, identity: Option<&Identity>, method:
             }
         }
     }
-    match best {
-        [Some(name), _] => make_decision(policy.mode, Verdict::Deny, Some(name), Reason::Rule(Action::Deny)),
-        [None, Some(name)] => make_decision(policy.mode, Verdict::Allow, Some(name), Reason::Rule(Action::Allow)),
-        [None, None] => {
-            let verdict = match policy.default_action {
-                Action::Allow => Verdict::Allow,
-                Action::Deny => Verdict::Deny,
-            };
-            make_decision(policy.mode, verdict, None, Reason::Default(policy.default_action))
-        }
-    }
+    conclude(policy, best[0], best[1])
 }
 
 #[cfg(test)]
