@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
+use mtls_authz_policy::outcome::{self, Facts, Outcome, UpstreamHeader};
 use mtls_authz_policy::principal::HEADER as PRINCIPAL_HEADER;
 use mtls_authz_policy::{canonicalize, Action, CompiledPolicy, IdentityView, Mode, PrincipalFormat, Reason, RequestParts};
 use serde::Serialize;
@@ -64,10 +65,49 @@ struct Report<'a> {
     /// request through, byte for byte (in the policy's `principal_format`);
     /// null without a certificate or when `upstream_headers.principal` is off.
     upstream_principal: Option<Cow<'a, str>>,
+    /// What the proxy does, from the engine's outcome: on an allow, the
+    /// filter's headers on the upstream request as `[name, value]` (headers it
+    /// clears are not listed); on a refusal, the local reply as sent; and the
+    /// log line, for a deny or a dry-run deny.
+    outcome: OutcomeView,
     request: RequestView<'a>,
     policy: PolicyView<'a>,
     identity_source: SourceView,
     identity: Option<IdentityView>,
+}
+
+#[derive(Debug, Serialize)]
+struct OutcomeView {
+    upstream_headers: Option<Vec<(&'static str, String)>>,
+    response: Option<ResponseView>,
+    log_line: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ResponseView {
+    status: u32,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+impl OutcomeView {
+    fn new(outcome: Outcome<'_>) -> OutcomeView {
+        let upstream = outcome.upstream.map(|headers| {
+            headers
+                .into_iter()
+                .filter_map(|h| match h {
+                    UpstreamHeader::Set(name, value) => Some((name, value.into_owned())),
+                    UpstreamHeader::Clear(_) => None,
+                })
+                .collect()
+        });
+        let response = outcome.reply.map(|r| ResponseView {
+            status: r.status,
+            headers: r.headers,
+            body: String::from_utf8_lossy(&r.body).into_owned(),
+        });
+        OutcomeView { upstream_headers: upstream, response, log_line: outcome.log }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -134,6 +174,21 @@ pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
     let headers: Vec<(&[u8], &[u8])> = req.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
     let parts = RequestParts { method: &req.method, target: &req.path, headers: &headers, body: req.body.as_deref() };
     let decision = policy.decide_request(identity, &parts);
+    // What the filter's log line would say: the first override header that counts, and Envoy's digest (the certificate's SHA-256).
+    let override_header = req
+        .headers
+        .iter()
+        .map(|(n, _)| n.as_bytes())
+        .find(|n| mtls_authz_policy::overrides::refuses_header(n, policy.policy().method_overrides));
+    let facts = Facts {
+        identity,
+        digest: identity.map(|i| i.sha256.as_str()),
+        method: Some(req.method.as_bytes()),
+        path: Some(req.path.as_bytes()),
+        override_header,
+        revision: policy.revision(),
+    };
+    let outcome_view = OutcomeView::new(outcome::outcome(&policy, decision, &facts));
     let headers = policy.policy().upstream_headers;
     let report = Report {
         decision: decision.verdict.as_str(),
@@ -142,6 +197,7 @@ pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
         reason: decision.reason.as_str(),
         decided_by: decided_by(decision.reason),
         upstream_principal: identity.filter(|_| headers.principal).map(|i| i.upstream_principal(headers.principal_format)),
+        outcome: outcome_view,
         request: RequestView {
             method: &req.method,
             path: &req.path,
@@ -209,6 +265,16 @@ fn print_text(r: &Report<'_>, console: &mut Console<'_>) {
             r.policy.principal_format.as_str()
         ),
     );
+    if let Some(upstream) = &r.outcome.upstream_headers {
+        let shown: Vec<String> = upstream.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+        row(console, "upstream", &if shown.is_empty() { "(no filter headers)".to_owned() } else { shown.join("; ") });
+    }
+    if let Some(response) = &r.outcome.response {
+        row(console, "response", &format!("{} {}", response.status, response.body));
+    }
+    if let Some(line) = &r.outcome.log_line {
+        row(console, "log", line);
+    }
     let source = match (r.identity_source.kind, &r.identity_source.file) {
         (kind, Some(file)) => format!("{kind} {file}"),
         (_, None) => "no client certificate".to_owned(),

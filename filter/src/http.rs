@@ -39,28 +39,15 @@ use mtls_authz_policy::{
     BodyHeaders, BodyPlan, BodyReadings, CompiledPolicy, Decision, Identity, MethodOverrides, PathRejection, Reason, Verdict,
 };
 
+use mtls_authz_policy::escape;
+use mtls_authz_policy::outcome::{self, Event, Facts, UpstreamHeader};
+
 use crate::cache::{Entry, IdentityCache};
-use crate::escape;
 use crate::headers::HeaderMap;
 use crate::host::{Host, HostError, Level, Metric};
-use crate::respond::{self, Event, Facts};
 
-/// Who the caller is, for the upstream: [`Identity::upstream_principal`] in the
-/// policy's `principal_format`.
-pub const PRINCIPAL_HEADER: &str = mtls_authz_policy::principal::HEADER;
-/// Which rule decided (`default` when no rule did). On a dry-run deny that is
-/// the rule that *would* have denied, next to [`DRY_RUN_HEADER`].
-pub const RULE_HEADER: &str = "x-mtls-authz-rule";
-/// Present (`deny`) only when a dry-run policy would have denied the request.
-pub const DRY_RUN_HEADER: &str = "x-mtls-authz-dry-run";
-/// The `revision` of the policy that judged the request, so that during a
-/// reload an operator can tell which version decided: on the upstream request
-/// when it is let through, and on the 403 when the policy shows deny details.
-/// Absent when the policy has no revision.
-pub const REVISION_HEADER: &str = "x-mtls-authz-policy-revision";
-
-/// The headers this filter owns: whatever the client sent under these names is dropped.
-pub const OWN_HEADERS: [&str; 4] = [PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER, REVISION_HEADER];
+/// The filter's own headers, named by the engine ([`outcome`]).
+pub use mtls_authz_policy::outcome::{DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, REVISION_HEADER, RULE_HEADER};
 
 const DIGEST_PROPERTY: [&str; 2] = ["connection", "sha256_peer_certificate_digest"];
 const CERTIFICATE_PROPERTY: [&str; 2] = ["connection", "peer_certificate"];
@@ -331,7 +318,7 @@ fn finish<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held: &Held, outco
 fn count_allowed<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, policy: &CompiledPolicy) {
     if decision.is_dry_run_deny() {
         host.increment(Metric::RequestsDryRunDenied);
-        host.log(Level::Info, &respond::log_line(Event::DryRunDeny, &request.facts(Some(policy)), decision));
+        host.log(Level::Info, &outcome::log_line(Event::DryRunDeny, &request.facts(Some(policy)), decision));
     } else {
         host.increment(Metric::RequestsAllowed);
     }
@@ -450,27 +437,13 @@ fn parse_peer_certificate<H: Host>(host: &H, digest: &str) -> Result<Entry, Fail
 /// `upstream_headers`, or with nothing to say) is removed only if the client
 /// sent it, so the usual request costs no host call for it.
 fn forward<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, policy: &CompiledPolicy) -> Result<(), HostError> {
-    let wanted = policy.policy().upstream_headers;
-    match request.identity.as_deref().filter(|_| wanted.principal) {
-        Some(identity) => host.replace_request_header(PRINCIPAL_HEADER, &identity.upstream_principal(wanted.principal_format))?,
-        // Turned off, or a dry run without a certificate: nobody to name, and nobody may be named by the client.
-        None => remove_if_sent(host, request, PRINCIPAL_HEADER)?,
+    for header in outcome::upstream_headers(policy, decision, request.identity.as_deref()) {
+        match header {
+            UpstreamHeader::Set(name, value) => host.replace_request_header(name, &value)?,
+            UpstreamHeader::Clear(name) => remove_if_sent(host, request, name)?,
+        }
     }
-    if wanted.rule {
-        host.replace_request_header(RULE_HEADER, &escape::header_value(decision.rule_label()))?;
-    } else {
-        remove_if_sent(host, request, RULE_HEADER)?;
-    }
-    match policy.revision().filter(|_| wanted.revision) {
-        Some(revision) => host.replace_request_header(REVISION_HEADER, &escape::header_value(revision))?,
-        None => remove_if_sent(host, request, REVISION_HEADER)?,
-    }
-    // The dry-run marker is the point of dry-run mode: never turned off.
-    if decision.is_dry_run_deny() {
-        host.replace_request_header(DRY_RUN_HEADER, "deny")
-    } else {
-        remove_if_sent(host, request, DRY_RUN_HEADER)
-    }
+    Ok(())
 }
 
 fn remove_if_sent<H: Host>(host: &H, request: &Request<'_>, name: &str) -> Result<(), HostError> {
@@ -490,16 +463,10 @@ fn deny<H: Host>(host: &H, details: bool, decision: &Decision<'_>, request: &Req
             host.increment(Metric::Errors);
         }
     }
-    let facts = request.facts(policy);
-    host.log(Level::Info, &respond::log_line(Event::Deny, &facts, decision));
-    let body = respond::deny_body(details, decision);
-    // The revision is a detail too: an internet-facing policy (details off) does not show it.
-    let revision = facts.revision.filter(|_| details).map(escape::header_value);
-    let mut headers = vec![("content-type", "application/json")];
-    if let Some(revision) = revision.as_deref() {
-        headers.push((REVISION_HEADER, revision));
-    }
-    if let Err(e) = host.send_response(decision.reason.deny_status(), &headers, &body) {
+    host.log(Level::Info, &outcome::log_line(Event::Deny, &request.facts(policy), decision));
+    let reply = outcome::local_reply(policy.filter(|_| details), decision);
+    let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    if let Err(e) = host.send_response(reply.status, &headers, &reply.body) {
         // Nothing more can be done; Stop still keeps the request from the upstream.
         host.increment(Metric::Errors);
         host.log(Level::Error, &format!("mtls-authz: could not send the 403: {e}"));

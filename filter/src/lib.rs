@@ -22,21 +22,19 @@
 //!
 //! - [`host`]: the `Host` trait and metric names.
 //! - [`root`]: loading the policy from the plugin configuration.
-//! - [`http`]: one request, from certificate to forward-or-403.
+//! - [`http`]: one request, from certificate to forward-or-403. What the
+//!   headers, the 403 and the log line say is the engine's
+//!   ([`mtls_authz_policy::outcome`]); this crate only carries it out.
 //! - [`headers`]: reading the serialized request header map, bounds-checked.
 //! - [`cache`]: bounded per-VM cache of parsed certificates.
-//! - [`respond`]: the 403 body and the decision log line.
-//! - [`escape`]: making certificate and request content safe for headers and logs.
 //! - [`wasm`]: the proxy-wasm adapter.
 //! - [`abi`]: the host functions it calls, without the SDK's panics.
 
 pub mod abi;
 pub mod cache;
-pub mod escape;
 pub mod headers;
 pub mod host;
 pub mod http;
-pub mod respond;
 pub mod root;
 pub mod wasm;
 

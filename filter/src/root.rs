@@ -13,8 +13,8 @@ use std::rc::Rc;
 use mtls_authz_policy::load::load;
 use mtls_authz_policy::{CompiledPolicy, LoadError, LoadErrorKind, Mode};
 
-use crate::escape;
 use crate::host::{Host, Level, Metric};
+use mtls_authz_policy::escape;
 
 /// Where errors in the policy are said to come from.
 const ORIGIN: &str = "plugin configuration";

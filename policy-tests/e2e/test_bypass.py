@@ -34,7 +34,7 @@ import pytest
 import bypass_cases as bc
 import rawhttp
 from conftest import EnvoyFactory
-from e2e_lib import DRY_RUN_HEADER, PRINCIPAL_HEADER, REPO, REVISION_HEADER, RULE_HEADER, render
+from e2e_lib import DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, REPO, REVISION_HEADER, RULE_HEADER, render
 from filter_constants import OVERRIDE_HEADERS  # overrides::OVERRIDE_HEADERS in the engine
 
 pytestmark = pytest.mark.filter
@@ -391,6 +391,20 @@ def test_explain_decides_every_raw_listener_request_as_the_filter_did(bypass, tm
             explained = (got["enforced"], None, None)
         if explained != said:
             mismatches.append("%s: filter %s, explain %s" % (case.name, said, explained))
+        # The engine's outcome, as explain prints it, is what Envoy sent: the reply
+        # byte for byte, or the filter's headers as the upstream received them.
+        r = bypass.outcomes[(case.name, "raw")]
+        outcome = got["outcome"]
+        if said[0] == "deny" and case.method != "HEAD":
+            reply = outcome["response"] or {}
+            if (reply.get("status"), reply.get("body", "").encode()) != (r.status, r.body):
+                mismatches.append("%s: Envoy sent %s %r, explain says %s" % (case.name, r.status, r.body, reply))
+        elif said[0] == "allow":
+            seen = bypass.upstream.seen(cid)[0]
+            ours = sorted((k, v) for k, v in seen.headers if k in OWN_HEADERS)
+            wanted = sorted((k, v) for k, v in (outcome["upstream_headers"] or []))
+            if ours != wanted:
+                mismatches.append("%s: the upstream got %s, explain says %s" % (case.name, ours, wanted))
         compared += 1
     assert not mismatches, "explain and the filter disagree:\n" + "\n".join(mismatches)
     assert compared >= 150, "only %d cases compared" % compared

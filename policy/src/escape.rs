@@ -1,11 +1,13 @@
 //! Making certificate and request content safe to put in headers and logs.
+//! The engine owns it because the outcome of a decision ([`crate::outcome`])
+//! is made of such values, and the CLI must show the very bytes the filter sends.
 //!
 //! A certificate is signed by a trusted CA, but its *content* is still chosen
 //! by whoever asked for it: a CN can hold CR/LF, NUL, quotes or non-ASCII. The
 //! filter copies such values into request headers and into log lines, so both
 //! get an escaping that is lossless, unambiguous and cannot break out of its
 //! field. The principal header itself is rendered by the engine
-//! ([`mtls_authz_policy::Identity::upstream_principal`]), so that the CLI shows
+//! ([`crate::Identity::upstream_principal`]), so that the CLI shows
 //! the very bytes the upstream gets. Both escapings return `Cow::Borrowed` when
 //! nothing needs escaping, the usual case, so the request path does not
 //! allocate for it.
@@ -18,7 +20,7 @@ const HEX: &[u8; 16] = b"0123456789ABCDEF";
 /// A header value an upstream can trust to be exactly what the filter meant.
 /// The engine owns this escaping because the legacy principal format is made
 /// of it, and `mtls-authz explain` must print exactly what the filter sends.
-pub use mtls_authz_policy::principal::header_value;
+pub use crate::principal::header_value;
 
 /// The longest untrusted value (in bytes) a log field shows; the rest is
 /// summarised, so a 60 KiB path cannot turn one deny into a 240 KiB log line.
