@@ -116,7 +116,7 @@ fn healthy_certificate_is_accepted() {
         assert_eq!(c["data"]["http_status_line"], "HTTP/1.1 200 OK");
         assert_eq!(c["data"]["alert"], serde_json::Value::Null);
         assert_eq!(c["data"]["tls_version"], if tls == Some("1.2") { "TLSv1.2" } else { "TLSv1.3" });
-        assert_eq!(c["data"]["acceptable_ca_names"][0], "O=Doctor Test, CN=Doctor Test Root CA", "{c}");
+        assert_eq!(c["data"]["acceptable_ca_names"][0], "CN=Doctor Test Root CA,O=Doctor Test", "{c}");
     }
 }
 
@@ -207,7 +207,10 @@ fn server_certificate_problems_are_ours_to_fix() {
         Some("server_cert_untrusted"),
         &["server certificate not trusted by --server-ca", "CN=Doctor Test Root CA"],
     );
-    assert_eq!(c["data"]["server_certificate"]["subject"], "O=shop, CN=localhost");
+    assert_eq!(
+        c["data"]["server_certificate"]["subject"], "CN=localhost,O=shop",
+        "the engine's RFC 4514 spelling, as explain shows a subject"
+    );
 
     // A name the server certificate does not carry.
     let mut args = s.base();

@@ -150,9 +150,11 @@ pub struct Report {
     pub ok: bool,
 }
 
-/// A distinguished name for people: RFC 4514-ish, never empty.
+/// A name for messages: the engine's RFC 4514 spelling
+/// ([`mtls_authz_policy::identity::distinguished_name`]), as `explain` shows
+/// it; `(empty name)` when it has no attributes.
 pub(crate) fn dn(name: &X509Name<'_>) -> String {
-    let text = name.to_string();
+    let text = mtls_authz_policy::identity::distinguished_name(name);
     if text.is_empty() {
         "(empty name)".into()
     } else {

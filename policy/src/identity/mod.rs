@@ -20,6 +20,14 @@ mod san;
 use crate::hex;
 
 use name::{rfc4514, NameAttributes, NameRole};
+
+/// A distinguished name as every part of the product spells it: RFC 4514
+/// (RDNs in reverse order, `,` between them, values escaped), the form of
+/// [`Identity::subject`] and [`Identity::issuer`]. The doctor names CAs and
+/// certificates with it too, so `explain` and `doctor` show one subject the same way.
+pub fn distinguished_name(name: &x509_parser::x509::X509Name<'_>) -> String {
+    rfc4514(name)
+}
 use pem::first_pem_certificate;
 use san::Sans;
 
