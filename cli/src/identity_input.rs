@@ -191,6 +191,20 @@ fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn every_field_a_principal_can_name_can_be_written() {
+        let value = |field: &str| match field {
+            "ip_san" => "\"10.0.0.1\"",
+            "serial" => "\"1a\"",
+            "sha256" => "\"ab00000000000000000000000000000000000000000000000000000000000000\"",
+            _ => "\"x\"",
+        };
+        for field in mtls_authz_policy::identity::MATCH_FIELDS {
+            let json = format!("{{\"{field}\": {}}}", value(field));
+            assert!(fields(&json).is_ok(), "{json}: {:?}", fields(&json));
+        }
+    }
+
     fn fields(json: &str) -> Result<Caller, String> {
         serde_json::from_str::<IdentityFields>(json).map(IdentityFields::into_caller).map_err(|e| e.to_string())
     }

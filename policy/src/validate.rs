@@ -533,6 +533,13 @@ fn value_pattern(text: &str, kind: ValueKind) -> Result<ValuePattern, String> {
 pub(crate) mod tests {
     use super::*;
 
+    #[test]
+    fn principal_fields_are_any_and_the_identity_match_fields() {
+        let mut want = vec!["any"];
+        want.extend(crate::identity::MATCH_FIELDS);
+        assert_eq!(PRINCIPAL_FIELDS, want.as_slice());
+    }
+
     /// The policy from the README (the language's worked example);
     /// the compile tests decide requests against it too.
     pub(crate) const EXAMPLE: &str = r#"{

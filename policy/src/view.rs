@@ -89,3 +89,16 @@ pub fn list(values: &[String]) -> String {
         values.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_view_shows_every_field_a_principal_can_name() {
+        let view = serde_json::to_value(IdentityView::new(&Identity::default(), None, None)).unwrap();
+        for field in crate::identity::MATCH_FIELDS {
+            assert!(view.get(field).is_some(), "the identity view has no {field:?}");
+        }
+    }
+}

@@ -219,3 +219,16 @@ fn schema_and_validator_accept_head_with_get_on_a_deny_rule_for_get() {
         Policy::from_json(&src).unwrap();
     }
 }
+
+#[test]
+fn the_schema_names_the_same_principal_fields_as_the_engine() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("policy.schema.json")).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let one_of = schema["$defs"]["principal"]["oneOf"].as_array().unwrap();
+    let mut names: Vec<String> = one_of[1]["properties"].as_object().unwrap().keys().cloned().collect();
+    names.sort();
+    let mut want: Vec<String> = mtls_authz_policy::identity::MATCH_FIELDS.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(names, want);
+    assert_eq!(one_of[0]["properties"].as_object().unwrap().keys().collect::<Vec<_>>(), ["any"]);
+}

@@ -21,6 +21,12 @@ use crate::hex;
 
 use name::{rfc4514, NameAttributes, NameRole};
 
+/// Every certificate field a principal can name, by the one name the policy
+/// (`principals`), the identity-fields input of `mtls-authz test`, the
+/// identity view that `explain` prints and the JSON Schema all use. Tests in
+/// each of those places hold them to this list.
+pub const MATCH_FIELDS: [&str; 10] = ["cn", "o", "ou", "uri_san", "dns_san", "email_san", "ip_san", "issuer_cn", "serial", "sha256"];
+
 /// A distinguished name as every part of the product spells it: RFC 4514
 /// (RDNs in reverse order, `,` between them, values escaped), the form of
 /// [`Identity::subject`] and [`Identity::issuer`]. The doctor names CAs and
