@@ -2,7 +2,7 @@
 """mtls-authz benchmark: the filter against what a user would pick instead.
 
 Runs the same load against the same mTLS Envoy set-up with eight variants of
-the server-side authorization (the six of issue #5 and two reference rows), interleaved in rounds so that machine noise
+the server-side authorization (the six asked for, and two reference rows), interleaved in rounds so that machine noise
 hits every variant alike, and writes bench/results.md (medians of the rounds).
 
     bash bench/run.sh [--rounds N] [--duration S] [...]   # installs, builds, runs
@@ -1094,7 +1094,7 @@ def write_results(path, ctx):
         # Under valgrind throughput and latency say nothing about Envoy.
         target_lines, verdicts = [], []
     if target_lines:
-        L.append("## Targets (issue #5)")
+        L.append("## Targets")
         L.append("")
         L.append("Medians over the rounds of the ratio between the two rows in the same round, as in the "
                  "tables above. The supplementary lines use the server Envoy's %s per request, which "

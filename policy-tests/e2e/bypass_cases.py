@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The authorization-bypass table (issue #4), run by test_bypass.py through a real
+"""The authorization-bypass table, run by test_bypass.py through a real
 Envoy on two listeners: `hardened` (normalize_path, merge_slashes, escaped
 slashes REJECT: the shipped envoy.yaml) and `raw` (all of Envoy's path
 normalisation off: the filter must hold on its own).

@@ -146,7 +146,7 @@ def bypass(request, envoy_bin, wasm_path, certs, workdir):
     factory = EnvoyFactory(envoy_bin, wasm_path, certs, upstream, workdir)
     try:
         env = factory.start(
-            "bypass", bc.policy_text(), concurrency=2, policy_origin="policy-tests/e2e/bypass_cases.py",
+            "bypass", bc.policy_text(), concurrency=2, policy_origin="policy-tests/cases/bypass.json",
             listeners=[render.Listener("hardened", "127.0.0.1", 0),
                        render.Listener("raw", "127.0.0.1", 0, normalize=False)],
             owner=request.node.nodeid, template_path=str(_template_with_rewrites(workdir)))

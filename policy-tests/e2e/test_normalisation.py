@@ -3,7 +3,7 @@ normalize_path, merge_slashes, path_with_escaped_slashes_action).
 
 The decision and the upstream must see the same canonical path: a request
 cannot be authorised as one path and served as another. (The filter's own
-handling of raw paths, on the listener with normalisation off, is issue 4.)
+handling of raw paths, on the listener with normalisation off, is the bypass suite's (test_bypass.py).)
 """
 
 import pytest

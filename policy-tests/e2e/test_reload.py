@@ -1,4 +1,4 @@
-"""Live policy reload (issue #6): edit the policy, the running Envoy enforces it.
+"""Live policy reload: edit the policy, the running Envoy enforces it.
 
 The workflow under test is the documented one: Envoy's HTTP filter is
 configured by ECDS from a file (render.py --ecds-dir), `mtls-authz watch`
