@@ -5,13 +5,17 @@
 -- same identity headers replaced for the upstream. It is as cheap as a Lua
 -- version reasonably gets (string compares, no regex, no JSON library) and
 -- it is NOT general: it knows the three rules of envoy/policy.json.
+--
+-- The filter's header names and reason are filled in by bench/run.py from
+-- filter/constants.json (@PRINCIPAL@, @RULE@, @DRY_RUN@, @NO_RULE_REASON@), so
+-- this row sets exactly the headers the filter sets.
 
 local ORDER_URI = "spiffe://shop.test/ns/prod/sa/order"
 
 local function deny(handle, rule, reason)
-  handle:headers():remove("x-mtls-authz-principal")
-  handle:headers():remove("x-mtls-authz-rule")
-  handle:headers():remove("x-mtls-authz-dry-run")
+  handle:headers():remove("@PRINCIPAL@")
+  handle:headers():remove("@RULE@")
+  handle:headers():remove("@DRY_RUN@")
   local r = rule and ('"' .. rule .. '"') or "null"
   handle:respond({[":status"] = "403", ["content-type"] = "application/json"},
     '{"error":"forbidden","rule":' .. r .. ',"reason":"' .. reason .. '"}')
@@ -71,11 +75,11 @@ function envoy_on_request(handle)
     if cn == "report-service" and reporting then rule = "reports-read-payment" end
   end
   if rule == nil then
-    return deny(handle, nil, "no rule matched; default_action is deny")
+    return deny(handle, nil, "@NO_RULE_REASON@")
   end
 
   -- Same upstream contract as the filter: its headers, and only its headers.
-  headers:replace("x-mtls-authz-principal", uris[1] or cn or ssl:subjectPeerCertificate())
-  headers:replace("x-mtls-authz-rule", rule)
-  headers:remove("x-mtls-authz-dry-run")
+  headers:replace("@PRINCIPAL@", uris[1] or cn or ssl:subjectPeerCertificate())
+  headers:replace("@RULE@", rule)
+  headers:remove("@DRY_RUN@")
 end

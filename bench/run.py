@@ -59,7 +59,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # The filter's counter names, generated from its Rust source (filter/tests/constants.rs).
 with open(os.path.join(ROOT, "filter", "constants.json")) as _f:
-    _COUNTERS = json.load(_f)["metrics"]["counters"]
+    CONSTANTS = json.load(_f)
+_COUNTERS = CONSTANTS["metrics"]["counters"]
 STAT_ALLOWED = _COUNTERS["requests_allowed"]["stats"]
 STAT_DENIED = _COUNTERS["requests_denied"]["stats"]
 STAT_PARSED = _COUNTERS["certificates_parsed"]["stats"]
@@ -1306,7 +1307,16 @@ def main(argv=None):
     subprocess.run(["bash", os.path.join(ROOT, "envoy", "gen-certs.sh"), certs], check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(ROOT, "envoy", "policy.json"), encoding="utf-8") as f:
         base_policy = f.read()
-    paths = {"certs": certs, "lua": os.path.join(HERE, "authz.lua"), "wasm": os.path.abspath(args.wasm),
+    # The Lua row gets the filter's header names and reason from filter/constants.json.
+    with open(os.path.join(HERE, "authz.lua"), encoding="utf-8") as f:
+        lua = f.read()
+    for placeholder, value in (("@PRINCIPAL@", CONSTANTS["headers"]["principal"]), ("@RULE@", CONSTANTS["headers"]["rule"]),
+                               ("@DRY_RUN@", CONSTANTS["headers"]["dry_run"]),
+                               ("@NO_RULE_REASON@", CONSTANTS["reasons"]["default.deny"])):
+        lua = lua.replace(placeholder, value)
+    with open(os.path.join(work, "authz.lua"), "w", encoding="utf-8") as f:
+        f.write(lua)
+    paths = {"certs": certs, "lua": os.path.join(work, "authz.lua"), "wasm": os.path.abspath(args.wasm),
              "empty_wasm": os.path.abspath(args.empty_wasm), "probe_wasm": os.path.abspath(args.probe_wasm),
              "policy_authz": os.path.join(ROOT, "envoy", "policy.json"),
              "policy_authz-10k": os.path.join(work, "policy-10k.json"),

@@ -25,6 +25,7 @@
 
 use std::rc::Rc;
 
+use mtls_authz_policy::outcome::{DRY_RUN_HEADER, PRINCIPAL_HEADER, RULE_HEADER};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, MapType, MetricType};
@@ -112,15 +113,15 @@ impl HttpContext for Request {
                 Step::SetPrincipal => {
                     let _ = hostcalls::set_map_value(
                         MapType::HttpRequestHeaders,
-                        "x-mtls-authz-principal",
+                        PRINCIPAL_HEADER,
                         Some("spiffe://shop.test/ns/prod/sa/order"),
                     );
                 }
                 Step::SetRule => {
-                    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "x-mtls-authz-rule", Some("orders-create-payment"));
+                    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, RULE_HEADER, Some("orders-create-payment"));
                 }
                 Step::RemoveDryRun => {
-                    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, "x-mtls-authz-dry-run");
+                    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, DRY_RUN_HEADER);
                 }
                 Step::Metric => {
                     if let Some(id) = self.metric {
