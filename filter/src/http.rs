@@ -176,11 +176,10 @@ pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, ca
     let Some(policy) = policy else {
         host.increment(Metric::Errors);
         host.log(Level::Error, "mtls-authz: no policy loaded in this VM; refusing the request");
-        return deny(host, false, &Decision::internal_error(), &Request::default(), None);
+        return deny(host, &Decision::internal_error(), &Request::default(), None);
     };
     let headers = host.request_headers();
     let mut request = Request::default();
-    let details = policy.policy().deny_response.details;
     let evaluated = match evaluate(host, policy, cache, headers.as_ref(), &mut request) {
         // Only a request the policy lets through needs its body looked at.
         Ok(decision) if !end_of_stream && decision.verdict == Verdict::Allow => match body_plan(policy, &request) {
@@ -193,7 +192,7 @@ pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, ca
                 // Nothing is counted or logged until then.
                 return match forward(host, &decision, &request, policy) {
                     Ok(()) => Flow::ReadBody(Box::new(Held::new(readings, &decision, &request))),
-                    Err(e) => forward_failed(host, details, e, &mut request, policy),
+                    Err(e) => forward_failed(host, e, &mut request, policy),
                 };
             }
         },
@@ -210,12 +209,12 @@ pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, ca
     };
     if decision.is_allowed() {
         if let Err(e) = forward(host, &decision, &request, policy) {
-            return forward_failed(host, details, e, &mut request, policy);
+            return forward_failed(host, e, &mut request, policy);
         }
         count_allowed(host, &decision, &request, policy);
         return Flow::Continue;
     }
-    deny(host, details, &decision, &request, Some(policy))
+    deny(host, &decision, &request, Some(policy))
 }
 
 /// What a request whose body is held needs when the body is judged: the
@@ -294,7 +293,7 @@ fn finish<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held: &Held, outco
     let request = held.request();
     let Some(policy) = policy else {
         host.increment(Metric::Errors);
-        return deny(host, false, &Decision::internal_error(), &request, None);
+        return deny(host, &Decision::internal_error(), &request, None);
     };
     let head = Decision { verdict: Verdict::Allow, enforced: Verdict::Allow, rule: held.rule.as_deref(), reason: held.reason };
     let decision = match outcome {
@@ -311,7 +310,7 @@ fn finish<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held: &Held, outco
         count_allowed(host, &decision, &request, policy);
         return Flow::Continue;
     }
-    deny(host, policy.policy().deny_response.details, &decision, &request, Some(policy))
+    deny(host, &decision, &request, Some(policy))
 }
 
 /// Count (and for a dry-run deny, log) a request that goes on.
@@ -325,12 +324,12 @@ fn count_allowed<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'
 }
 
 /// Setting the upstream headers failed: refuse, as an internal error.
-fn forward_failed<H: Host>(host: &H, details: bool, e: HostError, request: &mut Request<'_>, policy: &CompiledPolicy) -> Flow {
+fn forward_failed<H: Host>(host: &H, e: HostError, request: &mut Request<'_>, policy: &CompiledPolicy) -> Flow {
     host.increment(Metric::Errors);
     host.log(Level::Error, &format!("mtls-authz: internal error, refusing the request: {e}"));
     // Forwarding stopped half-way: which of our headers are there is no longer known.
     request.own = None;
-    deny(host, details, &Decision::internal_error(), request, Some(policy))
+    deny(host, &Decision::internal_error(), request, Some(policy))
 }
 
 /// Whether the body of an allowed request must be read before it goes on.
@@ -454,7 +453,7 @@ fn remove_if_sent<H: Host>(host: &H, request: &Request<'_>, name: &str) -> Resul
 }
 
 /// Refuse the request: count, log, 403. `policy` is `None` when there is none to name.
-fn deny<H: Host>(host: &H, details: bool, decision: &Decision<'_>, request: &Request<'_>, policy: Option<&CompiledPolicy>) -> Flow {
+fn deny<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, policy: Option<&CompiledPolicy>) -> Flow {
     host.increment(Metric::RequestsDenied);
     // The request never reaches the upstream, but access logs and tap filters
     // still see its headers: do not let a forged principal show up there.
@@ -464,7 +463,7 @@ fn deny<H: Host>(host: &H, details: bool, decision: &Decision<'_>, request: &Req
         }
     }
     host.log(Level::Info, &outcome::log_line(Event::Deny, &request.facts(policy), decision));
-    let reply = outcome::local_reply(policy.filter(|_| details), decision);
+    let reply = outcome::local_reply(policy, decision);
     let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     if let Err(e) = host.send_response(reply.status, &headers, &reply.body) {
         // Nothing more can be done; Stop still keeps the request from the upstream.

@@ -168,7 +168,7 @@ pub struct Decision<'p> {
     pub reason: Reason,
 }
 
-impl Decision<'_> {
+impl<'p> Decision<'p> {
     /// Let the request through?
     pub fn is_allowed(&self) -> bool {
         self.enforced == Verdict::Allow
@@ -179,8 +179,9 @@ impl Decision<'_> {
         self.verdict == Verdict::Deny && self.enforced == Verdict::Allow
     }
 
-    /// The rule name, or `"default"` — for headers, logs and metrics.
-    pub fn rule_label(&self) -> &str {
+    /// The rule name, or `"default"` — for headers, logs and metrics. Borrows
+    /// the policy, not the decision, so an outcome can outlive the decision value.
+    pub fn rule_label(&self) -> &'p str {
         self.rule.unwrap_or("default")
     }
 }

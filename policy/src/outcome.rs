@@ -64,8 +64,7 @@ pub fn upstream_headers<'a>(
         Some(identity) => UpstreamHeader::Set(PRINCIPAL_HEADER, identity.upstream_principal(wanted.principal_format)),
         None => UpstreamHeader::Clear(PRINCIPAL_HEADER),
     };
-    // `default` when no rule decided, as `Decision::rule_label` says.
-    let rule = match decision.rule.unwrap_or("default") {
+    let rule = match decision.rule_label() {
         label if wanted.rule => UpstreamHeader::Set(RULE_HEADER, escape::header_value(label)),
         _ => UpstreamHeader::Clear(RULE_HEADER),
     };

@@ -75,11 +75,6 @@ pub fn refuses_header(name: &[u8], method_overrides: MethodOverrides) -> bool {
     }
 }
 
-/// Is `name` one of [`OVERRIDE_HEADERS`]?
-pub fn is_override_header(name: &[u8]) -> bool {
-    override_header(name).is_some()
-}
-
 /// The override parameter every framework above uses.
 pub const OVERRIDE_PARAMETER: &str = "_method";
 
@@ -289,16 +284,6 @@ impl BodyFinding {
             BodyFinding::Override => Some(Reason::BodyOverride),
             BodyFinding::Unreadable => Some(Reason::BodyUnreadable),
         }
-    }
-}
-
-impl fmt::Display for BodyFinding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BodyFinding::Clean => "clean",
-            BodyFinding::Override => "override",
-            BodyFinding::Unreadable => "unreadable",
-        })
     }
 }
 
