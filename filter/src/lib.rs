@@ -29,6 +29,7 @@
 //! - [`cache`]: bounded per-VM cache of parsed certificates.
 //! - [`wasm`]: the proxy-wasm adapter.
 //! - [`abi`]: the host functions it calls, without the SDK's panics.
+//! - `mock` (tests, and feature `mock-host`): an in-memory host.
 
 pub mod abi;
 pub mod cache;
@@ -38,6 +39,8 @@ pub mod http;
 pub mod root;
 pub mod wasm;
 
+#[cfg(any(test, feature = "mock-host"))]
+pub mod mock;
 #[cfg(test)]
 mod tests;
 

@@ -2,7 +2,6 @@
 //! loading, end to end except for Envoy itself.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use mtls_authz_policy::{BodyReadings, CompiledPolicy, Identity, Reason};
@@ -10,68 +9,27 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 
 use crate::cache::{Entry, IdentityCache};
 use crate::headers::HeaderMap;
-use crate::host::{Host, HostError, Level, Metric};
+use crate::host::{Level, Metric};
 use crate::http::{
     on_request_body, on_request_headers, on_request_trailers, Flow, Held, DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, REVISION_HEADER,
     RULE_HEADER,
 };
+use crate::mock::MockHost;
 use crate::root::{PolicyHolder, REJECTED_PREFIX};
 
 // ---------------------------------------------------------------------------
-// Mock host
-
-/// A local response: status, headers, body.
-type Response = (u32, Vec<(String, String)>, Vec<u8>);
-
-#[derive(Default)]
-struct MockHost {
-    /// Properties by dotted path, e.g. "connection.peer_certificate".
-    properties: HashMap<String, Vec<u8>>,
-    headers: RefCell<Vec<(String, Vec<u8>)>>,
-    response: RefCell<Option<Response>>,
-    logs: RefCell<Vec<(Level, String)>>,
-    metrics: RefCell<HashMap<Metric, u64>>,
-    property_reads: RefCell<Vec<String>>,
-    /// Every host call made, by name ("property", "headers", "replace", "remove", "send"),
-    /// except logging and counters.
-    calls: RefCell<Vec<&'static str>>,
-    /// Host calls that fail: "property", "headers", "replace", "remove", "send".
-    failing: HashSet<&'static str>,
-    /// Return this buffer from `request_headers` instead of the serialized headers.
-    raw_header_map: Option<Vec<u8>>,
-    /// The request body the proxy has buffered.
-    body: Vec<u8>,
-}
+// Mock host (crate::mock), with what only these tests ask of it
 
 impl MockHost {
-    fn request(method: &str, path: &str) -> MockHost {
-        let host = MockHost::default();
-        host.add_header(":method", method.as_bytes());
-        host.add_header(":path", path.as_bytes());
-        host.add_header(":authority", b"payments.test");
-        host
+    fn with_cert(self, cert: &TestCert) -> MockHost {
+        self.with_certificate(&cert.pem, &cert.digest)
     }
 
-    fn with_cert(mut self, cert: &TestCert) -> MockHost {
-        self.properties.insert("connection.sha256_peer_certificate_digest".into(), cert.digest.clone().into_bytes());
-        self.properties.insert("connection.peer_certificate".into(), cert.pem.clone().into_bytes());
-        self
-    }
-
-    fn add_header(&self, name: &str, value: &[u8]) {
-        self.headers.borrow_mut().push((name.into(), value.to_vec()));
-    }
-
-    fn header_values(&self, name: &str) -> Vec<String> {
-        self.headers.borrow().iter().filter(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).collect()
-    }
-
-    fn metric(&self, m: Metric) -> u64 {
-        self.metrics.borrow().get(&m).copied().unwrap_or(0)
-    }
-
-    fn status(&self) -> Option<u32> {
-        self.response.borrow().as_ref().map(|(s, _, _)| *s)
+    /// The local response's headers named `name`; there must be a local response.
+    fn response_header(&self, name: &str) -> Vec<String> {
+        let response = self.response.borrow();
+        let (_, headers, _) = response.as_ref().expect("a local response");
+        headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect()
     }
 
     fn body_json(&self) -> serde_json::Value {
@@ -80,93 +38,6 @@ impl MockHost {
         assert_eq!(headers.first(), Some(&("content-type".to_string(), "application/json".to_string())));
         assert!(headers.iter().skip(1).all(|(n, _)| n == REVISION_HEADER), "{headers:?}");
         serde_json::from_slice(body).expect("JSON body")
-    }
-
-    /// The local response's headers named `name`.
-    fn response_header(&self, name: &str) -> Vec<String> {
-        let response = self.response.borrow();
-        let (_, headers, _) = response.as_ref().expect("a local response");
-        headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect()
-    }
-
-    fn logs_containing(&self, needle: &str) -> Vec<String> {
-        self.logs.borrow().iter().filter(|(_, l)| l.contains(needle)).map(|(_, l)| l.clone()).collect()
-    }
-
-    fn reads_of(&self, property: &str) -> usize {
-        self.property_reads.borrow().iter().filter(|p| *p == property).count()
-    }
-
-    /// The host calls made, in order, without logs and counters.
-    fn calls(&self) -> Vec<&'static str> {
-        self.calls.borrow().clone()
-    }
-
-    fn fail(&self, call: &'static str) -> Result<(), HostError> {
-        self.calls.borrow_mut().push(call);
-        if self.failing.contains(call) {
-            Err(HostError(call))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Host for MockHost {
-    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        self.fail("property")?;
-        let key = path.join(".");
-        self.property_reads.borrow_mut().push(key.clone());
-        Ok(self.properties.get(&key).cloned())
-    }
-
-    /// The headers serialized as the proxy-wasm host does, so every filter
-    /// test also runs the header-map parser.
-    fn request_headers(&self) -> Result<HeaderMap, HostError> {
-        self.fail("headers")?;
-        if let Some(raw) = &self.raw_header_map {
-            return Ok(HeaderMap::from_bytes(raw.clone()));
-        }
-        let headers = self.headers.borrow();
-        Ok(HeaderMap::serialize(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_slice()))).expect("small map"))
-    }
-
-    fn request_body(&self, len: usize) -> Result<Option<Vec<u8>>, HostError> {
-        self.fail("body")?;
-        Ok(Some(self.body.iter().copied().take(len).collect()).filter(|b: &Vec<u8>| !b.is_empty()))
-    }
-
-    /// Envoy's `replaceHeaderMapValue`: every copy goes, one new value is added.
-    fn replace_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
-        self.fail("replace")?;
-        let mut headers = self.headers.borrow_mut();
-        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        headers.push((name.into(), value.as_bytes().to_vec()));
-        Ok(())
-    }
-
-    /// Envoy's header names are case-insensitive (`LowerCaseString`).
-    fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
-        self.fail("remove")?;
-        self.headers.borrow_mut().retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        Ok(())
-    }
-
-    fn send_response(&self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
-        self.fail("send")?;
-        let headers = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
-        let previous = self.response.borrow_mut().replace((status, headers, body.to_vec()));
-        assert!(previous.is_none(), "two local responses for one request");
-        Ok(())
-    }
-
-    fn log(&self, level: Level, message: &str) {
-        assert!(!message.contains('\n') && !message.contains('\r'), "multi-line log: {message:?}");
-        self.logs.borrow_mut().push((level, message.to_owned()));
-    }
-
-    fn increment(&self, metric: Metric) {
-        *self.metrics.borrow_mut().entry(metric).or_insert(0) += 1;
     }
 }
 

@@ -9,9 +9,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use mtls_authz_filter::cache::IdentityCache;
-use mtls_authz_filter::headers::HeaderMap;
-use mtls_authz_filter::host::{Host, HostError, Level, Metric};
 use mtls_authz_filter::http::{on_request_body, on_request_headers, Flow, PRINCIPAL_HEADER, RULE_HEADER};
+use mtls_authz_filter::mock::MockHost;
 use mtls_authz_policy::{CompiledPolicy, Identity, RequestParts};
 
 /// One request, as the filter receives it on the raw listener.
@@ -100,7 +99,7 @@ impl Runner for Filter {
     }
 
     fn run(&self, _key: &str, identity: Option<&str>, request: &Request<'_>) -> Outcome {
-        let host = MockHost::new(identity, request);
+        let host = mock_host(identity, request);
         let mut flow = on_request_headers(&host, Some(&self.policy), &self.cache, request.body.is_none());
         if let Flow::ReadBody(held) = &flow {
             let len = host.body.len();
@@ -109,16 +108,16 @@ impl Runner for Filter {
         match flow {
             Flow::Continue => Outcome {
                 allowed: host.response.borrow().is_none(),
-                rule: host.header(RULE_HEADER),
+                rule: forwarded(&host, RULE_HEADER),
                 reason: None,
                 status: None,
-                principal: host.header(PRINCIPAL_HEADER),
+                principal: forwarded(&host, PRINCIPAL_HEADER),
             },
             Flow::Stop => {
                 let response = host.response.borrow();
                 let (status, body) = response
                     .as_ref()
-                    .map_or((0, serde_json::Value::Null), |(s, b)| (*s, serde_json::from_slice(b).unwrap_or(serde_json::Value::Null)));
+                    .map_or((0, serde_json::Value::Null), |(s, _, b)| (*s, serde_json::from_slice(b).unwrap_or(serde_json::Value::Null)));
                 Outcome {
                     allowed: false,
                     rule: body["rule"].as_str().map(str::to_owned),
@@ -134,84 +133,25 @@ impl Runner for Filter {
 
 /// The proxy as the filter sees it on the raw listener: the verified
 /// certificate on the connection, the request headers as Envoy's codec hands
-/// them over (names lower-cased, pseudo-headers first), the whole body
-/// buffered. A slimmer copy of filter/src/tests.rs's MockHost, which is
-/// private to the filter's unit tests; this one needs only the public
-/// `Host` trait.
-struct MockHost {
-    properties: BTreeMap<&'static str, Vec<u8>>,
-    headers: RefCell<Vec<(String, Vec<u8>)>>,
-    body: Vec<u8>,
-    response: RefCell<Option<(u32, Vec<u8>)>>,
+/// them over (names lower-cased, values trimmed), the whole body buffered.
+fn mock_host(pem: Option<&str>, request: &Request<'_>) -> MockHost {
+    let mut host = MockHost::request(request.method, request.target);
+    if let Some(pem) = pem {
+        let digest = Identity::from_pem(pem.as_bytes()).unwrap().sha256;
+        host = host.with_certificate(pem, &digest);
+    }
+    for (name, value) in request.headers {
+        host.add_header(&name.to_ascii_lowercase(), value.trim().as_bytes());
+    }
+    host.body = request.body.unwrap_or_default().to_vec();
+    host
 }
 
-impl MockHost {
-    fn new(pem: Option<&str>, request: &Request<'_>) -> MockHost {
-        let mut properties = BTreeMap::new();
-        if let Some(pem) = pem {
-            let digest = Identity::from_pem(pem.as_bytes()).unwrap().sha256;
-            properties.insert("connection.sha256_peer_certificate_digest", digest.into_bytes());
-            properties.insert("connection.peer_certificate", pem.as_bytes().to_vec());
-        }
-        let mut headers = vec![
-            (":method".to_owned(), request.method.as_bytes().to_vec()),
-            (":path".to_owned(), request.target.as_bytes().to_vec()),
-            (":authority".to_owned(), b"localhost".to_vec()),
-            (":scheme".to_owned(), b"https".to_vec()),
-        ];
-        headers.extend(request.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.trim().as_bytes().to_vec())));
-        MockHost {
-            properties,
-            headers: RefCell::new(headers),
-            body: request.body.unwrap_or_default().to_vec(),
-            response: RefCell::default(),
-        }
-    }
-
-    /// The one value of a request header after the filter, or `None`; two copies is a failure.
-    fn header(&self, name: &str) -> Option<String> {
-        let headers = self.headers.borrow();
-        let values: Vec<String> = headers.iter().filter(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).collect();
-        assert!(values.len() <= 1, "{name} forwarded {} times: {values:?}", values.len());
-        values.into_iter().next()
-    }
-}
-
-impl Host for MockHost {
-    fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-        Ok(self.properties.get(path.join(".").as_str()).cloned())
-    }
-
-    fn request_headers(&self) -> Result<HeaderMap, HostError> {
-        let headers = self.headers.borrow();
-        HeaderMap::serialize(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_slice()))).ok_or(HostError("headers"))
-    }
-
-    fn request_body(&self, len: usize) -> Result<Option<Vec<u8>>, HostError> {
-        Ok(Some(self.body.iter().copied().take(len).collect()).filter(|b: &Vec<u8>| !b.is_empty()))
-    }
-
-    fn replace_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
-        let mut headers = self.headers.borrow_mut();
-        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        headers.push((name.into(), value.as_bytes().to_vec()));
-        Ok(())
-    }
-
-    fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
-        self.headers.borrow_mut().retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        Ok(())
-    }
-
-    fn send_response(&self, status: u32, _headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
-        let previous = self.response.borrow_mut().replace((status, body.to_vec()));
-        assert!(previous.is_none(), "two local responses for one request");
-        Ok(())
-    }
-
-    fn log(&self, _level: Level, _message: &str) {}
-
-    fn increment(&self, _metric: Metric) {}
+/// The one value of a request header after the filter, or `None`; two copies is a failure.
+fn forwarded(host: &MockHost, name: &str) -> Option<String> {
+    let values = host.header_values(name);
+    assert!(values.len() <= 1, "{name} forwarded {} times: {values:?}", values.len());
+    values.into_iter().next()
 }
 
 // --------------------------------------------------------------------------- CLI
