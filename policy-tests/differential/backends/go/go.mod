@@ -1,0 +1,3 @@
+module differential-go-backend
+
+go 1.19
