@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use mtls_authz_policy::outcome::{self, Facts, Outcome, UpstreamHeader};
 use mtls_authz_policy::principal::HEADER as PRINCIPAL_HEADER;
-use mtls_authz_policy::{canonicalize, Action, CompiledPolicy, IdentityView, Mode, PrincipalFormat, Reason, RequestParts};
+use mtls_authz_policy::reading::PathReport;
+use mtls_authz_policy::{Action, CompiledPolicy, IdentityView, Mode, PrincipalFormat, Reason, RequestParts};
 use serde::Serialize;
 
 use crate::console::Console;
@@ -116,6 +117,9 @@ struct RequestView<'a> {
     path: &'a str,
     /// The decoded path the rules were matched against; null when the path was refused.
     canonical_path: Option<String>,
+    /// How the path reads under the policy's path_reading: what the backend
+    /// receives and the names the rules meet, or the refusal and which option would accept it.
+    reading: PathReport,
     /// Other request headers given, as `[name, value]`.
     headers: &'a [(String, String)],
     /// The length of the body given; null when the request ends with its headers.
@@ -190,6 +194,7 @@ pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
     };
     let outcome_view = OutcomeView::new(outcome::outcome(&policy, decision, &facts));
     let headers = policy.policy().upstream_headers;
+    let reading = PathReport::new(&req.path, &policy.policy().path_reading);
     let report = Report {
         decision: decision.verdict.as_str(),
         enforced: decision.enforced.as_str(),
@@ -201,7 +206,8 @@ pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
         request: RequestView {
             method: &req.method,
             path: &req.path,
-            canonical_path: canonicalize(&req.path).ok().map(|p| p.as_str().to_owned()),
+            canonical_path: reading.path.clone(),
+            reading,
             headers: &req.headers,
             body_bytes: req.body.as_ref().map(Vec::len),
         },
@@ -244,6 +250,13 @@ fn print_text(r: &Report<'_>, console: &mut Console<'_>) {
         _ => format!("{} {}", r.request.method, r.request.path),
     };
     row(console, "request", &request);
+    for extra in &r.request.reading.extra_readings {
+        row(console, "also", &format!("/{} (another reading a deny rule meets)", extra.join("/")));
+    }
+    if let Some(why) = &r.request.reading.refusal {
+        let accepted_by = why.accepted_by.map_or(String::new(), |option| format!("; accepted with {option}"));
+        row(console, "path", &format!("refused [{}]{accepted_by}", why.code));
+    }
     for (name, value) in r.request.headers {
         row(console, "header", &format!("{name}: {value}"));
     }

@@ -25,6 +25,7 @@ mod explain;
 mod identity_input;
 mod input;
 mod output;
+mod path;
 mod publish;
 mod runner;
 mod watch;
@@ -104,6 +105,15 @@ enum Command {
     /// configuration. Exit status: 0 published (or already current), 1 invalid
     /// policy, 2 unusable input (unreadable policy, missing --out directory).
     Publish(publish::PublishArgs),
+    /// Show how paths read under a policy's path_reading, or why they are refused.
+    ///
+    /// For each target (arguments, or one per line on stdin): the segments a
+    /// backend that decodes once receives, the names the rules are matched
+    /// against, other readings a deny rule also meets; or the refusal, with
+    /// the option that would accept the path and what it assumes. Without
+    /// --policy or --reading, the strict reading. Exit status: 0 all
+    /// accepted, 1 some refused, 2 unusable input.
+    Path(PathArgs),
     /// Publish a policy, then again on every change to it, until stopped.
     ///
     /// Polls the file; an invalid version is refused and logged with the
@@ -152,6 +162,22 @@ struct CallerArgs {
     /// No client certificate on the connection.
     #[arg(long)]
     no_cert: bool,
+}
+
+#[derive(Debug, Args)]
+struct PathArgs {
+    /// Read paths under this policy's path_reading.
+    #[arg(long, value_name = "POLICY.json", conflicts_with = "reading")]
+    policy: Option<PathBuf>,
+    /// A path_reading object, e.g. '{"trailing_slash": "same_as_without"}'.
+    #[arg(long, value_name = "JSON")]
+    reading: Option<String>,
+    /// Request targets (`:path`, query included); none reads one per line from stdin.
+    #[arg(value_name = "TARGET", allow_hyphen_values = true)]
+    targets: Vec<String>,
+    /// Output format; json prints one object per target, one per line.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +249,10 @@ fn dispatch(command: Command, console: &mut Console<'_>) -> Exit {
         }
         Command::Test(args) => runner::run(&args.policy, &args.cases, args.format, args.verbose, console),
         Command::Doctor(args) => doctor::run(&args, console),
+        Command::Path(args) => {
+            let request = path::Request { policy: args.policy, reading: args.reading, targets: args.targets, format: args.format };
+            path::run(&request, console)
+        }
         Command::Publish(args) => publish::run(&args, console),
         Command::Watch(args) => watch::run(&args, console),
     };

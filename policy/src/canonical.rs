@@ -4,8 +4,16 @@
 //! one path two ways (`/a/../b`, `%2F`, `;x`, `//`). This module accepts only
 //! paths with a single obvious reading and returns their decoded form; every
 //! other path is refused with the reason, and the engine denies it. The query
-//! and fragment are cut off first: policies are about the resource, not its
-//! parameters.
+//! is cut off first (policies are about the resource, not its parameters),
+//! after checking it holds only visible ASCII; a raw `#` is refused, since
+//! clients never send a fragment and some backends cut the path there.
+//!
+//! What counts as "one reading" depends on what is known of the backend: the
+//! policy's `path_reading` ([`crate::reading`]). Reading a path takes two
+//! steps: [`decode`] checks the raw target and percent-decodes it once, as a
+//! backend receives it; [`Decoded::read`] turns that into the names the rules
+//! are matched against, as the backend resolves them. [`canonicalize_with`]
+//! does both.
 //!
 //! Envoy's `normalize_path`, `merge_slashes` and
 //! `path_with_escaped_slashes_action` make most of these rare before the filter
@@ -13,6 +21,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
+
+use crate::bestfit;
+use crate::reading::{EncodedDelimiters, EncodedSlash, NameError, PathParameters, PathReading, Platform, TrailingSlash, Unicode};
 
 /// Paths with more segments than this are refused (keeps matching bounded).
 pub const MAX_SEGMENTS: usize = 128;
@@ -26,7 +37,7 @@ pub enum PathRejection {
     Empty,
     /// It does not start with `/` (authority-form, `*`, or a relative path).
     NoLeadingSlash,
-    /// `//` or a trailing `/`: backends disagree on what an empty segment means.
+    /// `//`: backends disagree on what an empty segment means.
     EmptySegment,
     /// A `.` or `..` segment, raw or percent-encoded.
     DotSegment,
@@ -57,12 +68,29 @@ pub enum PathRejection {
     /// punctuation or a space (fullwidth `／`, `︰` for `..`), or a slash
     /// look-alike such as the division slash `∕`.
     LookalikeDelimiter,
+    /// A raw `#`: clients never send a fragment, and a backend that cuts the
+    /// path there (or decodes and normalises it) reads another path.
+    Fragment,
+    /// A control character, space or non-ASCII byte in the query, which an
+    /// embedding outside Envoy might pass on unchecked.
+    QueryCharacter,
+    /// A trailing `/`, whose meaning depends on the backend
+    /// (`path_reading.trailing_slash`).
+    TrailingSlash,
+    /// A character that Windows best-fit conversion turns into a delimiter,
+    /// a dot, a colon or a space (`¥` into `\` under code page 932).
+    BestFit,
+    /// A `:` naming an NTFS alternate stream or a drive, on a Windows backend.
+    NtfsStream,
+    /// An 8.3 short name (`intern~1`) on a Windows backend: it stands for a
+    /// long name only the file system knows.
+    ShortName,
 }
 
 impl PathRejection {
     /// Every rejection, in declaration order: what filter/constants.json lists
     /// for the e2e suites and bench, which match reasons by [`PathRejection::code`].
-    pub const ALL: [PathRejection; 16] = [
+    pub const ALL: [PathRejection; 22] = [
         PathRejection::Empty,
         PathRejection::NoLeadingSlash,
         PathRejection::EmptySegment,
@@ -79,6 +107,12 @@ impl PathRejection {
         PathRejection::TooLong,
         PathRejection::TrailingDotOrSpace,
         PathRejection::LookalikeDelimiter,
+        PathRejection::Fragment,
+        PathRejection::QueryCharacter,
+        PathRejection::TrailingSlash,
+        PathRejection::BestFit,
+        PathRejection::NtfsStream,
+        PathRejection::ShortName,
     ];
 
     /// A stable machine name (`path.dot_segment`), the [`Reason::code`] of the
@@ -105,6 +139,12 @@ impl PathRejection {
             PathRejection::TooLong => "path.too_long",
             PathRejection::TrailingDotOrSpace => "path.trailing_dot_or_space",
             PathRejection::LookalikeDelimiter => "path.lookalike_delimiter",
+            PathRejection::Fragment => "path.fragment",
+            PathRejection::QueryCharacter => "path.query_character",
+            PathRejection::TrailingSlash => "path.trailing_slash",
+            PathRejection::BestFit => "path.best_fit",
+            PathRejection::NtfsStream => "path.ntfs_stream",
+            PathRejection::ShortName => "path.short_name",
         }
     }
 
@@ -113,7 +153,7 @@ impl PathRejection {
         match self {
             PathRejection::Empty => "path is empty",
             PathRejection::NoLeadingSlash => "path does not start with '/'",
-            PathRejection::EmptySegment => "path has an empty segment ('//' or a trailing '/')",
+            PathRejection::EmptySegment => "path has an empty segment ('//')",
             PathRejection::DotSegment => "path has a '.' or '..' segment",
             PathRejection::EncodedSlash => "path has an encoded '/' (%2F)",
             PathRejection::Backslash => "path has a backslash",
@@ -127,6 +167,12 @@ impl PathRejection {
             PathRejection::TooLong => "path is too long",
             PathRejection::TrailingDotOrSpace => "path has a segment ending in '.' or a space",
             PathRejection::LookalikeDelimiter => "path has a look-alike of '/', '.' or another delimiter (e.g. fullwidth)",
+            PathRejection::Fragment => "path has a raw '#' (a fragment)",
+            PathRejection::QueryCharacter => "query has a control character, space or non-ASCII byte",
+            PathRejection::TrailingSlash => "path ends in '/'",
+            PathRejection::BestFit => "path has a character that Windows best-fit turns into a delimiter (e.g. U+00A5 into '\\')",
+            PathRejection::NtfsStream => "path has a ':' naming an NTFS stream or drive",
+            PathRejection::ShortName => "path has a Windows 8.3 short name (e.g. 'intern~1')",
         }
     }
 }
@@ -137,28 +183,46 @@ impl fmt::Display for PathRejection {
     }
 }
 
-/// A path with one reading: starts with `/`, no query, no fragment, no empty,
-/// `.` or `..` segments, percent-decoded, and free of `/`, `\`, `;`, `%`, NUL
-/// or control characters inside any segment.
+/// A path with one reading, as the rules see it: starts with `/`, no query,
+/// no empty, `.` or `..` segment, percent-decoded, each segment the name the
+/// backend resolves ([`PathReading::name`]), and free of `\`, `;`, NUL or
+/// control characters. An encoded `/` kept inside a segment
+/// ([`EncodedSlash::InSegment`]) is written `%2F`, the only `%` such a path
+/// has. Under [`TrailingSlash::Distinct`] a path ending in `/` has a last,
+/// empty segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CanonicalPath<'a> {
-    decoded: Cow<'a, str>,
+    text: Cow<'a, str>,
+    /// Other readings a backend may resolve the same request to
+    /// (`path_reading.suffix_patterns`, Windows best fit): a deny rule that
+    /// matches one of them denies the request. Empty for most paths.
+    extra: Vec<String>,
 }
 
 impl<'a> CanonicalPath<'a> {
-    /// The decoded path, e.g. `/api/payment/create`.
+    /// The path as the rules see it, e.g. `/api/payment/create`.
     pub fn as_str(&self) -> &str {
-        &self.decoded
+        &self.text
     }
 
-    /// The decoded segments; none for `/`.
+    /// The segments; none for `/`.
     pub fn segments(&self) -> Segments<'_> {
-        let body = self.decoded.get(1..).unwrap_or("");
-        if body.is_empty() {
-            Segments::empty()
-        } else {
-            Segments::new(body)
-        }
+        segments_of(&self.text)
+    }
+
+    /// The other readings a deny rule is also matched against.
+    pub fn extra_readings(&self) -> &[String] {
+        &self.extra
+    }
+}
+
+/// The segments of a path text that starts with `/`; none for `/`.
+pub(crate) fn segments_of(text: &str) -> Segments<'_> {
+    let body = text.get(1..).unwrap_or("");
+    if body.is_empty() {
+        Segments::empty()
+    } else {
+        Segments::new(body)
     }
 }
 
@@ -202,13 +266,33 @@ impl<'p> Iterator for Segments<'p> {
     }
 }
 
-/// Characters allowed raw in a path segment (RFC 3986 `pchar` without `;`,
-/// plus `%` for escapes). Everything else must be percent-encoded or is refused.
+/// Characters allowed raw in a path segment: RFC 3986 `pchar` without `;`,
+/// plus `%` for escapes, plus `|`, `[` and `]`, which browsers send
+/// unencoded and no backend reads as a delimiter in a path. Everything else
+/// must be percent-encoded or is refused.
 fn allowed_raw(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' | b':' | b'@' | b'%'
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b'='
+                | b':'
+                | b'@'
+                | b'%'
+                | b'|'
+                | b'['
+                | b']'
         )
 }
 
@@ -237,10 +321,169 @@ pub fn strip_query_and_fragment(target: &str) -> &str {
     }
 }
 
-/// Canonicalise a request target (`:path`, query allowed). Allocates only when
-/// the path contains percent-escapes.
+/// Canonicalise a request target (`:path`, query allowed) under the strict
+/// reading, which knows nothing of the backend. Allocates only when the path
+/// contains percent-escapes.
 pub fn canonicalize(target: &str) -> Result<CanonicalPath<'_>, PathRejection> {
-    let path = strip_query_and_fragment(target);
+    canonicalize_with(target, &PathReading::default())
+}
+
+/// Canonicalise a request target under what the policy knows of its backend.
+pub fn canonicalize_with<'a>(target: &'a str, reading: &PathReading) -> Result<CanonicalPath<'a>, PathRejection> {
+    decode(target, reading)?.read(reading)
+}
+
+/// A path as a backend that decodes once receives it: checked, decoded, path
+/// parameters stripped when the reading says so, and a trailing `/` kept as a
+/// last empty segment unless the reading refuses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    /// Segments joined by `/`, an in-segment `/` written `%2F`.
+    text: Cow<'a, str>,
+    /// Whether the path ended in `/` (then `text` does too).
+    trailing_slash: bool,
+}
+
+impl<'a> Decoded<'a> {
+    /// The decoded path, an in-segment `/` written `%2F`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The decoded segments, each as the backend receives it (an in-segment
+    /// `/` as itself); a path ending in `/` has a last, empty one.
+    pub fn segments(&self) -> Vec<String> {
+        segments_of(&self.text).map(|s| s.replace(ENCODED_SLASH, "/")).collect()
+    }
+
+    /// The names the rules are matched against, as the backend resolves them.
+    pub fn read(self, reading: &PathReading) -> Result<CanonicalPath<'a>, PathRejection> {
+        let windows = reading.platform == Platform::Windows;
+        let best_fit = windows && !self.text.is_ascii();
+        if !reading.rewrites_names() && !reading.suffix_patterns && !best_fit {
+            return Ok(self.finish(self.text.clone(), Vec::new(), reading));
+        }
+        let primary = rename_segments(&self.text, self.trailing_slash, reading)?;
+        let mut extra = Vec::new();
+        if best_fit {
+            for spelling in best_fit_spellings(&self.text) {
+                let read = rename_segments(&spelling, self.trailing_slash, reading)?;
+                if read != primary && !extra.contains(&read) {
+                    extra.push(read);
+                }
+            }
+        }
+        if reading.suffix_patterns {
+            for read in suffix_readings(&primary)? {
+                if !extra.contains(&read) {
+                    extra.push(read);
+                }
+            }
+        }
+        Ok(self.finish(Cow::Owned(primary), extra, reading))
+    }
+
+    fn finish(&self, text: Cow<'a, str>, extra: Vec<String>, reading: &PathReading) -> CanonicalPath<'a> {
+        // SameAsWithout: the rules see the path without its trailing '/'.
+        let text = match (self.trailing_slash, reading.trailing_slash) {
+            (true, TrailingSlash::SameAsWithout) => match text {
+                Cow::Borrowed(t) => Cow::Borrowed(t.strip_suffix('/').unwrap_or(t)),
+                Cow::Owned(t) => Cow::Owned(t.strip_suffix('/').unwrap_or(&t).to_owned()),
+            },
+            _ => text,
+        };
+        let extra = match (self.trailing_slash, reading.trailing_slash) {
+            (true, TrailingSlash::SameAsWithout) => extra.into_iter().map(|e| e.strip_suffix('/').unwrap_or(&e).to_owned()).collect(),
+            _ => extra,
+        };
+        CanonicalPath { text, extra }
+    }
+}
+
+/// How an encoded `/` kept inside a segment is written in a decoded path.
+const ENCODED_SLASH: &str = "%2F";
+
+/// At most this many readings of one path by suffix matching (one per `.` in
+/// the last segment); a path with more is refused as too long.
+const MAX_SUFFIX_READINGS: usize = 16;
+
+/// The path with each segment replaced by the name the backend resolves.
+fn rename_segments(text: &str, trailing_slash: bool, reading: &PathReading) -> Result<String, PathRejection> {
+    let mut out = String::with_capacity(text.len());
+    let count = segments_of(text).count();
+    for (i, segment) in segments_of(text).enumerate() {
+        out.push('/');
+        if trailing_slash && i + 1 == count {
+            break;
+        }
+        let name = reading.name(segment).map_err(|e| match e {
+            NameError::Empty => PathRejection::EmptySegment,
+            NameError::Dot => PathRejection::DotSegment,
+            NameError::Stream => PathRejection::NtfsStream,
+            NameError::ShortName => PathRejection::ShortName,
+        })?;
+        out.push_str(&name);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// Spring's suffix pattern matching: `/a/name.x.y` may be served by the
+/// handler of `/a/name` or `/a/name.x`, one reading per `.` in the last name
+/// (not a leading one).
+fn suffix_readings(path: &str) -> Result<Vec<String>, PathRejection> {
+    let cut = path.rfind('/').map_or(0, |i| i + 1);
+    let (dir, last) = path.split_at(cut);
+    let mut readings = Vec::new();
+    for (i, _) in last.match_indices('.').filter(|(i, _)| *i > 0) {
+        if readings.len() == MAX_SUFFIX_READINGS {
+            return Err(PathRejection::TooLong);
+        }
+        readings.push(format!("{dir}{}", &last[..i]));
+    }
+    Ok(readings)
+}
+
+/// The path as each Windows ANSI code page best-fits it: one spelling per
+/// code page that changes it.
+fn best_fit_spellings(text: &str) -> Vec<String> {
+    let mut spellings: Vec<String> = Vec::new();
+    for bit in 0..bestfit::CODE_PAGES.len() {
+        let mask = 1u32 << bit;
+        let mut changed = false;
+        let spelled: String = text
+            .chars()
+            .map(|c| match bestfit::best_fit_ascii(c).find(|(_, pages)| pages & mask != 0) {
+                Some((byte, _)) => {
+                    changed = true;
+                    char::from(byte)
+                }
+                None => c,
+            })
+            .collect();
+        if changed && !spellings.contains(&spelled) {
+            spellings.push(spelled);
+        }
+    }
+    spellings
+}
+
+/// Check a request target and decode its path once: the first step of
+/// [`canonicalize_with`], and what tools show as "the path the backend
+/// receives". Allocates only when the path has escapes or stripped parameters.
+pub fn decode<'a>(target: &'a str, reading: &PathReading) -> Result<Decoded<'a>, PathRejection> {
+    let (path, query) = match target.bytes().position(|b| b == b'?' || b == b'#') {
+        Some(i) => (target.get(..i).unwrap_or(target), target.get(i..).unwrap_or("")),
+        None => (target, ""),
+    };
+    if query.bytes().any(|b| b == b'#') {
+        return Err(PathRejection::Fragment);
+    }
+    if query.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+        return Err(PathRejection::QueryCharacter);
+    }
     if path.is_empty() {
         return Err(if target.is_empty() { PathRejection::Empty } else { PathRejection::NoLeadingSlash });
     }
@@ -252,47 +495,109 @@ pub fn canonicalize(target: &str) -> Result<CanonicalPath<'_>, PathRejection> {
         return Err(PathRejection::TooLong);
     }
     if path == "/" {
-        return Ok(CanonicalPath { decoded: Cow::Borrowed(path) });
+        return Ok(Decoded { text: Cow::Borrowed(path), trailing_slash: false });
     }
+    let trailing_slash = path.ends_with('/');
+    if trailing_slash && reading.trailing_slash == TrailingSlash::Refuse {
+        return Err(if path.ends_with("//") { PathRejection::EmptySegment } else { PathRejection::TrailingSlash });
+    }
+    let body = if trailing_slash { &path[1..path.len() - 1] } else { &path[1..] };
     let mut segments = 0usize;
-    for segment in Segments::new(&path[1..]) {
+    let mut stripped = false;
+    for segment in Segments::new(body) {
         segments += 1;
         if segments > MAX_SEGMENTS {
             return Err(PathRejection::TooLong);
         }
-        check_raw_segment(segment.as_bytes())?;
+        let (name, parameters) = split_parameters(segment, reading);
+        if let Some(parameters) = parameters {
+            check_parameters(parameters.as_bytes())?;
+            stripped = true;
+        }
+        check_raw_segment(name.as_bytes(), reading)?;
     }
-    if !bytes.contains(&b'%') {
-        check_decoded_segments(path)?;
-        return Ok(CanonicalPath { decoded: Cow::Borrowed(path) });
+    let text = if !bytes.contains(&b'%') && !stripped {
+        Cow::Borrowed(path)
+    } else {
+        let mut out = Vec::with_capacity(path.len());
+        for segment in Segments::new(body) {
+            out.push(b'/');
+            let (name, _) = split_parameters(segment, reading);
+            decode_segment(name.as_bytes(), &mut out)?;
+        }
+        if trailing_slash {
+            out.push(b'/');
+        }
+        Cow::Owned(String::from_utf8(out).map_err(|_| PathRejection::InvalidUtf8)?)
+    };
+    check_decoded_segments(&text, trailing_slash, reading)?;
+    Ok(Decoded { text, trailing_slash })
+}
+
+/// A raw segment and its `;` parameters, when the reading strips them.
+fn split_parameters<'s>(segment: &'s str, reading: &PathReading) -> (&'s str, Option<&'s str>) {
+    match (reading.path_parameters, segment.find(';')) {
+        (PathParameters::Strip, Some(i)) => (&segment[..i], segment.get(i + 1..)),
+        _ => (segment, None),
     }
-    let mut out = Vec::with_capacity(path.len());
+}
+
+/// Path parameters are dropped, but still only the characters a path may
+/// hold: a parameter cannot smuggle a control character or a broken escape.
+fn check_parameters(parameters: &[u8]) -> Result<(), PathRejection> {
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' {
+    while i < parameters.len() {
+        match parameters[i] {
+            b'%' => {
+                let b = escaped_byte(parameters, i).ok_or(PathRejection::InvalidPercentEncoding)?;
+                if b < 0x20 || b == 0x7f {
+                    return Err(if b == 0 { PathRejection::Nul } else { PathRejection::InvalidCharacter });
+                }
+                i += 3;
+                continue;
+            }
+            b'\\' => return Err(PathRejection::Backslash),
+            b';' => {}
+            b if !allowed_raw(b) => return Err(PathRejection::InvalidCharacter),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Percent-decode one checked raw segment onto `out`. An encoded `/` (only
+/// accepted under [`EncodedSlash::InSegment`]) stays `%2F`.
+fn decode_segment(raw: &[u8], out: &mut Vec<u8>) -> Result<(), PathRejection> {
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' {
             // check_raw_segment guaranteed two hex digits follow.
-            out.push(escaped_byte(bytes, i).ok_or(PathRejection::InvalidPercentEncoding)?);
+            match escaped_byte(raw, i).ok_or(PathRejection::InvalidPercentEncoding)? {
+                b'/' => out.extend_from_slice(ENCODED_SLASH.as_bytes()),
+                b => out.push(b),
+            }
             i += 3;
         } else {
-            out.push(b);
+            out.push(raw[i]);
             i += 1;
         }
     }
-    let decoded = String::from_utf8(out).map_err(|_| PathRejection::InvalidUtf8)?;
-    check_decoded_segments(&decoded)?;
-    Ok(CanonicalPath { decoded: Cow::Owned(decoded) })
+    Ok(())
 }
 
 /// Checks on the decoded path that raw checks cannot see: dot segments that
-/// decoding produced (`%2e%2e`), trailing dots and spaces, and Unicode
-/// look-alikes of delimiters.
-fn check_decoded_segments(decoded: &str) -> Result<(), PathRejection> {
-    for segment in Segments::new(decoded.get(1..).unwrap_or("")) {
+/// decoding produced (`%2e%2e`), trailing dots and spaces, control
+/// characters, and the non-ASCII characters that some backend turns into a
+/// delimiter: Unicode look-alikes and Windows best-fit characters.
+fn check_decoded_segments(decoded: &str, trailing_slash: bool, reading: &PathReading) -> Result<(), PathRejection> {
+    let body = decoded.get(1..).unwrap_or("");
+    let body = if trailing_slash { body.strip_suffix('/').unwrap_or(body) } else { body };
+    for segment in Segments::new(body) {
         if segment == "." || segment == ".." {
             return Err(PathRejection::DotSegment);
         }
-        if segment.ends_with(['.', ' ']) {
+        if reading.platform == Platform::Any && segment.ends_with(['.', ' ']) {
             return Err(PathRejection::TrailingDotOrSpace);
         }
     }
@@ -301,8 +606,11 @@ fn check_decoded_segments(decoded: &str) -> Result<(), PathRejection> {
         if decoded.chars().any(char::is_control) {
             return Err(PathRejection::InvalidCharacter);
         }
-        if decoded.chars().any(is_lookalike_delimiter) {
+        if matches!(reading.unicode, Unicode::Any | Unicode::Nfkc) && decoded.chars().any(is_lookalike_delimiter) {
             return Err(PathRejection::LookalikeDelimiter);
+        }
+        if reading.may_best_fit() && decoded.chars().any(bestfit::best_fits_to_delimiter) {
+            return Err(PathRejection::BestFit);
         }
     }
     Ok(())
@@ -310,9 +618,12 @@ fn check_decoded_segments(decoded: &str) -> Result<(), PathRejection> {
 
 /// Non-ASCII characters whose compatibility decomposition (NFKD, the first
 /// half of NFKC) contains ASCII punctuation or a space: fullwidth `／`, `︰`
-/// (two dots), `℀` (`a/c`), the Greek question mark (`;`), a no-break space.
-/// A backend or file system that normalises Unicode would read a different
-/// path, so such paths are refused. Derived from Unicode data, not a hand list.
+/// (two dots), `℀` (`a/c`), the Greek question mark (`;`), a no-break space,
+/// U+FE70 (a space and a combining mark). A backend or file system that
+/// normalises Unicode would read a different path, so such paths are
+/// refused unless the policy says its backend never normalises
+/// ([`Unicode::AsSent`], [`Unicode::Nfc`]). Derived from Unicode data, not a
+/// hand list; the fuzz target holds it to the same definition.
 fn is_lookalike_delimiter(c: char) -> bool {
     if c.is_ascii() {
         return false;
@@ -330,7 +641,7 @@ fn is_lookalike_delimiter(c: char) -> bool {
     hit
 }
 
-fn check_raw_segment(seg: &[u8]) -> Result<(), PathRejection> {
+fn check_raw_segment(seg: &[u8], reading: &PathReading) -> Result<(), PathRejection> {
     if seg.is_empty() {
         return Err(PathRejection::EmptySegment);
     }
@@ -341,7 +652,7 @@ fn check_raw_segment(seg: &[u8]) -> Result<(), PathRejection> {
     while i < seg.len() {
         let b = seg[i];
         if b == b'%' {
-            check_decoded_byte(escaped_byte(seg, i).ok_or(PathRejection::InvalidPercentEncoding)?)?;
+            check_decoded_byte(escaped_byte(seg, i).ok_or(PathRejection::InvalidPercentEncoding)?, reading)?;
             i += 3;
             continue;
         }
@@ -357,13 +668,19 @@ fn check_raw_segment(seg: &[u8]) -> Result<(), PathRejection> {
     Ok(())
 }
 
-fn check_decoded_byte(b: u8) -> Result<(), PathRejection> {
+fn check_decoded_byte(b: u8, reading: &PathReading) -> Result<(), PathRejection> {
+    let once = reading.encoded_delimiters == EncodedDelimiters::DecodeOnce;
+    let in_segment = reading.encoded_slash == EncodedSlash::InSegment;
     match b {
+        b'/' if in_segment => Ok(()),
         b'/' => Err(PathRejection::EncodedSlash),
         b'\\' => Err(PathRejection::Backslash),
         0 => Err(PathRejection::Nul),
+        // With %2F kept inside names, a decoded '%' would make "%2F" mean two things.
+        b'%' if once && !in_segment => Ok(()),
         b'%' => Err(PathRejection::EncodedPercent),
         b';' => Err(PathRejection::PathParameter),
+        b'?' | b'#' if once => Ok(()),
         b'?' | b'#' => Err(PathRejection::EncodedDelimiter),
         0x01..=0x1f | 0x7f => Err(PathRejection::InvalidCharacter),
         _ => Ok(()),
@@ -392,16 +709,31 @@ mod tests {
     fn plain_paths_pass_unchanged_and_unallocated() {
         assert_eq!(ok("/api/payment/create"), "/api/payment/create");
         assert_eq!(ok("/"), "/");
-        assert!(matches!(canonicalize("/a/b").unwrap().decoded, Cow::Borrowed(_)));
+        assert!(matches!(canonicalize("/a/b").unwrap().text, Cow::Borrowed(_)));
     }
 
     #[test]
-    fn query_and_fragment_are_cut_off() {
+    fn the_query_is_cut_off() {
         assert_eq!(ok("/api/payment/query?x=1"), "/api/payment/query");
         assert_eq!(ok("/api/payment/create?/query"), "/api/payment/create");
-        assert_eq!(ok("/a#frag"), "/a");
-        assert_eq!(ok("/a#x?y"), "/a");
+        assert_eq!(ok("/a?"), "/a");
         assert_eq!(rejected("?x"), PathRejection::NoLeadingSlash);
+    }
+
+    #[test]
+    fn a_raw_fragment_is_refused_not_cut_off() {
+        // Go's FileServer and wsgiref + normpath read this as /api/payment/admin/x.
+        for p in ["/api/payment/query#/../admin/x", "/a#frag", "/a#x?y", "/a?x=1#y", "/a#", "#"] {
+            assert_eq!(rejected(p), PathRejection::Fragment, "{p}");
+        }
+    }
+
+    #[test]
+    fn the_query_holds_only_visible_ascii() {
+        for p in ["/a?x=\u{1}", "/a?x y", "/a?x=\t", "/a?x=\u{7f}", "/a?x=\u{e9}", "/a?\r\nX-Injected: 1"] {
+            assert_eq!(rejected(p), PathRejection::QueryCharacter, "{p:?}");
+        }
+        assert_eq!(ok("/a?x=%00&y=%C3%A9&z=a+b"), "/a", "escapes are the query's business");
     }
 
     #[test]
@@ -421,9 +753,10 @@ mod tests {
 
     #[test]
     fn empty_segments_are_refused() {
-        for p in ["//a", "/a//b", "/a/b/", "/a/b//"] {
+        for p in ["//a", "/a//b", "/a/b//", "//"] {
             assert_eq!(rejected(p), PathRejection::EmptySegment, "{p}");
         }
+        assert_eq!(rejected("/a/b/"), PathRejection::TrailingSlash);
     }
 
     #[test]
@@ -513,6 +846,189 @@ mod tests {
             assert_eq!(rejected(p), PathRejection::LookalikeDelimiter, "{p}");
         }
         assert_eq!(ok("/caf%C3%A9"), "/caf\u{e9}");
+    }
+
+    fn with(json: &str) -> PathReading {
+        let policy = format!(r#"{{"version": 1, "default_action": "deny", "path_reading": {json}, "rules": []}}"#);
+        crate::Policy::from_json(&policy).unwrap().path_reading
+    }
+
+    fn read(p: &str, reading: &PathReading) -> Result<(String, Vec<String>), PathRejection> {
+        canonicalize_with(p, reading).map(|c| (c.as_str().to_owned(), c.extra_readings().to_vec()))
+    }
+
+    fn read_ok(p: &str, reading: &PathReading) -> String {
+        read(p, reading).unwrap().0
+    }
+
+    #[test]
+    fn browsers_unencoded_brackets_and_bars_are_accepted() {
+        assert_eq!(ok("/search/a|b"), "/search/a|b");
+        assert_eq!(ok("/x[0]/y"), "/x[0]/y");
+        for p in ["/a<b", "/a>b", "/a\"b", "/a{b", "/a}b", "/a`b", "/a^b"] {
+            assert_eq!(rejected(p), PathRejection::InvalidCharacter, "{p}");
+        }
+    }
+
+    #[test]
+    fn windows_best_fit_delimiters_are_refused_unless_the_backend_is_not_windows() {
+        for p in [
+            "/api/payment/query/..%C2%A5..%C2%A5admin/x", // U+00A5 -> '\\' under 932
+            "/a/%E2%82%A9b",                              // U+20A9 -> '\\' under 949
+            "/a/x%EF%BC%9Ay",                             // U+FF1A -> ':'
+            "/a/x%E3%80%80",                              // U+3000 -> ' '
+            "/a/%C2%B4x",                                 // U+00B4 -> '/' under 1253
+        ] {
+            assert!(matches!(rejected(p), PathRejection::BestFit | PathRejection::LookalikeDelimiter), "{p}");
+        }
+        assert_eq!(rejected("/api/payment/query/..%C2%A5..%C2%A5admin/x"), PathRejection::BestFit);
+        let posix = with(r#"{"platform": "posix", "unicode": "as_sent"}"#);
+        assert_eq!(read_ok("/a/%C2%A5100", &posix), "/a/\u{a5}100");
+        assert_eq!(read_ok("/a/x%E3%80%80y", &posix), "/a/x\u{3000}y", "the ideographic space");
+        assert_eq!(read_ok("/a/x%C2%B4", &posix), "/a/x\u{b4}", "the acute accent");
+        assert_eq!(read_ok("/a/x%E2%80%A6", &posix), "/a/x\u{2026}", "the ellipsis");
+        assert_eq!(rejected("/a/x%E2%80%A6"), PathRejection::LookalikeDelimiter);
+        assert_eq!(read("/a/%C2%A5", &with(r#"{"platform": "windows"}"#)), Err(PathRejection::BestFit));
+    }
+
+    #[test]
+    fn the_fuzzers_fe70_is_a_lookalike_by_the_one_definition() {
+        // U+FE70's compatibility decomposition starts with a space: NFKC turns
+        // `/x/%EF%B9%B0` into a segment with a leading space.
+        assert_eq!(rejected("/docs/public/%EF%B9%B0/i/a/x"), PathRejection::LookalikeDelimiter);
+        let as_sent = with(r#"{"unicode": "as_sent"}"#);
+        assert_eq!(read_ok("/docs/public/%EF%B9%B0/i/a/x", &as_sent), "/docs/public/\u{fe70}/i/a/x");
+    }
+
+    #[test]
+    fn trailing_slashes_read_as_the_backend_routes_them() {
+        let same = with(r#"{"trailing_slash": "same_as_without"}"#);
+        assert_eq!(read_ok("/admin/login/", &same), "/admin/login");
+        assert_eq!(read_ok("/admin/login", &same), "/admin/login");
+        assert_eq!(read_ok("/", &same), "/");
+        assert_eq!(read("/admin//", &same), Err(PathRejection::EmptySegment));
+        assert_eq!(read("/admin/../", &same), Err(PathRejection::DotSegment));
+        assert_eq!(read("/admin/%2e/", &same), Err(PathRejection::DotSegment));
+        let distinct = with(r#"{"trailing_slash": "distinct"}"#);
+        let c = canonicalize_with("/admin/login/", &distinct).unwrap();
+        assert_eq!(c.segments().collect::<Vec<_>>(), ["admin", "login", ""]);
+        assert_eq!(read_ok("/api/%61/", &distinct), "/api/a/");
+        assert_eq!(decode("/api/%61/", &distinct).unwrap().segments(), ["api", "a", ""]);
+    }
+
+    #[test]
+    fn servlet_path_parameters_are_stripped_when_the_policy_says_so() {
+        let strip = with(r#"{"path_parameters": "strip"}"#);
+        assert_eq!(read_ok("/shop;jsessionid=A1B2/cart", &strip), "/shop/cart");
+        assert_eq!(read_ok("/shop/cart;jsessionid=A1B2;x=y", &strip), "/shop/cart");
+        assert_eq!(read_ok("/shop/cart;jsessionid=A1B2?q=1", &strip), "/shop/cart");
+        assert_eq!(read("/..;/admin", &strip), Err(PathRejection::DotSegment), "Tomcat reads ..; as ..");
+        assert_eq!(read("/a/;x/b", &strip), Err(PathRejection::EmptySegment));
+        assert_eq!(read("/a;x%00/b", &strip), Err(PathRejection::Nul));
+        assert_eq!(read("/a;x\\y/b", &strip), Err(PathRejection::Backslash));
+        assert_eq!(read("/a%3Bx/b", &strip), Err(PathRejection::PathParameter), "an encoded ';' is a name character to some");
+    }
+
+    #[test]
+    fn encoded_slashes_stay_inside_their_segment_when_the_policy_says_so() {
+        let keep = with(r#"{"encoded_slash": "in_segment"}"#);
+        let c = canonicalize_with("/api/v4/projects/group%2Fproject/issues", &keep).unwrap();
+        assert_eq!(c.segments().collect::<Vec<_>>(), ["api", "v4", "projects", "group%2Fproject", "issues"]);
+        assert_eq!(decode("/api/v4/projects/group%2fproject", &keep).unwrap().segments(), ["api", "v4", "projects", "group/project"]);
+        assert_eq!(read("/a%2F..%2Fb", &keep).map(|r| r.0), Ok("/a%2F..%2Fb".into()), "a name, never a separator");
+        assert_eq!(
+            read("/a/%252F", &with(r#"{"encoded_slash": "in_segment", "encoded_delimiters": "decode_once"}"#)),
+            Err(PathRejection::EncodedPercent)
+        );
+        assert_eq!(rejected("/api/v4/projects/group%2Fproject"), PathRejection::EncodedSlash);
+    }
+
+    #[test]
+    fn encoded_delimiters_decode_once_into_names_when_the_policy_says_so() {
+        let once = with(r#"{"encoded_delimiters": "decode_once"}"#);
+        assert_eq!(read_ok("/wiki/C%23_(programming_language)", &once), "/wiki/C#_(programming_language)");
+        assert_eq!(read_ok("/wiki/100%25_(album)", &once), "/wiki/100%_(album)");
+        assert_eq!(read_ok("/wiki/Why%3F", &once), "/wiki/Why?");
+        assert_eq!(read_ok("/a/%252e%252e", &once), "/a/%2e%2e", "decoded once, as the backend does");
+        assert_eq!(read("/a/%2F", &once), Err(PathRejection::EncodedSlash));
+        assert_eq!(rejected("/wiki/C%23_(programming_language)"), PathRejection::EncodedDelimiter);
+        assert_eq!(rejected("/wiki/100%25_(album)"), PathRejection::EncodedPercent);
+    }
+
+    #[test]
+    fn trailing_dots_are_names_on_posix_and_stripped_on_windows() {
+        let posix = with(r#"{"platform": "posix"}"#);
+        assert_eq!(read_ok("/wiki/Washington,_D.C.", &posix), "/wiki/Washington,_D.C.");
+        let windows = with(r#"{"platform": "windows"}"#);
+        assert_eq!(read_ok("/Docs/Internal./x", &windows), "/docs/internal/x");
+        assert_eq!(read_ok("/docs/internal::$INDEX_ALLOCATION/secret", &windows), "/docs/internal/secret");
+        assert_eq!(read("/docs/intern~1/secret", &windows), Err(PathRejection::ShortName));
+        assert_eq!(read("/docs/secret.txt:hidden", &windows), Err(PathRejection::NtfsStream));
+        assert_eq!(read("/docs/.../x", &windows), Err(PathRejection::EmptySegment));
+    }
+
+    #[test]
+    fn windows_best_fit_letters_are_a_second_reading() {
+        let windows = with(r#"{"platform": "windows", "unicode": "as_sent"}"#);
+        // U+FF49 FULLWIDTH SMALL LETTER I best-fits to 'i' under the single-byte code pages.
+        let (path, extra) = read("/docs/%EF%BD%89nternal/x", &windows).unwrap();
+        assert_eq!(path, "/docs/\u{ff49}nternal/x");
+        assert!(extra.contains(&"/docs/internal/x".to_owned()), "{extra:?}");
+    }
+
+    #[test]
+    fn unicode_normalising_backends_are_judged_on_the_normal_form() {
+        let nfc = with(r#"{"unicode": "nfc"}"#);
+        assert_eq!(read_ok("/docs/cafe%CC%81", &nfc), "/docs/caf\u{e9}");
+        let nfkc = with(r#"{"unicode": "nfkc"}"#);
+        assert_eq!(read_ok("/docs/%EF%BD%89nternal", &nfkc), "/docs/internal");
+        assert_eq!(read("/docs%EF%BC%8Finternal", &nfkc), Err(PathRejection::LookalikeDelimiter));
+        let mac = with(r#"{"platform": "macos"}"#);
+        assert_eq!(read_ok("/docs/inter%E2%80%8Cnal/secret", &mac), "/docs/internal/secret");
+        assert_eq!(read_ok("/docs/%EF%BB%BFInternal/secret", &mac), "/docs/internal/secret");
+        assert_eq!(read_ok("/docs/Internal./x", &mac), "/docs/internal./x", "APFS keeps trailing dots");
+    }
+
+    #[test]
+    fn case_insensitive_backends_are_judged_on_the_folded_name() {
+        let ci = with(r#"{"case": "insensitive"}"#);
+        assert_eq!(read_ok("/Docs/ADM%C4%B1N", &ci), "/docs/admin", "dotless i");
+        assert_eq!(read_ok("/doc%C5%BF/x", &ci), "/docs/x", "long s");
+        assert_eq!(read_ok("/%E2%84%AAey", &ci), "/key", "Kelvin sign");
+    }
+
+    #[test]
+    fn token_trimming_and_suffix_matching_read_the_name_the_matcher_uses() {
+        let trim = with(r#"{"trim_whitespace": true}"#);
+        let trim_posix = with(r#"{"trim_whitespace": true, "platform": "posix"}"#);
+        assert_eq!(read_ok("/docs/%20internal/secret", &trim), "/docs/internal/secret");
+        assert_eq!(read("/docs/%20/secret", &trim), Err(PathRejection::TrailingDotOrSpace), "a Windows backend strips it");
+        assert_eq!(read("/docs/%20/secret", &trim_posix), Err(PathRejection::EmptySegment));
+        assert_eq!(read("/docs/%20../secret", &trim_posix), Err(PathRejection::DotSegment));
+        let suffix = with(r#"{"suffix_patterns": true}"#);
+        assert_eq!(read("/docs/internal.json", &suffix), Ok(("/docs/internal.json".into(), vec!["/docs/internal".into()])));
+        assert_eq!(read("/a/v.tar.gz", &suffix).unwrap().1, ["/a/v", "/a/v.tar"]);
+        assert_eq!(read("/a/.hidden", &suffix).unwrap().1, Vec::<String>::new(), "a leading dot is part of the name");
+        assert_eq!(read(&format!("/a/x{}", ".y".repeat(17)), &suffix), Err(PathRejection::TooLong));
+    }
+
+    #[test]
+    fn every_refusal_an_option_lifts_names_it() {
+        use crate::reading::accepted_by;
+        for (path, option) in [
+            ("/admin/login/", "trailing_slash"),
+            ("/app;jsessionid=1/x", "path_parameters"),
+            ("/projects/a%2Fb", "encoded_slash"),
+            ("/wiki/C%23", "encoded_delimiters"),
+            ("/wiki/100%25", "encoded_delimiters"),
+            ("/wiki/Washington,_D.C.", "platform"),
+            ("/a/x%E2%80%A6", "unicode"),
+            ("/a/%C2%A5", "platform"),
+        ] {
+            let hint = accepted_by(rejected(path)).unwrap_or_default();
+            assert!(hint.contains(option), "{path}: {hint}");
+        }
+        assert_eq!(accepted_by(rejected("/a/../b")), None, "a dot segment has no reading any option accepts");
     }
 
     #[test]

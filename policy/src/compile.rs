@@ -8,7 +8,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::canonical::Segments;
+use crate::canonical::{segments_of, Segments};
 use crate::decide::{conclude, make_decision, Decision, Reason, Verdict};
 use crate::error::PolicyErrors;
 use crate::eval::{method_matches, placeholder_matches, precheck, principal_matches};
@@ -103,12 +103,18 @@ impl CompiledPolicy {
     /// verified client certificate; `path` is the request target as received
     /// (`:path`, query included).
     pub fn decide(&self, identity: Option<&Identity>, method: &str, path: &str) -> Decision<'_> {
-        let (id, canonical) = match precheck(identity, method, path, self.policy.method_overrides) {
+        let reading = &self.policy.path_reading;
+        let (id, canonical) = match precheck(identity, method, path, self.policy.method_overrides, reading) {
             Ok(x) => x,
             Err(reason) => return self.refuse(reason),
         };
-        let mut walk = Walk { policy: self, identity: id, method, best_deny: None, best_allow: None };
+        let mut walk = Walk { policy: self, identity: id, method, denies_only: false, best_deny: None, best_allow: None };
         walk.visit(0, canonical.segments());
+        // Other readings a backend may resolve the request to: their deny rules deny it too.
+        walk.denies_only = true;
+        for other in canonical.extra_readings() {
+            walk.visit(0, segments_of(other));
+        }
         let rules = &self.policy.rules;
         let name = |i: u32| rules.get(i as usize).map(|r| r.name.as_str());
         conclude(&self.policy, walk.best_deny.and_then(name), walk.best_allow.and_then(name))
@@ -195,6 +201,8 @@ struct Walk<'a> {
     policy: &'a CompiledPolicy,
     identity: &'a Identity,
     method: &'a str,
+    /// Walking another reading of the path: only deny rules count.
+    denies_only: bool,
     best_deny: Option<u32>,
     best_allow: Option<u32>,
 }
@@ -218,7 +226,7 @@ impl Walk<'_> {
             self.visit(next, remaining.clone());
         }
         for &(placeholder, next) in &node.placeholders {
-            if placeholder_matches(self.identity, placeholder, segment) {
+            if placeholder_matches(self.identity, placeholder, segment, &self.policy.policy.path_reading) {
                 self.visit(next, remaining.clone());
             }
         }
@@ -228,6 +236,7 @@ impl Walk<'_> {
         let Some(rule) = self.policy.policy.rules.get(rule_index as usize) else { return };
         let slot = match rule.action {
             Action::Deny => &mut self.best_deny,
+            Action::Allow if self.denies_only => return,
             Action::Allow => &mut self.best_allow,
         };
         // Rules are sorted by name, so a lower index is the earlier name; skip work that cannot change the report.
@@ -408,6 +417,105 @@ mod tests {
         let d = deny.decide(Some(&odd), "GET", "/x");
         assert_eq!((d.verdict, d.rule), (Verdict::Deny, Some("no-orders")), "fails closed under default allow");
         assert_eq!(crate::decide_naive(deny.policy(), Some(&odd), "GET", "/x").rule, Some("no-orders"));
+    }
+
+    /// `allow GET /docs/**` with the carve-out `deny /docs/internal/**`, under a `path_reading`.
+    fn docs_policy(reading: &str) -> CompiledPolicy {
+        compiled(&format!(
+            r#"{{"version": 1, "default_action": "deny", "path_reading": {reading}, "rules": [
+                {{"name": "docs", "action": "allow", "principals": [{{"any": true}}], "paths": ["/docs/**"], "methods": ["GET"]}},
+                {{"name": "internal", "action": "deny", "principals": [{{"any": true}}], "paths": ["/docs/internal/**"]}}]}}"#
+        ))
+    }
+
+    /// The rule that decided, or the refusal, for `target`, by both evaluators (which must agree).
+    fn carve_out(p: &CompiledPolicy, target: &str) -> Result<&'static str, Reason> {
+        let id = cn("reader");
+        let d = p.decide(Some(&id), "GET", target);
+        let naive = crate::decide_naive(p.policy(), Some(&id), "GET", target);
+        assert_eq!((d.verdict, d.rule, d.reason), (naive.verdict, naive.rule, naive.reason), "{target}: index and reference disagree");
+        match (d.rule, d.reason) {
+            (Some("docs"), _) => Ok("docs"),
+            (Some("internal"), _) => Ok("internal"),
+            (_, reason) => Err(reason),
+        }
+    }
+
+    #[test]
+    fn deny_carve_outs_meet_the_name_each_declared_backend_resolves() {
+        let path = |r| Err(Reason::Path(r));
+        let strict = docs_policy("{}");
+        assert_eq!(carve_out(&strict, "/docs/guide"), Ok("docs"));
+        assert_eq!(carve_out(&strict, "/docs/internal/secret"), Ok("internal"));
+        let windows = docs_policy(r#"{"platform": "windows"}"#);
+        assert_eq!(carve_out(&windows, "/docs/internal::$INDEX_ALLOCATION/secret"), Ok("internal"));
+        assert_eq!(carve_out(&windows, "/docs/INTERNAL./secret"), Ok("internal"));
+        assert_eq!(carve_out(&windows, "/docs/intern~1/secret"), path(PathRejection::ShortName));
+        assert_eq!(
+            carve_out(&windows, "/docs/%EF%BD%89nternal/secret"),
+            Ok("internal"),
+            "fullwidth i is no look-alike of a delimiter; its best fit is i"
+        );
+        let windows_as_sent = docs_policy(r#"{"platform": "windows", "unicode": "as_sent"}"#);
+        assert_eq!(carve_out(&windows_as_sent, "/docs/%EF%BD%89nternal/secret"), Ok("internal"), "its best-fit reading");
+        assert_eq!(carve_out(&windows_as_sent, "/docs/%EF%BD%89ntro"), Ok("docs"));
+        let trim = docs_policy(r#"{"trim_whitespace": true}"#);
+        assert_eq!(carve_out(&trim, "/docs/%20internal/secret"), Ok("internal"));
+        let mac = docs_policy(r#"{"platform": "macos"}"#);
+        assert_eq!(carve_out(&mac, "/docs/inter%E2%80%8Cnal/secret"), Ok("internal"));
+        assert_eq!(carve_out(&mac, "/docs/%EF%BB%BFinternal/secret"), Ok("internal"));
+        let suffix = docs_policy(r#"{"suffix_patterns": true}"#);
+        assert_eq!(carve_out(&suffix, "/docs/internal.json"), Ok("internal"));
+        assert_eq!(carve_out(&suffix, "/docs/guide.json"), Ok("docs"));
+        assert_eq!(carve_out(&strict, "/docs/internal.json"), Ok("docs"), "without suffix matching it is another name");
+        let nfc = docs_policy(r#"{"unicode": "nfc"}"#);
+        let nfc_deny = compiled(
+            r#"{"version": 1, "default_action": "allow", "path_reading": {"unicode": "nfc"}, "rules": [
+                {"name": "cafe", "action": "deny", "principals": [{"any": true}], "paths": ["/docs/caf\u00e9/**"]}]}"#,
+        );
+        assert_eq!(nfc_deny.decide(Some(&cn("x")), "GET", "/docs/cafe%CC%81/menu").rule, Some("cafe"), "the NFD spelling");
+        assert_eq!(carve_out(&nfc, "/docs/cafe%CC%81"), Ok("docs"));
+        let ci = docs_policy(r#"{"case": "insensitive"}"#);
+        assert_eq!(carve_out(&ci, "/Docs/Internal/secret"), Ok("internal"));
+        assert_eq!(carve_out(&ci, "/docs/%C4%B0nternal/secret"), Ok("internal"), "capital I with dot");
+        assert_eq!(carve_out(&strict, "/Docs/Internal/secret"), Err(Reason::Default(Action::Deny)), "case-sensitive: another path");
+    }
+
+    #[test]
+    fn patterns_are_read_like_paths() {
+        let ci = compiled(
+            r#"{"version": 1, "default_action": "deny", "path_reading": {"case": "insensitive"}, "rules": [
+                {"name": "admin", "action": "allow", "principals": [{"cn": "Ops"}], "paths": ["/Admin/{cn}"]}]}"#,
+        );
+        assert!(ci.decide(Some(&cn("Ops")), "GET", "/ADMIN/ops").is_allowed(), "literal and placeholder both folded");
+        let distinct = compiled(
+            r#"{"version": 1, "default_action": "deny", "path_reading": {"trailing_slash": "distinct"}, "rules": [
+                {"name": "login", "action": "allow", "principals": [{"any": true}], "paths": ["/admin/login/"]}]}"#,
+        );
+        assert!(distinct.decide(Some(&cn("x")), "POST", "/admin/login/").is_allowed());
+        assert!(!distinct.decide(Some(&cn("x")), "POST", "/admin/login").is_allowed(), "another route");
+        let same = compiled(
+            r#"{"version": 1, "default_action": "deny", "path_reading": {"trailing_slash": "same_as_without"}, "rules": [
+                {"name": "login", "action": "allow", "principals": [{"any": true}], "paths": ["/admin/login"]}]}"#,
+        );
+        assert!(same.decide(Some(&cn("x")), "POST", "/admin/login/").is_allowed());
+        let wiki = compiled(
+            r#"{"version": 1, "default_action": "deny", "path_reading": {"encoded_delimiters": "decode_once"}, "rules": [
+                {"name": "c", "action": "allow", "principals": [{"any": true}], "paths": ["/wiki/C#_(programming_language)", "/wiki/100%_(album)"]}]}"#,
+        );
+        assert!(wiki.decide(Some(&cn("x")), "GET", "/wiki/C%23_(programming_language)").is_allowed());
+        assert!(wiki.decide(Some(&cn("x")), "GET", "/wiki/100%25_(album)").is_allowed());
+        let gitlab = compiled(
+            r#"{"version": 1, "default_action": "deny", "path_reading": {"encoded_slash": "in_segment"}, "rules": [
+                {"name": "issues", "action": "allow", "principals": [{"any": true}], "paths": ["/api/v4/projects/*/issues"]}]}"#,
+        );
+        assert!(gitlab.decide(Some(&cn("x")), "GET", "/api/v4/projects/group%2Fproject/issues").is_allowed());
+        assert!(!gitlab.decide(Some(&cn("x")), "GET", "/api/v4/projects/group/project/issues").is_allowed());
+        let servlet = compiled(
+            r#"{"version": 1, "default_action": "deny", "path_reading": {"path_parameters": "strip"}, "rules": [
+                {"name": "cart", "action": "allow", "principals": [{"any": true}], "paths": ["/shop/cart"]}]}"#,
+        );
+        assert!(servlet.decide(Some(&cn("x")), "GET", "/shop;jsessionid=0A1B/cart").is_allowed());
     }
 
     #[test]

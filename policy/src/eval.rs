@@ -7,6 +7,7 @@ use crate::identity::Identity;
 use crate::model::{Action, MethodOverrides, Principal, Rule};
 use crate::overrides;
 use crate::pattern::{dns_name, Placeholder};
+use crate::reading::PathReading;
 
 /// What every request must pass before any rule is looked at: a certificate,
 /// a canonical method, a canonical path, and no `_method` in the query
@@ -16,12 +17,13 @@ pub(crate) fn precheck<'i, 'r>(
     method: &str,
     path: &'r str,
     method_overrides: MethodOverrides,
+    reading: &PathReading,
 ) -> Result<(&'i Identity, CanonicalPath<'r>), Reason> {
     let identity = identity.ok_or(Reason::NoPeerCertificate)?;
     if !canonical::is_canonical_method(method) {
         return Err(Reason::Method);
     }
-    let canonical = canonical::canonicalize(path).map_err(Reason::Path)?;
+    let canonical = canonical::canonicalize_with(path, reading).map_err(Reason::Path)?;
     if method_overrides == MethodOverrides::Refuse && overrides::query_overrides_method(path) {
         return Err(Reason::Override);
     }
@@ -52,16 +54,21 @@ fn uri_last_segment(uri: &str) -> Option<&str> {
     path.rsplit('/').next()
 }
 
-/// Does `segment` equal the identity's value for `placeholder`?
-pub(crate) fn placeholder_matches(identity: &Identity, placeholder: Placeholder, segment: &str) -> bool {
+/// Does `segment` (a name as the rules see it) equal the identity's value for
+/// `placeholder`, read the way the backend reads names?
+pub(crate) fn placeholder_matches(identity: &Identity, placeholder: Placeholder, segment: &str, reading: &PathReading) -> bool {
+    let same = |value: &str| {
+        usable_in_path(value)
+            && if reading.rewrites_names() { reading.name(value).is_ok_and(|name| name == segment) } else { value == segment }
+    };
     match placeholder {
-        Placeholder::Cn => identity.common_name().is_some_and(|cn| usable_in_path(cn) && cn == segment),
+        Placeholder::Cn => identity.common_name().is_some_and(same),
         // The same name the dns_san principal compares: without its trailing dot.
-        Placeholder::DnsSan => identity.dns_sans.iter().map(|d| dns_name(d)).any(|d| usable_in_path(d) && d == segment),
+        Placeholder::DnsSan => identity.dns_sans.iter().map(|d| dns_name(d)).any(same),
         // SPIFFE SVIDs carry exactly one URI SAN. With several, which one names
         // "its own" resource is ambiguous, so none does.
         Placeholder::UriSanLastSegment => match identity.uri_sans.as_slice() {
-            [only] => uri_last_segment(only).is_some_and(|s| usable_in_path(s) && s == segment),
+            [only] => uri_last_segment(only).is_some_and(same),
             _ => false,
         },
     }
@@ -144,10 +151,15 @@ mod tests {
             ["spiffe://shop.test/ns/dev/sa/x?/order", "spiffe://shop.test/ns/dev/sa/x#/order", "spiffe://shop.test/ns/prod/sa/order#"]
         {
             let id = spiffe(uri);
-            assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "order"), "{uri}");
-            assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "x"), "{uri}");
+            assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "order", &PathReading::default()), "{uri}");
+            assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "x", &PathReading::default()), "{uri}");
         }
-        assert!(placeholder_matches(&spiffe("spiffe://shop.test/ns/prod/sa/order"), Placeholder::UriSanLastSegment, "order"));
+        assert!(placeholder_matches(
+            &spiffe("spiffe://shop.test/ns/prod/sa/order"),
+            Placeholder::UriSanLastSegment,
+            "order",
+            &PathReading::default()
+        ));
     }
 
     fn policy(rules: &str) -> Policy {
@@ -170,10 +182,13 @@ mod tests {
     #[test]
     fn dns_san_placeholder_is_the_name_without_its_trailing_dot() {
         let id = Identity { dns_sans: vec!["api.shop.test.".into()], ..Identity::default() };
-        assert!(placeholder_matches(&id, Placeholder::DnsSan, "api.shop.test"));
-        assert!(!placeholder_matches(&id, Placeholder::DnsSan, "api.shop.test."), "one spelling, the one a dns_san principal matches");
+        assert!(placeholder_matches(&id, Placeholder::DnsSan, "api.shop.test", &PathReading::default()));
+        assert!(
+            !placeholder_matches(&id, Placeholder::DnsSan, "api.shop.test.", &PathReading::default()),
+            "one spelling, the one a dns_san principal matches"
+        );
         let dot = Identity { dns_sans: vec![".".into(), "..".into()], ..Identity::default() };
-        assert!(!placeholder_matches(&dot, Placeholder::DnsSan, "."), "a bare root name is no path segment");
-        assert!(!placeholder_matches(&dot, Placeholder::DnsSan, ""));
+        assert!(!placeholder_matches(&dot, Placeholder::DnsSan, ".", &PathReading::default()), "a bare root name is no path segment");
+        assert!(!placeholder_matches(&dot, Placeholder::DnsSan, "", &PathReading::default()));
     }
 }

@@ -24,7 +24,8 @@
 //! [`load`] (policy bytes → compiled policy, or its error lines),
 //! [`model`] (the policy document's types) and [`validate`] (JSON → those
 //! types, every error placed), [`pattern`], [`canonical`] and [`overrides`]
-//! (what matches what, and what a backend would run instead), [`compile`]
+//! (what matches what, and what a backend would run instead), [`reading`]
+//! (what a policy knows of how its backend reads paths), [`compile`]
 //! (the index), [`decide`] (the answer and its reason), [`eval`] (the
 //! precheck and matchers both evaluators share), [`naive`] (the reference
 //! evaluator the index is tested against); [`principal`] is how the caller is
@@ -33,6 +34,7 @@
 //! [`view`] and [`timefmt`] are how an identity is shown to people and
 //! scripts, shared by the CLI and the doctor so both print the same fields.
 
+mod bestfit;
 pub mod canonical;
 pub mod compile;
 pub mod decide;
@@ -49,11 +51,12 @@ pub mod outcome;
 pub mod overrides;
 pub mod pattern;
 pub mod principal;
+pub mod reading;
 pub mod timefmt;
 pub mod validate;
 pub mod view;
 
-pub use canonical::{canonicalize, CanonicalPath, PathRejection};
+pub use canonical::{canonicalize, canonicalize_with, CanonicalPath, PathRejection};
 pub use compile::{CompiledPolicy, RequestParts};
 pub use decide::{Decision, Reason, Verdict};
 pub use error::{PolicyError, PolicyErrors};
@@ -62,4 +65,5 @@ pub use load::{LoadError, LoadErrorKind};
 pub use model::{Action, DenyResponse, MethodOverrides, Mode, Policy, Principal, PrincipalFormat, Rule, UpstreamHeaders};
 pub use naive::decide_naive;
 pub use overrides::{BodyFinding, BodyHeaders, BodyPlan, BodyReadings};
+pub use reading::PathReading;
 pub use view::IdentityView;

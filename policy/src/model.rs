@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 use crate::pattern::{PathPattern, ValuePattern};
+use crate::reading::PathReading;
 
 pub use crate::hex::canonical_serial;
 
@@ -141,6 +142,8 @@ pub struct Policy {
     /// The most bytes of a POST body read to look for a method override;
     /// a larger body that needs reading is refused (413).
     pub body_inspection_limit: u32,
+    /// How the backends read paths ([`crate::reading`]); strict by default.
+    pub path_reading: PathReading,
     pub rules: Vec<Rule>,
 }
 

@@ -1,5 +1,6 @@
 //! The reference evaluator, [`decide_naive`]: the compiled index must decide as it does.
 
+use crate::canonical::segments_of;
 use crate::decide::{conclude, make_decision, Decision, Verdict};
 use crate::eval::{method_matches, placeholder_matches, precheck, principal_matches};
 use crate::identity::Identity;
@@ -9,16 +10,20 @@ use crate::pattern::Placeholder;
 /// The reference evaluator: every rule, every pattern, no index. Slow and
 /// obviously correct; property tests and fuzzers hold the compiled index to it.
 pub fn decide_naive<'p>(policy: &'p Policy, identity: Option<&Identity>, method: &str, path: &str) -> Decision<'p> {
-    let (id, canonical) = match precheck(identity, method, path, policy.method_overrides) {
+    let reading = &policy.path_reading;
+    let (id, canonical) = match precheck(identity, method, path, policy.method_overrides, reading) {
         Ok(x) => x,
         Err(reason) => return make_decision(policy.mode, Verdict::Deny, None, reason),
     };
     let segments: Vec<&str> = canonical.segments().collect();
-    let placeholder = |p: Placeholder, seg: &str| placeholder_matches(id, p, seg);
+    // A deny rule also meets the other readings a backend may resolve; an allow needs the path itself.
+    let extra: Vec<Vec<&str>> = canonical.extra_readings().iter().map(|r| segments_of(r).collect()).collect();
+    let placeholder = |p: Placeholder, seg: &str| placeholder_matches(id, p, seg, reading);
     let mut best: [Option<&'p str>; 2] = [None, None]; // [deny, allow]
     for rule in &policy.rules {
+        let path_hit = |segs: &[&str]| rule.paths.iter().any(|p| p.matches(segs, &placeholder));
         let hit = method_matches(rule, method)
-            && rule.paths.iter().any(|p| p.matches(&segments, &placeholder))
+            && (path_hit(&segments) || rule.action == Action::Deny && extra.iter().any(|segs| path_hit(segs)))
             && rule.principals.iter().any(|p| principal_matches(p, id, rule.action == Action::Deny));
         if hit {
             let slot = &mut best[usize::from(rule.action == Action::Allow)];

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::reading::{EncodedDelimiters, EncodedSlash, PathReading, TrailingSlash};
+
 /// Which identity field a [`ValuePattern`] is for. The field decides the
 /// separators a `*` cannot cross and how a certificate's value compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,24 +236,43 @@ pub struct PathPattern {
 }
 
 impl PathPattern {
-    /// Parse and validate a path pattern; the error says what is malformed.
+    /// Parse and validate a path pattern for the strict reading; the error says what is malformed.
     pub fn parse(text: &str) -> Result<PathPattern, String> {
+        PathPattern::parse_for(text, &PathReading::default())
+    }
+
+    /// Parse and validate a path pattern of a policy with this `path_reading`.
+    /// A trailing `/` is a last, empty segment where trailing slashes are
+    /// distinct routes; `%`, `?` and `#` may be written (decoded) where the
+    /// backend decodes them once into names. Literal segments are stored as
+    /// the name the backend resolves ([`PathReading::name`]: folded,
+    /// normalised), so they meet paths in the same form.
+    pub fn parse_for(text: &str, reading: &PathReading) -> Result<PathPattern, String> {
         let Some(body) = text.strip_prefix('/') else {
             return Err("a path pattern must start with '/'".into());
         };
-        if text.contains(['?', '#']) {
-            return Err("a path pattern must not contain '?' or '#': paths are matched without query and fragment".into());
+        let decode_once = reading.encoded_delimiters == EncodedDelimiters::DecodeOnce;
+        if !decode_once && text.contains(['?', '#']) {
+            return Err("a path pattern must not contain '?' or '#': paths are matched without query and fragment \
+                 (path_reading.encoded_delimiters \"decode_once\" lets a name hold them)"
+                .into());
         }
         if body.is_empty() {
             return Ok(PathPattern { segments: Vec::new(), rest: false });
         }
+        let distinct = reading.trailing_slash == TrailingSlash::Distinct;
         let raw: Vec<&str> = body.split('/').collect();
         let mut segments = Vec::with_capacity(raw.len());
         let mut rest = false;
         for (i, seg) in raw.iter().enumerate() {
             let last = i + 1 == raw.len();
             match *seg {
-                "" if last => return Err("a path pattern must not end with '/'; use '/**' to match everything below".into()),
+                "" if last && distinct => segments.push(Segment::Literal(String::new())),
+                "" if last => {
+                    return Err("a path pattern must not end with '/'; use '/**' to match everything below \
+                         (path_reading.trailing_slash \"distinct\" makes a trailing '/' its own route)"
+                        .into())
+                }
                 "" => return Err("a path pattern must not contain an empty segment ('//')".into()),
                 "**" if last => rest = true,
                 "**" => return Err("'**' is only allowed as the last segment".into()),
@@ -274,13 +295,16 @@ impl PathPattern {
                     if s.contains(['{', '}']) {
                         return Err(format!("a placeholder must be a whole segment like '{{cn}}', found '{s}'"));
                     }
-                    if s.contains('%') {
+                    if s.contains('%') && !(decode_once && reading.encoded_slash == EncodedSlash::Refuse) {
                         return Err(format!("write path patterns decoded, without percent-encoding, found '{s}'"));
                     }
                     if let Some(c) = s.chars().find(|c| matches!(c, '\\' | ';' | '\0') || c.is_control()) {
                         return Err(format!("segment '{}' contains {:?}, which a canonical path never has", s.escape_debug(), c));
                     }
-                    segments.push(Segment::Literal(s.to_owned()));
+                    let name = reading.name(s).map_err(|e| {
+                        format!("segment '{}' can never match: the backend path_reading describes reads it as {e:?}", s.escape_debug())
+                    })?;
+                    segments.push(Segment::Literal(name.into_owned()));
                 }
             }
         }

@@ -12,6 +12,7 @@ use crate::model::{
     DEFAULT_BODY_INSPECTION_LIMIT, MAX_BODY_INSPECTION_LIMIT,
 };
 use crate::pattern::{PathPattern, ValueKind, ValuePattern};
+use crate::reading::{Case, EncodedDelimiters, EncodedSlash, PathParameters, PathReading, Platform, TrailingSlash, Unicode};
 
 const TOP_FIELDS: &[&str] = &[
     "$schema",
@@ -24,7 +25,19 @@ const TOP_FIELDS: &[&str] = &[
     "upstream_headers",
     "method_overrides",
     "body_inspection_limit",
+    "path_reading",
     "rules",
+];
+const PATH_READING_FIELDS: &[&str] = &[
+    "trailing_slash",
+    "path_parameters",
+    "encoded_slash",
+    "encoded_delimiters",
+    "case",
+    "platform",
+    "unicode",
+    "suffix_patterns",
+    "trim_whitespace",
 ];
 const RULE_FIELDS: &[&str] = &["name", "description", "action", "principals", "paths", "methods", "head_with_get"];
 const PRINCIPAL_FIELDS: &[&str] = &["any", "cn", "o", "ou", "uri_san", "dns_san", "email_san", "ip_san", "issuer_cn", "serial", "sha256"];
@@ -34,7 +47,7 @@ impl Policy {
     pub fn from_json(src: &str) -> Result<Policy, PolicyErrors> {
         let root = json::parse(src)
             .map_err(|e| PolicyErrors(vec![PolicyError { line: e.line, column: e.column, path: String::new(), message: e.message }]))?;
-        let mut v = Validator { src, errors: Vec::new() };
+        let mut v = Validator { src, errors: Vec::new(), reading: PathReading::default() };
         let policy = v.policy(&root);
         let mut errors = v.errors;
         errors.sort_by_key(|e| (e.line, e.column));
@@ -48,6 +61,9 @@ impl Policy {
 struct Validator<'s> {
     src: &'s str,
     errors: Vec<PolicyError>,
+    /// The policy's `path_reading`, read before the rules: it says how their
+    /// path patterns are read.
+    reading: PathReading,
 }
 
 /// JSON path segments: `rules[2].paths[0]`.
@@ -211,6 +227,11 @@ impl Validator<'_> {
                 }
             },
         };
+        let path_reading = match Self::field(members, "path_reading") {
+            None => Some(PathReading::default()),
+            Some(n) => self.path_reading(n),
+        };
+        self.reading = path_reading.unwrap_or_default();
         let rules = self.required(members, root, "", "rules").and_then(|n| self.rules(n));
         Some(Policy {
             version: version?,
@@ -222,8 +243,90 @@ impl Validator<'_> {
             upstream_headers: upstream_headers?,
             method_overrides: method_overrides?,
             body_inspection_limit: body_inspection_limit?,
+            path_reading: path_reading?,
             rules: rules?,
         })
+    }
+
+    fn path_reading(&mut self, node: &Node) -> Option<PathReading> {
+        let members = self.object(node, "path_reading", PATH_READING_FIELDS, "a path_reading")?;
+        let d = PathReading::default();
+        // Every field is checked before giving up, so one pass reports every mistake.
+        let trailing_slash = self.choice(
+            members,
+            "trailing_slash",
+            &[("refuse", TrailingSlash::Refuse), ("same_as_without", TrailingSlash::SameAsWithout), ("distinct", TrailingSlash::Distinct)],
+            d.trailing_slash,
+        );
+        let path_parameters = self.choice(
+            members,
+            "path_parameters",
+            &[("refuse", PathParameters::Refuse), ("strip", PathParameters::Strip)],
+            d.path_parameters,
+        );
+        let encoded_slash = self.choice(
+            members,
+            "encoded_slash",
+            &[("refuse", EncodedSlash::Refuse), ("in_segment", EncodedSlash::InSegment)],
+            d.encoded_slash,
+        );
+        let encoded_delimiters = self.choice(
+            members,
+            "encoded_delimiters",
+            &[("refuse", EncodedDelimiters::Refuse), ("decode_once", EncodedDelimiters::DecodeOnce)],
+            d.encoded_delimiters,
+        );
+        let case = self.choice(members, "case", &[("sensitive", Case::Sensitive), ("insensitive", Case::Insensitive)], d.case);
+        let platform = self.choice(
+            members,
+            "platform",
+            &[("any", Platform::Any), ("posix", Platform::Posix), ("windows", Platform::Windows), ("macos", Platform::Macos)],
+            d.platform,
+        );
+        let unicode = self.choice(
+            members,
+            "unicode",
+            &[("any", Unicode::Any), ("as_sent", Unicode::AsSent), ("nfc", Unicode::Nfc), ("nfkc", Unicode::Nfkc)],
+            d.unicode,
+        );
+        let suffix_patterns = self.optional_bool(members, "path_reading", "suffix_patterns", d.suffix_patterns);
+        let trim_whitespace = self.optional_bool(members, "path_reading", "trim_whitespace", d.trim_whitespace);
+        let case = case?;
+        let platform = platform?;
+        if case == Case::Sensitive && matches!(platform, Platform::Windows | Platform::Macos) {
+            if let Some(m) = members.iter().find(|m| m.key == "case") {
+                let why = "case \"sensitive\" contradicts this platform: its file system compares names ignoring case";
+                self.error_at(m.value.offset, "path_reading.case", why);
+                return None;
+            }
+        }
+        Some(PathReading {
+            trailing_slash: trailing_slash?,
+            path_parameters: path_parameters?,
+            encoded_slash: encoded_slash?,
+            encoded_delimiters: encoded_delimiters?,
+            case,
+            platform,
+            unicode: unicode?,
+            suffix_patterns: suffix_patterns?,
+            trim_whitespace: trim_whitespace?,
+        })
+    }
+
+    /// A member of `path_reading` that is one of a few strings: `default`
+    /// when absent, `None` (reported, with the choices) otherwise.
+    fn choice<T: Copy>(&mut self, members: &[Member], key: &str, options: &[(&str, T)], default: T) -> Option<T> {
+        let Some(node) = Self::field(members, key) else {
+            return Some(default);
+        };
+        let path = child("path_reading", key);
+        let text = self.string(node, &path)?;
+        if let Some((_, value)) = options.iter().find(|(name, _)| *name == text) {
+            return Some(*value);
+        }
+        let names: Vec<String> = options.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+        self.error_at(node.offset, &path, format!("expected one of {}, found \"{text}\"", names.join(", ")));
+        None
     }
 
     /// `Some(None)` when absent, `Some(Some(text))` when a valid string, `None` on error.
@@ -396,7 +499,8 @@ impl Validator<'_> {
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
             let p = index(path, i);
-            let parsed = self.string(item, &p).map(PathPattern::parse);
+            let reading = self.reading;
+            let parsed = self.string(item, &p).map(|text| PathPattern::parse_for(text, &reading));
             match parsed {
                 Some(Ok(pattern)) => out.push(pattern),
                 Some(Err(why)) => {

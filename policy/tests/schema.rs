@@ -232,3 +232,40 @@ fn the_schema_names_the_same_principal_fields_as_the_engine() {
     assert_eq!(names, want);
     assert_eq!(one_of[0]["properties"].as_object().unwrap().keys().collect::<Vec<_>>(), ["any"]);
 }
+
+#[test]
+fn schema_and_validator_agree_on_path_reading() {
+    let v = schema();
+    let with = |reading: &str, path: &str| {
+        format!(
+            r#"{{"version": 1, "default_action": "deny", "path_reading": {reading},
+                "rules": [{{"name": "r", "action": "allow", "principals": [{{"any": true}}], "paths": [{path}]}}]}}"#
+        )
+    };
+    let accepted = [
+        with(r#"{"trailing_slash": "distinct"}"#, r#""/admin/login/""#),
+        with(r#"{"encoded_delimiters": "decode_once"}"#, r#""/wiki/C#_(language)""#),
+        with(r#"{"encoded_delimiters": "decode_once"}"#, r#""/wiki/100%_(album)""#),
+        with(r#"{"trailing_slash": "same_as_without", "path_parameters": "strip", "encoded_slash": "in_segment"}"#, r#""/a""#),
+        with(r#"{"case": "insensitive", "platform": "posix", "unicode": "as_sent"}"#, r#""/a""#),
+        with(r#"{"platform": "windows", "unicode": "nfkc", "suffix_patterns": true, "trim_whitespace": true}"#, r#""/a""#),
+    ];
+    for src in &accepted {
+        assert!(schema_accepts(&v, src), "schema refuses {src}");
+        assert!(Policy::from_json(src).is_ok(), "validator refuses {src}: {:?}", Policy::from_json(src).err());
+    }
+    let refused = [
+        with(r#"{"trailing_slash": "same_as_without"}"#, r#""/admin/login/""#),
+        with("{}", r#""/wiki/C#""#),
+        with(r#"{"trailing_slash": "distinct"}"#, r#""/wiki/100%""#),
+        with(r#"{"trailing_slash": "sometimes"}"#, r#""/a""#),
+        with(r#"{"case": "upper"}"#, r#""/a""#),
+        with(r#"{"suffix_patterns": "yes"}"#, r#""/a""#),
+        with(r#"{"unknown": 1}"#, r#""/a""#),
+        with(r#""strict""#, r#""/a""#),
+    ];
+    for src in &refused {
+        assert!(!schema_accepts(&v, src), "schema accepts {src}");
+        assert!(Policy::from_json(src).is_err(), "validator accepts {src}");
+    }
+}

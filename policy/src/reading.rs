@@ -1,0 +1,477 @@
+//! How the backends behind a policy read a request path: the policy's
+//! `path_reading` object.
+//!
+//! The engine decides on a path *as the backend will run it*. With no
+//! `path_reading` it knows nothing about the backend, so it refuses every path
+//! that some backend reads differently ([`crate::canonical`]). Each option here
+//! states one fact about the backend; the engine then accepts the paths that
+//! are unambiguous under that fact, and judges them on the name that backend
+//! resolves. An option is only as safe as the fact: each variant's doc comment
+//! says which backends it holds for, and the differential suite
+//! (policy-tests/differential) checks those declarations against real ones.
+
+use std::borrow::Cow;
+
+use unicode_normalization::UnicodeNormalization;
+
+/// What a trailing `/` means to the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrailingSlash {
+    /// Unknown: `/a/b/` is refused. Some backends serve it as `/a/b`, some as
+    /// a different route, some as a directory.
+    #[default]
+    Refuse,
+    /// `/a/b/` is the same resource as `/a/b` and is judged as `/a/b`.
+    /// Safe for Express and Koa (non-strict routing), Rails, Laravel,
+    /// Flask/Werkzeug (which redirects one form to the other) and Django with
+    /// `APPEND_SLASH` (which redirects `/a/b` to `/a/b/`, the route it has).
+    SameAsWithout,
+    /// `/a/b/` is its own route, distinct from `/a/b`: patterns may end in
+    /// `/` (`/admin/login/`), and a pattern without one never matches a path
+    /// with one. Safe for Django URL patterns without `APPEND_SLASH`,
+    /// Go's `ServeMux`, Express with `strict: true`.
+    Distinct,
+}
+
+/// What `;` inside a segment means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathParameters {
+    /// Unknown: a raw `;` is refused (servlet containers strip what follows,
+    /// other backends keep it as part of the name).
+    #[default]
+    Refuse,
+    /// Each segment is matched without its `;…` parameters
+    /// (`/shop;jsessionid=A1/cart` is `/shop/cart`), as servlet containers
+    /// (Tomcat, Jetty, Undertow) do before routing. The parameters are checked
+    /// like any other raw characters. An encoded `%3B` is still refused.
+    Strip,
+}
+
+/// What an encoded `/` (`%2F`) means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncodedSlash {
+    /// Unknown: refused, since a backend that decodes the path before
+    /// splitting it reads `a%2Fb` as two segments.
+    #[default]
+    Refuse,
+    /// `%2F` is a character of the segment's name (GitLab's
+    /// `/projects/group%2Fproject`): only a `*`, `**` or nothing matches such a
+    /// segment. Safe only for backends that split the raw path and decode each
+    /// segment (Express route parameters, Go's `EscapedPath`, Java's
+    /// `getRawPath`), behind an Envoy with
+    /// `path_with_escaped_slashes_action: KEEP_UNCHANGED`. Not for Python/WSGI,
+    /// Java's `URI.getPath` or Go's `URL.Path`, which decode the whole path first.
+    InSegment,
+}
+
+/// What `%23` (`#`), `%25` (`%`) and `%3F` (`?`) mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncodedDelimiters {
+    /// Unknown: refused, since a backend that decodes twice, or decodes before
+    /// splitting off the query, reads another path.
+    #[default]
+    Refuse,
+    /// Decoded once into a literal character of the name
+    /// (`/wiki/C%23_(programming_language)`, `/wiki/100%25_(album)`). Safe for
+    /// backends that decode the path exactly once after splitting off the
+    /// query: Python's `http.server` and WSGI servers, Express, Java's `URI`,
+    /// Go's `net/http`, Envoy.
+    DecodeOnce,
+}
+
+/// Whether the backend compares names with or without case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Case {
+    /// Names are compared exactly.
+    #[default]
+    Sensitive,
+    /// Names are compared ignoring case, under Unicode, not only ASCII: `İ`
+    /// and `ı` meet `i`, `ſ` meets `s`, the Kelvin sign meets `k` (Java's
+    /// `equalsIgnoreCase`, .NET's `OrdinalIgnoreCase`, NTFS, HFS+, Express's
+    /// default routing). Paths and patterns are both folded ([`fold_case`]), so
+    /// a deny carve-out meets every spelling the backend treats as the same.
+    Insensitive,
+}
+
+/// Which file system rules the backend applies to names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    /// Unknown: refuse what any platform reads differently: a segment ending
+    /// in `.` or a space (Windows strips them), characters that Windows
+    /// best-fit turns into a delimiter.
+    #[default]
+    Any,
+    /// Not Windows: a trailing `.` or space is part of the name
+    /// (`/wiki/Washington,_D.C.`), and no ANSI code-page conversion happens.
+    Posix,
+    /// A Windows file-serving backend (IIS static files, ASP.NET on NTFS): names
+    /// are judged as NTFS resolves them. Trailing dots and spaces are
+    /// stripped; `::$DATA` and `::$INDEX_ALLOCATION` name the file or folder
+    /// itself; any other `:` (an alternate stream) and 8.3 short names
+    /// (`intern~1`) are refused, since no single long name can be known;
+    /// best-fit spellings are judged as the ASCII they become, as well as
+    /// spelled; case is folded.
+    Windows,
+    /// A macOS file-serving backend (HFS+/APFS): names are compared after NFC
+    /// normalisation with the code points HFS+ ignores removed (zero-width
+    /// joiners, direction marks, the byte-order mark), and case is folded.
+    Macos,
+}
+
+/// Which Unicode normalisation the backend applies to names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unicode {
+    /// Unknown: refuse characters that compatibility normalisation (NFKC)
+    /// turns into a delimiter, a dot or a space ([`crate::canonical`]).
+    #[default]
+    Any,
+    /// Never normalised: every code point is compared as sent, so the
+    /// ideographic space, `´` or `…` are just characters of a name.
+    AsSent,
+    /// Names are compared after NFC (canonical equivalence: NFC-normalising
+    /// applications, APFS). The NFD spelling of a denied name is denied.
+    Nfc,
+    /// Names are compared after NFKC (compatibility equivalence: fullwidth and
+    /// mathematical letters meet ASCII ones). Look-alikes of delimiters are
+    /// still refused.
+    Nfkc,
+}
+
+/// The policy's `path_reading`: what it knows about how its backends read
+/// paths. The default is the strict reading, which refuses every path some
+/// backend reads differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct PathReading {
+    pub trailing_slash: TrailingSlash,
+    pub path_parameters: PathParameters,
+    pub encoded_slash: EncodedSlash,
+    pub encoded_delimiters: EncodedDelimiters,
+    pub case: Case,
+    pub platform: Platform,
+    pub unicode: Unicode,
+    /// Spring MVC suffix pattern matching: `/docs/internal.json` may be served
+    /// by the handler of `/docs/internal`. A deny rule that matches the path
+    /// with its last extension(s) removed denies it too.
+    pub suffix_patterns: bool,
+    /// Spring's `AntPathMatcher` with `trimTokens`: each segment is matched
+    /// with surrounding whitespace trimmed (`/%20internal` is `/internal`).
+    pub trim_whitespace: bool,
+}
+
+/// HFS+ ignores these code points when it compares names (the list git checks
+/// for `.git` look-alikes, CVE-2014-9390): ZWNJ, ZWJ, LRM, RLM, the
+/// embedding and override marks, the deprecated format characters, and the BOM.
+pub(crate) fn hfs_ignorable(c: char) -> bool {
+    matches!(c, '\u{200C}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{206A}'..='\u{206F}' | '\u{FEFF}')
+}
+
+/// Case folding for [`Case::Insensitive`]: each character becomes the
+/// lower case of its upper case. That meets every pair a common
+/// case-insensitive comparison meets: Java's `equalsIgnoreCase` (upper, then
+/// lower, per character: `ı`→`I`→`i`, `ſ`→`S`→`s`), NTFS's upcase table, and
+/// Unicode full case folding for the ASCII targets. `İ` (whose lower case is
+/// `i` plus a combining dot) folds to `i`, as Java's per-character lower case has it.
+pub fn fold_case(name: &str) -> Cow<'_, str> {
+    if name.bytes().all(|b| !b.is_ascii_uppercase() && b.is_ascii()) {
+        return Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else if c == '\u{130}' {
+            out.push('i');
+        } else {
+            for u in c.to_uppercase() {
+                out.extend(u.to_lowercase());
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+impl PathReading {
+    /// Whether names are compared ignoring case: said outright, or implied by
+    /// a platform whose file system does.
+    pub fn folds_case(&self) -> bool {
+        self.case == Case::Insensitive || matches!(self.platform, Platform::Windows | Platform::Macos)
+    }
+
+    /// Whether a name reaches the rules other than as decoded: the hot path
+    /// skips [`PathReading::name`] when it does not.
+    pub fn rewrites_names(&self) -> bool {
+        self.folds_case()
+            || self.trim_whitespace
+            || matches!(self.platform, Platform::Windows | Platform::Macos)
+            || matches!(self.unicode, Unicode::Nfc | Unicode::Nfkc)
+    }
+
+    /// Whether the backend may convert names to a Windows ANSI code page.
+    pub fn may_best_fit(&self) -> bool {
+        matches!(self.platform, Platform::Any | Platform::Windows)
+    }
+
+    /// The name a decoded segment is matched as, after the transformations
+    /// that the backend always applies: whitespace trimming, the platform's
+    /// rules, Unicode normalisation, case folding. Also used on the policy's
+    /// own literal segments, so both sides meet in one form. `Err` when the
+    /// backend's name cannot be known ([`NameError`]).
+    pub fn name<'a>(&self, decoded: &'a str) -> Result<Cow<'a, str>, NameError> {
+        let mut name = Cow::Borrowed(decoded);
+        if self.trim_whitespace {
+            // Java's String.trim: every character up to U+0020.
+            let trimmed = name.trim_matches(|c: char| c <= ' ');
+            if trimmed.len() != name.len() {
+                name = Cow::Owned(trimmed.to_owned());
+            }
+        }
+        match self.platform {
+            Platform::Windows => name = Cow::Owned(windows_name(&name)?),
+            Platform::Macos => {
+                if name.chars().any(hfs_ignorable) {
+                    name = Cow::Owned(name.chars().filter(|c| !hfs_ignorable(*c)).collect());
+                }
+                if !name.is_ascii() {
+                    name = Cow::Owned(name.nfc().collect());
+                }
+            }
+            Platform::Any | Platform::Posix => {}
+        }
+        if !name.is_ascii() {
+            match self.unicode {
+                Unicode::Nfc => name = Cow::Owned(name.nfc().collect()),
+                Unicode::Nfkc => name = Cow::Owned(name.nfkc().collect()),
+                Unicode::Any | Unicode::AsSent => {}
+            }
+        }
+        if self.folds_case() {
+            if let Cow::Owned(folded) = fold_case(&name) {
+                name = Cow::Owned(folded);
+            }
+        }
+        if name.is_empty() {
+            return Err(NameError::Empty);
+        }
+        if name == "." || name == ".." {
+            return Err(NameError::Dot);
+        }
+        Ok(name)
+    }
+}
+
+/// Why a backend's name for a segment cannot be known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameError {
+    /// The name is empty once the backend's rules applied (`%20` trimmed).
+    Empty,
+    /// The name is `.` or `..` once the backend's rules applied (`..%20`).
+    Dot,
+    /// A `:` other than `::$DATA` / `::$INDEX_ALLOCATION`: an NTFS alternate
+    /// stream (or a drive), whose file nobody can name from the path.
+    Stream,
+    /// An 8.3 short name (`intern~1`), which stands for a long name only the
+    /// file system knows.
+    ShortName,
+}
+
+/// The name NTFS resolves through the Win32 path rules: trailing dots and
+/// spaces removed, a `::$DATA` or `::$INDEX_ALLOCATION` (or `:$I30:…`) stream
+/// suffix naming the file or folder itself removed.
+fn windows_name(segment: &str) -> Result<String, NameError> {
+    let mut name = segment.trim_end_matches(['.', ' ']);
+    if let Some(i) = name.find(':') {
+        let (base, stream) = name.split_at(i);
+        let stream = stream.to_ascii_uppercase();
+        if !matches!(stream.as_str(), "::$DATA" | "::$INDEX_ALLOCATION" | ":$I30:$INDEX_ALLOCATION" | ":$DATA" | ":$I30") {
+            return Err(NameError::Stream);
+        }
+        name = base.trim_end_matches(['.', ' ']);
+    }
+    if is_short_name(name) {
+        return Err(NameError::ShortName);
+    }
+    Ok(name.to_owned())
+}
+
+/// The 8.3 short-name shape Windows generates: up to six characters, `~`, a
+/// number, and an optional extension of up to three characters.
+fn is_short_name(name: &str) -> bool {
+    let stem = match name.rsplit_once('.') {
+        Some((stem, ext)) if ext.chars().count() <= 3 => stem,
+        _ => name,
+    };
+    let Some((base, digits)) = stem.rsplit_once('~') else { return false };
+    !base.is_empty() && base.chars().count() <= 6 && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Which `path_reading` option would accept a path refused for `rejection`,
+/// and what it assumes of the backend: said with every refusal it applies to.
+pub fn accepted_by(rejection: crate::canonical::PathRejection) -> Option<&'static str> {
+    use crate::canonical::PathRejection as R;
+    Some(match rejection {
+        R::TrailingSlash => {
+            "path_reading.trailing_slash \"same_as_without\" (the backend serves /a/b/ as /a/b) or \"distinct\" (a trailing '/' is its own route)"
+        }
+        R::PathParameter => "path_reading.path_parameters \"strip\" (a servlet container removes ';…' from each segment before routing)",
+        R::EncodedSlash => {
+            "path_reading.encoded_slash \"in_segment\" (the backend splits the raw path and never decodes %2F into a separator)"
+        }
+        R::EncodedPercent | R::EncodedDelimiter => {
+            "path_reading.encoded_delimiters \"decode_once\" (the backend decodes the path exactly once, after splitting off the query)"
+        }
+        R::TrailingDotOrSpace => {
+            "path_reading.platform \"posix\" (the backend keeps trailing dots and spaces) or \"windows\" (judged as Windows strips them)"
+        }
+        R::LookalikeDelimiter => "path_reading.unicode \"as_sent\" (the backend never applies Unicode compatibility normalisation)",
+        R::BestFit => "path_reading.platform \"posix\" (the backend never converts names to a Windows ANSI code page)",
+        _ => return None,
+    })
+}
+
+/// How a request target reads under a `path_reading`, for people and tools
+/// (`mtls-authz path`, `explain`, the playground): what the backend
+/// receives, the names the rules meet, or why there is no single reading and
+/// what would give one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PathReport {
+    pub target: String,
+    pub accepted: bool,
+    /// The segments decoded once, as a backend that decodes once receives
+    /// them (path parameters stripped where the reading strips them; a last
+    /// empty segment for a trailing `/`). Absent when refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decoded: Option<Vec<String>>,
+    /// The names the rules are matched against. Absent when refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Vec<String>>,
+    /// The path as the rules see it (`/a/b`). Absent when refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Other readings a deny rule also meets (suffix matching, best fit), as segments.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_readings: Vec<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<RefusalReport>,
+}
+
+/// Why a path was refused, and which option would accept it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RefusalReport {
+    /// The reason code, e.g. `path.trailing_slash`.
+    pub code: &'static str,
+    pub message: &'static str,
+    /// The `path_reading` option that would accept the path and what it
+    /// assumes of the backend; null when none would.
+    pub accepted_by: Option<&'static str>,
+}
+
+impl PathReport {
+    /// Read `target` the way the engine does under `reading`.
+    pub fn new(target: &str, reading: &PathReading) -> PathReport {
+        let split = |text: &str| crate::canonical::segments_of(text).map(str::to_owned).collect::<Vec<_>>();
+        let read = crate::canonical::decode(target, reading).and_then(|d| {
+            let decoded = d.segments();
+            d.read(reading).map(|c| (decoded, c))
+        });
+        match read {
+            Ok((decoded, canonical)) => PathReport {
+                target: target.to_owned(),
+                accepted: true,
+                decoded: Some(decoded),
+                segments: Some(canonical.segments().map(str::to_owned).collect()),
+                path: Some(canonical.as_str().to_owned()),
+                extra_readings: canonical.extra_readings().iter().map(|r| split(r)).collect(),
+                refusal: None,
+            },
+            Err(rejection) => PathReport {
+                target: target.to_owned(),
+                accepted: false,
+                decoded: None,
+                segments: None,
+                path: None,
+                extra_readings: Vec::new(),
+                refusal: Some(RefusalReport { code: rejection.code(), message: rejection.as_str(), accepted_by: accepted_by(rejection) }),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_says_what_the_backend_receives_and_what_the_rules_meet() {
+        let reading = PathReading { trailing_slash: TrailingSlash::SameAsWithout, case: Case::Insensitive, ..PathReading::default() };
+        let r = PathReport::new("/Admin/Login/?next=/x", &reading);
+        assert!(r.accepted);
+        assert_eq!(r.decoded.as_deref(), Some(&["Admin".to_owned(), "Login".to_owned(), String::new()][..]));
+        assert_eq!(r.segments.as_deref(), Some(&["admin".to_owned(), "login".to_owned()][..]));
+        assert_eq!(r.path.as_deref(), Some("/admin/login"));
+        let refused = PathReport::new("/admin/login/", &PathReading::default());
+        let why = refused.refusal.unwrap();
+        assert_eq!((why.code, refused.accepted), ("path.trailing_slash", false));
+        assert!(why.accepted_by.unwrap().contains("same_as_without"));
+        let json = serde_json::to_string(&PathReport::new("/a", &PathReading::default())).unwrap();
+        assert_eq!(json, r#"{"target":"/a","accepted":true,"decoded":["a"],"segments":["a"],"path":"/a"}"#);
+    }
+
+    #[test]
+    fn case_folding_meets_the_non_ascii_spellings_of_ascii_letters() {
+        assert_eq!(fold_case("admin"), "admin");
+        assert!(matches!(fold_case("admin"), Cow::Borrowed(_)));
+        assert_eq!(fold_case("ADMIN"), "admin");
+        assert_eq!(fold_case("adm\u{131}n"), "admin", "dotless i (Java equalsIgnoreCase)");
+        assert_eq!(fold_case("adm\u{130}n"), "admin", "dotted capital I");
+        assert_eq!(fold_case("doc\u{17F}"), "docs", "long s");
+        assert_eq!(fold_case("\u{212A}ey"), "key", "Kelvin sign");
+        assert_eq!(fold_case("Stra\u{DF}e"), "strasse");
+        assert_eq!(fold_case("\u{3A3}\u{3C2}"), "\u{3C3}\u{3C3}", "final sigma");
+        assert_eq!(fold_case("caf\u{C9}"), "caf\u{E9}");
+    }
+
+    #[test]
+    fn windows_names_lose_trailing_dots_spaces_and_the_default_streams() {
+        let w = PathReading { platform: Platform::Windows, ..PathReading::default() };
+        assert_eq!(w.name("internal.").unwrap(), "internal");
+        assert_eq!(w.name("Internal. . ").unwrap(), "internal");
+        assert_eq!(w.name("internal::$INDEX_ALLOCATION").unwrap(), "internal");
+        assert_eq!(w.name("secret.txt::$data").unwrap(), "secret.txt");
+        assert_eq!(w.name("internal:$i30:$index_allocation").unwrap(), "internal");
+        assert_eq!(w.name("secret.txt:hidden"), Err(NameError::Stream));
+        assert_eq!(w.name("c:"), Err(NameError::Stream));
+        assert_eq!(w.name("intern~1"), Err(NameError::ShortName));
+        assert_eq!(w.name("SECRET~12.TXT"), Err(NameError::ShortName));
+        assert_eq!(w.name("a~b").unwrap(), "a~b");
+        assert_eq!(w.name("longername~1").unwrap(), "longername~1", "more than six characters is no short name");
+        assert_eq!(w.name("..."), Err(NameError::Empty));
+        assert_eq!(w.name(".. "), Err(NameError::Empty));
+    }
+
+    #[test]
+    fn trimming_normalisation_and_macos_rules_give_the_backends_name() {
+        let trim = PathReading { trim_whitespace: true, ..PathReading::default() };
+        assert_eq!(trim.name(" internal").unwrap(), "internal");
+        assert_eq!(trim.name(" "), Err(NameError::Empty));
+        assert_eq!(trim.name(" .. "), Err(NameError::Dot));
+        let nfc = PathReading { unicode: Unicode::Nfc, ..PathReading::default() };
+        assert_eq!(nfc.name("cafe\u{301}").unwrap(), "caf\u{E9}");
+        let nfkc = PathReading { unicode: Unicode::Nfkc, ..PathReading::default() };
+        assert_eq!(nfkc.name("\u{FF41}dmin").unwrap(), "admin");
+        let mac = PathReading { platform: Platform::Macos, ..PathReading::default() };
+        assert_eq!(mac.name("inter\u{200C}nal").unwrap(), "internal");
+        assert_eq!(mac.name("\u{FEFF}Internal").unwrap(), "internal");
+        assert_eq!(mac.name("Cafe\u{301}").unwrap(), "caf\u{E9}");
+        assert!(matches!(PathReading::default().name("x").unwrap(), Cow::Borrowed(_)));
+        assert!(!PathReading::default().rewrites_names());
+        assert!(mac.rewrites_names() && nfc.rewrites_names() && trim.rewrites_names());
+        assert!(!PathReading { platform: Platform::Posix, unicode: Unicode::AsSent, ..PathReading::default() }.rewrites_names());
+    }
+}
