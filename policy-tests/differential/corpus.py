@@ -137,6 +137,7 @@ PAYLOADS = [
 REAL_WORLD = [
     b"/admin/login/", b"/admin/login", b"/api/users/", b"/api/users//", b"/", b"/index.html",
     b"/app;jsessionid=ABC/x", b"/app/x;jsessionid=0123456789ABCDEF", b"/shop/item;color=red/size",
+    b"/shop/cart;jsessionid=A1;lang=en", b"/shop;jsessionid=A1;lang=en/cart",
     b"/;jsessionid=ABC", b"/app/login.jsp;jsessionid=ABC?next=/admin",
     b"/wiki/C%23_(programming_language)", b"/wiki/F%23", b"/wiki/100%25_(album)", b"/wiki/50%25_off",
     b"/wiki/Why%3F", b"/wiki/Special:Search/a%3Fb", b"/wiki/Talk:Main_Page", b"/wiki/Washington,_D.C.",

@@ -81,6 +81,12 @@ class Result:
     undeclared: list  # what an undeclared pair would disagree on (informational)
     timings: dict
     probe_readings: dict  # raw -> {backend: Reading}
+    known: list  # declared disagreements that are safety.KNOWN entries
+
+    def stale_known(self):
+        """KNOWN entries whose backend ran and that no longer occur."""
+        seen = {safety.known(d.backend, safety.PROFILES[d.profile], d.target.raw) for d in self.known}
+        return [k for k in safety.KNOWN if k.backend in self.readings and k not in seen]
 
     @property
     def backends(self):
@@ -148,7 +154,7 @@ def grouped(disagreements):
 
 
 def compare(corpus_list, engine_out, readings, sent):
-    cells, disagreements, undeclared = {}, [], []
+    cells, disagreements, undeclared, known = {}, [], [], []
     for pname, profile in safety.PROFILES.items():
         declared = safety.declared_for(profile)
         for b in [b for b in safety.BACKENDS if b in readings]:
@@ -168,8 +174,13 @@ def compare(corpus_list, engine_out, readings, sent):
                 else:
                     cell.disagree += 1
                     d = Disagreement(corpus_list[i], pname, b, e.decoded, r.segments, b in declared)
-                    (disagreements if d.declared else undeclared).append(d)
-    return cells, disagreements, undeclared
+                    if not d.declared:
+                        undeclared.append(d)
+                    elif safety.known(b, profile, d.target.raw):
+                        known.append(d)
+                    else:
+                        disagreements.append(d)
+    return cells, disagreements, undeclared, known
 
 
 # Targets every backend is asked whatever the engine says, with what some
@@ -179,13 +190,13 @@ REFUSED = "refused"
 PROBES = {
     b"/a/%2e%2e/b": {"python-http.server": ["b"], "python-wsgiref": ["a", "..", "b"], "express4": ["a", "..", "b"],
                      "express5": ["a", "..", "b"], "java-uri-path": ["a", "..", "b"], "go-path": REFUSED,
-                     "tomcat": ["b"], "envoy-normalised": ["b"], "envoy-raw": ["a", "..", "b"]},
-    b"/a/..;/b": {"tomcat": ["b"], "express4": ["a", "..;", "b"], "python-http.server": ["a", "..;", "b"]},
-    b"/app;jsessionid=ABC/x": {"tomcat": ["app", "x"], "express5": ["app;jsessionid=ABC", "x"],
+                     "tomcat": ["b"], "jetty": ["b"], "envoy-normalised": ["b"], "envoy-raw": ["a", "..", "b"]},
+    b"/a/..;/b": {"tomcat": ["b"], "jetty": REFUSED, "express4": ["a", "..;", "b"], "python-http.server": ["a", "..;", "b"]},
+    b"/app;jsessionid=ABC/x": {"tomcat": ["app", "x"], "jetty": ["app", "x"], "express5": ["app;jsessionid=ABC", "x"],
                               "go-path": ["app;jsessionid=ABC", "x"]},
     b"/a%2Fb": {"python-http.server": ["a", "b"], "python-wsgiref": ["a", "b"], "express4": ["a/b"],
                 "express5": ["a/b"], "java-uri-path": ["a", "b"], "java-uri-rawpath": ["a/b"], "go-path": ["a", "b"],
-                "go-escaped": ["a/b"], "tomcat": REFUSED, "envoy-normalised": REFUSED,
+                "go-escaped": ["a/b"], "tomcat": REFUSED, "jetty": ["a", "b"], "envoy-normalised": REFUSED,
                 "envoy-normalised-keep": ["a/b"], "envoy-raw": ["a/b"]},
     b"/a/b/": {"express4": ["a", "b"], "python-wsgiref": ["a", "b", ""], "go-path": ["a", "b", ""],
                "tomcat": ["a", "b", ""], "envoy-raw": ["a", "b", ""]},
@@ -239,12 +250,12 @@ def run(long=False, seed=corpus.SEED, workdir=None, envoy=None, cli=None, only=N
     t_asked = time.monotonic()
     if only is not None:
         probed = {b: r for b, r in probed.items() if b in only}
-    cells, disagreements, undeclared = compare(targets, engine_out, readings, sent)
+    cells, disagreements, undeclared, known = compare(targets, engine_out, readings, sent)
     timings = {"engine": t_engine - t0, "backends_start": t_started - t_engine, "requests": t_asked - t_started,
                "total": time.monotonic() - t0, "per_backend": per_backend}
     probe_readings = {raw: {b: probed[b][j] for b in probed} for j, raw in enumerate(PROBES)}
     return Result(targets, engine_out, dict(readings), sent, missing, cells, disagreements, undeclared, timings,
-                  probe_readings)
+                  probe_readings, known)
 
 
 # --------------------------------------------------------------------------- figures
@@ -341,6 +352,14 @@ def report(result, max_print=50):
     for raw, b, want, got in wrong:
         lines.append("  PROBE %s: %s read %s, expected %s" % (corpus.Target(raw, "probe").display(), b, js(got), js(want)))
     lines.append("")
+    lines.append("== known disagreements (safety.KNOWN: reported, not failing): %d" % len(result.known))
+    for k in safety.KNOWN:
+        lines.append("  %s, %s=%s: %s" % (k.backend, k.option[0], k.option[1], k.why))
+    for line in grouped(result.known)[:max_print]:
+        lines.append("    " + line)
+    for k in result.stale_known():
+        lines.append("  STALE (no longer occurs: remove it from safety.KNOWN): %s %s" % (k.backend, k.why))
+    lines.append("")
     lines.append("== disagreements on declared pairs: %d" % len(result.disagreements))
     g = grouped(result.disagreements)
     for line in g[:max_print]:
@@ -358,6 +377,8 @@ def to_json(result):
         "disagreements": [{"target": d.target.display(), "family": d.target.family, "profile": d.profile,
                            "path_reading": safety.PROFILES[d.profile], "backend": d.backend, "decoded": d.decoded,
                            "backend_segments": d.backend_segments} for d in result.disagreements],
+        "known": [{"target": d.target.display(), "profile": d.profile, "backend": d.backend,
+                   "decoded": d.decoded, "backend_segments": d.backend_segments} for d in result.known],
         "undeclared": [{"target": d.target.display(), "profile": d.profile, "backend": d.backend,
                         "decoded": d.decoded, "backend_segments": d.backend_segments} for d in result.undeclared],
     }
@@ -379,7 +400,7 @@ def main(argv=None):
     if result.missing and on_ci():
         print("differential: FAILED: backends missing on CI: %s" % ", ".join(result.missing), file=sys.stderr)
         return 1
-    return 1 if result.disagreements or check_probes(result.probe_readings) else 0
+    return 1 if result.disagreements or check_probes(result.probe_readings) or result.stale_known() else 0
 
 
 if __name__ == "__main__":

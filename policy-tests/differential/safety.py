@@ -8,6 +8,8 @@ safe for every backend). For every path a profile accepts, the engine's
 safe for, under the profile's equivalence (`equivalent`).
 """
 
+from dataclasses import dataclass
+
 # Every backend reading the suite has, in report order (backends.py serves them).
 BACKENDS = (
     "python-http.server",  # SimpleHTTPRequestHandler.translate_path
@@ -19,6 +21,7 @@ BACKENDS = (
     "go-path",  # net/http ServeMux, r.URL.Path split
     "go-escaped",  # r.URL.EscapedPath() split, url.PathUnescape per segment
     "tomcat",  # Tomcat 10 servlet getPathInfo() (path parameters stripped)
+    "jetty",  # Jetty 9.4 servlet getPathInfo() (path parameters stripped)
     "envoy-normalised",  # normalize_path + merge_slashes + REJECT_REQUEST, then the upstream
     "envoy-normalised-keep",  # the same with KEEP_UNCHANGED
     "envoy-raw",  # no normalisation, KEEP_UNCHANGED
@@ -27,7 +30,7 @@ ALL = frozenset(BACKENDS)
 ENVOY = frozenset(b for b in BACKENDS if b.startswith("envoy-"))
 
 # Backends that decode the path exactly once after splitting off the query:
-# all of them (Tomcat decodes once too; Envoy forwards, and the reading
+# all of them (Tomcat and Jetty decode once too; Envoy forwards, and the reading
 # decodes what the upstream received once per segment).
 DECODE_ONCE = ALL
 # Backends whose reading keeps a final "" for a trailing '/' (a separate
@@ -35,9 +38,10 @@ DECODE_ONCE = ALL
 KEEP_TRAILING = ALL - {"express4", "express5"}
 # Backends that split on the raw path and decode per segment, so %2F stays
 # inside a name. Python/WSGI, java getPath and Go r.URL.Path decode the whole
-# path first; Tomcat refuses %2F (400) by default; Envoy REJECT_REQUEST refuses it.
+# path first; Tomcat refuses %2F (400) by default, Jetty 9.4 decodes it into a
+# separator; Envoy REJECT_REQUEST refuses it.
 PER_SEGMENT = frozenset({"express4", "express5", "java-uri-rawpath", "go-escaped", "envoy-normalised-keep", "envoy-raw"})
-SERVLET = frozenset({"tomcat"})
+SERVLET = frozenset({"tomcat", "jetty"})
 
 # (option, value) -> the backends the value is declared safe for. Options
 # that change matching only (case, platform, unicode, suffix_patterns,
@@ -91,6 +95,40 @@ PROFILES.update({
                            "trailing_slash": "distinct"},
     "django": {"trailing_slash": "distinct", "encoded_delimiters": "decode_once", "platform": "posix"},
 })
+
+
+@dataclass(frozen=True)
+class Known:
+    """A disagreement found, reported and not yet resolved (an engine fix or a
+    narrower declaration is the lead's call): the suite prints every
+    occurrence, does not fail on them, and fails when the entry no longer
+    occurs, so the list stays true."""
+
+    backend: str
+    option: tuple  # (option, value) the profile holds
+    why: str
+    applies: object  # raw target (bytes) -> bool
+
+    def matches(self, backend, profile, raw):
+        return backend == self.backend and profile.get(self.option[0]) == self.option[1] and self.applies(raw)
+
+
+def _last_segment_params(raw):
+    last = raw.split(b"?", 1)[0].split(b"#", 1)[0].rsplit(b"/", 1)[-1]
+    return last.count(b";") >= 2
+
+
+KNOWN = (
+    Known("jetty", ("path_parameters", "strip"),
+          "Jetty 9.4 strips only the last ';' parameter of the final segment (/a/b;x;y is /a/b;x to it, "
+          "/a;x;y/b is /a/b); the engine strips from the first ';' in every segment, as Tomcat does",
+          _last_segment_params),
+)
+
+
+def known(backend, profile, raw):
+    """The Known entry a declared disagreement is, or None."""
+    return next((k for k in KNOWN if k.matches(backend, profile, raw)), None)
 
 
 def declared_for(profile):

@@ -39,6 +39,8 @@ if str(E2E_DIR) not in sys.path:
 import e2e_lib  # noqa: E402  (Envoy and the echo upstream, as the e2e suite runs them)
 
 TOMCAT_JARS = ["/usr/share/java/tomcat10-embed-core.jar", "/usr/share/java/jakarta-annotation-api.jar"]
+JETTY_JARS = ["/usr/share/java/%s.jar" % j for j in (
+    "jetty9-server", "jetty9-servlet", "jetty9-http", "jetty9-io", "jetty9-util", "jetty9-security", "servlet-api")]
 INSTALL_HINT = "install it with `bash scripts/build.sh` (which installs the differential suite's toolchains)"
 
 
@@ -213,7 +215,7 @@ class JavaServer(Server):
         for jar in self.classpath:
             if not Path(jar).is_file():
                 raise Unavailable("%s not found (Debian packages libtomcat10-embed-java, "
-                                  "libjakarta-annotation-api-java): %s" % (jar, INSTALL_HINT))
+                                  "libjakarta-annotation-api-java, libjetty9-java): %s" % (jar, INSTALL_HINT))
         self.out = BUILD_DIR / ("java-" + self.name)
         sources = sorted((BACKENDS_DIR / "java").glob("*.java"))
         srcs = [s for s in sources if s.stem in (self.main, "Json")]
@@ -254,6 +256,11 @@ class GoServer(Server):
 class TomcatServer(JavaServer):
     def __init__(self, workdir):
         super().__init__(workdir, "tomcat", "TomcatBackend", ("tomcat",), TOMCAT_JARS)
+
+
+class JettyServer(JavaServer):
+    def __init__(self, workdir):
+        super().__init__(workdir, "jetty", "JettyBackend", ("jetty",), JETTY_JARS)
 
 
 class EnvoyServer(Server):
@@ -353,6 +360,7 @@ def all_servers(workdir, envoy_bin):
         JavaServer(workdir, "java-uri", "JavaUriBackend", ("java-uri-path", "java-uri-rawpath")),
         GoServer(workdir),
         TomcatServer(workdir),
+        JettyServer(workdir),
         EnvoyServer(workdir, envoy_bin),
     ]
 

@@ -2,7 +2,7 @@
 # Idempotent installer for the differential suite's backends (run as root on
 # a Debian machine of the project's kind; scripts/build.sh calls it): Go
 # (golang-go, Debian's 1.19), a JDK (javac), Tomcat 10 embed and the
-# jakarta.annotation API it loads, Node.js + npm, and Express 4 and 5 from
+# jakarta.annotation API it loads, Jetty 9.4 (libjetty9-java), Node.js + npm, and Express 4 and 5 from
 # package-lock.json (`npm ci`, redone when the lock file changes). The Java
 # and Go backends themselves are compiled by the suite (servers.py) into
 # .work/differential/build. Quiet unless it installs something.
@@ -15,6 +15,7 @@ command -v go >/dev/null 2>&1 || apt_missing+=(golang-go)
 command -v javac >/dev/null 2>&1 || apt_missing+=(openjdk-17-jdk-headless)
 [ -f /usr/share/java/tomcat10-embed-core.jar ] || apt_missing+=(libtomcat10-embed-java)
 [ -f /usr/share/java/jakarta-annotation-api.jar ] || apt_missing+=(libjakarta-annotation-api-java)
+[ -f /usr/share/java/jetty9-servlet.jar ] || apt_missing+=(libjetty9-java)
 command -v node >/dev/null 2>&1 || apt_missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || apt_missing+=(npm)
 if [ ${#apt_missing[@]} -gt 0 ]; then
