@@ -6,7 +6,8 @@ be each declared-safe backend's reading (safety.py).
     python3 policy-tests/differential/harness.py            # short variant, figures, exit 1 on a disagreement
     python3 policy-tests/differential/harness.py --long     # the long variant (tens of thousands of paths)
     options: --seed N, --backends a,b (readings to ask), --json FILE (every figure and disagreement),
-             --max-print N (disagreements printed, default 50)
+             --max-print N (disagreements printed, default 50), --send-all (every target to every
+             backend, and the over-refusal candidates: strict refuses, every backend reads one way)
 
 Environment: MTLS_AUTHZ_CLI (default target/release/mtls-authz), ENVOY_BIN
 (default .venv/bin/envoy), CI=true (a missing backend toolchain is an error,
@@ -221,7 +222,7 @@ def check_probes(probe_readings):
     return wrong
 
 
-def run(long=False, seed=corpus.SEED, workdir=None, envoy=None, cli=None, only=None, log=print):
+def run(long=False, seed=corpus.SEED, workdir=None, envoy=None, cli=None, only=None, log=print, send_all=False):
     t0 = time.monotonic()
     cli = Path(cli or engine.cli_path())
     if not cli.is_file():
@@ -232,8 +233,8 @@ def run(long=False, seed=corpus.SEED, workdir=None, envoy=None, cli=None, only=N
     for pname, profile in safety.PROFILES.items():
         engine_out[pname] = engine.engine_readings(cli, profile, [t.raw for t in targets])
     t_engine = time.monotonic()
-    sent = [i for i in range(len(targets)) if any(engine_out[p][i] is not None and engine_out[p][i].accepted
-                                                   for p in safety.PROFILES)]
+    sent = [i for i in range(len(targets)) if send_all or any(
+        engine_out[p][i] is not None and engine_out[p][i].accepted for p in safety.PROFILES)]
     workdir = Path(workdir or REPO / ".work" / "differential" / "run")
     procs, missing = servers.start_all(workdir, envoy or envoy_bin(), only=only)
     try:
@@ -318,6 +319,29 @@ def backend_table(result, declared_only=True):
                    "backend refusals (top)"], rows)
 
 
+def unanimity(result, min_served=None):
+    """Over-refusal candidates: targets strict refuses (sent with --send-all)
+    that every backend serving them reads the same way, served by at least
+    `min_served` backends (default: all but two). Per strict refusal code:
+    (refused and sent, unanimous, examples)."""
+    backs = result.backends
+    need = len(backs) - 2 if min_served is None else min_served
+    sent = set(result.sent)
+    out = {}
+    for i, e in enumerate(result.engine["strict"]):
+        if e is not None and e.accepted or i not in sent:
+            continue
+        code = e.code if e is not None else "(not representable)"
+        row = out.setdefault(code, [0, 0, []])
+        row[0] += 1
+        served = [result.readings[b][i].segments for b in backs if result.readings[b][i].served]
+        if len(served) >= need and all(safety.equivalent({}, s, served[0]) for s in served):
+            row[1] += 1
+            if len(row[2]) < 4:
+                row[2].append("%s -> %s (%d/%d)" % (result.corpus[i].display(), js(served[0]), len(served), len(backs)))
+    return out
+
+
 def report(result, max_print=50):
     lines = []
     t = result.timings
@@ -332,6 +356,14 @@ def report(result, max_print=50):
     lines.append("== engine: over-refusal per profile (+ vs strict: accepted here, refused by strict)")
     lines.append(over_refusal(result))
     lines.append("strict refusals by code: " + strict_refusal_codes(result))
+    lines.append("")
+    if len(result.sent) == len(result.corpus):
+        lines.append("")
+        lines.append("== over-refusal candidates (--send-all): strict refuses, yet every backend that serves the "
+                     "target (all but two at least) reads it the same way")
+        rows = sorted(unanimity(result).items(), key=lambda kv: -kv[1][1])
+        lines.append(_table(["strict refusal", "refused", "unanimous", "examples"],
+                            [[c, r[0], r[1], "; ".join(r[2])] for c, r in rows]))
     lines.append("")
     lines.append("== declared-safe backend x profile")
     lines.append(backend_table(result, declared_only=True))
@@ -391,9 +423,13 @@ def main(argv=None):
     ap.add_argument("--backends", help="comma-separated readings to ask (default: all)")
     ap.add_argument("--json", help="write every figure and disagreement to this file")
     ap.add_argument("--max-print", type=int, default=50)
+    ap.add_argument("--send-all", action="store_true",
+                    help="send every target to the backends, not only those some profile accepts, and print the "
+                         "over-refusal candidates (strict refuses, every backend reads one way)")
     args = ap.parse_args(argv)
     only = args.backends.split(",") if args.backends else None
-    result = run(long=args.long, seed=args.seed, only=only, log=lambda m: print(m, file=sys.stderr))
+    result = run(long=args.long, seed=args.seed, only=only, log=lambda m: print(m, file=sys.stderr),
+                 send_all=args.send_all)
     print(report(result, args.max_print))
     if args.json:
         Path(args.json).write_text(json.dumps(to_json(result), indent=1, ensure_ascii=True) + "\n")
