@@ -245,8 +245,9 @@ class GoServer(Server):
             self.binary.parent.mkdir(parents=True, exist_ok=True)
             # No dependencies: nothing is fetched (GOPROXY=off).
             env = dict(os.environ, GO111MODULE="on", GOPROXY="off", CGO_ENABLED="0")
-            if not env.get("GOCACHE") and not env.get("HOME") and not env.get("XDG_CACHE_HOME"):
-                env["GOCACHE"] = str(BUILD_DIR / "go-cache")
+            if not env.get("HOME"):
+                env.setdefault("GOCACHE", str(BUILD_DIR / "go-cache"))
+                env.setdefault("GOPATH", str(BUILD_DIR / "go-path"))
             _run([go, "build", "-o", str(self.binary), "."], cwd=src, env=env, what="go build")
 
     def command(self):
