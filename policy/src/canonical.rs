@@ -543,9 +543,12 @@ pub fn decode<'a>(target: &'a str, reading: &PathReading) -> Result<Decoded<'a>,
 
 /// A raw segment and its `;` parameters, when the reading strips them.
 fn split_parameters<'s>(segment: &'s str, reading: &PathReading) -> (&'s str, Option<&'s str>) {
-    match (reading.path_parameters, segment.find(';')) {
-        (PathParameters::Strip, Some(i)) => (&segment[..i], segment.get(i + 1..)),
-        _ => (segment, None),
+    if reading.path_parameters == PathParameters::Refuse {
+        return (segment, None);
+    }
+    match segment.find(';') {
+        Some(i) => (&segment[..i], segment.get(i + 1..)),
+        None => (segment, None),
     }
 }
 
