@@ -135,6 +135,8 @@ struct PolicyView<'a> {
     principal_format: PrincipalFormat,
     /// `upstream_headers.principal`: whether the filter sends the principal header at all.
     principal_header: bool,
+    /// How the policy says its backends read paths.
+    path_reading: mtls_authz_policy::PathReading,
 }
 
 #[derive(Debug, Serialize)]
@@ -218,6 +220,7 @@ pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
             default_action: policy.policy().default_action,
             principal_format: headers.principal_format,
             principal_header: headers.principal,
+            path_reading: policy.policy().path_reading,
         },
         identity_source: source_view(&req.caller),
         identity: caller.as_ref().map(Caller::view),

@@ -5,6 +5,8 @@
 //! whatever it says about a policy is what the proxy will do. The commands:
 //!
 //! * `check`: is a policy valid? Errors as `FILE:LINE:COL: JSONPATH: message`.
+//!   With `--envoy-config`, also: do Envoy's routes send the backend paths the
+//!   policy did not judge (string prefixes, rewrites)?
 //! * `explain`: for one certificate and request, the decision, the rule, the
 //!   reason and every identity field read from the certificate.
 //! * `test`: run a policy against a file of expected decisions, for CI.
@@ -21,6 +23,7 @@ mod cases;
 mod check;
 mod console;
 mod doctor;
+mod envoy_lint;
 mod explain;
 mod identity_input;
 mod input;
@@ -62,7 +65,7 @@ impl From<Exit> for ExitCode {
     name = "mtls-authz",
     version,
     about = "Check, explain and test mtls-authz policies offline, with the engine the Envoy filter runs.",
-    after_help = "Exit status: 0 success, 1 invalid policy or failing cases, 2 unusable input."
+    after_help = "Exit status: 0 success, 1 invalid policy, Envoy route warnings or failing cases, 2 unusable input."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -73,11 +76,28 @@ struct Cli {
 enum Command {
     /// Validate policy files; print "FILE: ok (N rules)" or one "FILE:LINE:COL: JSONPATH: message" per error.
     ///
-    /// Exit status: 0 all valid, 1 some invalid, 2 some file could not be read.
+    /// With --envoy-config, also read every inline route_config of an Envoy
+    /// configuration (YAML or JSON; routes from RDS are not in the file and are
+    /// not checked) and say where Envoy and the policy read a request's path
+    /// differently, as "FILE:LINE:COL: PATH: warning: message": a `prefix` match
+    /// is a string prefix (`/api/payment/admin` also takes
+    /// `/api/payment/adminusers`, which the policy reads as another segment; use
+    /// `path_separated_prefix`), and a path rewrite on such a route hands the
+    /// backend a path the policy never judged (`/users`). Lines marked "note:"
+    /// (a rewrite that keeps segments whole: write the policy for the paths
+    /// clients send) do not change the exit status. A configuration with no
+    /// warning prints "FILE: ok (N routes)".
+    ///
+    /// Exit status: 0 all valid and no warning, 1 some policy invalid or some
+    /// Envoy warning (so CI can gate on it), 2 some file could not be read or is
+    /// not YAML/JSON.
     Check {
         /// Policy files to validate.
         #[arg(required = true, value_name = "POLICY.json")]
         policies: Vec<PathBuf>,
+        /// An Envoy configuration (bootstrap, YAML or JSON) whose routes to lint against the policies; repeatable.
+        #[arg(long = "envoy-config", value_name = "FILE")]
+        envoy_configs: Vec<PathBuf>,
     },
     /// Show what the policy decides for one certificate and request, and why.
     ///
@@ -227,7 +247,7 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command, console: &mut Console<'_>) -> Exit {
     let result = match command {
-        Command::Check { policies } => return check::run(&policies, console),
+        Command::Check { policies, envoy_configs } => return check::run(&policies, &envoy_configs, console),
         Command::Explain(args) => {
             let body = match (args.body, args.body_file) {
                 (Some(text), _) => Ok(Some(text.into_bytes())),
@@ -264,7 +284,7 @@ fn dispatch(command: Command, console: &mut Console<'_>) -> Exit {
 
 /// Positioned lines (`FILE:LINE:COL: ...`) go out as they are, for editors;
 /// a bare message gets the program name in front, like other Unix tools.
-fn report_input_error(message: &str, console: &mut Console<'_>) {
+pub(crate) fn report_input_error(message: &str, console: &mut Console<'_>) {
     for line in message.lines() {
         if looks_positioned(line) {
             console.err(line);

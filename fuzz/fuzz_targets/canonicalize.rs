@@ -11,7 +11,11 @@
 //!    list of look-alikes): a backend that normalises reads the same segments;
 //! 4. accept/refuse and the decoded path agree with a second, deliberately
 //!    naive reading of the documented rules (decode everything, then look);
-//! 5. `query_overrides_method` agrees with a naive reading of `?_method=`.
+//! 5. `query_overrides_method` agrees with a naive reading of `?_method=`;
+//! 6. under a `path_reading` drawn from the input, an accepted path keeps the
+//!    promised shape, and relaxing the strict reading never changes what a
+//!    backend receives for a path strict mode accepts (only the names the
+//!    rules meet, by the declared folding and normalisation).
 //!
 //! Idempotence is only asserted where it means something: a path without `%`
 //! comes back as itself (minus query and fragment), and an accepted path,
@@ -19,9 +23,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mtls_authz_policy::canonical::{MAX_PATH_LEN, MAX_SEGMENTS};
+use mtls_authz_policy::bestfit::best_fits_to_delimiter;
+use mtls_authz_policy::canonical::{decode, MAX_PATH_LEN, MAX_SEGMENTS};
 use mtls_authz_policy::overrides::query_overrides_method;
-use mtls_authz_policy::{canonicalize, PathRejection};
+use mtls_authz_policy::reading::{Case, EncodedDelimiters, EncodedSlash, PathParameters, PathReading, Platform, TrailingSlash, Unicode};
+use mtls_authz_policy::{canonicalize, canonicalize_with, PathRejection};
 use unicode_normalization::UnicodeNormalization;
 
 /// The documented look-alike rule: a non-ASCII character whose compatibility
@@ -35,9 +41,10 @@ fn lookalike(c: char) -> bool {
             || std::iter::once(c).nfkd().any(|n| n.is_ascii() && !n.is_ascii_alphanumeric()))
 }
 
-/// RFC 3986 pchar minus `;`, as the README describes what may appear raw.
+/// RFC 3986 pchar minus `;`, plus the `|`, `[` and `]` browsers send raw, as
+/// the README describes what may appear raw.
 fn raw_ok(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:@".contains(&b)
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:@|[]".contains(&b)
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -46,7 +53,14 @@ fn hex(b: u8) -> Option<u8> {
 
 /// The reference: `Some(decoded)` when the path has one safe reading.
 fn reference(target: &str) -> Option<String> {
-    let path = target.split(['?', '#']).next().unwrap_or("");
+    // A raw '#' is refused wherever it is; the query must be visible ASCII.
+    if target.contains('#') {
+        return None;
+    }
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if !query.bytes().all(|b| b.is_ascii_graphic()) {
+        return None;
+    }
     if !path.starts_with('/') || path.len() > MAX_PATH_LEN {
         return None;
     }
@@ -80,6 +94,11 @@ fn reference(target: &str) -> Option<String> {
             return None;
         }
         if seg.chars().any(lookalike) {
+            return None;
+        }
+        // Windows best fit into a delimiter, a dot, ':' or a space: the
+        // generated table is data shared with the engine; the rule is this one.
+        if seg.chars().any(best_fits_to_delimiter) {
             return None;
         }
         if seg.bytes().any(|b| matches!(b, b'/' | b'\\' | b'%' | b';' | b'?' | b'#')) {
@@ -181,7 +200,54 @@ fn reference_overrides_method(target: &str) -> bool {
     })
 }
 
+/// A `path_reading` drawn from two bytes: every option, every value.
+fn reading_from(a: u8, b: u8) -> PathReading {
+    PathReading {
+        trailing_slash: [TrailingSlash::Refuse, TrailingSlash::SameAsWithout, TrailingSlash::Distinct][usize::from(a % 3)],
+        path_parameters: if a & 4 != 0 { PathParameters::Strip } else { PathParameters::Refuse },
+        encoded_slash: if a & 8 != 0 { EncodedSlash::InSegment } else { EncodedSlash::Refuse },
+        encoded_delimiters: if a & 16 != 0 { EncodedDelimiters::DecodeOnce } else { EncodedDelimiters::Refuse },
+        case: if a & 32 != 0 { Case::Insensitive } else { Case::Sensitive },
+        suffix_patterns: a & 64 != 0,
+        trim_whitespace: a & 128 != 0,
+        platform: [Platform::Any, Platform::Posix, Platform::Windows, Platform::Macos][usize::from(b % 4)],
+        unicode: [Unicode::Any, Unicode::AsSent, Unicode::Nfc, Unicode::Nfkc][usize::from((b >> 2) % 4)],
+    }
+}
+
+/// The promises of a path accepted under any reading: the names the rules
+/// meet hold no separator or escape but the `%2F` of an in-segment slash, no
+/// control character, no dot segment, no empty segment but a distinct trailing one.
+fn check_read_shape(input: &str, reading: &PathReading) {
+    let Ok(path) = canonicalize_with(input, reading) else { return };
+    let segments: Vec<&str> = path.segments().collect();
+    let distinct = reading.trailing_slash == TrailingSlash::Distinct;
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        assert!(!seg.is_empty() || (distinct && last), "{input:?} under {reading:?}: empty segment in {segments:?}");
+        assert!(*seg != "." && *seg != "..", "{input:?} under {reading:?}: dot segment in {segments:?}");
+        assert!(!seg.contains(['\\', ';', '\0']), "{input:?} under {reading:?}: {seg:?}");
+        assert!(!seg.chars().any(char::is_control), "{input:?} under {reading:?}: control character in {seg:?}");
+        let without_slashes = seg.replace("%2F", "").replace("%2f", "");
+        if reading.encoded_delimiters != EncodedDelimiters::DecodeOnce || reading.encoded_slash == EncodedSlash::InSegment {
+            assert!(!without_slashes.contains('%'), "{input:?} under {reading:?}: a '%' in {seg:?}");
+        }
+    }
+    // Strict mode accepts a subset, and relaxing it never changes what the backend receives.
+    if let Ok(strict) = decode(input, &PathReading::default()) {
+        match decode(input, reading) {
+            Ok(relaxed) => assert_eq!(strict.segments(), relaxed.segments(), "{input:?}: {reading:?} decodes it differently"),
+            Err(e) => panic!("{input:?} is accepted strictly but refused under {reading:?}: {e:?}"),
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
+    if let [a, b, rest @ ..] = data {
+        if let Ok(input) = std::str::from_utf8(rest) {
+            check_read_shape(input, &reading_from(*a, *b));
+        }
+    }
     let Ok(input) = std::str::from_utf8(data) else { return };
     assert_eq!(
         query_overrides_method(input),
@@ -198,7 +264,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(segments.len() <= MAX_SEGMENTS);
             let rebuilt = if segments.is_empty() { "/".to_owned() } else { format!("/{}", segments.join("/")) };
             assert_eq!(rebuilt, decoded, "segments do not rebuild the path for {input:?}");
-            let without_query = input.split(['?', '#']).next().unwrap_or("");
+            let without_query = input.split('?').next().unwrap_or("");
             if !without_query.contains('%') {
                 assert_eq!(decoded, without_query, "a path without '%' must come back unchanged");
             }

@@ -10,6 +10,10 @@
 //! - compiling the rules in reverse order must not change the decision;
 //! - the decision must be self-consistent: a rule is named exactly when a rule
 //!   decided, and only dry-run turns a deny into an allow.
+//!
+//! The policy's `path_reading` is drawn too, so folding, normalisation,
+//! stripped parameters, trailing slashes and the extra readings of suffix
+//! matching and best fit go through both evaluators.
 #![no_main]
 
 use std::fmt::Write as _;
@@ -21,10 +25,44 @@ use mtls_authz_policy::{decide_naive, CompiledPolicy, Identity, Mode, Policy, Re
 
 /// Path-pattern segments and request segments share most of this alphabet.
 /// "a b", "é" and "A" only match requests that spell them encoded or in that case.
-const SEGMENTS: &[&str] = &["a", "b", "c", "dev1", "order", "A", "a b", "é", "x.y", "~u"];
+const SEGMENTS: &[&str] = &["a", "b", "c", "dev1", "order", "A", "a b", "é", "x.y", "~u", "x", "Order", "ı"];
 /// Request segments beyond the alphabet: encodings of it and things the canonicaliser must refuse.
-const REQUEST_EXTRA: &[&str] =
-    &["%61", "%64ev1", "a%20b", "%C3%A9", "%41", "%2e", "..", ".", "", "%2F", "%2f", "a;b", "x%00", "%5C", "%252f", "%c0%af", "a b"];
+const REQUEST_EXTRA: &[&str] = &[
+    "%61",
+    "%64ev1",
+    "a%20b",
+    "%C3%A9",
+    "%41",
+    "%2e",
+    "..",
+    ".",
+    "",
+    "%2F",
+    "%2f",
+    "a;b",
+    "x%00",
+    "%5C",
+    "%252f",
+    "%c0%af",
+    "a b",
+    "a;jsessionid=1",
+    "x.y.json",
+    "x.json",
+    "%20a",
+    "a.",
+    "a::$DATA",
+    "a%E2%80%8C",
+    "e%CC%81",
+    "%EF%BD%81",
+    "%C4%B1",
+    "ORDER",
+    "%23",
+    "%25",
+    "a%2Fb",
+    "%C2%A5",
+    "a~1",
+    "x:y",
+];
 const CNS: &[&str] = &["dev1", "order", "report", "a b", "a/b", "..", "", "A", "é"];
 /// What a policy's `cn` may name (an empty value is refused by the validator).
 const POLICY_CNS: &[&str] = &["dev1", "order", "report", "a b", "a/b", "..", "A", "é"];
@@ -47,7 +85,7 @@ const SERIALS: &[&str] = &["1a2b", "ff", "0"];
 const METHODS: &[&str] = &["GET", "POST", "DELETE", "HEAD", "M-SEARCH"];
 const REQUEST_METHODS: &[&str] = &["GET", "POST", "DELETE", "HEAD", "M-SEARCH", "get", "", "GET "];
 /// Queries and fragments: none, one that must not matter, and method overrides the engine refuses.
-const QUERIES: &[&str] = &["", "?q=/a/../b#f", "?_method=DELETE", "?x=1&%5FMethod=put", "#?_method=x"];
+const QUERIES: &[&str] = &["", "?q=/a/../b", "?_method=DELETE", "?x=1&%5FMethod=put", "#?_method=x"];
 const NAMES: &[&str] = &["a", "b", "r", "r1", "r10", "r2", "Z", "_", "allow-all", "deny-all"];
 
 fn pick<'a>(alphabet: &[&'a str], i: u8) -> &'a str {
@@ -127,6 +165,7 @@ struct Request {
     identity: Option<u8>,
     method: u8,
     segments: Vec<RequestSegment>,
+    trailing_slash: bool,
     query: u8,
 }
 
@@ -134,6 +173,7 @@ struct Request {
 struct Input {
     default_allow: bool,
     dry_run: bool,
+    reading: (u8, u8),
     rules: Vec<RuleIn>,
     identities: Vec<IdentityIn>,
     requests: Vec<Request>,
@@ -259,10 +299,28 @@ fn policy_json(input: &Input) -> String {
         ));
     }
     format!(
-        r#"{{"version": 1, "default_action": "{}", "mode": "{}", "rules": [{}]}}"#,
+        r#"{{"version": 1, "default_action": "{}", "mode": "{}", "path_reading": {}, "rules": [{}]}}"#,
         if input.default_allow { "allow" } else { "deny" },
         if input.dry_run { "dry_run" } else { "enforce" },
+        path_reading(input.reading),
         rules.join(", ")
+    )
+}
+
+/// A `path_reading` object from two bytes: every option, every value (a
+/// `case` only where the platform allows it to be said).
+fn path_reading((a, b): (u8, u8)) -> String {
+    let trailing = ["refuse", "same_as_without", "distinct"][usize::from(a % 3)];
+    let params = if a & 4 != 0 { "strip" } else { "refuse" };
+    let slash = if a & 8 != 0 { "in_segment" } else { "refuse" };
+    let delimiters = if a & 16 != 0 { "decode_once" } else { "refuse" };
+    let case = if a & 32 != 0 { r#", "case": "insensitive""# } else { "" };
+    let platform = ["any", "posix", "windows", "macos"][usize::from(b % 4)];
+    let unicode = ["any", "as_sent", "nfc", "nfkc"][usize::from((b >> 2) % 4)];
+    format!(
+        r#"{{"trailing_slash": "{trailing}", "path_parameters": "{params}", "encoded_slash": "{slash}", "encoded_delimiters": "{delimiters}"{case}, "platform": "{platform}", "unicode": "{unicode}", "suffix_patterns": {}, "trim_whitespace": {}}}"#,
+        a & 64 != 0,
+        a & 128 != 0
     )
 }
 
@@ -293,7 +351,7 @@ fn request_path(r: &Request) -> String {
             RequestSegment::Extra(i) => p.push_str(pick(REQUEST_EXTRA, *i)),
         }
     }
-    if p.is_empty() {
+    if p.is_empty() || r.trailing_slash {
         p.push('/');
     }
     p.push_str(pick(QUERIES, r.query));

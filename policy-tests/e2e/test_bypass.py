@@ -34,7 +34,7 @@ import pytest
 import bypass_cases as bc
 import rawhttp
 from conftest import EnvoyFactory
-from e2e_lib import DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, REPO, REVISION_HEADER, RULE_HEADER, render
+from e2e_lib import DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, REPO, REVISION_HEADER, RULE_HEADER, render, validate_config
 from filter_constants import OVERRIDE_HEADERS  # overrides::OVERRIDE_HEADERS in the engine
 
 pytestmark = pytest.mark.filter
@@ -65,11 +65,20 @@ def _issue(certs, out_dir, name, subject, san, eku):
 
 
 def _template_with_rewrites(out_dir):
-    """envoy.template.yaml with bc.ROUTE_REWRITES as prefix_rewrite routes before the catch-all."""
+    """envoy.template.yaml with bc.ROUTE_REWRITES as rewriting routes before the catch-all.
+
+    Each is a `path_separated_prefix` match, as every route this project
+    configures: a string `prefix:` would also take /docs/renamedx, a path the
+    policy reads as another segment (`mtls-authz check --envoy-config` warns on
+    it). The table's trailing '/' is dropped on both sides, since
+    path_separated_prefix must not end in '/' and Envoy keeps the '/' after it:
+    /docs/renamed/a still reaches the upstream as /docs/public/a."""
     text = Path(render.DEFAULT_TEMPLATE).read_text()
     assert text.count(CATCH_ALL_ROUTE) == 1, "envoy.template.yaml: catch-all route not found as %r" % CATCH_ALL_ROUTE
-    routes = "".join('              - match: { prefix: "%s" }\n'
-                     '                route: { cluster: upstream, prefix_rewrite: "%s" }\n' % r for r in bc.ROUTE_REWRITES)
+    rewrites = [(src.rstrip("/"), dst.rstrip("/")) for src, dst in bc.ROUTE_REWRITES]
+    assert all(src and dst for src, dst in rewrites), "a route_rewrites entry of '/' has no path_separated_prefix form"
+    routes = "".join('              - match: { path_separated_prefix: "%s" }\n'
+                     '                route: { cluster: upstream, prefix_rewrite: "%s" }\n' % r for r in rewrites)
     path = Path(out_dir) / "bypass-envoy.template.yaml"
     path.write_text(text.replace(CATCH_ALL_ROUTE, routes + CATCH_ALL_ROUTE))
     return path
@@ -337,6 +346,30 @@ def test_every_path_class_runs_over_http2():
 
 
 CLI = Path(os.environ.get("MTLS_AUTHZ_CLI") or REPO / "target" / "release" / "mtls-authz")
+
+
+def test_bypass_config_is_accepted_and_passes_the_envoy_lint(envoy_factory, tmp_path):
+    """The bypass Envoy's configuration loads, and `mtls-authz check --envoy-config`
+    finds no route that hands the upstream a path the policy did not judge: only
+    the note, per listener, that the rewriting route's upstream sees the rewritten path."""
+    if not CLI.exists():
+        pytest.fail("%s is missing: build it with bash scripts/build.sh" % CLI, pytrace=False)
+    config = tmp_path / "bypass-envoy.yaml"
+    config.write_text(envoy_factory.config(
+        bc.policy_text(), listeners=[render.Listener(l, "127.0.0.1", 0, normalize=(l != "raw")) for l in bc.LISTENERS],
+        template_path=str(_template_with_rewrites(tmp_path))))
+    rc, out = validate_config(envoy_factory.envoy_bin, config)
+    assert rc == 0 and "OK" in out, out[-3000:]
+    policy = tmp_path / "policy.json"
+    policy.write_text(bc.policy_text())
+    r = subprocess.run([str(CLI), "check", str(policy), "--envoy-config", str(config)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    stderr = r.stderr.decode(errors="replace")
+    assert r.returncode == 0 and "warning:" not in stderr, stderr
+    notes = [l for l in stderr.splitlines() if ": note: prefix_rewrite rewrites the path" in l]
+    src, dst = bc.ROUTE_REWRITES[0]
+    assert len(notes) == len(bc.LISTENERS), stderr
+    assert all('judged "%sx" as sent' % src in l and 'receives "%sx"' % dst in l for l in notes), stderr
 
 
 def _filter_said(b, case, r, cid):

@@ -41,12 +41,12 @@
 //! and Korean fonts draw it as a yen or won sign.
 
 /// The code page of each bit of a [`BEST_FIT`] mask: bit `i` is `CODE_PAGES[i]`.
-pub(crate) const CODE_PAGES: [u16; 15] = [874, 932, 936, 949, 950, 1250, 1251, 1252, 1253, 1254, 1255, 1256, 1257, 1258, 1361];
+pub const CODE_PAGES: [u16; 15] = [874, 932, 936, 949, 950, 1250, 1251, 1252, 1253, 1254, 1255, 1256, 1257, 1258, 1361];
 
 /// `(character, ASCII byte, code pages)`: under each code page whose bit is set (see
 /// [`CODE_PAGES`]) Windows' best-fit conversion turns the character into the byte. Sorted by
 /// character then byte, each pair once.
-pub(crate) static BEST_FIT: &[(char, u8, u32)] = &[
+pub static BEST_FIT: &[(char, u8, u32)] = &[
     ('\u{00a1}', b'!', 0x0032),    // 932 950 1250
     ('\u{00a2}', b'c', 0x0020),    // 1250
     ('\u{00a3}', b'L', 0x0020),    // 1250
@@ -634,7 +634,7 @@ pub(crate) static BEST_FIT: &[(char, u8, u32)] = &[
 
 /// The ASCII bytes `c` best-fits to, each with the mask of code pages (see [`CODE_PAGES`]) that
 /// do it; empty for a character no table turns into ASCII (every ASCII character among them).
-pub(crate) fn best_fit_ascii(c: char) -> impl Iterator<Item = (u8, u32)> {
+pub fn best_fit_ascii(c: char) -> impl Iterator<Item = (u8, u32)> {
     let start = BEST_FIT.partition_point(|&(k, _, _)| k < c);
     BEST_FIT[start..].iter().take_while(move |&&(k, _, _)| k == c).map(|&(_, b, m)| (b, m))
 }
@@ -650,7 +650,7 @@ pub(crate) fn best_fit_ascii(c: char) -> impl Iterator<Item = (u8, u32)> {
 /// - `:`: NTFS alternate data streams (`file::$DATA`) and drive letters (`C:`);
 /// - a space, a control byte below 0x20 or 0x7F: whitespace and controls that are trimmed or
 ///   stripped (trailing spaces of a Windows name, a header's surrounding whitespace).
-pub(crate) fn best_fits_to_delimiter(c: char) -> bool {
+pub fn best_fits_to_delimiter(c: char) -> bool {
     best_fit_ascii(c).any(|(b, _)| matches!(b, b'/' | b'\\' | b'.' | b'%' | b'?' | b'#' | b';' | b':' | b' ' | 0x00..=0x1f | 0x7f))
 }
 

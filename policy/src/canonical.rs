@@ -187,9 +187,10 @@ impl fmt::Display for PathRejection {
 /// no empty, `.` or `..` segment, percent-decoded, each segment the name the
 /// backend resolves ([`PathReading::name`]), and free of `\`, `;`, NUL or
 /// control characters. An encoded `/` kept inside a segment
-/// ([`EncodedSlash::InSegment`]) is written `%2F`, the only `%` such a path
-/// has. Under [`TrailingSlash::Distinct`] a path ending in `/` has a last,
-/// empty segment.
+/// ([`EncodedSlash::InSegment`]) is written `%2F`, and is then the only `%`
+/// the path has; otherwise a `%` is a character of a name
+/// ([`EncodedDelimiters::DecodeOnce`]). Under [`TrailingSlash::Distinct`] a
+/// path ending in `/` has a last, empty segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CanonicalPath<'a> {
     text: Cow<'a, str>,
@@ -374,7 +375,13 @@ impl<'a> Decoded<'a> {
             }
         }
         if reading.suffix_patterns {
-            for read in suffix_readings(&primary)? {
+            // The extension is the last name's, not the empty one a trailing '/' leaves.
+            let (base, slash) = match primary.strip_suffix('/') {
+                Some(base) if self.trailing_slash => (base, "/"),
+                _ => (primary.as_str(), ""),
+            };
+            for read in suffix_readings(base)? {
+                let read = format!("{read}{slash}");
                 if !extra.contains(&read) {
                     extra.push(read);
                 }
@@ -536,9 +543,12 @@ pub fn decode<'a>(target: &'a str, reading: &PathReading) -> Result<Decoded<'a>,
 
 /// A raw segment and its `;` parameters, when the reading strips them.
 fn split_parameters<'s>(segment: &'s str, reading: &PathReading) -> (&'s str, Option<&'s str>) {
-    match (reading.path_parameters, segment.find(';')) {
-        (PathParameters::Strip, Some(i)) => (&segment[..i], segment.get(i + 1..)),
-        _ => (segment, None),
+    if reading.path_parameters == PathParameters::Refuse {
+        return (segment, None);
+    }
+    match segment.find(';') {
+        Some(i) => (&segment[..i], segment.get(i + 1..)),
+        None => (segment, None),
     }
 }
 
@@ -1010,6 +1020,10 @@ mod tests {
         assert_eq!(read("/a/v.tar.gz", &suffix).unwrap().1, ["/a/v", "/a/v.tar"]);
         assert_eq!(read("/a/.hidden", &suffix).unwrap().1, Vec::<String>::new(), "a leading dot is part of the name");
         assert_eq!(read(&format!("/a/x{}", ".y".repeat(17)), &suffix), Err(PathRejection::TooLong));
+        let suffix_slash = with(r#"{"suffix_patterns": true, "trailing_slash": "same_as_without"}"#);
+        assert_eq!(read("/docs/internal.json/", &suffix_slash), Ok(("/docs/internal.json".into(), vec!["/docs/internal".into()])));
+        let suffix_distinct = with(r#"{"suffix_patterns": true, "trailing_slash": "distinct"}"#);
+        assert_eq!(read("/docs/internal.json/", &suffix_distinct).unwrap().1, ["/docs/internal/"]);
     }
 
     #[test]

@@ -222,7 +222,8 @@ impl Walk<'_> {
         if let Some(&next) = node.literal.get(segment) {
             self.visit(next, remaining.clone());
         }
-        if let Some(next) = node.any {
+        // `*` is one non-empty name: never the empty last segment of a distinct trailing '/'.
+        if let (Some(next), false) = (node.any, segment.is_empty()) {
             self.visit(next, remaining.clone());
         }
         for &(placeholder, next) in &node.placeholders {

@@ -34,7 +34,7 @@
 //! [`view`] and [`timefmt`] are how an identity is shown to people and
 //! scripts, shared by the CLI and the doctor so both print the same fields.
 
-mod bestfit;
+pub mod bestfit;
 pub mod canonical;
 pub mod compile;
 pub mod decide;

@@ -211,6 +211,16 @@ pub fn log_line(event: Event, facts: &Facts<'_>, decision: &Decision<'_>) -> Str
         line.push_str(&escape::log_field(name));
         line.push('"');
     }
+    // A refused path says which path_reading option would accept it: the
+    // operator reading the log is the one who knows the backend.
+    if let Some(option) = match decision.reason {
+        Reason::Path(rejection) => crate::reading::accepted_by(rejection),
+        _ => None,
+    } {
+        line.push_str(" accepted_by=\"");
+        line.push_str(&escape::log_field(option.as_bytes()));
+        line.push('"');
+    }
     line
 }
 
@@ -229,6 +239,15 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v, serde_json::json!({"error": "forbidden", "rule": "nobody-on-admin", "reason": "matched a deny rule"}));
         assert!(body.starts_with(br#"{"error":"forbidden","rule":"#));
+    }
+
+    #[test]
+    fn a_refused_path_logs_the_option_that_would_accept_it() {
+        let facts = Facts { path: Some(b"/admin/login/"), ..Facts::default() };
+        let line = log_line(Event::Deny, &facts, &deny(None, Reason::Path(PathRejection::TrailingSlash)));
+        assert!(line.contains(r#"accepted_by="path_reading.trailing_slash "#), "{line}");
+        let line = log_line(Event::Deny, &facts, &deny(None, Reason::Path(PathRejection::DotSegment)));
+        assert!(!line.contains("accepted_by"), "{line}");
     }
 
     #[test]

@@ -591,6 +591,14 @@ mod tests {
     }
 
     #[test]
+    fn a_quoted_pair_in_a_multipart_name_is_read_unescaped_too() {
+        // Found by the body_overrides fuzz target: `\t` in a quoted string is `t`.
+        let body = b"--b\r\nContent-Disposition: form-data; name=\"_me\\thod\"\r\n\r\nDELETE\r\n--b--\r\n";
+        let multipart = BodyReadings { multipart: true, ..BodyReadings::default() };
+        assert_eq!(body_overrides_method(multipart, body), BodyFinding::Override);
+    }
+
+    #[test]
     fn multipart_bodies() {
         let part = |disposition: &str| {
             format!(

@@ -319,7 +319,7 @@ pub fn accepted_by(rejection: crate::canonical::PathRejection) -> Option<&'stati
         R::TrailingSlash => {
             "path_reading.trailing_slash \"same_as_without\" (the backend serves /a/b/ as /a/b) or \"distinct\" (a trailing '/' is its own route)"
         }
-        R::PathParameter => "path_reading.path_parameters \"strip\" (a servlet container removes ';…' from each segment before routing)",
+        R::PathParameter => "path_reading.path_parameters \"strip\" (a servlet container removes ';params' from each segment before routing)",
         R::EncodedSlash => {
             "path_reading.encoded_slash \"in_segment\" (the backend splits the raw path and never decodes %2F into a separator)"
         }

@@ -1,11 +1,23 @@
 //! The compiled index must decide exactly like the naive rule-by-rule
 //! evaluator, on random policies and random requests. The alphabet is small on
-//! purpose so that random requests hit random rules often.
+//! purpose so that random requests hit random rules often. The policy's
+//! `path_reading` is drawn too: folding, stripped parameters, trailing
+//! slashes and the extra readings of suffix matching go through both.
 
 use mtls_authz_policy::{decide_naive, CompiledPolicy, Identity, Policy};
 use proptest::prelude::*;
 
-const SEGMENTS: &[&str] = &["a", "b", "c", "dev1", "order"];
+const SEGMENTS: &[&str] = &["a", "b", "c", "dev1", "order", "A", "x.y"];
+/// Some `path_reading` objects, the strict one first.
+const READINGS: &[&str] = &[
+    "{}",
+    r#"{"case": "insensitive"}"#,
+    r#"{"trailing_slash": "same_as_without", "path_parameters": "strip"}"#,
+    r#"{"trailing_slash": "distinct", "suffix_patterns": true}"#,
+    r#"{"platform": "windows", "unicode": "as_sent"}"#,
+    r#"{"platform": "macos", "trim_whitespace": true, "encoded_delimiters": "decode_once"}"#,
+    r#"{"unicode": "nfkc", "encoded_slash": "in_segment", "suffix_patterns": true}"#,
+];
 const CNS: &[&str] = &["dev1", "order", "report"];
 
 fn pattern_segment() -> impl Strategy<Value = String> {
@@ -73,11 +85,11 @@ fn rule(i: usize) -> impl Strategy<Value = String> {
 }
 
 fn policy_json() -> impl Strategy<Value = String> {
-    (any::<bool>(), any::<bool>(), 0usize..8).prop_flat_map(|(default_allow, dry_run, n)| {
+    (any::<bool>(), any::<bool>(), 0usize..8, prop::sample::select(READINGS)).prop_flat_map(|(default_allow, dry_run, n, reading)| {
         let rules: Vec<_> = (0..n).map(rule).collect();
         rules.prop_map(move |rules| {
             format!(
-                r#"{{"version": 1, "default_action": "{}", "mode": "{}", "rules": [{}]}}"#,
+                r#"{{"version": 1, "default_action": "{}", "mode": "{}", "path_reading": {reading}, "rules": [{}]}}"#,
                 if default_allow { "allow" } else { "deny" },
                 if dry_run { "dry_run" } else { "enforce" },
                 rules.join(", ")
@@ -108,15 +120,19 @@ fn identity() -> impl Strategy<Value = Option<Identity>> {
 fn request_path() -> impl Strategy<Value = String> {
     let segment = prop_oneof![
         8 => prop::sample::select(SEGMENTS).prop_map(str::to_owned),
-        1 => prop::sample::select(&["..", ".", "", "%61", "%2F", "a;b", "x%00"][..]).prop_map(str::to_owned),
+        2 => prop::sample::select(&[
+            "..", ".", "", "%61", "%2F", "a;b", "x%00", "a;jsessionid=1", "x.y.json", "ORDER", "%20a", "a.", "a::$DATA", "%23", "%C4%B1",
+            "a%2Fb", "%EF%BD%81",
+        ][..])
+        .prop_map(str::to_owned),
     ];
-    (prop::collection::vec(segment, 0..5), prop::option::of(Just("?q=/a"))).prop_map(|(segs, q)| {
+    (prop::collection::vec(segment, 0..5), any::<bool>(), prop::option::of(Just("?q=/a"))).prop_map(|(segs, slash, q)| {
         let mut p = String::new();
         for s in &segs {
             p.push('/');
             p.push_str(s);
         }
-        if p.is_empty() {
+        if p.is_empty() || slash {
             p.push('/');
         }
         if let Some(q) = q {
