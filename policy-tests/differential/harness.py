@@ -208,6 +208,22 @@ PROBES = {
 }
 
 
+MIN_SERVED = 0.9
+
+
+def underserving(result, minimum=MIN_SERVED):
+    """Backends that served less than `minimum` of the targets strict accepts:
+    a backend that is down or misrouted refuses everything, which the
+    comparison alone would count as refusals, not as a failure."""
+    out = {}
+    for b in result.backends:
+        c = result.cells[(b, "strict")]
+        if c.accepted and (c.accepted - c.backend_refused) < minimum * c.accepted:
+            out[b] = "%d of %d served (%s)" % (c.accepted - c.backend_refused, c.accepted,
+                                                " ".join("%s:%d" % kv for kv in c.refusals.most_common(3)))
+    return out
+
+
 def check_probes(probe_readings):
     """[(target, backend, expected, got)] for every probe a backend reads otherwise than PROBES says."""
     wrong = []
@@ -392,6 +408,8 @@ def report(result, max_print=50):
     for k in result.stale_known():
         lines.append("  STALE (no longer occurs: remove it from safety.KNOWN): %s %s" % (k.backend, k.why))
     lines.append("")
+    for b, why in underserving(result).items():
+        lines.append("UNDERSERVING (below %d%% of strict's accepted targets): %s: %s" % (100 * MIN_SERVED, b, why))
     lines.append("== disagreements on declared pairs: %d" % len(result.disagreements))
     g = grouped(result.disagreements)
     for line in g[:max_print]:
@@ -436,7 +454,8 @@ def main(argv=None):
     if result.missing and on_ci():
         print("differential: FAILED: backends missing on CI: %s" % ", ".join(result.missing), file=sys.stderr)
         return 1
-    return 1 if result.disagreements or check_probes(result.probe_readings) or result.stale_known() else 0
+    failed = result.disagreements or check_probes(result.probe_readings) or result.stale_known() or underserving(result)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

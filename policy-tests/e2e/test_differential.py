@@ -58,6 +58,14 @@ def test_backends_read_the_classic_tricks_as_known(differential):
     assert not wrong, "\n".join("%r: %s read %s, expected %s" % w for w in wrong)
 
 
+def test_every_backend_serves_what_strict_accepts(differential):
+    """A backend that is down or misrouted refuses everything; refusals are
+    not disagreements, so that would pass unnoticed without this."""
+    result, _ = differential
+    low = harness.underserving(result)
+    assert not low, low
+
+
 def test_engine_decoded_equals_every_declared_backend(differential):
     result, figures = differential
     assert result.readings, "no backend ran"
