@@ -23,9 +23,11 @@ pub enum TrailingSlash {
     #[default]
     Refuse,
     /// `/a/b/` is the same resource as `/a/b` and is judged as `/a/b`.
-    /// Safe for Express and Koa (non-strict routing), Rails, Laravel,
-    /// Flask/Werkzeug (which redirects one form to the other) and Django with
-    /// `APPEND_SLASH` (which redirects `/a/b` to `/a/b/`, the route it has).
+    /// Safe where one route answers both spellings, or one and not the
+    /// other: Express and Koa (non-strict routing), Rails, Laravel, Flask
+    /// (Werkzeug redirects `/a/b` to a route `/a/b/`, and 404s `/a/b/` for a
+    /// route `/a/b`) and Django with `APPEND_SLASH` (which redirects `/a/b`
+    /// to `/a/b/`). Not where `/a/b` and `/a/b/` are two different routes.
     SameAsWithout,
     /// `/a/b/` is its own route, distinct from `/a/b`: patterns may end in
     /// `/` (`/admin/login/`), and a pattern without one never matches a path
@@ -44,8 +46,10 @@ pub enum PathParameters {
     Refuse,
     /// Each segment is matched without its `;…` parameters
     /// (`/shop;jsessionid=A1/cart` is `/shop/cart`), as servlet containers
-    /// (Tomcat, Jetty, Undertow) do before routing. The parameters are checked
-    /// like any other raw characters. An encoded `%3B` is still refused.
+    /// (Tomcat, Jetty) do before routing. The parameters are checked like any
+    /// other raw characters. An encoded `%3B` is still refused, and so is a
+    /// last segment with several parameters, which Tomcat strips entirely and
+    /// Jetty 9.4 only in part (`/cart;a=1;b=2` is `cart;a=1` to it).
     Strip,
 }
 
