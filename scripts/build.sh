@@ -6,8 +6,6 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 bash scripts/setup.sh
-# The differential suite's backends (Go, Java + Tomcat, Node + Express): policy-tests/differential/setup.sh.
-bash policy-tests/differential/setup.sh
 cargo build --release -p mtls-authz-filter --target wasm32-wasip1
 # Envoy calls every callback a module exports on every request; drop the ones
 # the filter leaves to the SDK's defaults (a few thousand instructions each).

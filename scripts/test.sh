@@ -3,7 +3,8 @@
 #   1. lints: rustfmt (rustfmt.toml) and clippy with warnings denied (the filter and engine deny unwrap/expect/panic);
 #   2. the engine builds for the browser target (wasm32-unknown-unknown);
 #   3. cargo test --workspace (unit, property, CLI and example tests);
-#   4. the end-to-end suite against a real Envoy running the built filter;
+#   4. the end-to-end suite against a real Envoy running the built filter, with
+#      the differential path suite against real backends (policy-tests/differential);
 #   5. a fuzz smoke run: every cargo-fuzz target for 5 s on its seed corpus
 #      (the longer run is `fuzz/run.sh 600`, see fuzz/README.md).
 # Every stage runs even if an earlier one fails, so one CI run reports
@@ -15,6 +16,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 bash scripts/build.sh
+# The differential suite's real backends (Go, Java + Tomcat and Jetty, Node +
+# Express 4 and 5): only the tests need them, not the demo.
+bash policy-tests/differential/setup.sh
 
 status=0
 failed=()

@@ -41,7 +41,7 @@ import e2e_lib  # noqa: E402  (Envoy and the echo upstream, as the e2e suite run
 TOMCAT_JARS = ["/usr/share/java/tomcat10-embed-core.jar", "/usr/share/java/jakarta-annotation-api.jar"]
 JETTY_JARS = ["/usr/share/java/%s.jar" % j for j in (
     "jetty9-server", "jetty9-servlet", "jetty9-http", "jetty9-io", "jetty9-util", "jetty9-security", "servlet-api")]
-INSTALL_HINT = "install it with `bash scripts/build.sh` (which installs the differential suite's toolchains)"
+INSTALL_HINT = "install it with `bash policy-tests/differential/setup.sh` (scripts/test.sh runs it)"
 
 
 class Unavailable(Exception):
