@@ -253,8 +253,11 @@ fn print_text(r: &Report<'_>, console: &mut Console<'_>) {
         _ => format!("{} {}", r.request.method, r.request.path),
     };
     row(console, "request", &request);
-    for extra in &r.request.reading.extra_readings {
-        row(console, "also", &format!("/{} (another reading a deny rule meets)", extra.join("/")));
+    for other in &r.request.reading.alternatives {
+        row(console, "also", &format!("/{} (another name the backend may resolve: it must be allowed too)", other.join("/")));
+    }
+    for other in &r.request.reading.deny_readings {
+        row(console, "also", &format!("/{} (a name some backend may resolve: deny rules meet it)", other.join("/")));
     }
     if let Some(why) = &r.request.reading.refusal {
         let accepted_by = why.accepted_by.map_or(String::new(), |option| format!("; accepted with {option}"));

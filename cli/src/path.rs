@@ -1,7 +1,7 @@
 //! `mtls-authz path`: how the engine reads request paths under a policy's
 //! `path_reading`: the segments the backend receives, the names the rules
-//! meet, or why the path has no single reading and which option would give
-//! it one. Targets come from the command line, or one per line from stdin.
+//! meet (and the other names a backend may resolve), or why the path has no
+//! single reading and which option would give it one. Targets come from the command line, or one per line from stdin.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -77,8 +77,11 @@ fn text_line(r: &PathReport) -> String {
                 let shown: Vec<String> = decoded.iter().map(|s| quoted(s)).collect();
                 line.push_str(&format!("; the backend receives [{}]", shown.join(", ")));
             }
-            for extra in &r.extra_readings {
-                line.push_str(&format!("; a deny rule also meets /{}", extra.join("/")));
+            for other in &r.alternatives {
+                line.push_str(&format!("; must be allowed as /{} too", other.join("/")));
+            }
+            for other in &r.deny_readings {
+                line.push_str(&format!("; deny rules also meet /{}", other.join("/")));
             }
             line
         }

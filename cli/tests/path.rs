@@ -58,7 +58,7 @@ fn targets_come_from_stdin_and_a_policy_gives_the_reading() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["target"], "/Docs/Internal.JSON", "CRLF line ends are not part of the target");
     assert_eq!(lines[0]["path"], "/docs/internal.json");
-    assert_eq!(lines[0]["extra_readings"], serde_json::json!([["docs", "internal"]]));
+    assert_eq!(lines[0]["alternatives"], serde_json::json!([["docs", "internal"]]));
 }
 
 #[test]

@@ -30,7 +30,8 @@ class EngineReading:
     decoded: list = None
     segments: list = None
     path: str = None
-    extra_readings: list = None
+    alternatives: list = None
+    deny_readings: list = None
     code: str = None  # refusal code
     accepted_by: str = None
 
@@ -73,7 +74,7 @@ def engine_readings(cli, profile, targets, timeout=300):
             raise RuntimeError("`%s`: answer for %r came back for %r" % (" ".join(cmd), d.get("target"), text))
         if d["accepted"]:
             out.append(EngineReading(True, decoded=d["decoded"], segments=d.get("segments"), path=d.get("path"),
-                                     extra_readings=d.get("extra_readings") or []))
+                                     alternatives=d.get("alternatives") or [], deny_readings=d.get("deny_readings") or []))
         else:
             ref = d.get("refusal") or {}
             out.append(EngineReading(False, code=ref.get("code"), accepted_by=ref.get("accepted_by")))

@@ -23,7 +23,11 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::bestfit;
-use crate::reading::{EncodedDelimiters, EncodedSlash, NameError, PathParameters, PathReading, Platform, TrailingSlash, Unicode};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::reading::{
+    hfs_ignorable, EncodedDelimiters, EncodedSlash, Merge, NameError, PathParameters, PathReading, Platform, TrailingSlash, Unicode,
+};
 
 /// Paths with more segments than this are refused (keeps matching bounded).
 pub const MAX_SEGMENTS: usize = 128;
@@ -194,10 +198,15 @@ impl fmt::Display for PathRejection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CanonicalPath<'a> {
     text: Cow<'a, str>,
-    /// Other readings a backend may resolve the same request to
-    /// (`path_reading.suffix_patterns`, Windows best fit): a deny rule that
-    /// matches one of them denies the request. Empty for most paths.
-    extra: Vec<String>,
+    /// Other names a declared backend may resolve the request to (suffix
+    /// matching, Windows best fit): the request is allowed only when each of
+    /// them is allowed too, and denied when a deny rule meets one. Empty for most paths.
+    alternatives: Vec<String>,
+    /// Names some backend may resolve the request to, for deny rules only:
+    /// the most-merging case fold, the split reading of an in-segment `%2F`,
+    /// and under an unknown platform or Unicode handling the NFKC, HFS+ and
+    /// best-fit spellings. A deny rule that meets one denies the request.
+    deny_only: Vec<String>,
 }
 
 impl<'a> CanonicalPath<'a> {
@@ -211,9 +220,14 @@ impl<'a> CanonicalPath<'a> {
         segments_of(&self.text)
     }
 
-    /// The other readings a deny rule is also matched against.
-    pub fn extra_readings(&self) -> &[String] {
-        &self.extra
+    /// Other readings that must be allowed too (and that deny rules meet).
+    pub fn alternatives(&self) -> &[String] {
+        &self.alternatives
+    }
+
+    /// Readings only deny rules are matched against.
+    pub fn deny_readings(&self) -> &[String] {
+        &self.deny_only
     }
 }
 
@@ -306,6 +320,22 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// A decoded name as a client would send it: every byte that may not stand
+/// raw in a segment (and `%`) percent-encoded. The validator reads a
+/// pattern's literal through [`canonicalize_with`] this way, so a literal
+/// that no accepted path can spell is refused when the policy loads.
+pub(crate) fn encode_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for &b in name.as_bytes() {
+        if allowed_raw(b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The byte a `%XX` escape starting at `bytes[i]` stands for, if both digits are hex.
 pub(crate) fn escaped_byte(bytes: &[u8], i: usize) -> Option<u8> {
     let hi = bytes.get(i + 1).copied().and_then(hex)?;
@@ -343,6 +373,8 @@ pub struct Decoded<'a> {
     text: Cow<'a, str>,
     /// Whether the path ended in `/` (then `text` does too).
     trailing_slash: bool,
+    /// Whether an encoded `/` stays in its segment, written `%2F` in `text`.
+    in_segment: bool,
 }
 
 impl<'a> Decoded<'a> {
@@ -354,68 +386,117 @@ impl<'a> Decoded<'a> {
     /// The decoded segments, each as the backend receives it (an in-segment
     /// `/` as itself); a path ending in `/` has a last, empty one.
     pub fn segments(&self) -> Vec<String> {
-        segments_of(&self.text).map(|s| s.replace(ENCODED_SLASH, "/")).collect()
+        segments_of(&self.text).map(|s| if self.in_segment { s.replace(ENCODED_SLASH, "/") } else { s.to_owned() }).collect()
     }
 
     /// The names the rules are matched against, as the backend resolves them.
     pub fn read(self, reading: &PathReading) -> Result<CanonicalPath<'a>, PathRejection> {
-        let windows = reading.platform == Platform::Windows;
-        let best_fit = windows && !self.text.is_ascii();
-        if !reading.rewrites_names() && !reading.suffix_patterns && !best_fit {
-            return Ok(self.finish(self.text.clone(), Vec::new(), reading));
+        let non_ascii = !self.text.is_ascii();
+        let in_segment_slash = reading.encoded_slash == EncodedSlash::InSegment && self.text.contains(ENCODED_SLASH);
+        if !reading.rewrites_names() && !reading.suffix_patterns && !non_ascii && !in_segment_slash {
+            return Ok(self.finish(self.text.clone(), Vec::new(), Vec::new(), reading));
         }
-        let primary = rename_segments(&self.text, self.trailing_slash, reading)?;
-        let mut extra = Vec::new();
-        if best_fit {
+        let trailing = self.trailing_slash;
+        let primary = rename_segments(&self.text, trailing, reading, Merge::Least)?;
+        let mut alternatives: Vec<String> = Vec::new();
+        let mut deny_only: Vec<String> = Vec::new();
+        // Spellings the backend itself may turn the path into.
+        if non_ascii && reading.may_best_fit() {
             for spelling in best_fit_spellings(&self.text) {
-                let read = rename_segments(&spelling, self.trailing_slash, reading)?;
-                if read != primary && !extra.contains(&read) {
-                    extra.push(read);
-                }
+                let read = rename_segments(&spelling, trailing, reading, Merge::Least)?;
+                // A Windows backend on ANSI APIs reads it so; under an unknown platform, maybe one does.
+                let into = if reading.platform == Platform::Windows { &mut alternatives } else { &mut deny_only };
+                push_new(into, read, &primary);
             }
+        }
+        if non_ascii && reading.unicode == Unicode::Any {
+            let normalised: String = segments_text(&self.text, trailing, |s| s.nfkc().collect());
+            push_new(&mut deny_only, rename_segments(&normalised, trailing, reading, Merge::Least)?, &primary);
+        }
+        if non_ascii && reading.platform == Platform::Any && self.text.chars().any(hfs_ignorable) {
+            let stripped: String = self.text.chars().filter(|c| !hfs_ignorable(*c)).collect();
+            push_new(&mut deny_only, rename_segments(&stripped, trailing, reading, Merge::Least)?, &primary);
+        }
+        if in_segment_slash {
+            // A backend that hands the name to a file system splits it there.
+            push_new(&mut deny_only, primary.replace(ENCODED_SLASH, "/").replace(ENCODED_SLASH_FOLDED, "/"), &primary);
         }
         if reading.suffix_patterns {
-            // The extension is the last name's, not the empty one a trailing '/' leaves.
-            let (base, slash) = match primary.strip_suffix('/') {
-                Some(base) if self.trailing_slash => (base, "/"),
-                _ => (primary.as_str(), ""),
-            };
-            for read in suffix_readings(base)? {
-                let read = format!("{read}{slash}");
-                if !extra.contains(&read) {
-                    extra.push(read);
+            let read: Vec<String> = std::iter::once(&primary).chain(&alternatives).cloned().collect();
+            for path in read {
+                for suffix in suffix_readings(&path, trailing)? {
+                    push_new(&mut alternatives, suffix, &primary);
+                }
+            }
+            for path in deny_only.clone() {
+                for suffix in suffix_readings(&path, trailing)? {
+                    push_new(&mut deny_only, suffix, &primary);
                 }
             }
         }
-        Ok(self.finish(Cow::Owned(primary), extra, reading))
+        if reading.folds_case() {
+            // What the most-merging comparison some backend makes meets, for deny rules.
+            for path in std::iter::once(&primary).chain(&alternatives).cloned().collect::<Vec<_>>() {
+                let most = rename_segments(&path, trailing, reading, Merge::Most)?;
+                push_new(&mut deny_only, most, &primary);
+            }
+        }
+        Ok(self.finish(Cow::Owned(primary), alternatives, deny_only, reading))
     }
 
-    fn finish(&self, text: Cow<'a, str>, extra: Vec<String>, reading: &PathReading) -> CanonicalPath<'a> {
+    fn finish(&self, text: Cow<'a, str>, alternatives: Vec<String>, deny_only: Vec<String>, reading: &PathReading) -> CanonicalPath<'a> {
         // SameAsWithout: the rules see the path without its trailing '/'.
-        let text = match (self.trailing_slash, reading.trailing_slash) {
-            (true, TrailingSlash::SameAsWithout) => match text {
-                Cow::Borrowed(t) => Cow::Borrowed(t.strip_suffix('/').unwrap_or(t)),
-                Cow::Owned(t) => Cow::Owned(t.strip_suffix('/').unwrap_or(&t).to_owned()),
-            },
-            _ => text,
+        let without = self.trailing_slash && reading.trailing_slash == TrailingSlash::SameAsWithout;
+        let strip = |paths: Vec<String>| -> Vec<String> {
+            if without {
+                paths.into_iter().map(|e| e.strip_suffix('/').unwrap_or(&e).to_owned()).collect()
+            } else {
+                paths
+            }
         };
-        let extra = match (self.trailing_slash, reading.trailing_slash) {
-            (true, TrailingSlash::SameAsWithout) => extra.into_iter().map(|e| e.strip_suffix('/').unwrap_or(&e).to_owned()).collect(),
-            _ => extra,
+        let text = match text {
+            Cow::Borrowed(t) if without => Cow::Borrowed(t.strip_suffix('/').unwrap_or(t)),
+            Cow::Owned(t) if without => Cow::Owned(t.strip_suffix('/').unwrap_or(&t).to_owned()),
+            text => text,
         };
-        CanonicalPath { text, extra }
+        CanonicalPath { text, alternatives: strip(alternatives), deny_only: strip(deny_only) }
     }
+}
+
+/// Add `path` to `list` unless it is the primary reading or already there.
+fn push_new(list: &mut Vec<String>, path: String, primary: &str) {
+    if path != primary && !list.contains(&path) {
+        list.push(path);
+    }
+}
+
+/// The path with `f` applied to each name (a trailing `/` kept).
+fn segments_text(text: &str, trailing_slash: bool, f: impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(text.len());
+    let count = segments_of(text).count();
+    for (i, segment) in segments_of(text).enumerate() {
+        out.push('/');
+        if !(trailing_slash && i + 1 == count) {
+            out.push_str(&f(segment));
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
 }
 
 /// How an encoded `/` kept inside a segment is written in a decoded path.
 const ENCODED_SLASH: &str = "%2F";
+/// The same after case folding.
+const ENCODED_SLASH_FOLDED: &str = "%2f";
 
 /// At most this many readings of one path by suffix matching (one per `.` in
 /// the last segment); a path with more is refused as too long.
 const MAX_SUFFIX_READINGS: usize = 16;
 
 /// The path with each segment replaced by the name the backend resolves.
-fn rename_segments(text: &str, trailing_slash: bool, reading: &PathReading) -> Result<String, PathRejection> {
+fn rename_segments(text: &str, trailing_slash: bool, reading: &PathReading, merge: Merge) -> Result<String, PathRejection> {
     let mut out = String::with_capacity(text.len());
     let count = segments_of(text).count();
     for (i, segment) in segments_of(text).enumerate() {
@@ -423,7 +504,7 @@ fn rename_segments(text: &str, trailing_slash: bool, reading: &PathReading) -> R
         if trailing_slash && i + 1 == count {
             break;
         }
-        let name = reading.name(segment).map_err(|e| match e {
+        let name = reading.name(segment, merge).map_err(|e| match e {
             NameError::Empty => PathRejection::EmptySegment,
             NameError::Dot => PathRejection::DotSegment,
             NameError::Stream => PathRejection::NtfsStream,
@@ -439,16 +520,20 @@ fn rename_segments(text: &str, trailing_slash: bool, reading: &PathReading) -> R
 
 /// Spring's suffix pattern matching: `/a/name.x.y` may be served by the
 /// handler of `/a/name` or `/a/name.x`, one reading per `.` in the last name
-/// (not a leading one).
-fn suffix_readings(path: &str) -> Result<Vec<String>, PathRejection> {
-    let cut = path.rfind('/').map_or(0, |i| i + 1);
-    let (dir, last) = path.split_at(cut);
+/// (not a leading one; with a trailing `/`, the name before it).
+fn suffix_readings(path: &str, trailing_slash: bool) -> Result<Vec<String>, PathRejection> {
+    let (base, slash) = match path.strip_suffix('/') {
+        Some(base) if trailing_slash => (base, "/"),
+        _ => (path, ""),
+    };
+    let cut = base.rfind('/').map_or(0, |i| i + 1);
+    let (dir, last) = base.split_at(cut);
     let mut readings = Vec::new();
     for (i, _) in last.match_indices('.').filter(|(i, _)| *i > 0) {
         if readings.len() == MAX_SUFFIX_READINGS {
             return Err(PathRejection::TooLong);
         }
-        readings.push(format!("{dir}{}", &last[..i]));
+        readings.push(format!("{dir}{}{slash}", &last[..i]));
     }
     Ok(readings)
 }
@@ -502,7 +587,7 @@ pub fn decode<'a>(target: &'a str, reading: &PathReading) -> Result<Decoded<'a>,
         return Err(PathRejection::TooLong);
     }
     if path == "/" {
-        return Ok(Decoded { text: Cow::Borrowed(path), trailing_slash: false });
+        return Ok(Decoded { text: Cow::Borrowed(path), trailing_slash: false, in_segment: false });
     }
     let trailing_slash = path.ends_with('/');
     if trailing_slash && reading.trailing_slash == TrailingSlash::Refuse {
@@ -545,7 +630,8 @@ pub fn decode<'a>(target: &'a str, reading: &PathReading) -> Result<Decoded<'a>,
         Cow::Owned(String::from_utf8(out).map_err(|_| PathRejection::InvalidUtf8)?)
     };
     check_decoded_segments(&text, trailing_slash, reading)?;
-    Ok(Decoded { text, trailing_slash })
+    let in_segment = reading.encoded_slash == EncodedSlash::InSegment;
+    Ok(Decoded { text, trailing_slash, in_segment })
 }
 
 /// A raw segment and its `;` parameters, when the reading strips them.
@@ -616,6 +702,18 @@ fn check_decoded_segments(decoded: &str, trailing_slash: bool, reading: &PathRea
         }
         if reading.platform == Platform::Any && segment.ends_with(['.', ' ']) {
             return Err(PathRejection::TrailingDotOrSpace);
+        }
+        // A name holding an encoded '/' (in_segment) is a path to a backend
+        // that hands it to a file system: its parts must be names too.
+        if segment.contains(ENCODED_SLASH) {
+            for part in segment.split(ENCODED_SLASH) {
+                if part.is_empty() {
+                    return Err(PathRejection::EmptySegment);
+                }
+                if part == "." || part == ".." {
+                    return Err(PathRejection::DotSegment);
+                }
+            }
         }
     }
     if !decoded.is_ascii() {
@@ -871,7 +969,7 @@ mod tests {
     }
 
     fn read(p: &str, reading: &PathReading) -> Result<(String, Vec<String>), PathRejection> {
-        canonicalize_with(p, reading).map(|c| (c.as_str().to_owned(), c.extra_readings().to_vec()))
+        canonicalize_with(p, reading).map(|c| (c.as_str().to_owned(), c.alternatives().to_vec()))
     }
 
     fn read_ok(p: &str, reading: &PathReading) -> String {
@@ -955,7 +1053,7 @@ mod tests {
         let c = canonicalize_with("/api/v4/projects/group%2Fproject/issues", &keep).unwrap();
         assert_eq!(c.segments().collect::<Vec<_>>(), ["api", "v4", "projects", "group%2Fproject", "issues"]);
         assert_eq!(decode("/api/v4/projects/group%2fproject", &keep).unwrap().segments(), ["api", "v4", "projects", "group/project"]);
-        assert_eq!(read("/a%2F..%2Fb", &keep).map(|r| r.0), Ok("/a%2F..%2Fb".into()), "a name, never a separator");
+        assert_eq!(read("/a%2F..%2Fb", &keep), Err(PathRejection::DotSegment), "a file-serving backend resolves it");
         assert_eq!(
             read("/a/%252F", &with(r#"{"encoded_slash": "in_segment", "encoded_delimiters": "decode_once"}"#)),
             Err(PathRejection::EncodedPercent)
@@ -1014,7 +1112,38 @@ mod tests {
         let ci = with(r#"{"case": "insensitive"}"#);
         assert_eq!(read_ok("/Docs/ADM%C4%B1N", &ci), "/docs/admin", "dotless i");
         assert_eq!(read_ok("/doc%C5%BF/x", &ci), "/docs/x", "long s");
-        assert_eq!(read_ok("/%E2%84%AAey", &ci), "/key", "Kelvin sign");
+        // Allow rules see what every case-insensitive backend equates; deny rules also what any does.
+        let deny = |p: &str| canonicalize_with(p, &ci).unwrap().deny_readings().to_vec();
+        assert_eq!(read_ok("/%E2%84%AAey", &ci), "/\u{212A}ey", "the Kelvin sign is not k to NTFS or .NET");
+        assert_eq!(deny("/%E2%84%AAey"), ["/key"], "but is to Java");
+        assert_eq!(read_ok("/STRA%E1%BA%9EE", &ci), "/stra\u{1E9E}e");
+        assert_eq!(deny("/STRA%E1%BA%9EE"), ["/strasse"], "capital sharp s, folded to a fixed point");
+        assert!(deny("/docs/x").is_empty(), "ASCII has one fold");
+    }
+
+    #[test]
+    fn unknown_backends_add_the_normalised_spellings_for_deny_rules() {
+        let strict = PathReading::default();
+        let deny = |p: &str| canonicalize_with(p, &strict).unwrap().deny_readings().to_vec();
+        assert_eq!(read_ok("/docs/%EF%BD%89nternal/x", &strict), "/docs/\u{ff49}nternal/x");
+        assert!(deny("/docs/%EF%BD%89nternal/x").contains(&"/docs/internal/x".to_owned()), "fullwidth i: NFKC and best fit");
+        assert!(deny("/docs/%E2%85%B0nternal/x").contains(&"/docs/internal/x".to_owned()), "small roman numeral one: NFKC");
+        assert_eq!(deny("/docs/inter%E2%80%8Cnal/x"), ["/docs/internal/x"], "ZWNJ: HFS+ ignores it");
+        assert_eq!(deny("/docs/%EF%BB%BFinternal/x"), ["/docs/internal/x"], "BOM");
+        assert_eq!(deny("/docs/caf%C3%A9"), ["/docs/cafe"], "é best-fits to e under 932");
+        assert!(deny("/docs/%E6%97%A5").is_empty(), "日 has no other spelling");
+        let as_sent = with(r#"{"unicode": "as_sent", "platform": "posix"}"#);
+        assert!(canonicalize_with("/docs/%EF%BD%89nternal/x", &as_sent).unwrap().deny_readings().is_empty());
+    }
+
+    #[test]
+    fn an_in_segment_slash_is_split_for_deny_rules_and_its_parts_must_be_names() {
+        let keep = with(r#"{"encoded_slash": "in_segment"}"#);
+        let c = canonicalize_with("/files/private%2Fsecret.txt", &keep).unwrap();
+        assert_eq!(c.deny_readings(), ["/files/private/secret.txt"]);
+        for p in ["/files/x%2F..%2Fprivate", "/files/%2Fx", "/files/x%2F", "/files/x%2F.%2Fy"] {
+            assert!(matches!(read(p, &keep), Err(PathRejection::DotSegment | PathRejection::EmptySegment)), "{p}: {:?}", read(p, &keep));
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::identity::Identity;
 use crate::model::{Action, MethodOverrides, Mode, Policy};
 use crate::overrides::{self, BodyHeaders, BodyPlan};
 use crate::pattern::{Placeholder, Segment};
+use crate::reading::Merge;
 
 /// A validated policy, indexed for evaluation. Build once (per Wasm VM), use for every request.
 #[derive(Debug, Clone)]
@@ -108,13 +109,24 @@ impl CompiledPolicy {
             Ok(x) => x,
             Err(reason) => return self.refuse(reason),
         };
-        let mut walk = Walk { policy: self, identity: id, method, denies_only: false, best_deny: None, best_allow: None };
+        let mut walk =
+            Walk { policy: self, identity: id, method, denies_only: false, merge: Merge::Least, best_deny: None, best_allow: None };
         walk.visit(0, canonical.segments());
-        // Other readings a backend may resolve the request to: their deny rules deny it too.
+        let allowed = walk.best_allow;
+        // Other names a declared backend may resolve: each must be allowed too, and deny rules meet them.
+        let mut every_reading_allowed = true;
+        for other in canonical.alternatives() {
+            walk.best_allow = None;
+            walk.visit(0, segments_of(other));
+            every_reading_allowed &= walk.best_allow.is_some();
+        }
+        // Names only some backend resolves: their deny rules deny it too.
         walk.denies_only = true;
-        for other in canonical.extra_readings() {
+        walk.merge = Merge::Most;
+        for other in canonical.deny_readings() {
             walk.visit(0, segments_of(other));
         }
+        walk.best_allow = if every_reading_allowed || self.policy.default_action == Action::Allow { allowed } else { None };
         let rules = &self.policy.rules;
         let name = |i: u32| rules.get(i as usize).map(|r| r.name.as_str());
         conclude(&self.policy, walk.best_deny.and_then(name), walk.best_allow.and_then(name))
@@ -203,6 +215,8 @@ struct Walk<'a> {
     method: &'a str,
     /// Walking another reading of the path: only deny rules count.
     denies_only: bool,
+    /// How placeholders compare case on this reading.
+    merge: Merge,
     best_deny: Option<u32>,
     best_allow: Option<u32>,
 }
@@ -227,7 +241,7 @@ impl Walk<'_> {
             self.visit(next, remaining.clone());
         }
         for &(placeholder, next) in &node.placeholders {
-            if placeholder_matches(self.identity, placeholder, segment, &self.policy.policy.path_reading) {
+            if placeholder_matches(self.identity, placeholder, segment, &self.policy.policy.path_reading, self.merge) {
                 self.visit(next, remaining.clone());
             }
         }
@@ -480,6 +494,85 @@ mod tests {
         assert_eq!(carve_out(&ci, "/Docs/Internal/secret"), Ok("internal"));
         assert_eq!(carve_out(&ci, "/docs/%C4%B0nternal/secret"), Ok("internal"), "capital I with dot");
         assert_eq!(carve_out(&strict, "/Docs/Internal/secret"), Err(Reason::Default(Action::Deny)), "case-sensitive: another path");
+    }
+
+    /// Allow `/home/{cn}/**` (and `/accounts/{cn}`) under a reading: the rule that decided, or the reason.
+    fn own_home(reading: &str, caller: &str, target: &str) -> Result<&'static str, Reason> {
+        let p = compiled(&format!(
+            r#"{{"version": 1, "default_action": "deny", "path_reading": {reading}, "rules": [
+                {{"name": "home", "action": "allow", "principals": [{{"any": true}}], "paths": ["/home/{{cn}}/**", "/accounts/{{cn}}"]}}]}}"#
+        ));
+        let id = cn(caller);
+        let d = p.decide(Some(&id), "GET", target);
+        let naive = crate::decide_naive(p.policy(), Some(&id), "GET", target);
+        assert_eq!((d.verdict, d.rule, d.reason), (naive.verdict, naive.rule, naive.reason), "{target}: index and reference disagree");
+        match d.rule {
+            Some(_) => Ok("home"),
+            None => Err(d.reason),
+        }
+    }
+
+    #[test]
+    fn a_placeholder_never_names_another_callers_resource_through_the_backends_rewriting() {
+        let no = Err(Reason::Default(Action::Deny));
+        assert_eq!(own_home(r#"{"platform": "windows"}"#, "alice", "/home/ALICE/secret"), Ok("home"));
+        for (reading, attacker, target) in [
+            (r#"{"platform": "windows"}"#, "alice.", "/home/alice/secret"),
+            (r#"{"platform": "windows"}"#, "alice::$DATA", "/home/alice/secret"),
+            (r#"{"platform": "windows"}"#, "\u{FB01}ona", "/home/fiona/secret"),
+            (r#"{"platform": "windows"}"#, "\u{130}lker", "/home/ilker/secret"),
+            (r#"{"platform": "windows"}"#, "strau\u{DF}", "/home/strauss/secret"),
+            (r#"{"platform": "windows"}"#, "\u{212A}ate", "/home/kate/secret"),
+            (r#"{"case": "insensitive"}"#, "\u{FB01}ona", "/home/fiona/secret"),
+            (r#"{"trim_whitespace": true, "platform": "posix"}"#, " alice", "/home/alice/secret"),
+            (r#"{"unicode": "nfkc"}"#, "\u{FF41}lice", "/home/alice/secret"),
+            (r#"{"platform": "macos"}"#, "al\u{200C}ice", "/home/alice/secret"),
+            // Spring's suffix matching cuts a path variable at its last dot: payments.dev would be payments.
+            (r#"{"suffix_patterns": true}"#, "payments.dev", "/accounts/payments.dev"),
+            // Best fit turns the fullwidth a into a.
+            (r#"{"platform": "windows"}"#, "\u{FF41}lice", "/home/%EF%BD%81lice/secret"),
+        ] {
+            assert_eq!(own_home(reading, attacker, target), no, "{attacker:?} reaches {target} under {reading}");
+        }
+        assert_eq!(own_home(r#"{"suffix_patterns": true}"#, "payments", "/accounts/payments"), Ok("home"));
+    }
+
+    #[test]
+    fn deny_carve_outs_meet_what_any_backend_merges_and_allows_only_what_every_backend_does() {
+        let ci = |deny: &str| {
+            compiled(&format!(
+                r#"{{"version": 1, "default_action": "deny", "path_reading": {{"case": "insensitive"}}, "rules": [
+                    {{"name": "docs", "action": "allow", "principals": [{{"any": true}}], "paths": ["/docs/**"]}},
+                    {{"name": "carve", "action": "deny", "principals": [{{"any": true}}], "paths": ["{deny}"]}}]}}"#
+            ))
+        };
+        let rule = |p: &CompiledPolicy, target: &str| p.decide(Some(&cn("x")), "GET", target).rule.map(str::to_owned);
+        let sharp = ci("/docs/stra\\u00dfe/**");
+        for target in ["/docs/stra%C3%9Fe/x", "/docs/STRASSE/x", "/docs/STRA%E1%BA%9EE/x"] {
+            assert_eq!(rule(&sharp, target), Some("carve".to_owned()), "{target}");
+        }
+        let kelvin = ci("/docs/key/**");
+        assert_eq!(rule(&kelvin, "/docs/%E2%84%AAEY/x"), Some("carve".to_owned()), "Java meets the Kelvin sign with k");
+        let only = compiled(
+            r#"{"version": 1, "default_action": "deny", "path_reading": {"case": "insensitive"}, "rules": [
+                {"name": "strasse", "action": "allow", "principals": [{"any": true}], "paths": ["/docs/strasse"]}]}"#,
+        );
+        assert_eq!(rule(&only, "/docs/STRASSE"), Some("strasse".to_owned()));
+        assert_eq!(rule(&only, "/docs/stra%C3%9Fe"), None, "straße is another name to Java and NTFS");
+    }
+
+    #[test]
+    fn deny_carve_outs_meet_the_other_spellings_of_an_unknown_backend_and_a_split_slash() {
+        let strict = docs_policy("{}");
+        for target in ["/docs/%EF%BD%89nternal/x", "/docs/%E2%85%B0nternal/x", "/docs/inter%E2%80%8Cnal/x", "/docs/%EF%BB%BFinternal/x"] {
+            assert_eq!(carve_out(&strict, target), Ok("internal"), "{target}");
+        }
+        assert_eq!(carve_out(&strict, "/docs/caf%C3%A9"), Ok("docs"), "other names stay allowed");
+        let keep = docs_policy(r#"{"encoded_slash": "in_segment"}"#);
+        assert_eq!(carve_out(&keep, "/docs/internal%2Fsecret.txt"), Ok("internal"));
+        assert_eq!(carve_out(&keep, "/docs/group%2Fproject"), Ok("docs"));
+        let windows_suffix = docs_policy(r#"{"platform": "windows", "unicode": "as_sent", "suffix_patterns": true}"#);
+        assert_eq!(carve_out(&windows_suffix, "/docs/%EF%BD%89nternal.json"), Ok("internal"), "suffix of the best-fit reading");
     }
 
     #[test]

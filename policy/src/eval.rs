@@ -7,7 +7,7 @@ use crate::identity::Identity;
 use crate::model::{Action, MethodOverrides, Principal, Rule};
 use crate::overrides;
 use crate::pattern::{dns_name, Placeholder};
-use crate::reading::PathReading;
+use crate::reading::{Merge, PathReading};
 
 /// What every request must pass before any rule is looked at: a certificate,
 /// a canonical method, a canonical path, and no `_method` in the query
@@ -56,10 +56,27 @@ fn uri_last_segment(uri: &str) -> Option<&str> {
 
 /// Does `segment` (a name as the rules see it) equal the identity's value for
 /// `placeholder`, read the way the backend reads names?
-pub(crate) fn placeholder_matches(identity: &Identity, placeholder: Placeholder, segment: &str, reading: &PathReading) -> bool {
+///
+/// Only a value the backend would spell as it is can name the caller's own
+/// resource: one that trimming, the platform's rules or normalisation would
+/// turn into another name (`alice.` on Windows, ` alice` under trimming,
+/// fullwidth `ａlice` under NFKC) would reach that other caller's resource,
+/// so it matches nothing. Case is compared as `merge` says: allow rules on
+/// what every case-insensitive backend equates.
+pub(crate) fn placeholder_matches(
+    identity: &Identity,
+    placeholder: Placeholder,
+    segment: &str,
+    reading: &PathReading,
+    merge: Merge,
+) -> bool {
     let same = |value: &str| {
         usable_in_path(value)
-            && if reading.rewrites_names() { reading.name(value).is_ok_and(|name| name == segment) } else { value == segment }
+            && if reading.rewrites_names() {
+                reading.spelled(value).is_ok_and(|spelled| spelled == value) && reading.name(value, merge).is_ok_and(|name| name == segment)
+            } else {
+                value == segment
+            }
     };
     match placeholder {
         Placeholder::Cn => identity.common_name().is_some_and(same),
@@ -151,14 +168,15 @@ mod tests {
             ["spiffe://shop.test/ns/dev/sa/x?/order", "spiffe://shop.test/ns/dev/sa/x#/order", "spiffe://shop.test/ns/prod/sa/order#"]
         {
             let id = spiffe(uri);
-            assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "order", &PathReading::default()), "{uri}");
-            assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "x", &PathReading::default()), "{uri}");
+            assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "order", &PathReading::default(), Merge::Least), "{uri}");
+            assert!(!placeholder_matches(&id, Placeholder::UriSanLastSegment, "x", &PathReading::default(), Merge::Least), "{uri}");
         }
         assert!(placeholder_matches(
             &spiffe("spiffe://shop.test/ns/prod/sa/order"),
             Placeholder::UriSanLastSegment,
             "order",
-            &PathReading::default()
+            &PathReading::default(),
+            Merge::Least
         ));
     }
 
@@ -182,13 +200,16 @@ mod tests {
     #[test]
     fn dns_san_placeholder_is_the_name_without_its_trailing_dot() {
         let id = Identity { dns_sans: vec!["api.shop.test.".into()], ..Identity::default() };
-        assert!(placeholder_matches(&id, Placeholder::DnsSan, "api.shop.test", &PathReading::default()));
+        assert!(placeholder_matches(&id, Placeholder::DnsSan, "api.shop.test", &PathReading::default(), Merge::Least));
         assert!(
-            !placeholder_matches(&id, Placeholder::DnsSan, "api.shop.test.", &PathReading::default()),
+            !placeholder_matches(&id, Placeholder::DnsSan, "api.shop.test.", &PathReading::default(), Merge::Least),
             "one spelling, the one a dns_san principal matches"
         );
         let dot = Identity { dns_sans: vec![".".into(), "..".into()], ..Identity::default() };
-        assert!(!placeholder_matches(&dot, Placeholder::DnsSan, ".", &PathReading::default()), "a bare root name is no path segment");
-        assert!(!placeholder_matches(&dot, Placeholder::DnsSan, "", &PathReading::default()));
+        assert!(
+            !placeholder_matches(&dot, Placeholder::DnsSan, ".", &PathReading::default(), Merge::Least),
+            "a bare root name is no path segment"
+        );
+        assert!(!placeholder_matches(&dot, Placeholder::DnsSan, "", &PathReading::default(), Merge::Least));
     }
 }

@@ -4,8 +4,9 @@ use crate::canonical::segments_of;
 use crate::decide::{conclude, make_decision, Decision, Verdict};
 use crate::eval::{method_matches, placeholder_matches, precheck, principal_matches};
 use crate::identity::Identity;
-use crate::model::{Action, Policy};
+use crate::model::{Action, Policy, Rule};
 use crate::pattern::Placeholder;
+use crate::reading::Merge;
 
 /// The reference evaluator: every rule, every pattern, no index. Slow and
 /// obviously correct; property tests and fuzzers hold the compiled index to it.
@@ -16,21 +17,45 @@ pub fn decide_naive<'p>(policy: &'p Policy, identity: Option<&Identity>, method:
         Err(reason) => return make_decision(policy.mode, Verdict::Deny, None, reason),
     };
     let segments: Vec<&str> = canonical.segments().collect();
-    // A deny rule also meets the other readings a backend may resolve; an allow needs the path itself.
-    let extra: Vec<Vec<&str>> = canonical.extra_readings().iter().map(|r| segments_of(r).collect()).collect();
-    let placeholder = |p: Placeholder, seg: &str| placeholder_matches(id, p, seg, reading);
+    let split = |paths: &[String]| -> Vec<Vec<String>> { paths.iter().map(|r| segments_of(r).map(str::to_owned).collect()).collect() };
+    // Other names a declared backend may resolve must be allowed too; deny rules meet them and the deny-only readings.
+    let alternatives = split(canonical.alternatives());
+    let deny_only = split(canonical.deny_readings());
+    let least = |p: Placeholder, seg: &str| placeholder_matches(id, p, seg, reading, Merge::Least);
+    let most = |p: Placeholder, seg: &str| placeholder_matches(id, p, seg, reading, Merge::Most);
+    let matches = |rule: &Rule, segs: &[String], placeholder: &dyn Fn(Placeholder, &str) -> bool| {
+        rule.paths.iter().any(|p| p.matches(segs, placeholder))
+    };
+    let primary: Vec<String> = segments.iter().map(|s| (*s).to_owned()).collect();
+    let applies =
+        |rule: &Rule| method_matches(rule, method) && rule.principals.iter().any(|p| principal_matches(p, id, rule.action == Action::Deny));
     let mut best: [Option<&'p str>; 2] = [None, None]; // [deny, allow]
-    for rule in &policy.rules {
-        let path_hit = |segs: &[&str]| rule.paths.iter().any(|p| p.matches(segs, &placeholder));
-        let hit = method_matches(rule, method)
-            && (path_hit(&segments) || rule.action == Action::Deny && extra.iter().any(|segs| path_hit(segs)))
-            && rule.principals.iter().any(|p| principal_matches(p, id, rule.action == Action::Deny));
-        if hit {
-            let slot = &mut best[usize::from(rule.action == Action::Allow)];
-            if slot.is_none_or(|name| rule.name.as_str() < name) {
-                *slot = Some(rule.name.as_str());
+    let mut better = |slot: usize, name: &'p str| {
+        if best[slot].is_none_or(|b| name < b) {
+            best[slot] = Some(name);
+        }
+    };
+    for rule in policy.rules.iter().filter(|r| applies(r)) {
+        match rule.action {
+            Action::Deny => {
+                let hit = matches(rule, &primary, &least)
+                    || alternatives.iter().any(|segs| matches(rule, segs, &least))
+                    || deny_only.iter().any(|segs| matches(rule, segs, &most));
+                if hit {
+                    better(0, rule.name.as_str());
+                }
+            }
+            Action::Allow => {
+                if matches(rule, &primary, &least) {
+                    better(1, rule.name.as_str());
+                }
             }
         }
+    }
+    let every_alternative_allowed =
+        alternatives.iter().all(|segs| policy.rules.iter().any(|r| r.action == Action::Allow && applies(r) && matches(r, segs, &least)));
+    if !every_alternative_allowed && policy.default_action == Action::Deny {
+        best[1] = None;
     }
     conclude(policy, best[0], best[1])
 }

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::reading::{EncodedDelimiters, EncodedSlash, PathReading, TrailingSlash};
+use crate::reading::{EncodedDelimiters, EncodedSlash, Merge, PathReading, TrailingSlash};
 
 /// Which identity field a [`ValuePattern`] is for. The field decides the
 /// separators a `*` cannot cross and how a certificate's value compares.
@@ -238,7 +238,7 @@ pub struct PathPattern {
 impl PathPattern {
     /// Parse and validate a path pattern for the strict reading; the error says what is malformed.
     pub fn parse(text: &str) -> Result<PathPattern, String> {
-        PathPattern::parse_for(text, &PathReading::default())
+        PathPattern::parse_for(text, &PathReading::default(), Merge::Least)
     }
 
     /// Parse and validate a path pattern of a policy with this `path_reading`.
@@ -246,8 +246,10 @@ impl PathPattern {
     /// distinct routes; `%`, `?` and `#` may be written (decoded) where the
     /// backend decodes them once into names. Literal segments are stored as
     /// the name the backend resolves ([`PathReading::name`]: folded,
-    /// normalised), so they meet paths in the same form.
-    pub fn parse_for(text: &str, reading: &PathReading) -> Result<PathPattern, String> {
+    /// normalised), so they meet paths in the same form: an allow rule's
+    /// folded as every case-insensitive backend folds, a deny rule's as any
+    /// does (`merge`).
+    pub fn parse_for(text: &str, reading: &PathReading, merge: Merge) -> Result<PathPattern, String> {
         let Some(body) = text.strip_prefix('/') else {
             return Err("a path pattern must start with '/'".into());
         };
@@ -301,9 +303,16 @@ impl PathPattern {
                     if let Some(c) = s.chars().find(|c| matches!(c, '\\' | ';' | '\0') || c.is_control()) {
                         return Err(format!("segment '{}' contains {:?}, which a canonical path never has", s.escape_debug(), c));
                     }
-                    let name = reading.name(s).map_err(|e| {
-                        format!("segment '{}' can never match: the backend path_reading describes reads it as {e:?}", s.escape_debug())
-                    })?;
+                    let never = |why: &str| format!("segment '{}' can never match: {why}", s.escape_debug());
+                    let name =
+                        reading.name(s, merge).map_err(|e| never(&format!("the backend path_reading describes reads it as {e:?}")))?;
+                    if name.contains('/') {
+                        return Err(never("the backend path_reading describes reads a '/' in it"));
+                    }
+                    if let Err(rejection) = crate::canonical::canonicalize_with(&format!("/{}", crate::canonical::encode_name(s)), reading)
+                    {
+                        return Err(never(&format!("a path with it is refused ({rejection})")));
+                    }
                     segments.push(Segment::Literal(name.into_owned()));
                 }
             }
@@ -563,5 +572,17 @@ mod tests {
         assert!(p.matches(&segs("/devices/dev1/telemetry"), &cn_is_dev1));
         assert!(!p.matches(&segs("/devices/dev2/telemetry"), &cn_is_dev1));
         assert_eq!(p.to_string(), "/devices/{cn}/telemetry");
+    }
+
+    #[test]
+    fn a_literal_no_accepted_path_can_spell_is_refused_when_the_policy_loads() {
+        let nfkc = PathReading { unicode: crate::reading::Unicode::Nfkc, ..PathReading::default() };
+        for bad in ["/a/x\u{2100}y", "/c/x\u{a0}", "/d/\u{a5}"] {
+            let err = PathPattern::parse_for(bad, &nfkc, Merge::Least).unwrap_err();
+            assert!(err.contains("can never match"), "{bad}: {err}");
+        }
+        assert!(PathPattern::parse_for("/docs/intern.", &PathReading::default(), Merge::Least).unwrap_err().contains("can never match"));
+        let posix = PathReading { platform: crate::reading::Platform::Posix, ..PathReading::default() };
+        assert!(PathPattern::parse_for("/wiki/Washington,_D.C.", &posix, Merge::Least).is_ok());
     }
 }

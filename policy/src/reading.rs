@@ -176,29 +176,91 @@ pub(crate) fn hfs_ignorable(c: char) -> bool {
     matches!(c, '\u{200C}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{206A}'..='\u{206F}' | '\u{FEFF}')
 }
 
-/// Case folding for [`Case::Insensitive`]: each character becomes the
-/// lower case of its upper case. That meets every pair a common
-/// case-insensitive comparison meets: Java's `equalsIgnoreCase` (upper, then
-/// lower, per character: `ı`→`I`→`i`, `ſ`→`S`→`s`), NTFS's upcase table, and
-/// Unicode full case folding for the ASCII targets. `İ` (whose lower case is
-/// `i` plus a combining dot) folds to `i`, as Java's per-character lower case has it.
-pub fn fold_case(name: &str) -> Cow<'_, str> {
+/// How much a case-insensitive comparison merges. Backends disagree at the
+/// edges (NTFS and .NET compare simple upper cases, one character to one;
+/// Java's `equalsIgnoreCase` also compares lower cases, so `İ` meets `i` and
+/// the Kelvin sign meets `k`; full case folding turns `ß` and `ẞ` into `ss`),
+/// so an allow is judged on what every such backend equates and a deny on
+/// what any of them does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// Two names are equal when their characters have the same simple upper
+    /// case: what every case-insensitive backend equates. Allow rules and
+    /// placeholders are matched so.
+    Least,
+    /// Also what some backend equates: lower case of upper case per
+    /// character, full mappings, to a fixed point, and `İ` as `i`. Deny rules
+    /// are matched so too.
+    Most,
+}
+
+/// The one character an iterator yields, if it yields exactly one.
+fn single(mut chars: impl Iterator<Item = char>) -> Option<char> {
+    let c = chars.next()?;
+    chars.next().is_none().then_some(c)
+}
+
+/// [`Merge::Least`]: each character stands for its class under simple
+/// (one-to-one) upper case, written in lower case where lower and upper case
+/// are a pair (`É`→`é`, `ı`→`i`, `ſ`→`s`), as itself where they are not (the
+/// Kelvin sign, `İ`, `ß`, `ẞ`, ligatures keep their own class).
+pub fn fold_least(name: &str) -> Cow<'_, str> {
     if name.bytes().all(|b| !b.is_ascii_uppercase() && b.is_ascii()) {
         return Cow::Borrowed(name);
     }
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        if c.is_ascii() {
-            out.push(c.to_ascii_lowercase());
-        } else if c == '\u{130}' {
-            out.push('i');
-        } else {
-            for u in c.to_uppercase() {
-                out.extend(u.to_lowercase());
+    Cow::Owned(
+        name.chars()
+            .map(|c| {
+                if c.is_ascii() {
+                    return c.to_ascii_lowercase();
+                }
+                let upper = single(c.to_uppercase()).unwrap_or(c);
+                let lower = single(upper.to_lowercase()).unwrap_or(upper);
+                if single(lower.to_uppercase()) == Some(upper) {
+                    lower
+                } else {
+                    upper
+                }
+            })
+            .collect(),
+    )
+}
+
+/// [`Merge::Most`]: each character becomes the lower case of its upper case
+/// (full mappings: `ß`→`ss`, `ﬁ`→`fi`), `İ` becomes `i`, repeated until
+/// nothing changes (`ẞ`→`ß`→`ss`). That meets every pair a common
+/// case-insensitive comparison meets: Java's `equalsIgnoreCase`
+/// (`ı`→`I`→`i`, `ſ`→`S`→`s`, the Kelvin sign→`k`), NTFS's upcase table,
+/// Unicode full case folding.
+pub fn fold_most(name: &str) -> Cow<'_, str> {
+    if name.bytes().all(|b| !b.is_ascii_uppercase() && b.is_ascii()) {
+        return Cow::Borrowed(name);
+    }
+    let once = |text: &str| -> String {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
+            } else if c == '\u{130}' {
+                out.push('i');
+            } else {
+                for u in c.to_uppercase() {
+                    out.extend(u.to_lowercase());
+                }
             }
         }
+        out
+    };
+    let mut folded = once(name);
+    // Each pass only lowers or expands; three reach the fixed point of every character.
+    for _ in 0..3 {
+        let again = once(&folded);
+        if again == folded {
+            break;
+        }
+        folded = again;
     }
-    Cow::Owned(out)
+    Cow::Owned(folded)
 }
 
 impl PathReading {
@@ -223,11 +285,28 @@ impl PathReading {
     }
 
     /// The name a decoded segment is matched as, after the transformations
-    /// that the backend always applies: whitespace trimming, the platform's
-    /// rules, Unicode normalisation, case folding. Also used on the policy's
-    /// own literal segments, so both sides meet in one form. `Err` when the
-    /// backend's name cannot be known ([`NameError`]).
-    pub fn name<'a>(&self, decoded: &'a str) -> Result<Cow<'a, str>, NameError> {
+    /// that the backend always applies ([`PathReading::spelled`]), then case
+    /// folding where the backend ignores case, merging as `merge` says. Also
+    /// used on the policy's own literal segments, so both sides meet in one
+    /// form. `Err` when the backend's name cannot be known ([`NameError`]).
+    pub fn name<'a>(&self, decoded: &'a str, merge: Merge) -> Result<Cow<'a, str>, NameError> {
+        let name = self.spelled(decoded)?;
+        if !self.folds_case() {
+            return Ok(name);
+        }
+        let folded = match merge {
+            Merge::Least => fold_least(&name).into_owned(),
+            Merge::Most => fold_most(&name).into_owned(),
+        };
+        if folded == *name {
+            return Ok(name);
+        }
+        Ok(Cow::Owned(folded))
+    }
+
+    /// The name before case folding: whitespace trimmed, the platform's
+    /// rules applied, Unicode normalised, as the reading says.
+    pub fn spelled<'a>(&self, decoded: &'a str) -> Result<Cow<'a, str>, NameError> {
         let mut name = Cow::Borrowed(decoded);
         if self.trim_whitespace {
             // Java's String.trim: every character up to U+0020.
@@ -253,11 +332,6 @@ impl PathReading {
                 Unicode::Nfc => name = Cow::Owned(name.nfc().collect()),
                 Unicode::Nfkc => name = Cow::Owned(name.nfkc().collect()),
                 Unicode::Any | Unicode::AsSent => {}
-            }
-        }
-        if self.folds_case() {
-            if let Cow::Owned(folded) = fold_case(&name) {
-                name = Cow::Owned(folded);
             }
         }
         if name.is_empty() {
@@ -358,9 +432,15 @@ pub struct PathReport {
     /// The path as the rules see it (`/a/b`). Absent when refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Other readings a deny rule also meets (suffix matching, best fit), as segments.
+    /// Other names a declared backend may resolve (suffix matching, Windows
+    /// best fit), as segments: each must be allowed too.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub extra_readings: Vec<Vec<String>>,
+    pub alternatives: Vec<Vec<String>>,
+    /// Names only some backend resolves (the most-merging case fold, NFKC or
+    /// best fit under an unknown backend, a split `%2F`), as segments: deny
+    /// rules meet them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deny_readings: Vec<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refusal: Option<RefusalReport>,
 }
@@ -391,7 +471,8 @@ impl PathReport {
                 decoded: Some(decoded),
                 segments: Some(canonical.segments().map(str::to_owned).collect()),
                 path: Some(canonical.as_str().to_owned()),
-                extra_readings: canonical.extra_readings().iter().map(|r| split(r)).collect(),
+                alternatives: canonical.alternatives().iter().map(|r| split(r)).collect(),
+                deny_readings: canonical.deny_readings().iter().map(|r| split(r)).collect(),
                 refusal: None,
             },
             Err(rejection) => PathReport {
@@ -400,7 +481,8 @@ impl PathReport {
                 decoded: None,
                 segments: None,
                 path: None,
-                extra_readings: Vec::new(),
+                alternatives: Vec::new(),
+                deny_readings: Vec::new(),
                 refusal: Some(RefusalReport { code: rejection.code(), message: rejection.as_str(), accepted_by: accepted_by(rejection) }),
             },
         }
@@ -428,52 +510,80 @@ mod tests {
     }
 
     #[test]
-    fn case_folding_meets_the_non_ascii_spellings_of_ascii_letters() {
-        assert_eq!(fold_case("admin"), "admin");
-        assert!(matches!(fold_case("admin"), Cow::Borrowed(_)));
-        assert_eq!(fold_case("ADMIN"), "admin");
-        assert_eq!(fold_case("adm\u{131}n"), "admin", "dotless i (Java equalsIgnoreCase)");
-        assert_eq!(fold_case("adm\u{130}n"), "admin", "dotted capital I");
-        assert_eq!(fold_case("doc\u{17F}"), "docs", "long s");
-        assert_eq!(fold_case("\u{212A}ey"), "key", "Kelvin sign");
-        assert_eq!(fold_case("Stra\u{DF}e"), "strasse");
-        assert_eq!(fold_case("\u{3A3}\u{3C2}"), "\u{3C3}\u{3C3}", "final sigma");
-        assert_eq!(fold_case("caf\u{C9}"), "caf\u{E9}");
+    fn the_most_merging_fold_meets_every_spelling_some_backend_equates() {
+        assert_eq!(fold_most("admin"), "admin");
+        assert!(matches!(fold_most("admin"), Cow::Borrowed(_)));
+        assert_eq!(fold_most("ADMIN"), "admin");
+        assert_eq!(fold_most("adm\u{131}n"), "admin", "dotless i (Java equalsIgnoreCase)");
+        assert_eq!(fold_most("adm\u{130}n"), "admin", "dotted capital I (Java's lower case of it)");
+        assert_eq!(fold_most("doc\u{17F}"), "docs", "long s");
+        assert_eq!(fold_most("\u{212A}ey"), "key", "Kelvin sign");
+        assert_eq!(fold_most("Stra\u{DF}e"), "strasse");
+        assert_eq!(fold_most("STRA\u{1E9E}E"), "strasse", "capital sharp s, to a fixed point");
+        assert_eq!(fold_most("\u{FB01}le"), "file", "ligature");
+        assert_eq!(fold_most("\u{3A3}\u{3C2}"), "\u{3C3}\u{3C3}", "final sigma");
+        assert_eq!(fold_most("caf\u{C9}"), "caf\u{E9}");
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let s = c.to_string();
+            let once = fold_most(&s).into_owned();
+            assert_eq!(fold_most(&once), once, "U+{:04X} folds to a fixed point", c as u32);
+        }
+    }
+
+    #[test]
+    fn the_least_merging_fold_meets_only_what_every_backend_equates() {
+        assert_eq!(fold_least("ADMIN"), "admin");
+        assert_eq!(fold_least("adm\u{131}n"), "admin", "dotless i: simple upper case I");
+        assert_eq!(fold_least("doc\u{17F}"), "docs", "long s: simple upper case S");
+        assert_eq!(fold_least("caf\u{C9}"), "caf\u{E9}");
+        assert_eq!(fold_least("\u{3A3}\u{3C2}"), "\u{3C3}\u{3C3}");
+        // NTFS and .NET keep these apart from the ASCII spelling.
+        assert_eq!(fold_least("\u{212A}ey"), "\u{212A}ey", "Kelvin sign");
+        assert_eq!(fold_least("\u{130}lker"), "\u{130}lker", "dotted capital I");
+        assert_eq!(fold_least("stra\u{DF}e"), "stra\u{DF}e");
+        assert_eq!(fold_least("STRA\u{1E9E}E"), "stra\u{1E9E}e");
+        assert_eq!(fold_least("\u{FB01}ona"), "\u{FB01}ona");
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let s = c.to_string();
+            let least = fold_least(&s).into_owned();
+            assert_eq!(least.chars().count(), 1, "U+{:04X}: one character to one", c as u32);
+            assert_eq!(fold_least(&least), least, "U+{:04X} folds to a fixed point", c as u32);
+        }
     }
 
     #[test]
     fn windows_names_lose_trailing_dots_spaces_and_the_default_streams() {
         let w = PathReading { platform: Platform::Windows, ..PathReading::default() };
-        assert_eq!(w.name("internal.").unwrap(), "internal");
-        assert_eq!(w.name("Internal. . ").unwrap(), "internal");
-        assert_eq!(w.name("internal::$INDEX_ALLOCATION").unwrap(), "internal");
-        assert_eq!(w.name("secret.txt::$data").unwrap(), "secret.txt");
-        assert_eq!(w.name("internal:$i30:$index_allocation").unwrap(), "internal");
-        assert_eq!(w.name("secret.txt:hidden"), Err(NameError::Stream));
-        assert_eq!(w.name("c:"), Err(NameError::Stream));
-        assert_eq!(w.name("intern~1"), Err(NameError::ShortName));
-        assert_eq!(w.name("SECRET~12.TXT"), Err(NameError::ShortName));
-        assert_eq!(w.name("a~b").unwrap(), "a~b");
-        assert_eq!(w.name("longername~1").unwrap(), "longername~1", "more than six characters is no short name");
-        assert_eq!(w.name("..."), Err(NameError::Empty));
-        assert_eq!(w.name(".. "), Err(NameError::Empty));
+        assert_eq!(w.name("internal.", Merge::Least).unwrap(), "internal");
+        assert_eq!(w.name("Internal. . ", Merge::Least).unwrap(), "internal");
+        assert_eq!(w.name("internal::$INDEX_ALLOCATION", Merge::Least).unwrap(), "internal");
+        assert_eq!(w.name("secret.txt::$data", Merge::Least).unwrap(), "secret.txt");
+        assert_eq!(w.name("internal:$i30:$index_allocation", Merge::Least).unwrap(), "internal");
+        assert_eq!(w.name("secret.txt:hidden", Merge::Least), Err(NameError::Stream));
+        assert_eq!(w.name("c:", Merge::Least), Err(NameError::Stream));
+        assert_eq!(w.name("intern~1", Merge::Least), Err(NameError::ShortName));
+        assert_eq!(w.name("SECRET~12.TXT", Merge::Least), Err(NameError::ShortName));
+        assert_eq!(w.name("a~b", Merge::Least).unwrap(), "a~b");
+        assert_eq!(w.name("longername~1", Merge::Least).unwrap(), "longername~1", "more than six characters is no short name");
+        assert_eq!(w.name("...", Merge::Least), Err(NameError::Empty));
+        assert_eq!(w.name(".. ", Merge::Least), Err(NameError::Empty));
     }
 
     #[test]
     fn trimming_normalisation_and_macos_rules_give_the_backends_name() {
         let trim = PathReading { trim_whitespace: true, ..PathReading::default() };
-        assert_eq!(trim.name(" internal").unwrap(), "internal");
-        assert_eq!(trim.name(" "), Err(NameError::Empty));
-        assert_eq!(trim.name(" .. "), Err(NameError::Dot));
+        assert_eq!(trim.name(" internal", Merge::Least).unwrap(), "internal");
+        assert_eq!(trim.name(" ", Merge::Least), Err(NameError::Empty));
+        assert_eq!(trim.name(" .. ", Merge::Least), Err(NameError::Dot));
         let nfc = PathReading { unicode: Unicode::Nfc, ..PathReading::default() };
-        assert_eq!(nfc.name("cafe\u{301}").unwrap(), "caf\u{E9}");
+        assert_eq!(nfc.name("cafe\u{301}", Merge::Least).unwrap(), "caf\u{E9}");
         let nfkc = PathReading { unicode: Unicode::Nfkc, ..PathReading::default() };
-        assert_eq!(nfkc.name("\u{FF41}dmin").unwrap(), "admin");
+        assert_eq!(nfkc.name("\u{FF41}dmin", Merge::Least).unwrap(), "admin");
         let mac = PathReading { platform: Platform::Macos, ..PathReading::default() };
-        assert_eq!(mac.name("inter\u{200C}nal").unwrap(), "internal");
-        assert_eq!(mac.name("\u{FEFF}Internal").unwrap(), "internal");
-        assert_eq!(mac.name("Cafe\u{301}").unwrap(), "caf\u{E9}");
-        assert!(matches!(PathReading::default().name("x").unwrap(), Cow::Borrowed(_)));
+        assert_eq!(mac.name("inter\u{200C}nal", Merge::Least).unwrap(), "internal");
+        assert_eq!(mac.name("\u{FEFF}Internal", Merge::Least).unwrap(), "internal");
+        assert_eq!(mac.name("Cafe\u{301}", Merge::Least).unwrap(), "caf\u{E9}");
+        assert!(matches!(PathReading::default().name("x", Merge::Least).unwrap(), Cow::Borrowed(_)));
         assert!(!PathReading::default().rewrites_names());
         assert!(mac.rewrites_names() && nfc.rewrites_names() && trim.rewrites_names());
         assert!(!PathReading { platform: Platform::Posix, unicode: Unicode::AsSent, ..PathReading::default() }.rewrites_names());

@@ -12,7 +12,7 @@ use crate::model::{
     DEFAULT_BODY_INSPECTION_LIMIT, MAX_BODY_INSPECTION_LIMIT,
 };
 use crate::pattern::{PathPattern, ValueKind, ValuePattern};
-use crate::reading::{Case, EncodedDelimiters, EncodedSlash, PathParameters, PathReading, Platform, TrailingSlash, Unicode};
+use crate::reading::{Case, EncodedDelimiters, EncodedSlash, Merge, PathParameters, PathReading, Platform, TrailingSlash, Unicode};
 
 const TOP_FIELDS: &[&str] = &[
     "$schema",
@@ -438,7 +438,9 @@ impl Validator<'_> {
         let description = self.optional_text(members, "description", path);
         let action = self.required(members, node, path, "action").and_then(|n| self.action(n, &child(path, "action")));
         let principals = self.required(members, node, path, "principals").and_then(|n| self.principals(n, &child(path, "principals")));
-        let paths = self.required(members, node, path, "paths").and_then(|n| self.paths(n, &child(path, "paths")));
+        // A deny rule's literals are folded as any case-insensitive backend folds, an allow rule's as every one does.
+        let merge = if action == Some(Action::Deny) { Merge::Most } else { Merge::Least };
+        let paths = self.required(members, node, path, "paths").and_then(|n| self.paths(n, &child(path, "paths"), merge));
         let methods = match Self::field(members, "methods") {
             None => Some(None),
             Some(n) => self.methods(n, &child(path, "methods")).map(Some),
@@ -493,14 +495,14 @@ impl Validator<'_> {
         }
     }
 
-    fn paths(&mut self, node: &Node, path: &str) -> Option<Vec<PathPattern>> {
+    fn paths(&mut self, node: &Node, path: &str, merge: Merge) -> Option<Vec<PathPattern>> {
         let items = self.array(node, path, false)?;
         let mut out = Vec::with_capacity(items.len());
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
             let p = index(path, i);
             let reading = self.reading;
-            let parsed = self.string(item, &p).map(|text| PathPattern::parse_for(text, &reading));
+            let parsed = self.string(item, &p).map(|text| PathPattern::parse_for(text, &reading, merge));
             match parsed {
                 Some(Ok(pattern)) => out.push(pattern),
                 Some(Err(why)) => {
