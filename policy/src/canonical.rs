@@ -510,6 +510,18 @@ fn rename_segments(text: &str, trailing_slash: bool, reading: &PathReading, merg
             NameError::Stream => PathRejection::NtfsStream,
             NameError::ShortName => PathRejection::ShortName,
         })?;
+        // Normalisation can make a delimiter of a character that was none
+        // (U+037E is ';' under NFC): the name the backend resolves must still
+        // be one the path could have spelled.
+        if name.len() != segment.len() || name != segment {
+            let once = reading.encoded_delimiters == EncodedDelimiters::DecodeOnce;
+            let escapes = once || reading.encoded_slash == EncodedSlash::InSegment;
+            let bad =
+                |c: char| matches!(c, '/' | '\\' | ';') || c.is_control() || (c == '%' && !escapes) || (matches!(c, '?' | '#') && !once);
+            if name.chars().any(bad) {
+                return Err(PathRejection::LookalikeDelimiter);
+            }
+        }
         out.push_str(&name);
     }
     if out.is_empty() {
@@ -1105,6 +1117,18 @@ mod tests {
         assert_eq!(read_ok("/docs/inter%E2%80%8Cnal/secret", &mac), "/docs/internal/secret");
         assert_eq!(read_ok("/docs/%EF%BB%BFInternal/secret", &mac), "/docs/internal/secret");
         assert_eq!(read_ok("/docs/Internal./x", &mac), "/docs/internal./x", "APFS keeps trailing dots");
+    }
+
+    #[test]
+    fn a_name_normalisation_turns_into_a_delimiter_is_refused() {
+        // Found by the canonicalize fuzz target: U+037E GREEK QUESTION MARK is ';' under NFC too.
+        let nfc = with(r#"{"unicode": "nfc", "platform": "posix", "case": "insensitive"}"#);
+        assert_eq!(read("/%CD%BEdss", &nfc), Err(PathRejection::LookalikeDelimiter));
+        assert_eq!(
+            read("/docs/internal%CD%BE/x", &with(r#"{"unicode": "nfc", "platform": "posix"}"#)),
+            Err(PathRejection::LookalikeDelimiter)
+        );
+        assert_eq!(read_ok("/docs/caf%C3%A9", &nfc), "/docs/caf\u{e9}");
     }
 
     #[test]
