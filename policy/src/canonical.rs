@@ -717,7 +717,7 @@ fn check_decoded_segments(decoded: &str, trailing_slash: bool, reading: &PathRea
         }
         // A name holding an encoded '/' (in_segment) is a path to a backend
         // that hands it to a file system: its parts must be names too.
-        if segment.contains(ENCODED_SLASH) {
+        if reading.encoded_slash == EncodedSlash::InSegment && segment.contains(ENCODED_SLASH) {
             for part in segment.split(ENCODED_SLASH) {
                 if part.is_empty() {
                     return Err(PathRejection::EmptySegment);
