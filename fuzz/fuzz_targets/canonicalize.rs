@@ -41,6 +41,11 @@ fn lookalike(c: char) -> bool {
             || std::iter::once(c).nfkd().any(|n| n.is_ascii() && !n.is_ascii_alphanumeric()))
 }
 
+/// The code points HFS+ ignores in names (git's list for `.git` look-alikes).
+fn hfs_ignorable(c: char) -> bool {
+    matches!(c, '\u{200C}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{206A}'..='\u{206F}' | '\u{FEFF}')
+}
+
 /// RFC 3986 pchar minus `;`, plus the `|`, `[` and `]` browsers send raw, as
 /// the README describes what may appear raw.
 fn raw_ok(b: u8) -> bool {
@@ -94,6 +99,12 @@ fn reference(target: &str) -> Option<String> {
             return None;
         }
         if seg.chars().any(lookalike) {
+            return None;
+        }
+        // HFS+ ignores zero-width joiners, direction marks and the BOM: a
+        // name of nothing else is empty or a dot segment there.
+        let hfs: String = seg.chars().filter(|c| !hfs_ignorable(*c)).collect();
+        if hfs.is_empty() || hfs == "." || hfs == ".." {
             return None;
         }
         // Windows best fit into a delimiter, a dot, ':' or a space: the

@@ -414,6 +414,17 @@ impl<'a> Decoded<'a> {
             push_new(&mut deny_only, rename_segments(&normalised, trailing, reading, Merge::Least)?, &primary);
         }
         if non_ascii && reading.platform == Platform::Any && self.text.chars().any(hfs_ignorable) {
+            // A name of ignorables alone is no name to HFS+ (or a dot segment, with dots).
+            let count = segments_of(&self.text).count();
+            for (i, segment) in segments_of(&self.text).enumerate() {
+                let name: String = segment.chars().filter(|c| !hfs_ignorable(*c)).collect();
+                if name.is_empty() && !(trailing && i + 1 == count) {
+                    return Err(PathRejection::EmptySegment);
+                }
+                if name == "." || name == ".." {
+                    return Err(PathRejection::DotSegment);
+                }
+            }
             let stripped: String = self.text.chars().filter(|c| !hfs_ignorable(*c)).collect();
             push_new(&mut deny_only, rename_segments(&stripped, trailing, reading, Merge::Least)?, &primary);
         }
@@ -1154,6 +1165,10 @@ mod tests {
         assert!(deny("/docs/%E2%85%B0nternal/x").contains(&"/docs/internal/x".to_owned()), "small roman numeral one: NFKC");
         assert_eq!(deny("/docs/inter%E2%80%8Cnal/x"), ["/docs/internal/x"], "ZWNJ: HFS+ ignores it");
         assert_eq!(deny("/docs/%EF%BB%BFinternal/x"), ["/docs/internal/x"], "BOM");
+        // Found by the canonicalize fuzz target: a name of ignorables alone is no name on HFS+.
+        assert_eq!(read("/ab/%EF%BB%BF", &strict), Err(PathRejection::EmptySegment));
+        assert_eq!(read("/%E2%80%8C", &strict), Err(PathRejection::EmptySegment));
+        assert_eq!(read("/ab/%E2%80%8C..%E2%80%8C/x", &strict), Err(PathRejection::DotSegment));
         assert_eq!(deny("/docs/caf%C3%A9"), ["/docs/cafe"], "é best-fits to e under 932");
         assert!(deny("/docs/%E6%97%A5").is_empty(), "日 has no other spelling");
         let as_sent = with(r#"{"unicode": "as_sent", "platform": "posix"}"#);
