@@ -127,11 +127,14 @@ def test_compose_stack_passes(stack):
     """The README's e2e command: `run --rm tests` starts certs, upstream and Envoy (healthy), runs the suite
     in the tests container and exits with pytest's status; `down -v` leaves nothing behind."""
     t0 = time.monotonic()
+    logs = ""
     try:
         r = _run(stack + ["run", "--rm", "-T", "tests"], timeout=1500)
+        if r.returncode != 0:
+            logs = _out(_run(stack + ["logs", "--no-color", "--tail", "25", "certs", "upstream", "envoy"], timeout=120))
     finally:
         _down(stack)
-    out = _out(r)
+    out = _out(r) + ("\n--- service logs (last lines) ---\n" + logs if logs else "")
     print(out[-3000:])
     print("compose e2e stack: %.0f s" % (time.monotonic() - t0))
     assert r.returncode == 0, "the compose e2e stack failed (exit %d):\n%s" % (r.returncode, out[-8000:])
