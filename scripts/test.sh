@@ -45,8 +45,10 @@ stage "cargo test" cargo test --workspace
 mkdir -p .work
 stage "end-to-end suite" .venv/bin/python -m pytest policy-tests/e2e -v -m "not docker" --basetemp "$ROOT/.work/e2e" "$@"
 if [ "$#" = 0 ]; then
-    stage "compose stack" bash scripts/with-docker.sh .venv/bin/python -m pytest policy-tests/e2e/test_compose.py -v \
-        -m docker --basetemp "$ROOT/.work/compose"
+    # compose-images.sh first, outside pytest's capture, so its one line on building stand-ins shows in the log
+    # (the tests' fixture calls it again: a no-op once the images exist, the failure's reason otherwise).
+    stage "compose stack" bash scripts/with-docker.sh bash -c 'if docker info >/dev/null 2>&1; then bash scripts/compose-images.sh; fi;
+        exec .venv/bin/python -m pytest policy-tests/e2e/test_compose.py -v -m docker --basetemp "$0"' "$ROOT/.work/compose"
 else
     echo "test.sh: compose stack left out (pytest arguments given: $*)" >&2
 fi
