@@ -5,11 +5,15 @@
 #   3. cargo test --workspace (unit, property, CLI and example tests);
 #   4. the end-to-end suite against a real Envoy running the built filter, with
 #      the differential path suite against real backends (policy-tests/differential);
-#   5. a fuzz smoke run: every cargo-fuzz target for 5 s on its seed corpus
+#   5. the compose stack: envoy/docker-compose.yaml as users run it (the e2e
+#      suite as the `tests` service, the ECDS profile), under
+#      scripts/with-docker.sh, which starts a Docker engine when none answers
+#      and stops it after; images are pulled, or built as local stand-ins;
+#   6. a fuzz smoke run: every cargo-fuzz target for 5 s on its seed corpus
 #      (the longer run is `fuzz/run.sh 600`, see fuzz/README.md).
 # Every stage runs even if an earlier one fails, so one CI run reports
 # everything; the exit status is non-zero if any failed. Extra arguments go to
-# pytest (e.g. -k dry_run, -x). Envoy logs and configs of the e2e run are kept
+# pytest (e.g. -k dry_run, -x) and then leave out the compose stack. Envoy logs and configs of the e2e run are kept
 # in .work/e2e for inspection.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,7 +43,15 @@ stage "clippy" cargo clippy --workspace --all-targets -- -D warnings
 stage "engine for wasm32-unknown-unknown" cargo build -p mtls-authz-policy --target wasm32-unknown-unknown
 stage "cargo test" cargo test --workspace
 mkdir -p .work
-stage "end-to-end suite" .venv/bin/python -m pytest policy-tests/e2e -v --basetemp "$ROOT/.work/e2e" "$@"
+stage "end-to-end suite" .venv/bin/python -m pytest policy-tests/e2e -v -m "not docker" --basetemp "$ROOT/.work/e2e" "$@"
+if [ "$#" = 0 ]; then
+    # compose-images.sh first, outside pytest's capture, so its one line on building stand-ins shows in the log
+    # (the tests' fixture calls it again: a no-op once the images exist, the failure's reason otherwise).
+    stage "compose stack" bash scripts/with-docker.sh bash -c 'if docker info >/dev/null 2>&1; then bash scripts/compose-images.sh; fi;
+        exec .venv/bin/python -m pytest policy-tests/e2e/test_compose.py -v -m docker --basetemp "$0"' "$ROOT/.work/compose"
+else
+    echo "test.sh: compose stack left out (pytest arguments given: $*)" >&2
+fi
 stage "fuzz smoke" env FUZZ_BUILD=dev bash fuzz/run.sh 5
 
 if [ "$status" = 0 ]; then
