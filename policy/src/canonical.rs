@@ -343,15 +343,6 @@ pub(crate) fn escaped_byte(bytes: &[u8], i: usize) -> Option<u8> {
     Some(hi << 4 | lo)
 }
 
-/// The request target without query or fragment.
-pub fn strip_query_and_fragment(target: &str) -> &str {
-    // Bytes, not chars: both delimiters are ASCII, so the cut is a character boundary.
-    match target.bytes().position(|b| b == b'?' || b == b'#') {
-        Some(i) => target.get(..i).unwrap_or(target),
-        None => target,
-    }
-}
-
 /// Canonicalise a request target (`:path`, query allowed) under the strict
 /// reading, which knows nothing of the backend. Allocates only when the path
 /// contains percent-escapes.
@@ -392,7 +383,7 @@ impl<'a> Decoded<'a> {
     /// The names the rules are matched against, as the backend resolves them.
     pub fn read(self, reading: &PathReading) -> Result<CanonicalPath<'a>, PathRejection> {
         let non_ascii = !self.text.is_ascii();
-        let in_segment_slash = reading.encoded_slash == EncodedSlash::InSegment && self.text.contains(ENCODED_SLASH);
+        let in_segment_slash = self.in_segment && self.text.contains(ENCODED_SLASH);
         if !reading.rewrites_names() && !reading.suffix_patterns && !non_ascii && !in_segment_slash {
             return Ok(self.finish(self.text.clone(), Vec::new(), Vec::new(), reading));
         }
