@@ -29,6 +29,8 @@ ENVOY_DIR = REPO / "envoy"
 POLICY_FILE = ENVOY_DIR / "policy.json"
 DEFAULT_WASM = REPO / "target" / "wasm32-wasip1" / "release" / "mtls_authz_filter.wasm"
 DEFAULT_ENVOY = REPO / ".venv" / "bin" / "envoy"
+# The release CLI scripts/build.sh builds (MTLS_AUTHZ_CLI to use another).
+CLI = Path(os.environ.get("MTLS_AUTHZ_CLI") or REPO / "target" / "release" / "mtls-authz")
 
 if str(ENVOY_DIR) not in sys.path:
     sys.path.insert(0, str(ENVOY_DIR))
