@@ -234,6 +234,29 @@ def validate_config(envoy_bin, config_path, timeout=60):
     return r.returncode, r.stdout.decode(errors="replace")
 
 
+def write_atomically(path, text):
+    """What a careful editor (or `mtls-authz publish`) does: temp file, then rename."""
+    tmp = path.with_name("." + path.name + ".edit")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def wait_for(predicate, timeout, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def report(request, line):
+    """Show a measurement in the test run's output (not only on failure), and keep it with the test."""
+    request.node.user_properties.append(("measured", line))
+    with request.getfixturevalue("capsys").disabled():
+        print("\n[%s] %s" % (request.node.name, line))
+
+
 # --------------------------------------------------------------------------- admin and metrics
 
 class Admin:
