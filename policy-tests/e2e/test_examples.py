@@ -14,6 +14,7 @@ import json
 
 import pytest
 
+import e2e_lib
 import examples_lib
 from examples_lib import EXAMPLES, Deployment
 
@@ -101,3 +102,30 @@ def test_case_through_envoy(example, case, deployment: Deployment):
     response = examples_lib.replay(deployment, case)
     problems = examples_lib.mismatches(deployment, case, response, engine)
     assert not problems, "%s %s with %s: %s" % (case["method"], case["path"], case["cert"], "; ".join(problems))
+
+
+FLEET = 1000  # devices minted
+SAMPLE = 25  # of them, sent through Envoy (a bounded loop)
+
+
+def test_iot_fleet_distribution_each_device_reaches_only_its_own_path(envoy_factory, workdir, request):
+    """examples/iot-fleet: mint a fleet of per-device certificates by script, then
+    send a spread-out sample of them through Envoy, each to its own {cn} path and
+    to a neighbour's."""
+    pki_dir = examples_lib.generate_pki(workdir / "fleet", "iot-fleet", fleet=FLEET)
+    state = examples_lib.pki.load_state(pki_dir)
+    devices = sorted(p.stem for p in (pki_dir / "fleet").glob("*.crt"))
+    assert len(devices) == FLEET and state["fleet"]["count"] == FLEET, len(devices)
+    e2e_lib.report(request, "iot-fleet: %d device certificates (key + certificate each) minted in %.1f s"
+                   % (FLEET, state["fleet"]["seconds"]))
+    dep = examples_lib.start(envoy_factory, workdir, "iot-fleet", pki_dir=pki_dir)
+    sample = devices[:: FLEET // SAMPLE][:SAMPLE]
+    for i, device in enumerate(sample):
+        stem = pki_dir / "fleet" / device
+        own = dep.gateway.request(stem, "POST", "/devices/%s/telemetry" % device, body=b"{}")
+        assert own.status == 200, (device, str(own))
+        assert own.upstream_headers(e2e_lib.PRINCIPAL_HEADER) == ["cn=%s" % device], own.echo
+        assert own.upstream_headers(e2e_lib.RULE_HEADER) == ["device-posts-own-telemetry"]
+        neighbour = sample[(i + 1) % len(sample)]
+        other = dep.gateway.request(stem, "POST", "/devices/%s/telemetry" % neighbour, body=b"{}")
+        assert other.status == 403, (device, neighbour, str(other))
