@@ -11,6 +11,8 @@ written identity differs from its certificate).
 """
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -129,3 +131,13 @@ def test_iot_fleet_distribution_each_device_reaches_only_its_own_path(envoy_fact
         neighbour = sample[(i + 1) % len(sample)]
         other = dep.gateway.request(stem, "POST", "/devices/%s/telemetry" % neighbour, body=b"{}")
         assert other.status == 403, (device, neighbour, str(other))
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_the_one_command_that_runs_an_example_by_hand(example):
+    """`python3 examples/run.py EXAMPLE --once`, as the README says (without --once it stays up for curl)."""
+    r = subprocess.run([sys.executable, str(examples_lib.EXAMPLES_DIR / "run.py"), example, "--once"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    out = r.stdout.decode(errors="replace")
+    assert r.returncode == 0 and "every case did what the engine says" in out, out[-4000:]
+    assert "curl --cacert" in out, out[-2000:]
