@@ -119,26 +119,27 @@ impl IdentityFields {
     /// a freshly generated PKI change on every run); the validity window is
     /// never compared, for the same reason.
     pub fn differences(&self, cert: &Identity) -> Vec<String> {
-        let written = self.clone().into_caller().identity;
+        let w = self.clone().into_caller().identity;
         let mut out = Vec::new();
         let mut list = |name: &str, wrote: bool, mine: &[String], theirs: &[String]| {
             if wrote && mine != theirs {
                 out.push(format!("{name}: written {mine:?}, the certificate has {theirs:?}"));
             }
         };
-        list("subject", self.subject.is_some(), &[written.subject.clone()], &[cert.subject.clone()]);
-        list("cn", !self.cn.is_empty(), &written.common_names, &cert.common_names);
-        list("o", !self.o.is_empty(), &written.organizations, &cert.organizations);
-        list("ou", !self.ou.is_empty(), &written.organizational_units, &cert.organizational_units);
-        list("issuer", self.issuer.is_some(), &[written.issuer.clone()], &[cert.issuer.clone()]);
-        list("issuer_cn", !self.issuer_cn.is_empty(), &written.issuer_common_names, &cert.issuer_common_names);
-        list("serial", self.serial.is_some(), &[written.serial.clone()], &[cert.serial.clone()]);
-        list("uri_san", !self.uri_san.is_empty(), &written.uri_sans, &cert.uri_sans);
-        list("dns_san", !self.dns_san.is_empty(), &written.dns_sans, &cert.dns_sans);
-        list("email_san", !self.email_san.is_empty(), &written.email_sans, &cert.email_sans);
+        let one = std::slice::from_ref;
+        list("subject", self.subject.is_some(), one(&w.subject), one(&cert.subject));
+        list("cn", !self.cn.is_empty(), &w.common_names, &cert.common_names);
+        list("o", !self.o.is_empty(), &w.organizations, &cert.organizations);
+        list("ou", !self.ou.is_empty(), &w.organizational_units, &cert.organizational_units);
+        list("issuer", self.issuer.is_some(), one(&w.issuer), one(&cert.issuer));
+        list("issuer_cn", !self.issuer_cn.is_empty(), &w.issuer_common_names, &cert.issuer_common_names);
+        list("serial", self.serial.is_some(), one(&w.serial), one(&cert.serial));
+        list("uri_san", !self.uri_san.is_empty(), &w.uri_sans, &cert.uri_sans);
+        list("dns_san", !self.dns_san.is_empty(), &w.dns_sans, &cert.dns_sans);
+        list("email_san", !self.email_san.is_empty(), &w.email_sans, &cert.email_sans);
         let ips = |v: &[IpAddr]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
-        list("ip_san", !self.ip_san.is_empty(), &ips(&written.ip_sans), &ips(&cert.ip_sans));
-        list("sha256", self.sha256.is_some(), &[written.sha256.clone()], &[cert.sha256.clone()]);
+        list("ip_san", !self.ip_san.is_empty(), &ips(&w.ip_sans), &ips(&cert.ip_sans));
+        list("sha256", self.sha256.is_some(), one(&w.sha256), one(&cert.sha256));
         out
     }
 }
