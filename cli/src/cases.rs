@@ -43,7 +43,9 @@ Each case has:
                                               a certificate of a generated PKI and
                                               the fields it has: the fields are
                                               used, or with --certs DIR the file
-                                              DIR/NAME.crt, which must have them
+                                              DIR/NAME.crt, whose name fields
+                                              (cn, o, ou, issuer_cn, SANs) must
+                                              be exactly the written ones
                "identity": {...}              the certificate's fields:
                    cn, issuer_cn              a string (or a list, for several CNs)
                    o, ou, uri_san, dns_san,   a list of strings (or one string)

@@ -215,7 +215,7 @@ struct TestArgs {
     #[arg(short, long)]
     verbose: bool,
     /// A generated PKI (examples/pki.py): a case with both "cert" and
-    /// "identity" runs on DIR/<cert>.crt, which must have the written fields.
+    /// "identity" runs on DIR/<cert>.crt, whose fields must be the written ones.
     #[arg(long, value_name = "DIR")]
     certs: Option<PathBuf>,
 }

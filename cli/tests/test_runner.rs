@@ -151,7 +151,7 @@ fn a_named_certificate_runs_on_its_fields_or_with_certs_on_the_file_which_must_a
         &dir,
         "agreeing.json",
         r#"{"cases": [
-  {"name": "report reads", "cert": "report", "identity": {"cn": "report-service", "ou": "reporting"},
+  {"name": "report reads", "cert": "report", "identity": {"cn": "report-service", "ou": "reporting", "issuer_cn": "Shop Test CA"},
    "method": "GET", "path": "/api/payment/query", "expect": "allow", "rule": "reports-read-payment"}
 ]}"#,
     );
@@ -176,6 +176,19 @@ fn a_named_certificate_runs_on_its_fields_or_with_certs_on_the_file_which_must_a
         run.stderr.contains("differs from certificate report: cn: written [\"order-service\"], the certificate has [\"report-service\"]"),
         "{run:#?}"
     );
+    // A name field left out means "none": the certificate's OU is drift too,
+    // since the fields would then decide differently from the certificate.
+    let partial = write(
+        &dir,
+        "partial.json",
+        r#"{"cases": [
+  {"name": "report reads", "cert": "report", "identity": {"cn": "report-service", "issuer_cn": "Shop Test CA"},
+   "method": "GET", "path": "/api/payment/query", "expect": "deny"}
+]}"#,
+    );
+    let run = run_test(&policy, &partial, &["--certs", &certs]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("ou: written [], the certificate has [\"reporting\"]"), "{run:#?}");
     let run = run_test(&policy, &agreeing, &["--certs", &dir.join("nowhere").display().to_string()]);
     assert_eq!(run.code, 2, "{run:#?}");
 }
