@@ -49,6 +49,9 @@ DEFAULT_LISTENER = ("0.0.0.0", 10000)
 # ECDS: the resource (and HTTP filter) name, and the file it is published to in --ecds-dir.
 ECDS_NAME = "mtls_authz"
 ECDS_FILE = ECDS_NAME + ".yaml"
+# SDS: the secret files in --sds-dir (examples/pki.py publish writes them).
+SDS_SERVER_FILE = "server.json"
+SDS_CLIENT_CA_FILE = "client_ca.json"
 
 
 @dataclass(frozen=True)
@@ -161,13 +164,17 @@ def render(
     template_path=DEFAULT_TEMPLATE,
     ecds_dir=None,
     ecds_grpc=None,
+    sds_dir=None,
     regenerate="python3 envoy/render.py --out envoy/envoy.yaml",
 ):
     """Return the rendered Envoy config (YAML text).
 
     `ecds_dir` (a directory as Envoy sees it) or `ecds_grpc` ((host, port) of
     an xDS control plane) configure the filter by ECDS instead of embedding
-    `policy_text`, which is then ignored.
+    `policy_text`, which is then ignored. `sds_dir` (a directory as Envoy
+    sees it) takes the listener certificate and the client CAs (with CRLs)
+    from file-watched SDS secrets there (server.json, client_ca.json, as
+    examples/pki.py writes them) instead of the files in `cert_dir`.
     """
     if ecds_dir and ecds_grpc:
         raise RenderError("--ecds-dir and --ecds-grpc exclude each other")
@@ -185,6 +192,9 @@ def render(
         tmpl = [l for l in f.read().split("\n") if not l.startswith("#@")]
 
     before, listener_block, after = _split_block(tmpl, "listener-begin", "listener-end")
+    tls_pre, tls_files, tls_rest = _split_block(listener_block, "tls-files-begin", "tls-files-end")
+    sds_pre, tls_sds, sds_post = _split_block(tls_rest, "tls-sds-begin", "tls-sds-end")
+    listener_block = tls_pre + (tls_sds if sds_dir else tls_files) + sds_pre + sds_post
     pre_wasm, wasm_block, post_wasm = _split_block(listener_block, "wasm-begin", "wasm-end")
     if not with_wasm:
         wasm_block = []
@@ -213,6 +223,10 @@ def render(
         "wasm_path": yaml_quote(wasm_path),
         "regenerate": regenerate,
     }
+    if sds_dir:
+        common["sds_dir"] = yaml_quote(sds_dir)
+        common["sds_server_path"] = yaml_quote(sds_dir.rstrip("/") + "/" + SDS_SERVER_FILE)
+        common["sds_client_ca_path"] = yaml_quote(sds_dir.rstrip("/") + "/" + SDS_CLIENT_CA_FILE)
     if ecds_dir:
         common["policy_origin"] = "(not embedded: ECDS, see the %s filter)" % ECDS_NAME
         common["ecds_dir"] = yaml_quote(ecds_dir)
@@ -279,6 +293,9 @@ def main(argv=None):
                          "`mtls-authz publish` (the policy is not embedded)" % ECDS_FILE)
     ap.add_argument("--ecds-grpc", metavar="HOST:PORT", type=lambda s: _hostport(s, "--ecds-grpc"),
                     help="the filter config comes by ECDS from an xDS control plane at HOST:PORT")
+    ap.add_argument("--sds-dir", metavar="DIR",
+                    help="rotation/revocation: listener certificate and client CAs + CRLs from file-watched SDS "
+                         "secrets DIR/%s and DIR/%s (examples/pki.py writes them)" % (SDS_SERVER_FILE, SDS_CLIENT_CA_FILE))
     args = ap.parse_args(argv)
 
     policy_text = ""
@@ -297,11 +314,14 @@ def main(argv=None):
         regenerate = "python3 envoy/render.py --ecds-dir %s --out %s" % (args.ecds_dir, args.out)
     if args.ecds_grpc:
         regenerate = "python3 envoy/render.py --ecds-grpc %s:%d --out %s" % (*args.ecds_grpc, args.out)
+    if args.sds_dir:
+        regenerate = "python3 envoy/render.py --policy %s --sds-dir %s --out %s" % (args.policy, args.sds_dir, args.out)
     try:
         text = render(policy_text, cert_dir=args.cert_dir, wasm_path=args.wasm, admin=args.admin,
                       listeners=args.listeners or None, upstream=args.upstream,
                       with_wasm=not args.no_wasm, policy_origin=origin, template_path=args.template,
-                      ecds_dir=args.ecds_dir, ecds_grpc=args.ecds_grpc, regenerate=regenerate)
+                      ecds_dir=args.ecds_dir, ecds_grpc=args.ecds_grpc, sds_dir=args.sds_dir,
+                      regenerate=regenerate)
     except (RenderError, OSError) as e:
         print("render.py: %s" % e, file=sys.stderr)
         return 2

@@ -39,6 +39,13 @@ Each case has:
   name       unique, shown in failures
   caller     exactly one of:
                "cert": "path/to/client.pem"   PEM or DER, relative to the cases file
+               "cert": "NAME", "identity": {...}
+                                              a certificate of a generated PKI and
+                                              the fields it has: the fields are
+                                              used, or with --certs DIR the file
+                                              DIR/NAME.crt, whose name fields
+                                              (cn, o, ou, issuer_cn, SANs) must
+                                              be exactly the written ones
                "identity": {...}              the certificate's fields:
                    cn, issuer_cn              a string (or a list, for several CNs)
                    o, ou, uri_san, dns_san,   a list of strings (or one string)
@@ -155,7 +162,11 @@ pub struct Case {
 }
 
 /// Load and validate every case in `path`, or report every problem found.
-pub fn load(path: &Path) -> Result<Vec<Case>, InputError> {
+///
+/// `certs`: the directory of a generated PKI (`--certs`). A case that gives
+/// both `cert` and `identity` is then run on the certificate `DIR/<cert>.crt`,
+/// and refused if the certificate's fields differ from the written ones.
+pub fn load(path: &Path, certs: Option<&Path>) -> Result<Vec<Case>, InputError> {
     let src = input::read_text(path, "cases file")?;
     let doc: CasesDoc<'_> = serde_json::from_str(&src).map_err(|e| {
         let at = input::position(path, &src, input::json_error_offset(&src, &e));
@@ -182,7 +193,7 @@ pub fn load(path: &Path) -> Result<Vec<Case>, InputError> {
                 continue;
             }
         };
-        match resolve(spec, &base_dir) {
+        match resolve(spec, &base_dir, certs) {
             Ok(case) => {
                 if let Some(first) = seen.get(&case.name) {
                     errors
@@ -211,7 +222,7 @@ fn name_hint(text: &str) -> String {
 }
 
 /// Cross-field checks serde cannot express; returns (`.field`, message) pairs.
-fn resolve(spec: CaseSpec, base_dir: &Path) -> Result<Case, Vec<(&'static str, String)>> {
+fn resolve(spec: CaseSpec, base_dir: &Path, certs: Option<&Path>) -> Result<Case, Vec<(&'static str, String)>> {
     let mut problems = Vec::new();
     if spec.name.trim().is_empty() {
         problems.push((".name", "must not be empty".to_owned()));
@@ -222,11 +233,31 @@ fn resolve(spec: CaseSpec, base_dir: &Path) -> Result<Case, Vec<(&'static str, S
     if spec.no_cert == Some(false) {
         problems.push((".no_cert", "can only be true; to give a caller, use \"cert\" or \"identity\"".to_owned()));
     }
-    let given = usize::from(spec.cert.is_some()) + usize::from(spec.identity.is_some()) + usize::from(spec.no_cert == Some(true));
+    // `cert` with `identity` is one caller: a named certificate and its fields.
+    let named = spec.cert.is_some() && spec.identity.is_some();
+    let given = usize::from(spec.cert.is_some() || spec.identity.is_some()) + usize::from(spec.no_cert == Some(true));
     let mut caller = None;
     let mut caller_label = String::new();
     if given != 1 {
         problems.push(("", "give exactly one caller: \"cert\", \"identity\" or \"no_cert\": true".to_owned()));
+    } else if let (true, Some(name), Some(fields)) = (named, &spec.cert, &spec.identity) {
+        match certs {
+            None => {
+                let c = fields.clone().into_caller();
+                caller_label = format!("identity {} (certificate {name})", display(&c));
+                caller = Some(c);
+            }
+            Some(dir) => match load_cert_file(&dir.join(format!("{name}.crt"))) {
+                Ok(c) => {
+                    for why in fields.differences(&c.identity) {
+                        problems.push((".identity", format!("differs from certificate {name}: {why}")));
+                    }
+                    caller_label = format!("certificate {name} ({})", display(&c));
+                    caller = Some(c);
+                }
+                Err(e) => problems.push((".cert", e.0)),
+            },
+        }
     } else if let Some(cert) = &spec.cert {
         let file: PathBuf = base_dir.join(cert);
         match load_cert_file(&file) {
@@ -281,7 +312,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("cases.json");
         std::fs::write(&file, json).unwrap();
-        let out = load(&file);
+        let out = load(&file, None);
         let _ = std::fs::remove_dir_all(&dir);
         out
     }

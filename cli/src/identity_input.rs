@@ -108,6 +108,45 @@ impl IdentityFields {
     }
 }
 
+impl IdentityFields {
+    /// Where these written fields differ from the certificate's: one
+    /// `field: written …, the certificate has …` line per field.
+    ///
+    /// A case that names a real certificate and also writes its identity is
+    /// run on the fields by `mtls-authz test` and on the certificate by
+    /// `--certs` and the end-to-end suite; this keeps the two equal. Every
+    /// name field a principal matches (CN, O, OU, issuer CN, SANs) must be
+    /// written as the certificate has it, an absent one meaning "none", so
+    /// the fields decide as the certificate does. The serial, fingerprint
+    /// and display fields are compared only when written: a freshly
+    /// generated PKI gives them new values on every run (so does the
+    /// validity window, never compared).
+    pub fn differences(&self, cert: &Identity) -> Vec<String> {
+        let w = self.clone().into_caller().identity;
+        let mut out = Vec::new();
+        let mut list = |name: &str, wrote: bool, mine: &[String], theirs: &[String]| {
+            if wrote && mine != theirs {
+                out.push(format!("{name}: written {mine:?}, the certificate has {theirs:?}"));
+            }
+        };
+        let one = std::slice::from_ref;
+        list("subject", self.subject.is_some(), one(&w.subject), one(&cert.subject));
+        list("cn", true, &w.common_names, &cert.common_names);
+        list("o", true, &w.organizations, &cert.organizations);
+        list("ou", true, &w.organizational_units, &cert.organizational_units);
+        list("issuer", self.issuer.is_some(), one(&w.issuer), one(&cert.issuer));
+        list("issuer_cn", true, &w.issuer_common_names, &cert.issuer_common_names);
+        list("serial", self.serial.is_some(), one(&w.serial), one(&cert.serial));
+        list("uri_san", true, &w.uri_sans, &cert.uri_sans);
+        list("dns_san", true, &w.dns_sans, &cert.dns_sans);
+        list("email_san", true, &w.email_sans, &cert.email_sans);
+        let ips = |v: &[IpAddr]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        list("ip_san", true, &ips(&w.ip_sans), &ips(&cert.ip_sans));
+        list("sha256", self.sha256.is_some(), one(&w.sha256), one(&cert.sha256));
+        out
+    }
+}
+
 /// Read an identity-fields file (`explain --identity`).
 pub fn load_fields_file(path: &Path) -> Result<Caller, InputError> {
     let src = input::read_text(path, "identity file")?;

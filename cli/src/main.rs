@@ -214,6 +214,10 @@ struct TestArgs {
     /// Also list passing cases.
     #[arg(short, long)]
     verbose: bool,
+    /// A generated PKI (examples/pki.py): a case with both "cert" and
+    /// "identity" runs on DIR/<cert>.crt, whose fields must be the written ones.
+    #[arg(long, value_name = "DIR")]
+    certs: Option<PathBuf>,
 }
 
 /// `NAME: VALUE` (the value may be empty), as on the wire.
@@ -267,7 +271,7 @@ fn dispatch(command: Command, console: &mut Console<'_>) -> Exit {
                 explain::run(&request, console).map(|()| Exit::Ok)
             })
         }
-        Command::Test(args) => runner::run(&args.policy, &args.cases, args.format, args.verbose, console),
+        Command::Test(args) => runner::run(&args.policy, &args.cases, args.certs.as_deref(), args.format, args.verbose, console),
         Command::Doctor(args) => doctor::run(&args, console),
         Command::Path(args) => {
             let request = path::Request { policy: args.policy, reading: args.reading, targets: args.targets, format: args.format };

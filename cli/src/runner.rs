@@ -73,11 +73,18 @@ fn compare(want: &Expectation, got: &Got) -> Vec<&'static str> {
 }
 
 /// Load, run, report. Returns [`Exit::Failed`] when any case failed.
-pub fn run(policy_path: &Path, cases_path: &Path, format: Format, verbose: bool, console: &mut Console<'_>) -> Result<Exit, InputError> {
+pub fn run(
+    policy_path: &Path,
+    cases_path: &Path,
+    certs: Option<&Path>,
+    format: Format,
+    verbose: bool,
+    console: &mut Console<'_>,
+) -> Result<Exit, InputError> {
     // Both inputs are loaded and validated before any case runs, so a broken
     // input is reported as such (exit 2), never as a pile of failed cases.
     let policy = load_policy(policy_path)?;
-    let cases = cases::load(cases_path)?;
+    let cases = cases::load(cases_path, certs)?;
     let outcomes = evaluate(&policy, &cases);
     let failed = outcomes.iter().filter(|o| !o.passed()).count();
     let passed = outcomes.len() - failed;

@@ -141,6 +141,59 @@ fn cases_can_use_certificates_relative_to_the_cases_file() {
 }
 
 #[test]
+fn a_named_certificate_runs_on_its_fields_or_with_certs_on_the_file_which_must_agree() {
+    let dir = scratch_dir("test-named-certs");
+    let ca = TestCa::new();
+    // The certificate says report-service; the fields say order-service in one case.
+    write(&dir, "pki/report.crt", ca.leaf_pem(&CertSpec { cn: Some("report-service"), ou: Some("reporting"), ..CertSpec::default() }));
+    let policy = write(&dir, "policy.json", PAYMENT_POLICY);
+    let agreeing = write(
+        &dir,
+        "agreeing.json",
+        r#"{"cases": [
+  {"name": "report reads", "cert": "report", "identity": {"cn": "report-service", "ou": "reporting", "issuer_cn": "Shop Test CA"},
+   "method": "GET", "path": "/api/payment/query", "expect": "allow", "rule": "reports-read-payment"}
+]}"#,
+    );
+    let drifted = write(
+        &dir,
+        "drifted.json",
+        r#"{"cases": [
+  {"name": "order creates", "cert": "report", "identity": {"cn": "order-service"},
+   "method": "POST", "path": "/api/payment/create", "expect": "allow"}
+]}"#,
+    );
+    let certs = dir.join("pki").display().to_string();
+    // Without --certs the written fields are the caller (no PKI needed).
+    assert_eq!(run_test(&policy, &agreeing, &[]).last_line(), "1 passed, 0 failed");
+    assert_eq!(run_test(&policy, &drifted, &[]).last_line(), "1 passed, 0 failed");
+    // With --certs the certificate is, and it must have the written fields.
+    let run = run_test(&policy, &agreeing, &["--certs", &certs]);
+    assert_eq!((run.code, run.last_line()), (0, "1 passed, 0 failed"), "{run:#?}");
+    let run = run_test(&policy, &drifted, &["--certs", &certs]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr.contains("differs from certificate report: cn: written [\"order-service\"], the certificate has [\"report-service\"]"),
+        "{run:#?}"
+    );
+    // A name field left out means "none": the certificate's OU is drift too,
+    // since the fields would then decide differently from the certificate.
+    let partial = write(
+        &dir,
+        "partial.json",
+        r#"{"cases": [
+  {"name": "report reads", "cert": "report", "identity": {"cn": "report-service", "issuer_cn": "Shop Test CA"},
+   "method": "GET", "path": "/api/payment/query", "expect": "deny"}
+]}"#,
+    );
+    let run = run_test(&policy, &partial, &["--certs", &certs]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("ou: written [], the certificate has [\"reporting\"]"), "{run:#?}");
+    let run = run_test(&policy, &agreeing, &["--certs", &dir.join("nowhere").display().to_string()]);
+    assert_eq!(run.code, 2, "{run:#?}");
+}
+
+#[test]
 fn dry_run_cases_can_assert_what_is_enforced() {
     let dir = scratch_dir("test-dryrun");
     let policy = write(&dir, "policy.json", PAYMENT_POLICY.replace("\"revision\": \"test-1\"", "\"mode\": \"dry_run\""));

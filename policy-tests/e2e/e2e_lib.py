@@ -29,6 +29,8 @@ ENVOY_DIR = REPO / "envoy"
 POLICY_FILE = ENVOY_DIR / "policy.json"
 DEFAULT_WASM = REPO / "target" / "wasm32-wasip1" / "release" / "mtls_authz_filter.wasm"
 DEFAULT_ENVOY = REPO / ".venv" / "bin" / "envoy"
+# The release CLI scripts/build.sh builds (MTLS_AUTHZ_CLI to use another).
+CLI = Path(os.environ.get("MTLS_AUTHZ_CLI") or REPO / "target" / "release" / "mtls-authz")
 
 if str(ENVOY_DIR) not in sys.path:
     sys.path.insert(0, str(ENVOY_DIR))
@@ -230,6 +232,29 @@ def validate_config(envoy_bin, config_path, timeout=60):
                         "--base-id", str(unique_base_id())],
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
     return r.returncode, r.stdout.decode(errors="replace")
+
+
+def write_atomically(path, text):
+    """What a careful editor (or `mtls-authz publish`) does: temp file, then rename."""
+    tmp = path.with_name("." + path.name + ".edit")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def wait_for(predicate, timeout, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def report(request, line):
+    """Show a measurement in the test run's output (not only on failure), and keep it with the test."""
+    request.node.user_properties.append(("measured", line))
+    with request.getfixturevalue("capsys").disabled():
+        print("\n[%s] %s" % (request.node.name, line))
 
 
 # --------------------------------------------------------------------------- admin and metrics

@@ -88,7 +88,8 @@ def stack(compose_cmd):
 
 
 def _down(base):
-    r = _run(base + ["--profile", "ecds", "--profile", "e2e", "down", "-v", "--remove-orphans"], timeout=300)
+    r = _run(base + ["--profile", "ecds", "--profile", "e2e", "--profile", "example", "down", "-v", "--remove-orphans"],
+             timeout=300)
     assert r.returncode == 0, _out(r)
 
 
@@ -103,7 +104,7 @@ def _leftovers():
 
 @pytest.mark.docker
 def test_compose_file_valid(compose_cmd):
-    for profile in ([], ["--profile", "ecds"], ["--profile", "e2e"]):
+    for profile in ([], ["--profile", "ecds"], ["--profile", "e2e"], ["--profile", "example"]):
         r = _run(compose_cmd + ["-f", str(COMPOSE), *profile, "config", "-q"], timeout=60)
         assert r.returncode == 0, _out(r)
 
@@ -198,5 +199,47 @@ def test_compose_ecds_profile_switches_policy(stack, tmp_path):
         tmp = ECDS_FILE.with_name(".restore.tmp")
         tmp.write_text(original)
         os.replace(tmp, ECDS_FILE)
+        _down(stack)
+    assert _leftovers() == []
+
+
+@pytest.mark.docker
+def test_compose_example_profile_runs_an_example_and_revokes_without_a_restart(stack, tmp_path):
+    """`EXAMPLE=b2b-gateway ... --profile example up example-envoy`: the example's PKI generated in a volume,
+    its policy enforced (here in dry run), and `pki.py revoke` run in the one-shot service taking effect in
+    the running Envoy (file-watched SDS across containers sharing the volume)."""
+    env = dict(os.environ, EXAMPLE="b2b-gateway")
+    base = stack + ["--profile", "example"]
+    try:
+        r = _run(base + ["up", "-d", "example-envoy"], timeout=900, env=env)
+        assert r.returncode == 0, _out(r)
+        cid = _out(_run(base + ["ps", "-q", "example-envoy"], timeout=60, env=env)).split()[-1]
+
+        def healthy():
+            r = _run(["docker", "inspect", "--format", "{{.State.Health.Status}}", cid], timeout=30)
+            return _out(r).strip() == "healthy"
+        _wait("example-envoy to be healthy (admin /ready)", healthy, timeout=120)
+        pki = tmp_path / "pki"
+        r = _run(["docker", "cp", "%s:/pki/current" % cid, str(pki)], timeout=60)
+        assert r.returncode == 0, _out(r)
+        gw = Gateway(host="localhost", port=10002, certs=pki, admin=Admin("localhost:9903"))
+        ok = gw.request(pki / "globex-api-client", "GET", "/partners/globex/orders/17")
+        assert ok.status == 200 and ok.upstream_headers("x-mtls-authz-rule") == ["globex-orders"], str(ok)
+        other = gw.request(pki / "globex-api-client", "GET", "/partners/initech/invoices")
+        assert other.status == 200 and other.upstream_headers("x-mtls-authz-dry-run") == ["deny"], str(other)
+
+        r = _run(base + ["run", "--rm", "-T", "example-pki", "python", "/opt/mtls-authz/examples/pki.py", "revoke",
+                         "/pki/current", "hooli-api-client"], timeout=300, env=env)
+        assert r.returncode == 0, _out(r)
+
+        def revoked():
+            try:
+                gw.request(pki / "hooli-api-client", "GET", "/catalog/items")
+            except OSError:
+                return True
+            return False
+        _wait("the revocation to reach the running Envoy", revoked, timeout=30)
+        assert gw.request(pki / "globex-api-client", "GET", "/catalog/items").status == 200
+    finally:
         _down(stack)
     assert _leftovers() == []

@@ -7,15 +7,11 @@ against the same Envoy the rest of the suite talks to.
 """
 
 import json
-import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from e2e_lib import REPO
-
-CLI = Path(os.environ.get("MTLS_AUTHZ_CLI") or REPO / "target" / "release" / "mtls-authz")
+from e2e_lib import CLI, REPO
 
 
 def doctor(gateway, identity, *extra, key=True):

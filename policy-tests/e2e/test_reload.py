@@ -27,7 +27,8 @@ import pytest
 import yaml
 
 import e2e_lib
-from e2e_lib import ENVOY_DIR, POLICY_FILE, REPO, REVISION_HEADER, RULE_HEADER, _die_with_parent, render, validate_config
+from e2e_lib import (ENVOY_DIR, POLICY_FILE, REPO, REVISION_HEADER, RULE_HEADER, _die_with_parent, render, report,
+                      validate_config, wait_for, write_atomically)
 
 pytestmark = pytest.mark.filter
 
@@ -62,20 +63,6 @@ def broken(text):
     bad = text.replace(GOOD_PATH, BAD_PATH)
     offset = bad.index(BAD_PATH)
     return bad, bad.count("\n", 0, offset) + 1, offset - (bad.rfind("\n", 0, offset) + 1) + 1
-
-
-def write_atomically(path, text):
-    """What a careful editor (or `mtls-authz publish`) does: temp file, then rename."""
-    tmp = path.with_name("." + path.name + ".edit")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def report(request, line):
-    """Show a measurement in the test run's output (not only on failure), and keep it with the test."""
-    request.node.user_properties.append(("measured", line))
-    with request.getfixturevalue("capsys").disabled():
-        print("\n[%s] %s" % (request.node.name, line))
 
 
 def version_text(admin):
@@ -321,15 +308,6 @@ def analyse(switch, samples, order):
     switch.first_new = min((s.t_recv for s in samples if s.revision == switch.new_revision), default=None)
     switch.last_old_sent = max((s.t_send for s in samples if s.revision == old and s.t_send >= switch.t_edit),
                                default=None)
-
-
-def wait_for(predicate, timeout, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def test_policy_reload_under_load(envoy_factory, tmp_path, request):
