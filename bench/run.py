@@ -1231,6 +1231,8 @@ def parse_args(argv):
     ap.add_argument("--envoy-log-level", default="warning")
     ap.add_argument("--render", metavar="RUNS_JSON", default=None,
                     help="run nothing: rewrite --out from the runs.json a previous run saved in its --work directory")
+    ap.add_argument("--write-policy", metavar="FILE", default=None,
+                    help="only write the generated 10,000-rule policy to FILE (for policy/examples/load.rs) and exit")
     ap.add_argument("--command", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--filter-commit", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -1282,6 +1284,12 @@ def main(argv=None):
     args = parse_args(argv)
     if args.render:
         return render_only(args)
+    if args.write_policy:
+        with open(os.path.join(ROOT, "envoy", "policy.json"), encoding="utf-8") as f:
+            base = f.read()
+        with open(args.write_policy, "w", encoding="utf-8") as f:
+            f.write(generate_policy(base, 10_000))
+        return 0
     command = args.command or "python3 bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)

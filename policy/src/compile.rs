@@ -6,8 +6,6 @@
 //! paths do not share the request's prefix. Only rules whose path matched are
 //! checked for method and principal. The walk does not allocate.
 
-use rustc_hash::FxHashMap;
-
 use crate::canonical::{segments_of, Segments};
 use crate::decide::{conclude, make_decision, Decision, Reason, Verdict};
 use crate::error::PolicyErrors;
@@ -15,29 +13,15 @@ use crate::eval::{method_matches, placeholder_matches, precheck, principal_match
 use crate::identity::Identity;
 use crate::model::{Action, MethodOverrides, Mode, Policy};
 use crate::overrides::{self, BodyHeaders, BodyPlan};
-use crate::pattern::{Placeholder, Segment};
 use crate::reading::Merge;
+use crate::trie::Trie;
 
 /// A validated policy, indexed for evaluation. Build once (per Wasm VM), use for every request.
 #[derive(Debug, Clone)]
 pub struct CompiledPolicy {
     /// Rules sorted by name: the rule index is also its tie-break rank.
     policy: Policy,
-    nodes: Vec<TrieNode>,
-}
-
-#[derive(Debug, Clone, Default)]
-struct TrieNode {
-    /// FxHash, not SipHash: only the policy inserts keys (a request can only
-    /// look up), so there is no flooding to defend against, and hashing each
-    /// request segment with SipHash was a tenth of a decision's cost.
-    literal: FxHashMap<Box<str>, u32>,
-    any: Option<u32>,
-    placeholders: Vec<(Placeholder, u32)>,
-    /// Rules with a pattern ending exactly here.
-    exact: Vec<u32>,
-    /// Rules with a pattern ending here in `/**`.
-    rest: Vec<u32>,
+    trie: Trie,
 }
 
 impl CompiledPolicy {
@@ -49,40 +33,8 @@ impl CompiledPolicy {
     /// Compile a validated policy.
     pub fn new(mut policy: Policy) -> CompiledPolicy {
         policy.rules.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut nodes = vec![TrieNode::default()];
-        for (rule_index, rule) in policy.rules.iter().enumerate() {
-            let id = rule_index as u32;
-            for pattern in &rule.paths {
-                let mut at = 0usize;
-                for segment in &pattern.segments {
-                    let next = nodes.len() as u32;
-                    let node = &mut nodes[at];
-                    let slot = match segment {
-                        Segment::Literal(l) => *node.literal.entry(l.as_str().into()).or_insert(next),
-                        Segment::Any => *node.any.get_or_insert(next),
-                        Segment::Placeholder(p) => match node.placeholders.iter().find(|(q, _)| q == p) {
-                            Some((_, n)) => *n,
-                            None => {
-                                node.placeholders.push((*p, next));
-                                next
-                            }
-                        },
-                    };
-                    if slot == next {
-                        nodes.push(TrieNode::default());
-                    }
-                    at = slot as usize;
-                }
-                let list = if pattern.rest { &mut nodes[at].rest } else { &mut nodes[at].exact };
-                if !list.contains(&id) {
-                    list.push(id);
-                }
-            }
-        }
-        for node in &mut nodes {
-            node.literal.shrink_to_fit();
-        }
-        CompiledPolicy { policy, nodes }
+        let trie = Trie::build(policy.rules.iter().map(|rule| rule.paths.as_slice()));
+        CompiledPolicy { policy, trie }
     }
 
     /// The policy this was compiled from (rules sorted by name).
@@ -223,24 +175,24 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     fn visit(&mut self, node_index: u32, mut remaining: Segments<'_>) {
-        let Some(node) = self.policy.nodes.get(node_index as usize) else { return };
-        for &rule in &node.rest {
+        let Some(node) = self.policy.trie.node(node_index) else { return };
+        for &rule in node.rest() {
             self.consider(rule);
         }
         let Some(segment) = remaining.next() else {
-            for &rule in &node.exact {
+            for &rule in node.exact() {
                 self.consider(rule);
             }
             return;
         };
-        if let Some(&next) = node.literal.get(segment) {
+        if let Some(next) = node.literal(segment) {
             self.visit(next, remaining.clone());
         }
         // `*` is one non-empty name: never the empty last segment of a distinct trailing '/'.
-        if let (Some(next), false) = (node.any, segment.is_empty()) {
+        if let (Some(next), false) = (node.any(), segment.is_empty()) {
             self.visit(next, remaining.clone());
         }
-        for &(placeholder, next) in &node.placeholders {
+        for &(placeholder, next) in node.placeholders() {
             if placeholder_matches(self.identity, placeholder, segment, &self.policy.policy.path_reading, self.merge) {
                 self.visit(next, remaining.clone());
             }

@@ -26,7 +26,7 @@
 //! types, every error placed), [`pattern`], [`canonical`] and [`overrides`]
 //! (what matches what, and what a backend would run instead), [`reading`]
 //! (what a policy knows of how its backend reads paths), [`compile`]
-//! (the index), [`decide`] (the answer and its reason), [`eval`] (the
+//! (the index, stored in `trie`), [`decide`] (the answer and its reason), [`eval`] (the
 //! precheck and matchers both evaluators share), [`naive`] (the reference
 //! evaluator the index is tested against); [`principal`] is how the caller is
 //! named to the upstream; [`hex`] is the one spelling of serials and
@@ -53,6 +53,7 @@ pub mod pattern;
 pub mod principal;
 pub mod reading;
 pub mod timefmt;
+mod trie;
 pub mod validate;
 pub mod view;
 

@@ -1,0 +1,295 @@
+//! The compiled index's storage: a segment trie in a few flat arrays.
+//!
+//! Every Wasm VM keeps one copy of the index for as long as the policy is
+//! loaded, and Envoy runs a VM per worker thread, so its size is paid many
+//! times over. A node with its own hash map and boxed keys costs a few hundred
+//! bytes; here a node is a fixed 28-byte record, every literal edge of the
+//! whole trie lives in one hash table keyed by (parent, segment), and each
+//! distinct segment text is stored once in one string arena.
+//!
+//! A lookup hashes the request segment once (FxHash, as before: only the
+//! policy inserts keys, a request can only look up) and compares it with the
+//! arena text of the edges in its bucket chain, so the walk still does not
+//! allocate.
+
+use std::hash::Hasher;
+
+use rustc_hash::{FxHashMap, FxHasher};
+
+use crate::pattern::{PathPattern, Placeholder, Segment};
+
+/// No node, no edge.
+const NONE: u32 = u32::MAX;
+
+/// A read-only segment trie over path patterns; each leaf list holds rule indices.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Trie {
+    nodes: Vec<Node>,
+    /// Literal edges, chained per hash key.
+    edges: Vec<Edge>,
+    /// (parent, segment) hash -> first edge in its chain.
+    heads: FxHashMap<u64, u32>,
+    /// Every distinct literal segment, back to back.
+    arena: String,
+    /// Each node's placeholder children, contiguous per node.
+    placeholders: Vec<(Placeholder, u32)>,
+    /// Each node's `exact` rules then its `rest` rules, contiguous per node.
+    rules: Vec<u32>,
+}
+
+/// A node: ranges into the trie's shared arrays.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    /// The `*` child, or [`NONE`].
+    any: u32,
+    placeholders_start: u32,
+    placeholders_len: u32,
+    rules_start: u32,
+    exact_len: u32,
+    rest_len: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Edge {
+    parent: u32,
+    child: u32,
+    text_start: u32,
+    text_len: u32,
+    /// The next edge with the same hash key, or [`NONE`].
+    next: u32,
+}
+
+/// One node's children, as the walk sees them.
+pub(crate) struct NodeView<'t> {
+    trie: &'t Trie,
+    index: u32,
+    node: Node,
+}
+
+impl<'t> NodeView<'t> {
+    /// Rules whose pattern ends exactly here.
+    pub(crate) fn exact(&self) -> &'t [u32] {
+        self.trie.slice(self.node.rules_start, self.node.exact_len)
+    }
+
+    /// Rules whose pattern ends here in `/**`.
+    pub(crate) fn rest(&self) -> &'t [u32] {
+        self.trie.slice(self.node.rules_start.saturating_add(self.node.exact_len), self.node.rest_len)
+    }
+
+    /// The child reached by the literal segment `segment`.
+    pub(crate) fn literal(&self, segment: &str) -> Option<u32> {
+        let mut at = *self.trie.heads.get(&edge_key(self.index, segment))?;
+        while let Some(edge) = self.trie.edges.get(at as usize) {
+            if edge.parent == self.index && self.trie.text(edge) == segment {
+                return Some(edge.child);
+            }
+            at = edge.next;
+        }
+        None
+    }
+
+    /// The `*` child.
+    pub(crate) fn any(&self) -> Option<u32> {
+        (self.node.any != NONE).then_some(self.node.any)
+    }
+
+    /// The placeholder children.
+    pub(crate) fn placeholders(&self) -> &'t [(Placeholder, u32)] {
+        let start = self.node.placeholders_start as usize;
+        self.trie.placeholders.get(start..start + self.node.placeholders_len as usize).unwrap_or(&[])
+    }
+}
+
+impl Trie {
+    /// Index every pattern of every rule: `rules` yields each rule's patterns, in rule-index order.
+    pub(crate) fn build<'p>(rules: impl Iterator<Item = &'p [PathPattern]>) -> Trie {
+        let mut builder = Builder::default();
+        for (rule_index, patterns) in rules.enumerate() {
+            for pattern in patterns {
+                builder.insert(rule_index as u32, pattern);
+            }
+        }
+        builder.freeze()
+    }
+
+    /// The node at `index` (the root is 0).
+    pub(crate) fn node(&self, index: u32) -> Option<NodeView<'_>> {
+        let node = *self.nodes.get(index as usize)?;
+        Some(NodeView { trie: self, index, node })
+    }
+
+    fn slice(&self, start: u32, len: u32) -> &[u32] {
+        let start = start as usize;
+        self.rules.get(start..start + len as usize).unwrap_or(&[])
+    }
+
+    fn text(&self, edge: &Edge) -> &str {
+        let start = edge.text_start as usize;
+        self.arena.get(start..start + edge.text_len as usize).unwrap_or("")
+    }
+}
+
+/// The hash key of the edge from `parent` by `segment`. The parent's fixed
+/// width keeps two keys apart without the length suffix `str`'s `Hash` adds.
+fn edge_key(parent: u32, segment: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write_u32(parent);
+    h.write(segment.as_bytes());
+    h.finish()
+}
+
+/// The trie as it is built: growable per-node lists, frozen into [`Trie`] at the end.
+#[derive(Default)]
+struct Builder {
+    nodes: Vec<BuildNode>,
+    /// (parent, segment) -> child; freed when frozen.
+    literal: FxHashMap<(u32, Box<str>), u32>,
+}
+
+#[derive(Default)]
+struct BuildNode {
+    any: Option<u32>,
+    placeholders: Vec<(Placeholder, u32)>,
+    exact: Vec<u32>,
+    rest: Vec<u32>,
+}
+
+impl Builder {
+    fn insert(&mut self, rule: u32, pattern: &PathPattern) {
+        if self.nodes.is_empty() {
+            self.nodes.push(BuildNode::default());
+        }
+        let mut at = 0u32;
+        for segment in &pattern.segments {
+            let next = self.nodes.len() as u32;
+            let slot = match segment {
+                Segment::Literal(l) => *self.literal.entry((at, l.as_str().into())).or_insert(next),
+                Segment::Any => match self.nodes.get_mut(at as usize) {
+                    Some(node) => *node.any.get_or_insert(next),
+                    None => return,
+                },
+                Segment::Placeholder(p) => match self.nodes.get_mut(at as usize) {
+                    Some(node) => match node.placeholders.iter().find(|(q, _)| q == p) {
+                        Some((_, n)) => *n,
+                        None => {
+                            node.placeholders.push((*p, next));
+                            next
+                        }
+                    },
+                    None => return,
+                },
+            };
+            if slot == next {
+                self.nodes.push(BuildNode::default());
+            }
+            at = slot;
+        }
+        let Some(node) = self.nodes.get_mut(at as usize) else { return };
+        let list = if pattern.rest { &mut node.rest } else { &mut node.exact };
+        if !list.contains(&rule) {
+            list.push(rule);
+        }
+    }
+
+    fn freeze(self) -> Trie {
+        let mut trie = Trie::default();
+        if self.nodes.is_empty() {
+            trie.nodes.push(Node { any: NONE, placeholders_start: 0, placeholders_len: 0, rules_start: 0, exact_len: 0, rest_len: 0 });
+            return trie;
+        }
+        trie.nodes.reserve_exact(self.nodes.len());
+        for node in &self.nodes {
+            let placeholders_start = trie.placeholders.len() as u32;
+            trie.placeholders.extend_from_slice(&node.placeholders);
+            let rules_start = trie.rules.len() as u32;
+            trie.rules.extend_from_slice(&node.exact);
+            trie.rules.extend_from_slice(&node.rest);
+            trie.nodes.push(Node {
+                any: node.any.unwrap_or(NONE),
+                placeholders_start,
+                placeholders_len: node.placeholders.len() as u32,
+                rules_start,
+                exact_len: node.exact.len() as u32,
+                rest_len: node.rest.len() as u32,
+            });
+        }
+        // Edges in a fixed order (parent, then text), so the same policy always builds the same trie.
+        let mut literal: Vec<((u32, Box<str>), u32)> = self.literal.into_iter().collect();
+        literal.sort_unstable();
+        // Segment text -> its start in the arena, so each distinct text is stored once.
+        let mut interned: FxHashMap<Box<str>, u32> = FxHashMap::default();
+        trie.edges.reserve_exact(literal.len());
+        for ((parent, text), child) in literal {
+            let text_start = match interned.get(&text) {
+                Some(&start) => start,
+                None => {
+                    let start = trie.arena.len() as u32;
+                    trie.arena.push_str(&text);
+                    interned.insert(text.clone(), start);
+                    start
+                }
+            };
+            let index = trie.edges.len() as u32;
+            let head = trie.heads.entry(edge_key(parent, &text)).or_insert(NONE);
+            trie.edges.push(Edge { parent, child, text_start, text_len: text.len() as u32, next: *head });
+            *head = index;
+        }
+        trie.placeholders.shrink_to_fit();
+        trie.rules.shrink_to_fit();
+        trie.arena.shrink_to_fit();
+        trie.heads.shrink_to_fit();
+        trie
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trie(patterns: &[&[&str]]) -> Trie {
+        let parsed: Vec<Vec<PathPattern>> = patterns.iter().map(|ps| ps.iter().map(|p| PathPattern::parse(p).unwrap()).collect()).collect();
+        Trie::build(parsed.iter().map(Vec::as_slice))
+    }
+
+    /// Follow literal segments from the root.
+    fn walk(t: &Trie, path: &[&str]) -> Option<u32> {
+        path.iter().try_fold(0u32, |at, s| t.node(at)?.literal(s))
+    }
+
+    #[test]
+    fn literal_edges_lead_to_the_rules_that_end_there() {
+        let t = trie(&[&["/api/a", "/api/b/**"], &["/api/a"], &["/other"]]);
+        let a = walk(&t, &["api", "a"]).unwrap();
+        assert_eq!(t.node(a).unwrap().exact(), &[0, 1]);
+        let b = walk(&t, &["api", "b"]).unwrap();
+        assert_eq!((t.node(b).unwrap().exact(), t.node(b).unwrap().rest()), (&[][..], &[0][..]));
+        assert_eq!(walk(&t, &["api", "c"]), None);
+        assert_eq!(walk(&t, &["other"]).and_then(|n| t.node(n)).map(|n| n.exact().to_vec()), Some(vec![2]));
+    }
+
+    #[test]
+    fn the_same_text_under_two_parents_is_two_edges_and_one_arena_entry() {
+        let t = trie(&[&["/x/items", "/y/items"]]);
+        assert_ne!(walk(&t, &["x", "items"]), walk(&t, &["y", "items"]));
+        assert_eq!(t.arena.matches("items").count(), 1);
+        assert_eq!(walk(&t, &["items"]), None, "an edge belongs to its parent only");
+    }
+
+    #[test]
+    fn wildcards_and_placeholders_are_children_of_their_node() {
+        let t = trie(&[&["/d/*/x", "/d/{cn}/y"]]);
+        let d = t.node(walk(&t, &["d"]).unwrap()).unwrap();
+        assert!(d.any().is_some());
+        assert_eq!(d.placeholders().len(), 1);
+        assert_eq!(d.placeholders()[0].0, Placeholder::Cn);
+        assert!(t.node(0).unwrap().any().is_none());
+    }
+
+    #[test]
+    fn an_empty_policy_has_a_root_and_no_edges() {
+        let t = Trie::build(std::iter::empty());
+        let root = t.node(0).unwrap();
+        assert!(root.exact().is_empty() && root.rest().is_empty() && root.literal("a").is_none());
+    }
+}
