@@ -112,6 +112,10 @@ pub trait Host {
     /// Answer the request locally (the 403), instead of forwarding it.
     fn send_response(&self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError>;
 
+    /// Answer a gRPC request locally: a trailers-only response with this
+    /// `grpc-status`, plus `headers` (the `grpc-message`).
+    fn send_grpc_response(&self, grpc_status: u32, headers: &[(&str, &str)]) -> Result<(), HostError>;
+
     /// Write a line to the proxy's log. Callers escape untrusted content first.
     fn log(&self, level: Level, message: &str);
 

@@ -40,6 +40,7 @@ use mtls_authz_policy::{
 };
 
 use mtls_authz_policy::escape;
+use mtls_authz_policy::grpc;
 use mtls_authz_policy::outcome::{self, Event, Facts, UpstreamHeader};
 
 use crate::cache::{Entry, IdentityCache};
@@ -120,6 +121,8 @@ struct Request<'h> {
     own: Option<OwnHeaders>,
     digest: Option<String>,
     identity: Option<Rc<Identity>>,
+    /// The first `content-type` makes it gRPC (as Envoy reads it): refused with a gRPC status.
+    grpc: bool,
 }
 
 impl<'h> Request<'h> {
@@ -129,6 +132,7 @@ impl<'h> Request<'h> {
     /// overrides; path overrides always count.
     fn scan(&mut self, headers: &'h HeaderMap, method_overrides: MethodOverrides) -> Result<(), HostError> {
         let mut own = OwnHeaders::default();
+        let mut content_type_seen = false;
         for pair in headers.pairs() {
             let (name, value) = pair?;
             match name {
@@ -140,6 +144,10 @@ impl<'h> Request<'h> {
                 }
                 _ if name.starts_with(b":") => {}
                 _ => {
+                    if !content_type_seen && name.eq_ignore_ascii_case(b"content-type") {
+                        content_type_seen = true;
+                        self.grpc = grpc::is_grpc_content_type(value);
+                    }
                     if self.override_header.is_none() && overrides::refuses_header(name, method_overrides) {
                         self.override_header = Some(name);
                     }
@@ -165,6 +173,7 @@ impl<'h> Request<'h> {
             path: self.path,
             override_header: self.override_header,
             revision: policy.and_then(CompiledPolicy::revision),
+            grpc: self.grpc,
         }
     }
 }
@@ -463,9 +472,13 @@ fn deny<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, polic
         }
     }
     host.log(Level::Info, &outcome::log_line(Event::Deny, &request.facts(policy), decision));
-    let reply = outcome::local_reply(policy, decision);
+    let reply = outcome::refusal(policy, decision, &request.facts(policy));
     let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    if let Err(e) = host.send_response(reply.status, &headers, &reply.body) {
+    let sent = match reply.grpc_status {
+        Some(status) => host.send_grpc_response(status, &headers),
+        None => host.send_response(reply.status, &headers, &reply.body),
+    };
+    if let Err(e) = sent {
         // Nothing more can be done; Stop still keeps the request from the upstream.
         host.increment(Metric::Errors);
         host.log(Level::Error, &format!("mtls-authz: could not send the 403: {e}"));

@@ -91,6 +91,10 @@ impl Host for EnvoyHost {
         abi::send_local_response(status, headers, body)
     }
 
+    fn send_grpc_response(&self, grpc_status: u32, headers: &[(&str, &str)]) -> Result<(), HostError> {
+        abi::send_grpc_local_response(grpc_status, headers)
+    }
+
     fn log(&self, level: Level, message: &str) {
         let level = match level {
             Level::Debug => LogLevel::Debug,

@@ -41,6 +41,7 @@ pub mod decide;
 pub mod error;
 pub mod escape;
 pub mod eval;
+pub mod grpc;
 pub mod hex;
 pub mod identity;
 pub mod json;
