@@ -47,6 +47,9 @@ Each case has:
                    subject, issuer,           display only
                    not_before, not_after
                "no_cert": true                no client certificate
+  connection optional true: a connection to an L4 (network filter) listener,
+             judged by the policy's connection_rules; then no method, path,
+             headers or body
   method     sent as-is ("get" is refused by the engine, as in Envoy)
   path       the :path as received, query and escapes included
   headers    optional: other request headers, {"name": "value", ...}
@@ -104,8 +107,13 @@ struct CaseSpec {
     identity: Option<IdentityFields>,
     #[serde(default)]
     no_cert: Option<bool>,
-    method: String,
-    path: String,
+    /// `true`: a connection to an L4 listener, judged by `connection_rules`; no method, path, headers or body.
+    #[serde(default)]
+    connection: Option<bool>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
     #[serde(default)]
     headers: std::collections::BTreeMap<String, String>,
     #[serde(default)]
@@ -145,6 +153,8 @@ pub struct Case {
     pub caller: Option<Caller>,
     /// How the caller was given, for failure reports ("certificate certs/a.pem").
     pub caller_label: String,
+    /// A connection to an L4 listener (`connection_rules`), not a request: method and path are empty.
+    pub connection: bool,
     pub method: String,
     pub path: String,
     /// Other request headers, as given.
@@ -222,6 +232,28 @@ fn resolve(spec: CaseSpec, base_dir: &Path) -> Result<Case, Vec<(&'static str, S
     if spec.no_cert == Some(false) {
         problems.push((".no_cert", "can only be true; to give a caller, use \"cert\" or \"identity\"".to_owned()));
     }
+    let connection = spec.connection == Some(true);
+    if spec.connection == Some(false) {
+        problems.push((".connection", "can only be true; a request case gives \"method\" and \"path\" instead".to_owned()));
+    }
+    if connection {
+        for (field, given) in [
+            (".method", spec.method.is_some()),
+            (".path", spec.path.is_some()),
+            (".headers", !spec.headers.is_empty()),
+            (".body", spec.body.is_some()),
+        ] {
+            if given {
+                problems.push((field, "a connection case has no request: remove it, or drop \"connection\"".to_owned()));
+            }
+        }
+    } else {
+        for (field, given) in [(".method", spec.method.is_some()), (".path", spec.path.is_some())] {
+            if !given {
+                problems.push((field, "is required (or \"connection\": true for a connection to an L4 listener)".to_owned()));
+            }
+        }
+    }
     let given = usize::from(spec.cert.is_some()) + usize::from(spec.identity.is_some()) + usize::from(spec.no_cert == Some(true));
     let mut caller = None;
     let mut caller_label = String::new();
@@ -249,8 +281,9 @@ fn resolve(spec: CaseSpec, base_dir: &Path) -> Result<Case, Vec<(&'static str, S
         location: String::new(),
         caller,
         caller_label,
-        method: spec.method,
-        path: spec.path,
+        connection,
+        method: spec.method.unwrap_or_default(),
+        path: spec.path.unwrap_or_default(),
         headers: spec.headers.into_iter().collect(),
         body: spec.body,
         expect: Expectation {

@@ -158,7 +158,7 @@ fn decided_by(reason: Reason) -> &'static str {
     }
 }
 
-fn load_caller(source: &CallerSource) -> Result<Option<Caller>, InputError> {
+pub(crate) fn load_caller(source: &CallerSource) -> Result<Option<Caller>, InputError> {
     match source {
         CallerSource::Cert(path) => load_cert_file(path).map(Some),
         CallerSource::Fields(path) => load_fields_file(path).map(Some),

@@ -44,6 +44,7 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_close_stream(stream_type: u32) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
         start: usize,
@@ -194,6 +195,13 @@ fn local_response(status_code: u32, headers: &[(&str, &str)], body: &[u8], grpc_
         proxy_send_local_response(status_code, std::ptr::null(), 0, body.as_ptr(), body.len(), headers.as_ptr(), headers.len(), grpc_status)
     };
     check(status, "send_local_response")
+}
+
+/// Close the downstream connection of the current network context.
+pub fn close_downstream() -> Result<(), HostError> {
+    // SAFETY: no pointers; the stream type is the ABI's "downstream" (2).
+    let status = unsafe { proxy_close_stream(proxy_wasm::types::StreamType::Downstream as u32) };
+    check(status, "close_stream")
 }
 
 /// Write a line to the proxy's log at `level` (a `proxy_wasm::types::LogLevel` as `u32`).

@@ -70,7 +70,7 @@ pub enum Flow {
 
 /// Why no decision could be reached.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     /// The request cannot be judged for a reason the engine knows (dry run applies).
     Refuse(Reason),
     /// The filter itself failed: always a 403, in dry-run mode too.
@@ -373,6 +373,19 @@ fn evaluate<'p, 'h, H: Host>(
 /// The verified certificate's identity: from the cache by digest, else parsed
 /// from the PEM Envoy holds for the connection.
 fn identify<H: Host>(host: &H, cache: &RefCell<IdentityCache>, request: &mut Request<'_>) -> Result<Rc<Identity>, Failure> {
+    let identity = peer_identity(host, cache, &mut request.digest)?;
+    request.identity = Some(Rc::clone(&identity));
+    Ok(identity)
+}
+
+/// The connection's verified certificate as an identity (the HTTP request
+/// path and the L4 connection path both ask here); `digest` gets Envoy's
+/// digest of it, for the log line, as soon as it is known.
+pub(crate) fn peer_identity<H: Host>(
+    host: &H,
+    cache: &RefCell<IdentityCache>,
+    digest_slot: &mut Option<String>,
+) -> Result<Rc<Identity>, Failure> {
     let mut digest = match host.property(&DIGEST_PROPERTY)? {
         Some(d) if !d.is_empty() => d,
         _ => return Err(Failure::Refuse(Reason::NoPeerCertificate)),
@@ -380,7 +393,7 @@ fn identify<H: Host>(host: &H, cache: &RefCell<IdentityCache>, request: &mut Req
     // Envoy reports lower-case hex; normalise in place anyway so the cache key is canonical.
     digest.make_ascii_lowercase();
     let digest = String::from_utf8(digest).map_err(|_| HostError("connection.sha256_peer_certificate_digest is not text"))?;
-    let digest: &str = request.digest.insert(digest);
+    let digest: &str = digest_slot.insert(digest);
 
     let mut cache = cache.try_borrow_mut().map_err(|_| HostError("identity cache is busy"))?;
     let entry = match cache.get(digest) {
@@ -392,10 +405,7 @@ fn identify<H: Host>(host: &H, cache: &RefCell<IdentityCache>, request: &mut Req
         }
     };
     match entry {
-        Entry::Parsed(identity) => {
-            request.identity = Some(Rc::clone(&identity));
-            Ok(identity)
-        }
+        Entry::Parsed(identity) => Ok(identity),
         Entry::Unreadable => {
             host.increment(Metric::Errors);
             Err(Failure::Refuse(Reason::UnreadableCertificate))

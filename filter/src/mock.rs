@@ -33,6 +33,8 @@ pub struct MockHost {
     pub body: Vec<u8>,
     /// The `grpc-status` of a gRPC local response, when one was sent.
     pub grpc_status: RefCell<Option<u32>>,
+    /// The downstream connection was closed (L4 mode).
+    pub closed: RefCell<bool>,
 }
 
 impl MockHost {
@@ -145,6 +147,12 @@ impl Host for MockHost {
     fn send_grpc_response(&self, grpc_status: u32, headers: &[(&str, &str)]) -> Result<(), HostError> {
         self.send_response(200, headers, &[])?;
         *self.grpc_status.borrow_mut() = Some(grpc_status);
+        Ok(())
+    }
+
+    fn close_downstream(&self) -> Result<(), HostError> {
+        self.fail("close")?;
+        *self.closed.borrow_mut() = true;
         Ok(())
     }
 

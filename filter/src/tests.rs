@@ -21,7 +21,7 @@ use crate::root::{PolicyHolder, REJECTED_PREFIX};
 // Mock host (crate::mock), with what only these tests ask of it
 
 impl MockHost {
-    fn with_cert(self, cert: &TestCert) -> MockHost {
+    pub(crate) fn with_cert(self, cert: &TestCert) -> MockHost {
         self.with_certificate(&cert.pem, &cert.digest)
     }
 
@@ -44,12 +44,12 @@ impl MockHost {
 // ---------------------------------------------------------------------------
 // Certificates and policies
 
-struct TestCert {
+pub(crate) struct TestCert {
     pem: String,
     digest: String,
 }
 
-fn cert(cn: &str, ou: Option<&str>, uri: Option<&str>) -> TestCert {
+pub(crate) fn cert(cn: &str, ou: Option<&str>, uri: Option<&str>) -> TestCert {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);

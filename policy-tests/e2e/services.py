@@ -90,3 +90,47 @@ class Etcd:
         _stop(self.proc)
         if getattr(self, "_log", None):
             self._log.close()
+
+
+MQTT_TEMPLATE = REPO / "examples" / "mqtt" / "envoy.template.yaml"
+MQTT_POLICY = REPO / "examples" / "mqtt" / "policy.json"
+
+
+class Mosquitto:
+    """One mosquitto broker, plain MQTT on a loopback port, logging every connection to a file."""
+
+    def __init__(self, workdir):
+        self.workdir = Path(workdir)
+        self.proc = None
+        self.port = None
+        self.log_path = self.workdir / "mosquitto.log"
+
+    def start(self):
+        binary = need("mosquitto")
+        for _ in range(5):
+            self.port = free_port()
+            conf = self.workdir / "mosquitto.conf"
+            # Its log goes to stderr (unbuffered), a file of ours: run as root, mosquitto drops to
+            # its own user and could not open a log file in the test's directory.
+            conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                            "log_dest stderr\nlog_type all\nconnection_messages true\n" % self.port)
+            self._out = open(self.log_path, "ab")
+            self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=self._out, stderr=subprocess.STDOUT,
+                                         start_new_session=True, preexec_fn=_die_with_parent)
+            try:
+                wait_port(self.port, self.proc, self.log_path, "mosquitto")
+                return self
+            except RuntimeError:
+                self.stop()
+        raise RuntimeError("mosquitto did not start:\n%s" % _tail(self.log_path))
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        _stop(self.proc)
+        if getattr(self, "_out", None):
+            self._out.close()

@@ -37,6 +37,7 @@
 pub mod bestfit;
 pub mod canonical;
 pub mod compile;
+pub mod connection;
 pub mod decide;
 pub mod error;
 pub mod escape;

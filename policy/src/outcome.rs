@@ -178,6 +178,13 @@ pub enum Event {
     Deny,
     /// The policy denies it, but runs in dry-run mode, so it was let through.
     DryRunDeny,
+    /// A connection (L4 mode, [`crate::connection`]) was let through: logged
+    /// too, since there is one decision per connection, not per request.
+    ConnectionAllow,
+    /// A connection was closed.
+    ConnectionDeny,
+    /// A connection the policy denies, let through in dry-run mode.
+    ConnectionDryRunDeny,
 }
 
 impl Event {
@@ -185,7 +192,26 @@ impl Event {
         match self {
             Event::Deny => "deny",
             Event::DryRunDeny => "dry-run deny",
+            Event::ConnectionAllow => "connection allow",
+            Event::ConnectionDeny => "connection deny",
+            Event::ConnectionDryRunDeny => "connection dry-run deny",
         }
+    }
+
+    /// The event for a connection's decision.
+    pub fn for_connection(decision: &Decision<'_>) -> Event {
+        if decision.is_dry_run_deny() {
+            Event::ConnectionDryRunDeny
+        } else if decision.is_allowed() {
+            Event::ConnectionAllow
+        } else {
+            Event::ConnectionDeny
+        }
+    }
+
+    /// A connection has no method or path to report.
+    fn is_connection(self) -> bool {
+        matches!(self, Event::ConnectionAllow | Event::ConnectionDeny | Event::ConnectionDryRunDeny)
     }
 }
 
@@ -228,8 +254,9 @@ pub fn log_line(event: Event, facts: &Facts<'_>, decision: &Decision<'_>) -> Str
         (None, Reason::Default(_)) => "default",
         (None, _) => "-",
     };
+    let request = if event.is_connection() { String::new() } else { format!(" method=\"{method}\" path=\"{path}\"") };
     let mut line = format!(
-        "mtls-authz: {} principal=\"{principal}\" sha256={} method=\"{method}\" path=\"{path}\" rule={rule} reason=\"{}\" revision={}",
+        "mtls-authz: {} principal=\"{principal}\" sha256={}{request} rule={rule} reason=\"{}\" revision={}",
         event.as_str(),
         escape::log_field(digest.as_bytes()),
         decision.reason.as_str(),
@@ -419,6 +446,18 @@ mod tests {
         assert!(line.ends_with(" revision=- header=\"X-Original-URL\\\"\""), "{line}");
         let line = log_line(Event::Deny, &facts, &deny(None, Reason::NoPeerCertificate));
         assert!(line.ends_with(" revision=-"), "{line}");
+    }
+
+    #[test]
+    fn a_connection_line_has_no_method_or_path() {
+        let id = Identity { common_names: vec!["dev-1".into()], ..Identity::default() };
+        let facts = Facts { identity: Some(&id), revision: Some("m1"), ..Facts::default() };
+        let d = deny(Some("stolen"), Reason::Rule(Action::Deny));
+        assert_eq!(Event::for_connection(&d), Event::ConnectionDeny);
+        assert_eq!(
+            log_line(Event::for_connection(&d), &facts, &d),
+            "mtls-authz: connection deny principal=\"cn=dev-1\" sha256=- rule=stolen reason=\"matched a deny rule\" revision=m1"
+        );
     }
 
     #[test]
