@@ -335,6 +335,22 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_case_has_no_request_and_a_request_case_needs_one() {
+        let cases = load_str(r#"{"cases": [{"name": "c", "connection": true, "no_cert": true, "expect": "deny"}]}"#).unwrap();
+        assert!(cases[0].connection && cases[0].method.is_empty() && cases[0].path.is_empty());
+        let err = load_str(
+            r#"{"cases": [{"name": "c", "connection": true, "no_cert": true, "path": "/", "expect": "deny"},
+                          {"name": "r", "no_cert": true, "expect": "deny"},
+                          {"name": "f", "connection": false, "no_cert": true, "method": "GET", "path": "/", "expect": "deny"}]}"#,
+        )
+        .unwrap_err()
+        .0;
+        assert!(err.contains(".path: a connection case has no request"), "{err}");
+        assert!(err.contains(".method: is required") && err.contains(".path: is required"), "{err}");
+        assert!(err.contains(".connection: can only be true"), "{err}");
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_position() {
         let err = load_str(
             "{\"cases\": [\n  {\"name\": \"a\", \"no_cert\": true, \"method\": \"GET\", \"path\": \"/\", \"expect\": \"deny\", \"rulee\": null},\n  {\"name\": \"b\", \"method\": \"GET\", \"path\": \"/\", \"expect\": \"deny\"},\n  {\"name\": \"b\", \"no_cert\": true, \"method\": \"GET\", \"path\": \"/\", \"expect\": \"Deny\"}\n]}",
