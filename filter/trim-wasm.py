@@ -40,7 +40,9 @@ UNUSED_CALLBACKS = (
 # What must still be there afterwards, or Envoy cannot run the filter at all.
 REQUIRED = ("proxy_abi_version_0_2_1", "proxy_on_memory_allocate", "proxy_on_context_create",
             "proxy_on_configure", "proxy_on_request_headers", "proxy_on_request_body",
-            "proxy_on_request_trailers", "proxy_on_delete", "_initialize", "memory")
+            "proxy_on_request_trailers", "proxy_on_delete", "_initialize", "memory",
+            # L4 mode (filter/src/network.rs): the network filter's callbacks.
+            "proxy_on_new_connection", "proxy_on_downstream_data", "proxy_on_upstream_data")
 
 EXPORT_SECTION = 7
 

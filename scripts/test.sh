@@ -23,6 +23,8 @@ bash scripts/build.sh
 # The differential suite's real backends (Go, Java + Tomcat and Jetty, Node +
 # Express 4 and 5): only the tests need them, not the demo.
 bash policy-tests/differential/setup.sh
+# etcd and mosquitto from Debian, for the suites that put real services behind Envoy.
+bash scripts/setup-services.sh
 
 status=0
 failed=()

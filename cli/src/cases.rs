@@ -54,6 +54,9 @@ Each case has:
                    subject, issuer,           display only
                    not_before, not_after
                "no_cert": true                no client certificate
+  connection optional true: a connection to an L4 (network filter) listener,
+             judged by the policy's connection_rules; then no method, path,
+             headers or body
   method     sent as-is ("get" is refused by the engine, as in Envoy)
   path       the :path as received, query and escapes included
   headers    optional: other request headers, {"name": "value", ...}
@@ -111,8 +114,13 @@ struct CaseSpec {
     identity: Option<IdentityFields>,
     #[serde(default)]
     no_cert: Option<bool>,
-    method: String,
-    path: String,
+    /// `true`: a connection to an L4 listener, judged by `connection_rules`; no method, path, headers or body.
+    #[serde(default)]
+    connection: Option<bool>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
     #[serde(default)]
     headers: std::collections::BTreeMap<String, String>,
     #[serde(default)]
@@ -152,6 +160,8 @@ pub struct Case {
     pub caller: Option<Caller>,
     /// How the caller was given, for failure reports ("certificate certs/a.pem").
     pub caller_label: String,
+    /// A connection to an L4 listener (`connection_rules`), not a request: method and path are empty.
+    pub connection: bool,
     pub method: String,
     pub path: String,
     /// Other request headers, as given.
@@ -233,6 +243,28 @@ fn resolve(spec: CaseSpec, base_dir: &Path, certs: Option<&Path>) -> Result<Case
     if spec.no_cert == Some(false) {
         problems.push((".no_cert", "can only be true; to give a caller, use \"cert\" or \"identity\"".to_owned()));
     }
+    let connection = spec.connection == Some(true);
+    if spec.connection == Some(false) {
+        problems.push((".connection", "can only be true; a request case gives \"method\" and \"path\" instead".to_owned()));
+    }
+    if connection {
+        for (field, given) in [
+            (".method", spec.method.is_some()),
+            (".path", spec.path.is_some()),
+            (".headers", !spec.headers.is_empty()),
+            (".body", spec.body.is_some()),
+        ] {
+            if given {
+                problems.push((field, "a connection case has no request: remove it, or drop \"connection\"".to_owned()));
+            }
+        }
+    } else {
+        for (field, given) in [(".method", spec.method.is_some()), (".path", spec.path.is_some())] {
+            if !given {
+                problems.push((field, "is required (or \"connection\": true for a connection to an L4 listener)".to_owned()));
+            }
+        }
+    }
     // `cert` with `identity` is one caller: a named certificate and its fields.
     let named = spec.cert.is_some() && spec.identity.is_some();
     let given = usize::from(spec.cert.is_some() || spec.identity.is_some()) + usize::from(spec.no_cert == Some(true));
@@ -280,8 +312,9 @@ fn resolve(spec: CaseSpec, base_dir: &Path, certs: Option<&Path>) -> Result<Case
         location: String::new(),
         caller,
         caller_label,
-        method: spec.method,
-        path: spec.path,
+        connection,
+        method: spec.method.unwrap_or_default(),
+        path: spec.path.unwrap_or_default(),
         headers: spec.headers.into_iter().collect(),
         body: spec.body,
         expect: Expectation {
@@ -330,6 +363,22 @@ mod tests {
         assert_eq!(cases[0].expect.rule, None);
         assert_eq!(cases[1].expect.rule, Some(None));
         assert_eq!(cases[2].expect.rule, Some(Some("r".into())));
+    }
+
+    #[test]
+    fn a_connection_case_has_no_request_and_a_request_case_needs_one() {
+        let cases = load_str(r#"{"cases": [{"name": "c", "connection": true, "no_cert": true, "expect": "deny"}]}"#).unwrap();
+        assert!(cases[0].connection && cases[0].method.is_empty() && cases[0].path.is_empty());
+        let err = load_str(
+            r#"{"cases": [{"name": "c", "connection": true, "no_cert": true, "path": "/", "expect": "deny"},
+                          {"name": "r", "no_cert": true, "expect": "deny"},
+                          {"name": "f", "connection": false, "no_cert": true, "method": "GET", "path": "/", "expect": "deny"}]}"#,
+        )
+        .unwrap_err()
+        .0;
+        assert!(err.contains(".path: a connection case has no request"), "{err}");
+        assert!(err.contains(".method: is required") && err.contains(".path: is required"), "{err}");
+        assert!(err.contains(".connection: can only be true"), "{err}");
     }
 
     #[test]

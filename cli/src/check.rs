@@ -39,7 +39,12 @@ pub fn run(files: &[PathBuf], envoy_configs: &[PathBuf], console: &mut Console<'
         };
         match load(&name, &bytes) {
             Ok(policy) => {
-                console.out(&format!("{name}: ok ({} rules)", policy.policy().rules.len()));
+                // Connection rules (L4 listeners) are counted only where there are any.
+                let connection = match policy.policy().connection_rules.len() {
+                    0 => String::new(),
+                    n => format!(", {n} connection rules"),
+                };
+                console.out(&format!("{name}: ok ({} rules{connection})", policy.policy().rules.len()));
                 loaded.push((name, policy));
             }
             Err(e) if e.is_not_text() => {

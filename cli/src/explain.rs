@@ -87,6 +87,9 @@ struct OutcomeView {
 #[derive(Debug, Serialize)]
 struct ResponseView {
     status: u32,
+    /// For a gRPC request, the `grpc-status` of the trailers-only reply (7); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc_status: Option<u32>,
     headers: Vec<(&'static str, String)>,
     body: String,
 }
@@ -104,6 +107,7 @@ impl OutcomeView {
         });
         let response = outcome.reply.map(|r| ResponseView {
             status: r.status,
+            grpc_status: r.grpc_status,
             headers: r.headers,
             body: String::from_utf8_lossy(&r.body).into_owned(),
         });
@@ -154,7 +158,7 @@ fn decided_by(reason: Reason) -> &'static str {
     }
 }
 
-fn load_caller(source: &CallerSource) -> Result<Option<Caller>, InputError> {
+pub(crate) fn load_caller(source: &CallerSource) -> Result<Option<Caller>, InputError> {
     match source {
         CallerSource::Cert(path) => load_cert_file(path).map(Some),
         CallerSource::Fields(path) => load_fields_file(path).map(Some),
@@ -193,6 +197,12 @@ pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
         path: Some(req.path.as_bytes()),
         override_header,
         revision: policy.revision(),
+        // Envoy reads the first content-type, and so does the filter.
+        grpc: req
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            .is_some_and(|(_, v)| mtls_authz_policy::grpc::is_grpc_content_type(v.as_bytes())),
     };
     let outcome_view = OutcomeView::new(outcome::outcome(&policy, decision, &facts));
     let headers = policy.policy().upstream_headers;
@@ -289,7 +299,16 @@ fn print_text(r: &Report<'_>, console: &mut Console<'_>) {
         row(console, "upstream", &if shown.is_empty() { "(no filter headers)".to_owned() } else { shown.join("; ") });
     }
     if let Some(response) = &r.outcome.response {
-        row(console, "response", &format!("{} {}", response.status, response.body));
+        let shown = match response.grpc_status {
+            // A gRPC client sees only the status and the message (the trailer, percent-encoded).
+            Some(status) => {
+                let message =
+                    response.headers.iter().find(|(n, _)| *n == mtls_authz_policy::grpc::MESSAGE_HEADER).map_or("", |(_, v)| v.as_str());
+                format!("grpc-status {status}, grpc-message: {message}")
+            }
+            None => format!("{} {}", response.status, response.body),
+        };
+        row(console, "response", &shown);
     }
     if let Some(line) = &r.outcome.log_line {
         row(console, "log", line);

@@ -25,6 +25,7 @@ mod console;
 mod doctor;
 mod envoy_lint;
 mod explain;
+mod explain_connection;
 mod identity_input;
 mod input;
 mod output;
@@ -152,8 +153,12 @@ struct ExplainArgs {
     #[arg(long, default_value = "GET")]
     method: String,
     /// The request :path as received, query and percent-escapes included.
-    #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
-    path: String,
+    #[arg(long, value_name = "PATH", allow_hyphen_values = true, required_unless_present = "connection")]
+    path: Option<String>,
+    /// Explain a connection to an L4 (network filter) listener instead of a
+    /// request: judged by the policy's connection_rules, with no method or path.
+    #[arg(long, conflicts_with_all = ["path", "headers", "body", "body_file"])]
+    connection: bool,
     /// Another request header, as the client sends it (repeatable), e.g.
     /// `--header 'X-HTTP-Method-Override: DELETE'` or `--header 'Content-Type: application/json'`.
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", value_parser = parse_header)]
@@ -252,6 +257,9 @@ fn main() -> ExitCode {
 fn dispatch(command: Command, console: &mut Console<'_>) -> Exit {
     let result = match command {
         Command::Check { policies, envoy_configs } => return check::run(&policies, &envoy_configs, console),
+        Command::Explain(args) if args.connection => {
+            explain_connection::run(&args.policy, &caller_source(args.caller), args.format, console).map(|()| Exit::Ok)
+        }
         Command::Explain(args) => {
             let body = match (args.body, args.body_file) {
                 (Some(text), _) => Ok(Some(text.into_bytes())),
@@ -263,7 +271,7 @@ fn dispatch(command: Command, console: &mut Console<'_>) -> Exit {
                     policy: args.policy,
                     caller: caller_source(args.caller),
                     method: args.method,
-                    path: args.path,
+                    path: args.path.unwrap_or_default(),
                     headers: args.headers,
                     body,
                     format: args.format,

@@ -47,7 +47,8 @@ pub fn evaluate<'c>(policy: &CompiledPolicy, cases: &'c [Case]) -> Vec<Outcome<'
             let headers: Vec<(&[u8], &[u8])> = case.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
             let request =
                 RequestParts { method: &case.method, target: &case.path, headers: &headers, body: case.body.as_deref().map(str::as_bytes) };
-            let d = policy.decide_request(case.caller.as_ref().map(|c| &c.identity), &request);
+            let identity = case.caller.as_ref().map(|c| &c.identity);
+            let d = if case.connection { policy.decide_connection(identity) } else { policy.decide_request(identity, &request) };
             let got = Got { decision: d.verdict, enforced: d.enforced, rule: d.rule.map(str::to_owned), reason: d.reason.as_str() };
             let mismatches = compare(&case.expect, &got);
             Outcome { case, got, mismatches }
@@ -123,7 +124,11 @@ fn print_failure(o: &Outcome<'_>, policy: &CompiledPolicy, console: &mut Console
     let case = o.case;
     let want = &case.expect;
     console.out(&format!("FAIL {} ({})", quoted(&case.name), case.location));
-    console.out(&format!("  request:  {} {} from {}", case.method, case.path, case.caller_label));
+    if case.connection {
+        console.out(&format!("  connection from {}", case.caller_label));
+    } else {
+        console.out(&format!("  request:  {} {} from {}", case.method, case.path, case.caller_label));
+    }
     for (name, value) in &case.headers {
         console.out(&format!("            {name}: {value}"));
     }

@@ -158,7 +158,8 @@ fn repo() -> PathBuf {
 const SHIPPED: [&str; 3] = ["envoy/envoy.yaml", "envoy/envoy-ecds.yaml", "deploy/xds/envoy-ecds-grpc.yaml"];
 
 /// Templates (string.Template `${name}`, `#@` note lines) that render to Envoy configurations.
-const TEMPLATES: [&str; 3] = ["envoy/envoy.template.yaml", "bench/templates/server.yaml", "bench/templates/client.yaml"];
+const TEMPLATES: [&str; 4] =
+    ["envoy/envoy.template.yaml", "bench/templates/server.yaml", "bench/templates/client.yaml", "examples/etcd/envoy.template.yaml"];
 
 /// Template parts that hold routes but are not whole configurations: their wholes are in TEMPLATES.
 const TEMPLATE_PARTS: [&str; 1] = ["bench/templates/client-listener.yaml"];

@@ -448,3 +448,63 @@ fn a_malformed_header_argument_is_a_usage_error() {
     assert!(run.stderr.contains("expected 'NAME: VALUE'"), "{run:#?}");
     run.assert_no_panic();
 }
+
+const CONNECTION_POLICY: &str = r#"{"version": 1, "default_action": "deny", "revision": "l4-1", "connection_rules": [
+  {"name": "orders", "action": "allow", "principals": [{"cn": "order-service"}]},
+  {"name": "no-reports", "action": "deny", "principals": [{"ou": "reporting"}]}]}"#;
+
+#[test]
+fn explain_connection_judges_by_connection_rules_with_no_request() {
+    let s = setup("explain-connection");
+    let policy = write(&s.dir, "l4.json", CONNECTION_POLICY);
+    let order = cert_arg(&s.order);
+    let run = mtls_authz(["explain", "--connection", "--policy", policy.to_str().unwrap(), &order[0], &order[1]]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(field(&run, "decision"), "allow");
+    assert_eq!(field(&run, "rule"), "orders");
+    assert!(
+        field(&run, "log").starts_with("mtls-authz: connection allow principal=\"uri=spiffe://shop.test/ns/prod/sa/order\""),
+        "{run:#?}"
+    );
+    let report = cert_arg(&s.report);
+    let run = mtls_authz(["explain", "--connection", "--policy", policy.to_str().unwrap(), &report[0], &report[1], "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!((v["decision"].as_str(), v["rule"].as_str(), v["unfit"].is_null()), (Some("deny"), Some("no-reports"), true), "{v}");
+    // An HTTP policy can be asked, and the answer says it cannot run an L4 listener.
+    let run = mtls_authz(["explain", "--connection", "--policy", s.policy.to_str().unwrap(), "--no-cert", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert!(v["unfit"].as_str().is_some_and(|w| w.contains("connection_rules")), "{v}");
+    // A connection has no path.
+    let run = mtls_authz(["explain", "--connection", "--policy", policy.to_str().unwrap(), "--no-cert", "--path", "/x"]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    run.assert_no_panic();
+}
+
+#[test]
+fn a_refused_grpc_call_is_explained_as_the_client_gets_it() {
+    let s = setup("explain-grpc");
+    let report = cert_arg(&s.report);
+    let mut args = vec!["explain", "--policy", s.policy.to_str().unwrap(), &report[0], &report[1]];
+    args.extend(["--method", "POST", "--path", "/shop.Payments/Create", "--header", "content-type: application/grpc", "--format", "json"]);
+    let run = mtls_authz(&args);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let response = &v["outcome"]["response"];
+    assert_eq!(response["grpc_status"], 7, "{v}");
+    assert_eq!(response["headers"][0], json!(["grpc-message", "forbidden: no rule matched; default_action is deny"]), "{v}");
+    // Not gRPC: the 403, and no grpc_status at all.
+    let run = mtls_authz([
+        "explain",
+        "--policy",
+        s.policy.to_str().unwrap(),
+        &report[0],
+        &report[1],
+        "--method",
+        "POST",
+        "--path",
+        "/x",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!((v["outcome"]["response"]["status"].as_u64(), v["outcome"]["response"].get("grpc_status")), (Some(403), None), "{v}");
+}

@@ -44,6 +44,7 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_close_stream(stream_type: u32) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
         start: usize,
@@ -174,15 +175,33 @@ pub fn increment_metric(id: u32) -> Result<(), HostError> {
 
 /// Answer the request locally instead of forwarding it.
 pub fn send_local_response(status_code: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
+    // -1 means "not a gRPC response", as the SDK passes.
+    local_response(status_code, headers, body, -1)
+}
+
+/// Answer a gRPC request locally: Envoy sends a trailers-only response with
+/// this `grpc-status`, and adds `headers` (the `grpc-message`) to it.
+pub fn send_grpc_local_response(grpc_status: u32, headers: &[(&str, &str)]) -> Result<(), HostError> {
+    let grpc_status = i32::try_from(grpc_status).map_err(|_| HostError("send_local_response (grpc status out of range)"))?;
+    local_response(200, headers, &[], grpc_status)
+}
+
+fn local_response(status_code: u32, headers: &[(&str, &str)], body: &[u8], grpc_status: i32) -> Result<(), HostError> {
     let headers = HeaderMap::serialize(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
         .ok_or(HostError("send_local_response (headers too large)"))?;
     let headers = headers.as_bytes();
-    // SAFETY: every pointer and length pair describes a live slice; no details
-    // string (null, 0); -1 means "not a gRPC response", as the SDK passes.
+    // SAFETY: every pointer and length pair describes a live slice; no details string (null, 0).
     let status = unsafe {
-        proxy_send_local_response(status_code, std::ptr::null(), 0, body.as_ptr(), body.len(), headers.as_ptr(), headers.len(), -1)
+        proxy_send_local_response(status_code, std::ptr::null(), 0, body.as_ptr(), body.len(), headers.as_ptr(), headers.len(), grpc_status)
     };
     check(status, "send_local_response")
+}
+
+/// Close the downstream connection of the current network context.
+pub fn close_downstream() -> Result<(), HostError> {
+    // SAFETY: no pointers; the stream type is the ABI's "downstream" (2).
+    let status = unsafe { proxy_close_stream(proxy_wasm::types::StreamType::Downstream as u32) };
+    check(status, "close_stream")
 }
 
 /// Write a line to the proxy's log at `level` (a `proxy_wasm::types::LogLevel` as `u32`).

@@ -42,17 +42,25 @@ pub enum Metric {
     Errors,
     CertificatesParsed,
     PolicyRejected,
+    /// L4 mode ([`crate::network`]): every connection increments exactly one
+    /// of these three, once, when it is decided.
+    ConnectionsAllowed,
+    ConnectionsDenied,
+    ConnectionsDryRunDenied,
 }
 
 impl Metric {
     /// Every metric, in [`Metric::index`] order (the adapter defines them in this order).
-    pub const ALL: [Metric; 6] = [
+    pub const ALL: [Metric; 9] = [
         Metric::RequestsAllowed,
         Metric::RequestsDenied,
         Metric::RequestsDryRunDenied,
         Metric::Errors,
         Metric::CertificatesParsed,
         Metric::PolicyRejected,
+        Metric::ConnectionsAllowed,
+        Metric::ConnectionsDenied,
+        Metric::ConnectionsDryRunDenied,
     ];
 
     /// The name given to `define_metric`. Envoy files custom Wasm metrics
@@ -65,6 +73,9 @@ impl Metric {
             Metric::Errors => "mtls_authz.errors",
             Metric::CertificatesParsed => "mtls_authz.certificates_parsed",
             Metric::PolicyRejected => "mtls_authz.policy_rejected",
+            Metric::ConnectionsAllowed => "mtls_authz.connections_allowed",
+            Metric::ConnectionsDenied => "mtls_authz.connections_denied",
+            Metric::ConnectionsDryRunDenied => "mtls_authz.connections_dry_run_denied",
         }
     }
 
@@ -77,6 +88,9 @@ impl Metric {
             Metric::Errors => 3,
             Metric::CertificatesParsed => 4,
             Metric::PolicyRejected => 5,
+            Metric::ConnectionsAllowed => 6,
+            Metric::ConnectionsDenied => 7,
+            Metric::ConnectionsDryRunDenied => 8,
         }
     }
 }
@@ -111,6 +125,14 @@ pub trait Host {
 
     /// Answer the request locally (the 403), instead of forwarding it.
     fn send_response(&self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError>;
+
+    /// Answer a gRPC request locally: a trailers-only response with this
+    /// `grpc-status`, plus `headers` (the `grpc-message`).
+    fn send_grpc_response(&self, grpc_status: u32, headers: &[(&str, &str)]) -> Result<(), HostError>;
+
+    /// Close the downstream connection (L4 mode), flushing what was written
+    /// to the client; nothing more is read from it or sent upstream.
+    fn close_downstream(&self) -> Result<(), HostError>;
 
     /// Write a line to the proxy's log. Callers escape untrusted content first.
     fn log(&self, level: Level, message: &str);

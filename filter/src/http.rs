@@ -40,6 +40,7 @@ use mtls_authz_policy::{
 };
 
 use mtls_authz_policy::escape;
+use mtls_authz_policy::grpc;
 use mtls_authz_policy::outcome::{self, Event, Facts, UpstreamHeader};
 
 use crate::cache::{Entry, IdentityCache};
@@ -69,7 +70,7 @@ pub enum Flow {
 
 /// Why no decision could be reached.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     /// The request cannot be judged for a reason the engine knows (dry run applies).
     Refuse(Reason),
     /// The filter itself failed: always a 403, in dry-run mode too.
@@ -120,6 +121,8 @@ struct Request<'h> {
     own: Option<OwnHeaders>,
     digest: Option<String>,
     identity: Option<Rc<Identity>>,
+    /// The first `content-type` makes it gRPC (as Envoy reads it): refused with a gRPC status.
+    grpc: bool,
 }
 
 impl<'h> Request<'h> {
@@ -129,6 +132,7 @@ impl<'h> Request<'h> {
     /// overrides; path overrides always count.
     fn scan(&mut self, headers: &'h HeaderMap, method_overrides: MethodOverrides) -> Result<(), HostError> {
         let mut own = OwnHeaders::default();
+        let mut content_type_seen = false;
         for pair in headers.pairs() {
             let (name, value) = pair?;
             match name {
@@ -140,6 +144,10 @@ impl<'h> Request<'h> {
                 }
                 _ if name.starts_with(b":") => {}
                 _ => {
+                    if !content_type_seen && name.eq_ignore_ascii_case(b"content-type") {
+                        content_type_seen = true;
+                        self.grpc = grpc::is_grpc_content_type(value);
+                    }
                     if self.override_header.is_none() && overrides::refuses_header(name, method_overrides) {
                         self.override_header = Some(name);
                     }
@@ -165,6 +173,7 @@ impl<'h> Request<'h> {
             path: self.path,
             override_header: self.override_header,
             revision: policy.and_then(CompiledPolicy::revision),
+            grpc: self.grpc,
         }
     }
 }
@@ -364,6 +373,19 @@ fn evaluate<'p, 'h, H: Host>(
 /// The verified certificate's identity: from the cache by digest, else parsed
 /// from the PEM Envoy holds for the connection.
 fn identify<H: Host>(host: &H, cache: &RefCell<IdentityCache>, request: &mut Request<'_>) -> Result<Rc<Identity>, Failure> {
+    let identity = peer_identity(host, cache, &mut request.digest)?;
+    request.identity = Some(Rc::clone(&identity));
+    Ok(identity)
+}
+
+/// The connection's verified certificate as an identity (the HTTP request
+/// path and the L4 connection path both ask here); `digest` gets Envoy's
+/// digest of it, for the log line, as soon as it is known.
+pub(crate) fn peer_identity<H: Host>(
+    host: &H,
+    cache: &RefCell<IdentityCache>,
+    digest_slot: &mut Option<String>,
+) -> Result<Rc<Identity>, Failure> {
     let mut digest = match host.property(&DIGEST_PROPERTY)? {
         Some(d) if !d.is_empty() => d,
         _ => return Err(Failure::Refuse(Reason::NoPeerCertificate)),
@@ -371,7 +393,7 @@ fn identify<H: Host>(host: &H, cache: &RefCell<IdentityCache>, request: &mut Req
     // Envoy reports lower-case hex; normalise in place anyway so the cache key is canonical.
     digest.make_ascii_lowercase();
     let digest = String::from_utf8(digest).map_err(|_| HostError("connection.sha256_peer_certificate_digest is not text"))?;
-    let digest: &str = request.digest.insert(digest);
+    let digest: &str = digest_slot.insert(digest);
 
     let mut cache = cache.try_borrow_mut().map_err(|_| HostError("identity cache is busy"))?;
     let entry = match cache.get(digest) {
@@ -383,10 +405,7 @@ fn identify<H: Host>(host: &H, cache: &RefCell<IdentityCache>, request: &mut Req
         }
     };
     match entry {
-        Entry::Parsed(identity) => {
-            request.identity = Some(Rc::clone(&identity));
-            Ok(identity)
-        }
+        Entry::Parsed(identity) => Ok(identity),
         Entry::Unreadable => {
             host.increment(Metric::Errors);
             Err(Failure::Refuse(Reason::UnreadableCertificate))
@@ -463,9 +482,13 @@ fn deny<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, polic
         }
     }
     host.log(Level::Info, &outcome::log_line(Event::Deny, &request.facts(policy), decision));
-    let reply = outcome::local_reply(policy, decision);
+    let reply = outcome::refusal(policy, decision, &request.facts(policy));
     let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    if let Err(e) = host.send_response(reply.status, &headers, &reply.body) {
+    let sent = match reply.grpc_status {
+        Some(status) => host.send_grpc_response(status, &headers),
+        None => host.send_response(reply.status, &headers, &reply.body),
+    };
+    if let Err(e) = sent {
         // Nothing more can be done; Stop still keeps the request from the upstream.
         host.increment(Metric::Errors);
         host.log(Level::Error, &format!("mtls-authz: could not send the 403: {e}"));

@@ -25,6 +25,7 @@
 //! - [`http`]: one request, from certificate to forward-or-403. What the
 //!   headers, the 403 and the log line say is the engine's
 //!   ([`mtls_authz_policy::outcome`]); this crate only carries it out.
+//! - [`network`]: L4 mode, one TCP connection decided by `connection_rules`.
 //! - [`headers`]: reading the serialized request header map, bounds-checked.
 //! - [`cache`]: bounded per-VM cache of parsed certificates.
 //! - [`wasm`]: the proxy-wasm adapter.
@@ -36,11 +37,14 @@ pub mod cache;
 pub mod headers;
 pub mod host;
 pub mod http;
+pub mod network;
 pub mod root;
 pub mod wasm;
 
 #[cfg(any(test, feature = "mock-host"))]
 pub mod mock;
+#[cfg(test)]
+mod network_tests;
 #[cfg(test)]
 mod tests;
 

@@ -31,6 +31,10 @@ pub struct MockHost {
     pub raw_header_map: Option<Vec<u8>>,
     /// The request body the proxy has buffered.
     pub body: Vec<u8>,
+    /// The `grpc-status` of a gRPC local response, when one was sent.
+    pub grpc_status: RefCell<Option<u32>>,
+    /// The downstream connection was closed (L4 mode).
+    pub closed: RefCell<bool>,
 }
 
 impl MockHost {
@@ -135,6 +139,20 @@ impl Host for MockHost {
         let headers = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
         let previous = self.response.borrow_mut().replace((status, headers, body.to_vec()));
         assert!(previous.is_none(), "two local responses for one request");
+        Ok(())
+    }
+
+    /// Recorded as the local response Envoy sends (status 200, the
+    /// headers, no body) with the `grpc-status` in [`MockHost::grpc_status`].
+    fn send_grpc_response(&self, grpc_status: u32, headers: &[(&str, &str)]) -> Result<(), HostError> {
+        self.send_response(200, headers, &[])?;
+        *self.grpc_status.borrow_mut() = Some(grpc_status);
+        Ok(())
+    }
+
+    fn close_downstream(&self) -> Result<(), HostError> {
+        self.fail("close")?;
+        *self.closed.borrow_mut() = true;
         Ok(())
     }
 

@@ -76,8 +76,12 @@ impl PolicyHolder {
                 host.log(
                     Level::Info,
                     &format!(
-                        "mtls-authz: policy loaded: {} rules, mode={mode}, revision={}",
+                        "mtls-authz: policy loaded: {} rules{}, mode={mode}, revision={}",
                         policy.policy().rules.len(),
+                        match policy.policy().connection_rules.len() {
+                            0 => String::new(),
+                            n => format!(", {n} connection rules"),
+                        },
                         policy.revision().unwrap_or("-"),
                     ),
                 );

@@ -21,7 +21,7 @@ use crate::root::{PolicyHolder, REJECTED_PREFIX};
 // Mock host (crate::mock), with what only these tests ask of it
 
 impl MockHost {
-    fn with_cert(self, cert: &TestCert) -> MockHost {
+    pub(crate) fn with_cert(self, cert: &TestCert) -> MockHost {
         self.with_certificate(&cert.pem, &cert.digest)
     }
 
@@ -44,12 +44,12 @@ impl MockHost {
 // ---------------------------------------------------------------------------
 // Certificates and policies
 
-struct TestCert {
+pub(crate) struct TestCert {
     pem: String,
     digest: String,
 }
 
-fn cert(cn: &str, ou: Option<&str>, uri: Option<&str>) -> TestCert {
+pub(crate) fn cert(cn: &str, ou: Option<&str>, uri: Option<&str>) -> TestCert {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);
@@ -1039,4 +1039,74 @@ fn backends_that_ignore_overrides_get_no_body_work_and_no_method_override_refusa
     host.add_header("X-Original-URL", b"/api/payment/admin/x");
     assert_eq!(on_request_headers(&host, Some(&p), &cache, false), Flow::Stop);
     assert_eq!(host.body_json()["reason"], Reason::Override.as_str());
+}
+
+// ---------------------------------------------------------------------------
+// gRPC
+
+const ETCD_POLICY: &str = r#"{"version": 1, "default_action": "deny", "revision": "e1", "rules": [
+  {"name": "reports-read", "action": "allow", "principals": [{"cn": "report-service"}],
+   "paths": ["/etcdserverpb.KV/Range", "/etcdserverpb.Watch/Watch"], "methods": ["POST"]},
+  {"name": "nobody-maintenance", "action": "deny", "principals": [{"any": true}], "paths": ["/etcdserverpb.Maintenance/*"]}]}"#;
+
+fn grpc_call(path: &str, content_type: &str, who: &TestCert) -> MockHost {
+    let host = MockHost::request("POST", path).with_cert(who);
+    host.add_header("content-type", content_type.as_bytes());
+    host
+}
+
+#[test]
+fn a_refused_grpc_call_is_answered_with_status_7_and_a_readable_message() {
+    let p = policy(ETCD_POLICY);
+    let cache = RefCell::default();
+    let reports = cert("report-service", None, None);
+    let host = grpc_call("/etcdserverpb.KV/Put", "application/grpc", &reports);
+    assert_eq!(on_request_headers(&host, Some(&p), &cache, false), Flow::Stop);
+    assert_eq!(*host.grpc_status.borrow(), Some(7));
+    assert_eq!(host.status(), Some(200), "gRPC carries the refusal in grpc-status, not in :status");
+    assert_eq!(host.response_header("grpc-message"), ["forbidden: no rule matched; default_action is deny"]);
+    assert_eq!(host.response_header(REVISION_HEADER), ["e1"]);
+    assert_eq!(host.metric(Metric::RequestsDenied), 1);
+    assert_eq!(host.logs_containing("mtls-authz: deny ").len(), 1);
+
+    let host = grpc_call("/etcdserverpb.Maintenance/Defragment", "application/grpc+proto", &reports);
+    assert_eq!(on_request_headers(&host, Some(&p), &cache, false), Flow::Stop);
+    assert_eq!(host.response_header("grpc-message"), ["forbidden: matched a deny rule (rule nobody-maintenance)"]);
+
+    let host = grpc_call("/etcdserverpb.KV/Range", "application/grpc", &reports);
+    assert_eq!(on_request_headers(&host, Some(&p), &cache, false), Flow::Continue, "an allowed call streams on, body untouched");
+    assert_eq!(host.status(), None);
+}
+
+#[test]
+fn grpc_honours_deny_details_and_other_requests_keep_the_403() {
+    let hidden = policy(&ETCD_POLICY.replacen(r#""revision": "e1","#, r#""deny_response": {"details": false},"#, 1));
+    let cache = RefCell::default();
+    let reports = cert("report-service", None, None);
+    let host = grpc_call("/etcdserverpb.KV/Put", "application/grpc", &reports);
+    assert_eq!(run(&host, &hidden, &cache), Flow::Stop);
+    assert_eq!(host.response_header("grpc-message"), ["forbidden"]);
+    assert!(host.response_header(REVISION_HEADER).is_empty());
+
+    let p = policy(ETCD_POLICY);
+    for content_type in ["application/grpc-web", "application/json"] {
+        let host = grpc_call("/etcdserverpb.KV/Put", content_type, &reports);
+        assert_eq!(run(&host, &p, &cache), Flow::Stop);
+        assert_eq!((host.status(), *host.grpc_status.borrow()), (Some(403), None), "{content_type}");
+    }
+    // Envoy reads the first content-type; so does the filter.
+    let host = grpc_call("/etcdserverpb.KV/Put", "application/json", &reports);
+    host.add_header("content-type", b"application/grpc");
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.status(), Some(403));
+}
+
+#[test]
+fn a_failed_grpc_reply_still_stops_the_call() {
+    let p = policy(ETCD_POLICY);
+    let cache = RefCell::default();
+    let mut host = grpc_call("/etcdserverpb.KV/Put", "application/grpc", &cert("report-service", None, None));
+    host.failing.insert("send");
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.metric(Metric::Errors), 1);
 }

@@ -17,7 +17,7 @@ use std::rc::Rc;
 
 use mtls_authz_policy::CompiledPolicy;
 use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MetricType};
 
 use crate::abi;
@@ -26,6 +26,7 @@ use crate::cache::IdentityCache;
 use crate::headers::HeaderMap;
 use crate::host::{Host, HostError, Level, Metric};
 use crate::http::{self, Flow, Held};
+use crate::network::{self, ConnFlow, ConnState, NETWORK_ROOT_ID};
 use crate::root::PolicyHolder;
 
 /// Metric ids from `define_metric`; `None` where defining failed (counting is best effort).
@@ -91,6 +92,14 @@ impl Host for EnvoyHost {
         abi::send_local_response(status, headers, body)
     }
 
+    fn send_grpc_response(&self, grpc_status: u32, headers: &[(&str, &str)]) -> Result<(), HostError> {
+        abi::send_grpc_local_response(grpc_status, headers)
+    }
+
+    fn close_downstream(&self) -> Result<(), HostError> {
+        abi::close_downstream()
+    }
+
     fn log(&self, level: Level, message: &str) {
         let level = match level {
             Level::Debug => LogLevel::Debug,
@@ -115,6 +124,9 @@ pub struct Root {
     cache: Rc<RefCell<IdentityCache>>,
     /// Filled in by `on_configure`, then copied into every request.
     host: EnvoyHost,
+    /// Configured as a network filter (`root_id` [`NETWORK_ROOT_ID`]): the
+    /// contexts Envoy asks for are connections, not HTTP streams.
+    network: bool,
 }
 
 impl Root {
@@ -123,6 +135,7 @@ impl Root {
             policy: PolicyHolder::new(),
             cache: VM.with(|vm| Rc::clone(&vm.cache)),
             host: EnvoyHost { metrics: [None; Metric::ALL.len()] },
+            network: false,
         }
     }
 }
@@ -142,7 +155,18 @@ impl RootContext for Root {
         self.host = EnvoyHost { metrics: metric_ids() };
         // An unreadable buffer is treated like a missing one: refused.
         let configuration = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten();
-        self.policy.configure(&self.host, configuration.as_deref())
+        self.network = abi::property(&["plugin_root_id"]).ok().flatten().is_some_and(|id| id == NETWORK_ROOT_ID.as_bytes());
+        let loaded = self.policy.configure(&self.host, configuration.as_deref());
+        loaded && (!self.network || network::accept_policy(&self.host, self.policy.snapshot().as_deref()))
+    }
+
+    fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
+        Some(Box::new(Connection {
+            policy: self.policy.snapshot(),
+            cache: Rc::clone(&self.cache),
+            host: self.host,
+            state: ConnState::default(),
+        }))
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -151,7 +175,7 @@ impl RootContext for Root {
     }
 
     fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+        Some(if self.network { ContextType::StreamContext } else { ContextType::HttpContext })
     }
 }
 
@@ -215,6 +239,37 @@ impl HttpContext for Request {
         let Some(held) = self.reading_body.as_deref() else { return Action::Continue };
         let flow = http::on_request_trailers(&self.host, self.policy.as_deref(), held);
         self.act(flow)
+    }
+}
+
+/// One TCP connection (L4 mode), holding the policy snapshot it is judged by.
+struct Connection {
+    policy: Option<Rc<CompiledPolicy>>,
+    cache: Rc<RefCell<IdentityCache>>,
+    host: EnvoyHost,
+    state: ConnState,
+}
+
+fn action(flow: ConnFlow) -> Action {
+    match flow {
+        ConnFlow::Continue => Action::Continue,
+        ConnFlow::Stop => Action::Pause,
+    }
+}
+
+impl Context for Connection {}
+
+impl StreamContext for Connection {
+    fn on_new_connection(&mut self) -> Action {
+        action(network::on_new_connection())
+    }
+
+    fn on_downstream_data(&mut self, data_size: usize, end_of_stream: bool) -> Action {
+        action(network::on_downstream_data(&self.host, self.policy.as_deref(), &self.cache, &mut self.state, data_size, end_of_stream))
+    }
+
+    fn on_upstream_data(&mut self, _data_size: usize, _end_of_stream: bool) -> Action {
+        action(network::on_upstream_data(self.state))
     }
 }
 

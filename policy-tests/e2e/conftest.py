@@ -161,7 +161,7 @@ class EnvoyFactory:
             wasm_path=str(self.wasm_path or ""),
             admin=("127.0.0.1", 0),
             listeners=listeners or [render.Listener("mtls", "127.0.0.1", 0)],
-            upstream=(self.upstream.host, self.upstream.port),
+            upstream=render_options.pop("upstream", (self.upstream.host, self.upstream.port)),
             with_wasm=self.wasm_path is not None,
             policy_origin=policy_origin,
             **render_options,

@@ -29,7 +29,9 @@
 //! (the index, stored in `trie`), [`decide`] (the answer and its reason), [`eval`] (the
 //! precheck and matchers both evaluators share), [`naive`] (the reference
 //! evaluator the index is tested against); [`principal`] is how the caller is
-//! named to the upstream; [`hex`] is the one spelling of serials and
+//! named to the upstream; [`grpc`] is how a refused gRPC call is answered;
+//! [`connection`] holds the connection rules of a plain TCP (L4) listener;
+//! [`hex`] is the one spelling of serials and
 //! fingerprints, whether read from a certificate or from text.
 //! [`view`] and [`timefmt`] are how an identity is shown to people and
 //! scripts, shared by the CLI and the doctor so both print the same fields.
@@ -37,10 +39,12 @@
 pub mod bestfit;
 pub mod canonical;
 pub mod compile;
+pub mod connection;
 pub mod decide;
 pub mod error;
 pub mod escape;
 pub mod eval;
+pub mod grpc;
 pub mod hex;
 pub mod identity;
 pub mod json;

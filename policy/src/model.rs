@@ -145,6 +145,8 @@ pub struct Policy {
     /// How the backends read paths ([`crate::reading`]); strict by default.
     pub path_reading: PathReading,
     pub rules: Vec<Rule>,
+    /// The rules for plain TCP listeners ([`crate::connection`]); empty when the policy has none.
+    pub connection_rules: Vec<crate::connection::ConnectionRule>,
 }
 
 /// One rule: who, which paths, which methods, and what to do.

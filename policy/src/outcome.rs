@@ -13,6 +13,7 @@ use std::borrow::Cow;
 
 use crate::compile::CompiledPolicy;
 use crate::escape;
+use crate::grpc;
 use crate::{Decision, Identity, PrincipalFormat, Reason};
 
 /// Who the caller is, for the upstream: [`Identity::upstream_principal`] in the
@@ -84,10 +85,14 @@ pub fn upstream_headers<'a>(
 /// The local reply that refuses a request, exactly as it is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalReply {
-    /// 403, or 413 for a body too large to check ([`Reason::deny_status`]).
+    /// 403, or 413 for a body too large to check ([`Reason::deny_status`]);
+    /// 200 for a gRPC reply, whose status travels in `grpc-status`.
     pub status: u32,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+    /// For a gRPC request, the `grpc-status` Envoy sends in the trailers-only
+    /// reply ([`grpc::PERMISSION_DENIED`]); the readable message is in `headers`.
+    pub grpc_status: Option<u32>,
 }
 
 /// The reply for a refused request. `policy` is `None` when the VM has none
@@ -99,7 +104,29 @@ pub fn local_reply(policy: Option<&CompiledPolicy>, decision: &Decision<'_>) -> 
     if let Some(revision) = policy.and_then(CompiledPolicy::revision).filter(|_| details) {
         headers.push((REVISION_HEADER, escape::header_value(revision).into_owned()));
     }
-    LocalReply { status: decision.reason.deny_status(), headers, body: deny_body(details, decision) }
+    LocalReply { status: decision.reason.deny_status(), headers, body: deny_body(details, decision), grpc_status: None }
+}
+
+/// The reply for a refused gRPC call ([`grpc`]): `grpc-status: 7` and a
+/// percent-encoded `grpc-message` sentence, no body. Envoy writes the status
+/// and the `application/grpc` content type itself; the filter's headers are
+/// the message and, with details on, the revision.
+pub fn grpc_reply(policy: Option<&CompiledPolicy>, decision: &Decision<'_>) -> LocalReply {
+    let details = policy.is_some_and(|p| p.policy().deny_response.details);
+    let mut headers = vec![(grpc::MESSAGE_HEADER, grpc::encode_message(&grpc::message(details, decision)))];
+    if let Some(revision) = policy.and_then(CompiledPolicy::revision).filter(|_| details) {
+        headers.push((REVISION_HEADER, escape::header_value(revision).into_owned()));
+    }
+    LocalReply { status: 200, headers, body: Vec::new(), grpc_status: Some(grpc::PERMISSION_DENIED) }
+}
+
+/// The refusal `facts` call for: [`grpc_reply`] for a gRPC request, else [`local_reply`].
+pub fn refusal(policy: Option<&CompiledPolicy>, decision: &Decision<'_>, facts: &Facts<'_>) -> LocalReply {
+    if facts.grpc {
+        grpc_reply(policy, decision)
+    } else {
+        local_reply(policy, decision)
+    }
 }
 
 /// Everything the proxy does with one decision.
@@ -121,7 +148,7 @@ pub fn outcome<'a>(policy: &'a CompiledPolicy, decision: Decision<'a>, facts: &F
         let upstream = Some(upstream_headers(policy, &decision, facts.identity));
         return Outcome { decision, upstream, reply: None, log };
     }
-    let reply = Some(local_reply(Some(policy), &decision));
+    let reply = Some(refusal(Some(policy), &decision, facts));
     Outcome { decision, upstream: None, reply, log: Some(log_line(Event::Deny, facts, &decision)) }
 }
 
@@ -151,6 +178,13 @@ pub enum Event {
     Deny,
     /// The policy denies it, but runs in dry-run mode, so it was let through.
     DryRunDeny,
+    /// A connection (L4 mode, [`crate::connection`]) was let through: logged
+    /// too, since there is one decision per connection, not per request.
+    ConnectionAllow,
+    /// A connection was closed.
+    ConnectionDeny,
+    /// A connection the policy denies, let through in dry-run mode.
+    ConnectionDryRunDeny,
 }
 
 impl Event {
@@ -158,7 +192,26 @@ impl Event {
         match self {
             Event::Deny => "deny",
             Event::DryRunDeny => "dry-run deny",
+            Event::ConnectionAllow => "connection allow",
+            Event::ConnectionDeny => "connection deny",
+            Event::ConnectionDryRunDeny => "connection dry-run deny",
         }
+    }
+
+    /// The event for a connection's decision.
+    pub fn for_connection(decision: &Decision<'_>) -> Event {
+        if decision.is_dry_run_deny() {
+            Event::ConnectionDryRunDeny
+        } else if decision.is_allowed() {
+            Event::ConnectionAllow
+        } else {
+            Event::ConnectionDeny
+        }
+    }
+
+    /// A connection has no method or path to report.
+    fn is_connection(self) -> bool {
+        matches!(self, Event::ConnectionAllow | Event::ConnectionDeny | Event::ConnectionDryRunDeny)
     }
 }
 
@@ -173,6 +226,8 @@ pub struct Facts<'a> {
     /// The method- or path-override header that got the request refused, as the client spelt it.
     pub override_header: Option<&'a [u8]>,
     pub revision: Option<&'a str>,
+    /// The request is gRPC ([`grpc::is_grpc_content_type`]): refused with a gRPC status, not a 403.
+    pub grpc: bool,
 }
 
 /// Hex digits of the certificate fingerprint shown in logs: enough to find the certificate.
@@ -199,8 +254,9 @@ pub fn log_line(event: Event, facts: &Facts<'_>, decision: &Decision<'_>) -> Str
         (None, Reason::Default(_)) => "default",
         (None, _) => "-",
     };
+    let request = if event.is_connection() { String::new() } else { format!(" method=\"{method}\" path=\"{path}\"") };
     let mut line = format!(
-        "mtls-authz: {} principal=\"{principal}\" sha256={} method=\"{method}\" path=\"{path}\" rule={rule} reason=\"{}\" revision={}",
+        "mtls-authz: {} principal=\"{principal}\" sha256={}{request} rule={rule} reason=\"{}\" revision={}",
         event.as_str(),
         escape::log_field(digest.as_bytes()),
         decision.reason.as_str(),
@@ -324,6 +380,27 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_grpc_call_gets_status_7_and_a_sentence() {
+        let p = CompiledPolicy::from_json(POLICY).unwrap();
+        let id = order();
+        let facts = Facts { identity: Some(&id), grpc: true, ..Facts::default() };
+        let o = outcome(&p, p.decide(Some(&id), "POST", "/etcdserverpb.KV/Put"), &facts);
+        let reply = o.reply.unwrap();
+        assert_eq!((reply.status, reply.grpc_status, reply.body.len()), (200, Some(grpc::PERMISSION_DENIED), 0));
+        assert_eq!(
+            reply.headers,
+            [(grpc::MESSAGE_HEADER, "forbidden: no rule matched; default_action is deny".to_owned()), (REVISION_HEADER, "r1".to_owned())]
+        );
+        let hidden =
+            CompiledPolicy::from_json(&POLICY.replacen(r#""revision": "r1","#, r#""deny_response": {"details": false},"#, 1)).unwrap();
+        let reply = refusal(Some(&hidden), &hidden.decide(Some(&id), "POST", "/x"), &facts);
+        assert_eq!(reply.headers, [(grpc::MESSAGE_HEADER, "forbidden".to_owned())], "details off: no reason, rule or revision");
+        assert_eq!(grpc_reply(None, &Decision::internal_error()).grpc_status, Some(grpc::PERMISSION_DENIED), "fails closed too");
+        let http = refusal(Some(&p), &p.decide(Some(&id), "POST", "/x"), &Facts::default());
+        assert_eq!((http.status, http.grpc_status), (403, None), "other requests keep the 403");
+    }
+
+    #[test]
     fn body_without_details_is_minimal() {
         assert_eq!(deny_body(false, &deny(Some("r"), Reason::Rule(Action::Deny))), MINIMAL_BODY);
     }
@@ -339,6 +416,7 @@ mod tests {
             path: Some(b"/a\"b\r\n"),
             override_header: None,
             revision: Some("r1"),
+            grpc: false,
         };
         let line = log_line(Event::Deny, &facts, &deny(None, Reason::Default(Action::Deny)));
         assert_eq!(
@@ -368,6 +446,18 @@ mod tests {
         assert!(line.ends_with(" revision=- header=\"X-Original-URL\\\"\""), "{line}");
         let line = log_line(Event::Deny, &facts, &deny(None, Reason::NoPeerCertificate));
         assert!(line.ends_with(" revision=-"), "{line}");
+    }
+
+    #[test]
+    fn a_connection_line_has_no_method_or_path() {
+        let id = Identity { common_names: vec!["dev-1".into()], ..Identity::default() };
+        let facts = Facts { identity: Some(&id), revision: Some("m1"), ..Facts::default() };
+        let d = deny(Some("stolen"), Reason::Rule(Action::Deny));
+        assert_eq!(Event::for_connection(&d), Event::ConnectionDeny);
+        assert_eq!(
+            log_line(Event::for_connection(&d), &facts, &d),
+            "mtls-authz: connection deny principal=\"cn=dev-1\" sha256=- rule=stolen reason=\"matched a deny rule\" revision=m1"
+        );
     }
 
     #[test]

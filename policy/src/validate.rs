@@ -27,6 +27,7 @@ const TOP_FIELDS: &[&str] = &[
     "body_inspection_limit",
     "path_reading",
     "rules",
+    "connection_rules",
 ];
 const PATH_READING_FIELDS: &[&str] = &[
     "trailing_slash",
@@ -232,7 +233,15 @@ impl Validator<'_> {
             Some(n) => self.path_reading(n),
         };
         self.reading = path_reading.unwrap_or_default();
-        let rules = self.required(members, root, "", "rules").and_then(|n| self.rules(n));
+        let connection_rules = match Self::field(members, "connection_rules") {
+            None => Some(Vec::new()),
+            Some(n) => self.connection_rules(n),
+        };
+        // A plain TCP listener's policy has connection rules and needs no HTTP field.
+        let rules = match Self::field(members, "rules") {
+            None if Self::field(members, "connection_rules").is_some() => Some(Vec::new()),
+            _ => self.required(members, root, "", "rules").and_then(|n| self.rules(n)),
+        };
         Some(Policy {
             version: version?,
             default_action: default_action?,
@@ -245,6 +254,7 @@ impl Validator<'_> {
             body_inspection_limit: body_inspection_limit?,
             path_reading: path_reading?,
             rules: rules?,
+            connection_rules: connection_rules?,
         })
     }
 
@@ -391,24 +401,30 @@ impl Validator<'_> {
     }
 
     fn rules(&mut self, node: &Node) -> Option<Vec<Rule>> {
-        let items = self.array(node, "rules", true)?;
+        self.named_list(node, "rules", Self::rule)
+    }
+
+    /// A list of named rules (`rules`, `connection_rules`): each item read by
+    /// `item`, and no name used twice in the list.
+    fn named_list<T>(&mut self, node: &Node, list: &str, mut item: impl FnMut(&mut Self, &Node, &str) -> Option<T>) -> Option<Vec<T>> {
+        let items = self.array(node, list, true)?;
         let mut rules = Vec::with_capacity(items.len());
         let mut ok = true;
         let mut names: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        for (i, item) in items.iter().enumerate() {
-            let path = index("rules", i);
-            match self.rule(item, &path) {
+        for (i, entry) in items.iter().enumerate() {
+            let path = index(list, i);
+            match item(self, entry, &path) {
                 Some(rule) => rules.push(rule),
                 None => ok = false,
             }
             // Duplicate names are checked on the raw tree so they are reported even when the rule has other errors.
-            if let Kind::Object(members) = &item.kind {
+            if let Kind::Object(members) = &entry.kind {
                 if let Some(Node { kind: Kind::String(name), offset }) = Self::field(members, "name") {
                     if let Some(first) = names.get(name.as_ref()) {
                         self.error_at(
                             *offset,
                             &child(&path, "name"),
-                            format!("duplicate rule name '{name}' (first used by rules[{first}])"),
+                            format!("duplicate rule name '{name}' (first used by {list}[{first}])"),
                         );
                         ok = false;
                     } else {
@@ -422,19 +438,7 @@ impl Validator<'_> {
 
     fn rule(&mut self, node: &Node, path: &str) -> Option<Rule> {
         let members = self.object(node, path, RULE_FIELDS, "a rule")?;
-        let name = self.required(members, node, path, "name").and_then(|n| {
-            let p = child(path, "name");
-            let s = self.non_empty_string(n, &p)?;
-            if s.len() > 128 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')) {
-                self.error_at(
-                    n.offset,
-                    &p,
-                    "a rule name is 1 to 128 characters from A-Z a-z 0-9 - _ . : (it goes into headers, logs and metrics)",
-                );
-                return None;
-            }
-            Some(s.to_owned())
-        });
+        let name = self.rule_name(members, node, path);
         let description = self.optional_text(members, "description", path);
         let action = self.required(members, node, path, "action").and_then(|n| self.action(n, &child(path, "action")));
         let principals = self.required(members, node, path, "principals").and_then(|n| self.principals(n, &child(path, "principals")));
@@ -454,6 +458,23 @@ impl Validator<'_> {
             paths: paths?,
             methods: methods?,
             head_with_get: head_with_get?,
+        })
+    }
+
+    /// A rule's `name`: it goes into headers, logs and metrics, so it is restricted.
+    fn rule_name(&mut self, members: &[Member], node: &Node, path: &str) -> Option<String> {
+        self.required(members, node, path, "name").and_then(|n| {
+            let p = child(path, "name");
+            let s = self.non_empty_string(n, &p)?;
+            if s.len() > 128 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')) {
+                self.error_at(
+                    n.offset,
+                    &p,
+                    "a rule name is 1 to 128 characters from A-Z a-z 0-9 - _ . : (it goes into headers, logs and metrics)",
+                );
+                return None;
+            }
+            Some(s.to_owned())
         })
     }
 
@@ -634,6 +655,8 @@ fn value_pattern(text: &str, kind: ValueKind) -> Result<ValuePattern, String> {
     }
     Ok(ValuePattern::new(text, kind))
 }
+
+mod connection;
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -269,3 +269,21 @@ fn schema_and_validator_agree_on_path_reading() {
         assert!(Policy::from_json(src).is_err(), "validator accepts {src}");
     }
 }
+
+#[test]
+fn schema_and_validator_agree_on_connection_rules() {
+    let v = schema();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mqtt = std::fs::read_to_string(root.join("examples/mqtt/policy.json")).unwrap();
+    assert!(schema_accepts(&v, &mqtt) && Policy::from_json(&mqtt).is_ok(), "the L4 example, without any HTTP field");
+    let with = |rule: &str| format!(r#"{{"version": 1, "default_action": "deny", "connection_rules": [{rule}]}}"#);
+    for bad in [
+        with(r#"{"name": "c", "action": "allow", "principals": [{"cn": "x"}], "paths": ["/"]}"#),
+        with(r#"{"name": "c", "action": "allow", "principals": [{"cn": "x"}], "methods": ["GET"]}"#),
+        with(r#"{"name": "c", "action": "allow"}"#),
+        r#"{"version": 1, "default_action": "deny"}"#.to_owned(),
+    ] {
+        assert!(!schema_accepts(&v, &bad), "schema accepts {bad}");
+        assert!(Policy::from_json(&bad).is_err(), "validator accepts {bad}");
+    }
+}

@@ -62,6 +62,18 @@ fn the_filter_enforces_every_example() {
                 }
                 None => None, // no_cert
             };
+            if case["connection"] == true {
+                let got = filter.connect(pem.as_deref());
+                run += 1;
+                let reason = case.get("reason").and_then(Value::as_str).unwrap_or("");
+                let ok = got.allowed == (case["expect"] == "allow")
+                    && (case.get("rule").is_none() || got.rule.as_deref() == case["rule"].as_str())
+                    && got.reason.as_deref().is_some_and(|r| r.contains(reason));
+                if !ok {
+                    failures.push(format!("{name}: expected {} (rule {:?}), got {got:?}", case["expect"], case.get("rule")));
+                }
+                continue;
+            }
             let headers: Vec<(String, String)> = case
                 .get("headers")
                 .and_then(Value::as_object)

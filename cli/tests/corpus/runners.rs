@@ -11,6 +11,7 @@ use std::process::Command;
 use mtls_authz_filter::cache::IdentityCache;
 use mtls_authz_filter::http::{on_request_body, on_request_headers, Flow, PRINCIPAL_HEADER, RULE_HEADER};
 use mtls_authz_filter::mock::MockHost;
+use mtls_authz_filter::network::{self, ConnFlow, ConnState};
 use mtls_authz_policy::{CompiledPolicy, Identity, RequestParts};
 
 /// One request, as the filter receives it on the raw listener.
@@ -90,6 +91,25 @@ pub struct Filter {
 impl Filter {
     pub fn new(policy: &str) -> Filter {
         Filter { policy: CompiledPolicy::from_json(policy).unwrap(), cache: RefCell::default() }
+    }
+
+    /// A connection to an L4 listener (`network::on_downstream_data`, the
+    /// first bytes after the handshake): kept or closed, and the rule and
+    /// reason as the filter's log line gives them.
+    pub fn connect(&self, identity: Option<&str>) -> Outcome {
+        let mut host = MockHost::default();
+        if let Some(pem) = identity {
+            let digest = Identity::from_pem(pem.as_bytes()).unwrap().sha256;
+            host = host.with_certificate(pem, &digest);
+        }
+        let mut state = ConnState::default();
+        let flow = network::on_downstream_data(&host, Some(&self.policy), &self.cache, &mut state, 16, false);
+        let line = host.logs_containing("mtls-authz: connection ").pop().unwrap_or_default();
+        let field = |key: &str| line.split(key).nth(1).map(|rest| rest.trim_start_matches('"'));
+        let rule = field(" rule=").and_then(|r| r.split(' ').next()).filter(|r| !["default", "-"].contains(r)).map(str::to_owned);
+        let reason = field(" reason=").and_then(|r| r.split('"').next()).map(str::to_owned);
+        let allowed = flow == ConnFlow::Continue && !*host.closed.borrow();
+        Outcome { allowed, rule, reason, status: None, principal: None }
     }
 }
 
