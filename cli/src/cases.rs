@@ -235,7 +235,7 @@ fn resolve(spec: CaseSpec, base_dir: &Path) -> Result<Case, Vec<(&'static str, S
         }
         caller_label = format!("certificate {cert}");
     } else if let Some(fields) = spec.identity {
-        let c = fields.into_caller();
+        let c = crate::identity_input::caller_from_fields(fields);
         caller_label = format!("identity {}", display(&c));
         caller = Some(c);
     } else {

@@ -27,6 +27,7 @@ mod envoy_lint;
 mod explain;
 mod identity_input;
 mod input;
+mod matrix;
 mod output;
 mod path;
 mod publish;
@@ -139,6 +140,20 @@ enum Command {
     /// Polls the file; an invalid version is refused and logged with the
     /// lines `check` prints, and the last good policy stays published.
     Watch(watch::WatchArgs),
+    /// Print who can reach what: every identity x endpoint x method and the rule that decides it.
+    ///
+    /// Rows: a certificate satisfying each principal of the policy, then each
+    /// --cert and --identity. Columns: each path pattern of the policy (tried
+    /// for each identity: `*` and `**` as `x`, `{cn}` and the other
+    /// placeholders as the identity's own value), then each --endpoint. Methods:
+    /// GET and every method a rule names. Exit status: 0, or 2 for unusable input.
+    Matrix(matrix::MatrixArgs),
+    /// Print the matrix cells a policy change flips (allow <-> deny); exit 1 when any does.
+    ///
+    /// Both policies are decided over the same axes: the union of what either
+    /// brings, plus --cert, --identity and --endpoint. Exit status: 0 no cell
+    /// flips, 1 some cell flips (so CI can ask for a review), 2 unusable input.
+    Diff(matrix::DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -275,6 +290,8 @@ fn dispatch(command: Command, console: &mut Console<'_>) -> Exit {
         }
         Command::Publish(args) => publish::run(&args, console),
         Command::Watch(args) => watch::run(&args, console),
+        Command::Matrix(args) => matrix::run_matrix(&args, console),
+        Command::Diff(args) => matrix::run_diff(&args, console),
     };
     result.unwrap_or_else(|e| {
         report_input_error(&e.0, console);
