@@ -12,6 +12,9 @@
 //! * `test`: run a policy against a file of expected decisions, for CI.
 //! * `doctor`: why does an mTLS connection fail? Certificate, key, chain,
 //!   usage, CRL, policy and (with `--connect`) a live handshake, in words.
+//! * `matrix`, `diff`: who can reach what under a policy, and which of those
+//!   answers a change flips (exit 1 when any does).
+//! * `playground`: the same in a browser, served from this binary.
 //! * `publish`, `watch`: validate a policy and write it as the ECDS resource
 //!   file a running Envoy reloads (atomically); `watch` does it on every change.
 //!
@@ -30,6 +33,7 @@ mod input;
 mod matrix;
 mod output;
 mod path;
+mod playground;
 mod publish;
 mod runner;
 mod watch;
@@ -154,6 +158,11 @@ enum Command {
     /// brings, plus --cert, --identity and --endpoint. Exit status: 0 no cell
     /// flips, 1 some cell flips (so CI can ask for a review), 2 unusable input.
     Diff(matrix::DiffArgs),
+    /// Open the policy playground: serve the page built into this binary on 127.0.0.1.
+    ///
+    /// Prints the address, then serves until stopped. The page runs the
+    /// engine in the browser (WebAssembly); nothing is sent to the server.
+    Playground(playground::PlaygroundArgs),
 }
 
 #[derive(Debug, Args)]
@@ -292,6 +301,7 @@ fn dispatch(command: Command, console: &mut Console<'_>) -> Exit {
         Command::Watch(args) => watch::run(&args, console),
         Command::Matrix(args) => matrix::run_matrix(&args, console),
         Command::Diff(args) => matrix::run_diff(&args, console),
+        Command::Playground(args) => playground::run(&args, console),
     };
     result.unwrap_or_else(|e| {
         report_input_error(&e.0, console);
