@@ -27,7 +27,7 @@ enum CallerSpec {
     /// A PEM certificate, as pasted or dropped.
     Pem(String),
     /// Identity fields, as typed (the test-case `identity` format).
-    Fields(IdentityFields),
+    Fields(Box<IdentityFields>),
 }
 
 /// What the page adds to a matrix's axes.
@@ -61,7 +61,7 @@ fn caller(spec: CallerSpec) -> Result<Caller, String> {
             })
             .map_err(|e| format!("cannot read certificate: {e}")),
         CallerSpec::Fields(fields) => {
-            let (identity, not_before, not_after) = fields.into_identity();
+            let (identity, not_before, not_after) = (*fields).into_identity();
             Ok(Caller { identity, not_before, not_after, kind: IdentityKind::Fields })
         }
     }
