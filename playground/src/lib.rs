@@ -12,9 +12,10 @@
 
 use mtls_authz_policy::identity_fields::IdentityFields;
 use mtls_authz_policy::load::{self, LoadErrorKind};
-use mtls_authz_policy::matrix::{Axes, Diff, Endpoint, Extra, IdentityKind, Matrix, MatrixIdentity};
+use mtls_authz_policy::matrix::{Axes, Diff, Endpoint, Extra, IdentityKind, Matrix, MatrixIdentity, Shown, Window};
 use mtls_authz_policy::outcome_view;
 use mtls_authz_policy::reading::PathReport;
+use mtls_authz_policy::Policy;
 use mtls_authz_policy::{CompiledPolicy, Identity, IdentityView, PrincipalFormat, RequestParts};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -40,6 +41,9 @@ struct ExtraSpec {
     endpoints: Vec<String>,
     #[serde(default)]
     methods: Option<Vec<String>>,
+    /// The part of a large matrix the page draws; absent: all of it.
+    #[serde(default)]
+    window: Option<Window>,
 }
 
 /// A caller read from the page: the identity, its validity window when known, and how it was given.
@@ -80,7 +84,8 @@ fn compile(policy: &str) -> Result<CompiledPolicy, Value> {
     })
 }
 
-fn extra(spec: &str) -> Result<Extra, String> {
+/// The axes of these policies with the page's additions, windowed when the page asks.
+fn axes(policies: &[&Policy], spec: &str) -> Result<(Axes, Option<Shown>), String> {
     let spec: ExtraSpec = if spec.trim().is_empty() { ExtraSpec::default() } else { parse("matrix inputs", spec)? };
     let mut identities = Vec::new();
     for c in spec.identities {
@@ -88,7 +93,9 @@ fn extra(spec: &str) -> Result<Extra, String> {
         identities.push(MatrixIdentity::user(c.kind, c.identity));
     }
     let endpoints = spec.endpoints.iter().map(|e| Endpoint::parse(e)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Extra { identities, endpoints, methods: spec.methods })
+    let mut axes = Axes::for_policies(policies, &Extra { identities, endpoints, methods: spec.methods });
+    let shown = spec.window.as_ref().map(|w| axes.window(w));
+    Ok((axes, shown))
 }
 
 fn error(message: String) -> Value {
@@ -149,10 +156,17 @@ pub fn matrix_json(policy: &str, extra_spec: &str) -> Value {
         Ok(p) => p,
         Err(errors) => return errors,
     };
-    match extra(extra_spec) {
-        Ok(extra) => matrix_value(&Matrix::compute(&policy, &Axes::for_policies(&[policy.policy()], &extra))),
+    match axes(&[policy.policy()], extra_spec) {
+        Ok((axes, shown)) => with_shown(matrix_value(&Matrix::compute(&policy, &axes)), shown),
         Err(e) => error(e),
     }
+}
+
+fn with_shown(mut v: Value, shown: Option<Shown>) -> Value {
+    if let (Some(o), Some(shown)) = (v.as_object_mut(), shown) {
+        o.insert("shown".into(), json!(shown));
+    }
+    v
 }
 
 fn matrix_value(m: &Matrix) -> Value {
@@ -172,10 +186,10 @@ pub fn diff_json(old: &str, new: &str, extra_spec: &str) -> Value {
         (Err(e), _) => return json!({"ok": false, "which": "old", "errors": e["errors"]}),
         (_, Err(e)) => return json!({"ok": false, "which": "new", "errors": e["errors"]}),
     };
-    match extra(extra_spec) {
-        Ok(extra) => {
-            let diff = Diff::compute(&old, &new, &extra);
-            json!({"ok": true, "old": matrix_value(&diff.old), "new": matrix_value(&diff.new), "flips": diff.flips})
+    match axes(&[old.policy(), new.policy()], extra_spec) {
+        Ok((axes, shown)) => {
+            let diff = Diff::over(&old, &new, &axes);
+            json!({"ok": true, "old": matrix_value(&diff.old), "new": with_shown(matrix_value(&diff.new), shown), "flips": diff.flips})
         }
         Err(e) => error(e),
     }
@@ -200,15 +214,14 @@ pub fn cases_json(policy: &str, proposal: &str, extra_spec: &str, selected: &str
         Ok(s) => s,
         Err(e) => return error(e),
     };
-    let extra = match extra(extra_spec) {
-        Ok(extra) => extra,
-        Err(e) => return error(e),
+    let (shown_policy, policies) = match &new {
+        None => (&old, vec![old.policy()]),
+        Some(new) => (new, vec![old.policy(), new.policy()]),
     };
-    let matrix = match &new {
-        None => Matrix::compute(&old, &Axes::for_policies(&[old.policy()], &extra)),
-        Some(new) => Matrix::compute(new, &Axes::for_policies(&[old.policy(), new.policy()], &extra)),
-    };
-    matrix.cases(selected.as_deref())
+    match axes(&policies, extra_spec) {
+        Ok((axes, _)) => Matrix::compute(shown_policy, &axes).cases(selected.as_deref()),
+        Err(e) => error(e),
+    }
 }
 
 #[wasm_bindgen]
@@ -281,14 +294,18 @@ mod tests {
     #[test]
     fn the_matrix_is_the_engines() {
         let m = matrix_json(POLICY, r#"{"identities": [{"fields": {"cn": "report-service"}}]}"#);
-        let expected = Matrix::compute(
-            &CompiledPolicy::from_json(POLICY).unwrap(),
-            &Axes::for_policies(
-                &[CompiledPolicy::from_json(POLICY).unwrap().policy()],
-                &extra(r#"{"identities": [{"fields": {"cn": "report-service"}}]}"#).unwrap(),
-            ),
-        );
+        let policy = CompiledPolicy::from_json(POLICY).unwrap();
+        let report = Identity { common_names: vec!["report-service".into()], ..Identity::default() };
+        let extra = Extra { identities: vec![MatrixIdentity::user(IdentityKind::Fields, report)], ..Extra::default() };
+        let expected = Matrix::compute(&policy, &Axes::for_policies(&[policy.policy()], &extra));
         assert_eq!(m["cells"], serde_json::to_value(&expected.cells).unwrap());
         assert_eq!(m["identities"][1]["label"], "cn=report-service");
+    }
+
+    #[test]
+    fn a_window_cuts_the_matrix_and_says_how_much_there_was() {
+        let m = matrix_json(POLICY, r#"{"window": {"rows": "", "columns": "", "max_rows": 0, "max_columns": 5}}"#);
+        assert_eq!(m["cells"].as_array().map(Vec::len), Some(0));
+        assert_eq!(m["shown"]["matching_identities"], 1);
     }
 }

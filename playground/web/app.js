@@ -16,9 +16,11 @@ const FALLBACK_POLICY = `{
   ]
 }
 `;
-// Rendering more cells than this makes the page sluggish; the filters narrow it.
-const MAX_ROWS = 200;
-const MAX_COLUMNS = 300;
+// The most rows and endpoints the engine computes and the page draws at once
+// (a 1,000-rule policy has about 1,000 and 2,000): the filters pick which.
+// bench/README.md has what a matrix of this size costs.
+const MAX_ROWS = 100;
+const MAX_COLUMNS = 200;
 
 const state = {
   identities: [], // {spec, label}: what the user added
@@ -34,7 +36,11 @@ window.playground = state;
 
 const json = (text) => JSON.parse(text);
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
-const extraSpec = () => JSON.stringify({ identities: state.identities.map((i) => i.spec), endpoints: state.endpoints });
+const extraSpec = () => JSON.stringify({
+  identities: state.identities.map((i) => i.spec),
+  endpoints: state.endpoints,
+  window: { rows: $('row-filter').value.trim(), columns: $('col-filter').value.trim(), max_rows: MAX_ROWS, max_columns: MAX_COLUMNS },
+});
 
 // ---- editors: line numbers, errors at their line, jump to an error ----
 function drawGutter(textarea, gutter, badLines) {
@@ -189,11 +195,7 @@ function cellIndex(m, i, e, k) {
 
 function drawMatrix(m) {
   const t0 = performance.now();
-  const rowFilter = $('row-filter').value.trim().toLowerCase();
-  const colFilter = $('col-filter').value.trim().toLowerCase();
-  const rows = m.identities.map((r, i) => i).filter((i) => !rowFilter || m.identities[i].label.toLowerCase().includes(rowFilter));
-  const cols = m.endpoints.map((e, i) => i).filter((i) => !colFilter || m.endpoints[i].toLowerCase().includes(colFilter));
-  const shownRows = rows.slice(0, MAX_ROWS), shownCols = cols.slice(0, MAX_COLUMNS);
+  const shownRows = m.identities.map((r, i) => i), shownCols = m.endpoints.map((e, i) => i);
   const M = m.methods.length;
   const parts = ['<thead><tr><th class="row" rowspan="2" scope="col">identity</th>'];
   for (const e of shownCols) parts.push(`<th colspan="${M}" scope="colgroup" data-e="${e}">${esc(m.endpoints[e])}</th>`);
@@ -218,10 +220,13 @@ function drawMatrix(m) {
   parts.push('</tbody>');
   $('matrix').innerHTML = parts.join('');
   const allowed = m.cells.filter((c) => c.verdict === 'allow').length;
-  const cut = shownRows.length < rows.length || shownCols.length < cols.length
-    ? ` Showing ${shownRows.length} of ${rows.length} rows and ${shownCols.length} of ${cols.length} endpoints: use the filters to see the rest.` : '';
+  const s = m.shown;
+  const filtered = s && (s.matching_identities < s.identities || s.matching_endpoints < s.endpoints)
+    ? ` The filters match ${s.matching_identities} of ${s.identities} identities and ${s.matching_endpoints} of ${s.endpoints} endpoints.` : '';
+  const cut = s && (m.identities.length < s.matching_identities || m.endpoints.length < s.matching_endpoints)
+    ? ` Showing the first ${m.identities.length} identities and ${m.endpoints.length} endpoints: filter to see the others${state.flips.size || $('proposal').value.trim() ? ' (flips are counted in what is shown; mtls-authz diff counts them all)' : ''}.` : '';
   const flips = state.flips.size ? ` ${state.flips.size} cell${state.flips.size === 1 ? '' : 's'} flip in the proposal (marked Δ).` : '';
-  $('matrix-status').textContent = `${m.identities.length} identities × ${m.endpoints.length} endpoints × ${M} methods = ${m.cells.length} cells, ${allowed} allow.${flips}${cut}`;
+  $('matrix-status').textContent = `${m.identities.length} identities × ${m.endpoints.length} endpoints × ${M} methods = ${m.cells.length} cells, ${allowed} allow.${flips}${filtered}${cut}`;
   state.timings.render_ms = performance.now() - t0;
 }
 
@@ -310,7 +315,10 @@ function refresh() {
     drawFlips([]);
   }
   state.timings.compute_ms = performance.now() - t0;
-  if (!state.shown || state.shown.cells.length !== m.cells.length) state.selected.clear();
+  // Selected cells are kept by index, which only means the same cell on the same axes.
+  const axes = JSON.stringify([m.identities.map((r) => r.label), m.endpoints, m.methods]);
+  if (axes !== state.axes) state.selected.clear();
+  state.axes = axes;
   state.shown = m;
   drawMatrix(m);
   drawCallers(m);
@@ -361,6 +369,7 @@ function snapshot() {
     proposal: $('proposal').value,
     identities: state.identities,
     endpoints: state.endpoints,
+    filters: { rows: $('row-filter').value, columns: $('col-filter').value },
     request: { caller: $('caller').dataset.label || '', method: $('method').value, path: $('path').value },
   };
 }
@@ -383,6 +392,8 @@ async function restore() {
     if (s.proposal) $('proposal-panel').open = true;
     state.identities = Array.isArray(s.identities) ? s.identities : [];
     state.endpoints = Array.isArray(s.endpoints) ? s.endpoints : [];
+    $('row-filter').value = (s.filters && s.filters.rows) || '';
+    $('col-filter').value = (s.filters && s.filters.columns) || '';
     if (s.request) {
       $('method').value = s.request.method || 'GET';
       $('path').value = s.request.path || '/';
@@ -449,7 +460,7 @@ async function main() {
     refresh();
   });
   $('endpoint').addEventListener('keydown', (e) => { if (e.key === 'Enter') $('endpoint-add').click(); });
-  for (const id of ['row-filter', 'col-filter']) $(id).addEventListener('input', () => state.shown && drawMatrix(state.shown));
+  for (const id of ['row-filter', 'col-filter']) $(id).addEventListener('input', refreshSoon);
   const table = $('matrix');
   table.addEventListener('mouseover', onCellFocus);
   table.addEventListener('focusin', onCellFocus);

@@ -186,6 +186,49 @@ impl Axes {
     }
 }
 
+/// Which part of a large matrix to compute: a page cannot draw millions of
+/// cells (1,000 rules bring about 1,000 identities and 2,000 endpoints), so it
+/// asks for the rows and columns whose labels contain a filter, up to a cap.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// Keep rows whose label contains this (any case); empty keeps all.
+    #[serde(default)]
+    pub rows: String,
+    /// Keep endpoints whose label contains this (any case); empty keeps all.
+    #[serde(default)]
+    pub columns: String,
+    /// At most this many rows (the first ones that match).
+    pub max_rows: usize,
+    /// At most this many endpoints.
+    pub max_columns: usize,
+}
+
+/// How much of the axes a [`Window`] kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Shown {
+    /// Rows and endpoints before filtering.
+    pub identities: usize,
+    pub endpoints: usize,
+    /// Rows and endpoints that match the filters (the cap may show fewer).
+    pub matching_identities: usize,
+    pub matching_endpoints: usize,
+}
+
+impl Axes {
+    /// Keep only the window's rows and columns (in order), and say how many there were.
+    pub fn window(&mut self, window: &Window) -> Shown {
+        let (identities, endpoints) = (self.identities.len(), self.endpoints.len());
+        let keep = |filter: &str, label: &str| filter.is_empty() || label.to_lowercase().contains(&filter.to_lowercase());
+        self.identities.retain(|r| keep(&window.rows, &r.label));
+        self.endpoints.retain(|e| keep(&window.columns, &e.label()));
+        let shown = Shown { identities, endpoints, matching_identities: self.identities.len(), matching_endpoints: self.endpoints.len() };
+        self.identities.truncate(window.max_rows);
+        self.endpoints.truncate(window.max_columns);
+        shown
+    }
+}
+
 fn push_identity(rows: &mut Vec<MatrixIdentity>, mut row: MatrixIdentity) {
     if rows.iter().any(|r| r.identity == row.identity) {
         return;
@@ -386,8 +429,12 @@ pub struct Diff {
 impl Diff {
     /// Both policies over the union of their axes and the user's additions.
     pub fn compute(old: &CompiledPolicy, new: &CompiledPolicy, extra: &Extra) -> Diff {
-        let axes = Axes::for_policies(&[old.policy(), new.policy()], extra);
-        let (old, new) = (Matrix::compute(old, &axes), Matrix::compute(new, &axes));
+        Diff::over(old, new, &Axes::for_policies(&[old.policy(), new.policy()], extra))
+    }
+
+    /// Both policies over `axes` (the union of theirs, perhaps windowed).
+    pub fn over(old: &CompiledPolicy, new: &CompiledPolicy, axes: &Axes) -> Diff {
+        let (old, new) = (Matrix::compute(old, axes), Matrix::compute(new, axes));
         let flips = old
             .cells
             .iter()
@@ -490,6 +537,17 @@ mod tests {
         assert_eq!(axes.endpoints.len(), 4);
         assert!(Endpoint::parse("health").is_err());
         assert!(Endpoint::parse("/a/{nope}").is_err());
+    }
+
+    #[test]
+    fn a_window_filters_then_caps_rows_and_columns() {
+        let p = compiled(POLICY);
+        let mut axes = Axes::for_policies(&[p.policy()], &Extra::default());
+        let window = Window { rows: "CN=".into(), columns: "".into(), max_rows: 1, max_columns: 2 };
+        let shown = axes.window(&window);
+        assert_eq!((shown.identities, shown.matching_identities, shown.endpoints, shown.matching_endpoints), (3, 2, 3, 3));
+        assert_eq!(axes.identities.iter().map(|i| i.label.as_str()).collect::<Vec<_>>(), ["cn=order-service"]);
+        assert_eq!(axes.endpoints.len(), 2);
     }
 
     #[test]
