@@ -33,6 +33,8 @@ const state = {
 };
 // For tests and the benchmark: what the page last computed, and how long it took.
 window.playground = state;
+// The benchmark (bench/playground-matrix.mjs) calls this to time one recompute and draw.
+state.refresh = () => refresh();
 
 const json = (text) => JSON.parse(text);
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { bigPolicy } from './big-policy.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = process.env.MTLS_AUTHZ || path.join(ROOT, 'target/release/mtls-authz');
@@ -295,4 +296,31 @@ test('exported cells are a cases.json that mtls-authz test passes', async () => 
   picked.cases[0].expect = picked.cases[0].expect === 'allow' ? 'deny' : 'allow';
   writeFileSync(cases, JSON.stringify(picked));
   assert.equal(cli('test', POLICY, cases).status, 1);
+});
+
+test('a 1,000-rule policy works: the engine computes what is shown, the filters reach every row', async () => {
+  const text = bigPolicy(1000);
+  const file = path.join(work, 'big.json');
+  writeFileSync(file, text);
+  assert.equal(cli('check', file).status, 0);
+  await page.click('#proposal-clear');
+  await page.$eval('#policy', (t, v) => { t.value = v; t.dispatchEvent(new Event('input')); }, text);
+  await page.waitForFunction(() => /1000 rules/.test(document.getElementById('policy-status').textContent));
+  await page.waitForFunction(() => /Showing the first/.test(document.getElementById('matrix-status').textContent));
+  const status = await page.textContent('#matrix-status');
+  assert.match(status, /^100 identities × 200 endpoints × 2 methods = 40000 cells/);
+  assert.match(status, /Showing the first 100 identities and 200 endpoints/);
+  await shot('thousand-rules');
+  // The last service, found by the filters, reaches its own endpoints and no one else's.
+  await page.fill('#row-filter', 'cn=svc-999');
+  await page.fill('#col-filter', '/api/svc-99');
+  await page.waitForFunction(() => /filters match 1 of \d+ identities/.test(document.getElementById('matrix-status').textContent));
+  const cells = await domCells();
+  const own = cells['cn=svc-999|/api/svc-999/items|GET'];
+  assert.deepEqual(own, { verdict: 'allow', rule: 'svc-999', flipped: false });
+  assert.equal(cells['cn=svc-999|/api/svc-99/items|GET'].verdict, 'deny');
+  const explained = JSON.parse(cli('explain', '--policy', file, '--identity', writeFields({ cn: 'svc-999' }), '--path', '/api/svc-999/items', '--format', 'json').stdout);
+  assert.equal(explained.rule, own.rule);
+  await page.fill('#row-filter', '');
+  await page.fill('#col-filter', '');
 });
