@@ -146,10 +146,10 @@ enum Command {
     Watch(watch::WatchArgs),
     /// Print who can reach what: every identity x endpoint x method and the rule that decides it.
     ///
-    /// Rows: a certificate satisfying each principal of the policy, then each
-    /// --cert and --identity. Columns: each path pattern of the policy (tried
-    /// for each identity: `*` and `**` as `x`, `{cn}` and the other
-    /// placeholders as the identity's own value), then each --endpoint. Methods:
+    /// Rows: each --cert and --identity, then a certificate satisfying each
+    /// principal of the policy. Columns: each --endpoint, then each path
+    /// pattern of the policy (tried for each identity: `*` and `**` as `x`,
+    /// `{cn}` and the other placeholders as the identity's own value). Methods:
     /// GET and every method a rule names. Exit status: 0, or 2 for unusable input.
     Matrix(matrix::MatrixArgs),
     /// Print the matrix cells a policy change flips (allow <-> deny); exit 1 when any does.

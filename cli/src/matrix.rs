@@ -109,9 +109,10 @@ pub fn run_diff(args: &DiffArgs, console: &mut Console<'_>) -> Result<Exit, Inpu
         MatrixFormat::Json => console.out(&to_json_line(&diff)),
         MatrixFormat::Table => {
             let who = diff.flips.iter().map(|f| f.identity.len()).max().unwrap_or(0);
+            let path = diff.flips.iter().map(|f| f.path.len()).max().unwrap_or(0);
             for f in &diff.flips {
                 console.out(&format!(
-                    "{:<who$}  {:<7} {}  {} -> {}",
+                    "{:<who$}  {:<7} {:<path$}  {} -> {}",
                     f.identity,
                     f.method,
                     f.path,

@@ -299,7 +299,7 @@ mod tests {
         let extra = Extra { identities: vec![MatrixIdentity::user(IdentityKind::Fields, report)], ..Extra::default() };
         let expected = Matrix::compute(&policy, &Axes::for_policies(&[policy.policy()], &extra));
         assert_eq!(m["cells"], serde_json::to_value(&expected.cells).unwrap());
-        assert_eq!(m["identities"][1]["label"], "cn=report-service");
+        assert_eq!(m["identities"][0]["label"], "cn=report-service", "the user's rows come first");
     }
 
     #[test]

@@ -221,6 +221,7 @@ function drawMatrix(m) {
   }
   parts.push('</tbody>');
   $('matrix').innerHTML = parts.join('');
+  $('cell-detail').textContent = '';
   const allowed = m.cells.filter((c) => c.verdict === 'allow').length;
   const s = m.shown;
   const filtered = s && (s.matching_identities < s.identities || s.matching_endpoints < s.endpoints)
@@ -290,6 +291,8 @@ function drawFlips(flips) {
 
 // ---- recompute on every change ----
 function refresh() {
+  clearTimeout(timer);
+  state.pending = false;
   const policy = $('policy').value;
   const proposal = $('proposal').value;
   const valid = json(engine.validate(policy));
@@ -331,6 +334,7 @@ function refresh() {
 let timer = null;
 function refreshSoon() {
   clearTimeout(timer);
+  state.pending = true; // tests wait for this to clear
   timer = setTimeout(refresh, 120);
 }
 

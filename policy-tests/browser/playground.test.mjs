@@ -40,8 +40,8 @@ function makeCert() {
 }
 
 async function settle() {
-  // The page recomputes 120 ms after the last keystroke.
-  await page.waitForTimeout(300);
+  // The page recomputes 120 ms after the last keystroke; wait until it has.
+  await page.waitForFunction(() => !window.playground.pending);
 }
 
 async function shot(name) {
@@ -241,6 +241,8 @@ test('an edit highlights exactly the cells mtls-authz diff reports', async () =>
   await page.locator('#matrix td.f').first().focus();
   assert.match(await page.textContent('#cell-detail'), /before the proposal/);
   await shot('diff');
+  // The README's picture (playground/screenshot.png is a copy): the matrix with a change's flips.
+  await page.locator('#matrix-panel').screenshot({ path: path.join(SHOTS, 'diff-matrix.png') });
 });
 
 test('a share link restores the whole state in a fresh page', async () => {
@@ -311,10 +313,11 @@ test('a 1,000-rule policy works: the engine computes what is shown, the filters 
   assert.match(status, /^100 identities × 200 endpoints × 2 methods = 40000 cells/);
   assert.match(status, /Showing the first 100 identities and 200 endpoints/);
   await shot('thousand-rules');
-  // The last service, found by the filters, reaches its own endpoints and no one else's.
+  // The last service, found by the filters, reaches its own endpoints and no one else's
+  // (/api/svc-99 matches services 99 and 990-999: 22 endpoints).
   await page.fill('#row-filter', 'cn=svc-999');
   await page.fill('#col-filter', '/api/svc-99');
-  await page.waitForFunction(() => /filters match 1 of \d+ identities/.test(document.getElementById('matrix-status').textContent));
+  await page.waitForFunction(() => /filters match 1 of \d+ identities and 22 of 2000 endpoints/.test(document.getElementById('matrix-status').textContent));
   const cells = await domCells();
   const own = cells['cn=svc-999|/api/svc-999/items|GET'];
   assert.deepEqual(own, { verdict: 'allow', rule: 'svc-999', flipped: false });

@@ -10,9 +10,9 @@
 //! cannot disagree about a cell.
 //!
 //! The axes come from the policy itself, plus whatever the user adds:
-//! - identities: one per principal (a certificate that satisfies it, with `*`
-//!   in a pattern standing for `x`), then the user's certificates and fields;
-//! - endpoints: every path pattern of every rule, then the user's own. A
+//! - identities: the user's certificates and fields, then one per principal
+//!   (a certificate that satisfies it, with `*` in a pattern standing for `x`);
+//! - endpoints: the user's own, then every path pattern of every rule. A
 //!   pattern is tried as one concrete path per identity: `*` and `**` become
 //!   `x`, and a placeholder (`{cn}`) the identity's own value, so
 //!   `/devices/{cn}/telemetry` shows whether each device reaches *its own*
@@ -160,6 +160,14 @@ impl Axes {
         let mut identities: Vec<MatrixIdentity> = Vec::new();
         let mut endpoints: Vec<Endpoint> = Vec::new();
         let mut methods: Vec<String> = vec!["GET".to_owned()];
+        // The user's own rows and columns first: they are what the user came to
+        // see, and a page that shows only the first rows of a large policy keeps them.
+        for identity in &extra.identities {
+            push_identity(&mut identities, identity.clone());
+        }
+        for endpoint in &extra.endpoints {
+            push_endpoint(&mut endpoints, endpoint.clone());
+        }
         for policy in policies {
             for rule in &policy.rules {
                 for principal in &rule.principals {
@@ -171,12 +179,6 @@ impl Axes {
                 }
                 methods.extend(rule.methods.iter().flatten().cloned());
             }
-        }
-        for identity in &extra.identities {
-            push_identity(&mut identities, identity.clone());
-        }
-        for endpoint in &extra.endpoints {
-            push_endpoint(&mut endpoints, endpoint.clone());
         }
         let methods = match &extra.methods {
             Some(given) => given.clone(),
