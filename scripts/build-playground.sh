@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the browser playground into target/playground: the engine for
 # wasm32-unknown-unknown through wasm-bindgen (pkg/: the JS glue and the
-# .wasm), the page (playground/web) and the example policies (examples/).
+# .wasm), the page (playground/web), the example policies (examples/) and
+# the dev certificates' public halves (envoy/gen-certs.sh; never the keys).
 # The result is a static site any file server can host; `mtls-authz
 # playground` embeds it, so build.sh runs this before building the CLI.
 set -euo pipefail
@@ -24,6 +25,18 @@ for policy in sorted(pathlib.Path("examples").glob("*/policy.json")):
     name = policy.parent.name
     shutil.copyfile(policy, out / f"{name}.json")
     index.append({"name": name, "file": f"examples/{name}.json"})
+(out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
+PY
+# Example certificates: the demo's client certificates, public parts only.
+bash envoy/gen-certs.sh "$ROOT/target/playground-certs" >/dev/null
+mkdir -p "$OUT.tmp/certs"
+python3 - "$ROOT/target/playground-certs" "$OUT.tmp/certs" <<'PY'
+import json, pathlib, shutil, sys
+src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+index = []
+for name in ["order-service", "report-service", "unknown-service", "confused", "expired"]:
+    shutil.copyfile(src / f"{name}.crt", out / f"{name}.crt")
+    index.append({"name": name, "file": f"certs/{name}.crt"})
 (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
 PY
 rm -rf "$OUT"

@@ -425,6 +425,16 @@ async function loadExamples() {
   }
 }
 
+// The demo's client certificates (envoy/gen-certs.sh), bundled by the build.
+async function loadExampleCerts() {
+  try {
+    const list = await (await fetch('certs/index.json')).json();
+    $('example-cert').innerHTML = '<option value="">choose…</option>' + list.map((x) => `<option value="${esc(x.file)}">${esc(x.name)}</option>`).join('');
+  } catch (_) {
+    $('example-cert').disabled = true;
+  }
+}
+
 async function loadExample(file) {
   const text = await (await fetch(file)).text();
   $('policy').value = text;
@@ -476,9 +486,16 @@ async function main() {
   $('export-selected').addEventListener('click', () => exportCases(true));
   $('share').addEventListener('click', share);
   $('example').addEventListener('change', (e) => { if (e.target.value) loadExample(e.target.value); });
+  $('example-cert').addEventListener('change', async (e) => {
+    if (!e.target.value) return;
+    $('pem').value = await (await fetch(e.target.value)).text();
+    addIdentity({ pem: $('pem').value });
+    e.target.value = '';
+  });
   window.addEventListener('hashchange', async () => { if (await restore()) { drawUserIdentities(); refresh(); } });
 
   const examples = await loadExamples();
+  await loadExampleCerts();
   if (!(await restore())) {
     const first = examples.find((x) => x.name === 'microservices') || examples[0];
     $('policy').value = first ? await (await fetch(first.file)).text() : FALLBACK_POLICY;

@@ -327,3 +327,17 @@ test('a 1,000-rule policy works: the engine computes what is shown, the filters 
   await page.fill('#row-filter', '');
   await page.fill('#col-filter', '');
 });
+
+test('an example certificate from the demo PKI adds its row, read as explain reads it', async () => {
+  await page.selectOption('#example', 'examples/microservices.json');
+  await settle();
+  await page.selectOption('#example-cert', 'certs/order-service.crt');
+  await page.waitForFunction(() => /order-service/.test(document.getElementById('identity-status').textContent) || /sa\/order/.test(document.getElementById('identity-status').textContent));
+  await settle();
+  const crt = path.join(ROOT, 'target/playground-certs/order-service.crt');
+  const explained = JSON.parse(cli('explain', '--policy', POLICY, '--cert', crt, '--path', '/', '--format', 'json').stdout);
+  assert.equal(await page.textContent('#identity-view td[data-field="sha256"]'), explained.identity.sha256);
+  assert.match(await page.textContent('#user-identities'), /uri=spiffe:\/\/shop\.test\/ns\/prod\/sa\/order \(certificate\)/);
+  const out = cli('matrix', POLICY, '--cert', cert, '--identity', fieldsFile, '--cert', crt, '--format', 'json');
+  assert.deepEqual(await domCells(), cliCells(JSON.parse(out.stdout)));
+});
