@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use mtls_authz_policy::matrix::{rows_of, Diff, Endpoint, Extra, IdentityKind, Matrix, MatrixIdentity};
+use mtls_authz_policy::matrix::{rows_of, Diff, Endpoint, Extra, Flip, IdentityKind, Matrix, MatrixIdentity};
 use mtls_authz_policy::Verdict;
 
 use crate::console::Console;
@@ -108,21 +108,27 @@ pub fn run_diff(args: &DiffArgs, console: &mut Console<'_>) -> Result<Exit, Inpu
         }
         MatrixFormat::Json => console.out(&to_json_line(&diff)),
         MatrixFormat::Table => {
-            let who = diff.flips.iter().map(|f| f.identity.len()).max().unwrap_or(0);
-            let path = diff.flips.iter().map(|f| f.path.len()).max().unwrap_or(0);
+            let all = || diff.flips.iter().chain(&diff.rule_changes);
+            let who = all().map(|f| f.identity.len()).max().unwrap_or(0);
+            let path = all().map(|f| f.path.len()).max().unwrap_or(0);
+            let line = |f: &Flip, note: &str| {
+                let (old, new) = (verdict_by(f.old, f.old_rule.as_deref()), verdict_by(f.new, f.new_rule.as_deref()));
+                format!("{:<who$}  {:<7} {:<path$}  {old} -> {new}{note}", f.identity, f.method, f.path)
+            };
             for f in &diff.flips {
-                console.out(&format!(
-                    "{:<who$}  {:<7} {:<path$}  {} -> {}",
-                    f.identity,
-                    f.method,
-                    f.path,
-                    verdict_by(f.old, f.old_rule.as_deref()),
-                    verdict_by(f.new, f.new_rule.as_deref())
-                ));
+                console.out(&line(f, ""));
+            }
+            // After the flips, so a script reading the first lines gets those.
+            for f in &diff.rule_changes {
+                console.out(&line(f, "  (same decision, another rule)"));
             }
             let total = diff.new.cells.len();
             let flips = diff.flips.len();
-            console.out(&format!("{flips} of {total} cells flip{}", if flips == 1 { "s" } else { "" }));
+            let mut summary = format!("{flips} of {total} cells flip{}", if flips == 1 { "s" } else { "" });
+            if !diff.rule_changes.is_empty() {
+                summary.push_str(&format!("; {} keep their decision, from another rule", diff.rule_changes.len()));
+            }
+            console.out(&summary);
         }
     }
     Ok(if diff.flips.is_empty() { Exit::Ok } else { Exit::Failed })

@@ -51,6 +51,20 @@ fn diff_prints_the_flips_and_exits_1_only_when_there_are_some() {
     assert_eq!(flips.len(), 2, "{}", run.stdout);
     assert!(flips.iter().all(|l| l.contains("HEAD") && l.ends_with("allow (reports-read-payment) -> deny (default)")), "{flips:?}");
     assert_eq!(run.last_line(), "2 of 48 cells flip");
+    // Narrowing the admin deny to POST: GET and HEAD stay denied, by the default now.
+    let narrowed = write(
+        &dir,
+        "narrowed.json",
+        old.replace(r#""paths": ["/api/payment/admin/**"]"#, r#""paths": ["/api/payment/admin/**"], "methods": ["POST"]"#),
+    );
+    let run = mtls_authz(["diff", EXAMPLE, narrowed.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "no flip, so no review needed by exit status: {run:#?}");
+    assert_eq!(run.last_line(), "0 of 48 cells flip; 8 keep their decision, from another rule");
+    assert!(
+        run.stdout.lines().next().unwrap().ends_with("deny (nobody-on-admin) -> deny (default)  (same decision, another rule)"),
+        "{}",
+        run.stdout
+    );
     let same = mtls_authz(["diff", EXAMPLE, EXAMPLE]);
     assert_eq!((same.code, same.last_line()), (0, "0 of 48 cells flip"));
     let bad = write(&dir, "bad.json", "{");

@@ -189,7 +189,13 @@ pub fn diff_json(old: &str, new: &str, extra_spec: &str) -> Value {
     match axes(&[old.policy(), new.policy()], extra_spec) {
         Ok((axes, shown)) => {
             let diff = Diff::over(&old, &new, &axes);
-            json!({"ok": true, "old": matrix_value(&diff.old), "new": with_shown(matrix_value(&diff.new), shown), "flips": diff.flips})
+            json!({
+                "ok": true,
+                "old": matrix_value(&diff.old),
+                "new": with_shown(matrix_value(&diff.new), shown),
+                "flips": diff.flips,
+                "rule_changes": diff.rule_changes,
+            })
         }
         Err(e) => error(e),
     }

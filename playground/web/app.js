@@ -28,6 +28,7 @@ const state = {
   selected: new Set(),
   shown: null, // the matrix on screen
   flips: new Map(), // cell index -> flip, in diff mode
+  ruleChanges: new Map(), // cell index -> same decision, another rule
   callers: [],
   timings: {},
 };
@@ -212,7 +213,7 @@ function drawMatrix(m) {
         const c = cellIndex(m, i, e, k);
         const cell = m.cells[c];
         const allow = cell.verdict === 'allow';
-        const cls = (allow ? 'a' : 'd') + (state.flips.has(c) ? ' f' : '') + (state.selected.has(c) ? ' sel' : '');
+        const cls = (allow ? 'a' : 'd') + (state.flips.has(c) ? ' f' : state.ruleChanges.has(c) ? ' rc' : '') + (state.selected.has(c) ? ' sel' : '');
         parts.push(`<td class="${cls}" data-c="${c}" data-r="${esc(cell.rule ?? '')}" tabindex="${first ? 0 : -1}">${allow ? '✓' : '✗'}</td>`);
         first = false;
       }
@@ -238,7 +239,7 @@ function describeCell(c) {
   const cell = m.cells[c];
   const who = m.identities[cell.identity].label;
   const text = `${who} ${m.methods[cell.method]} ${cell.path}: ${cell.verdict} (rule ${cell.rule ?? 'default'}; ${cell.reason})`;
-  const flip = state.flips.get(c);
+  const flip = state.flips.get(c) || state.ruleChanges.get(c);
   return flip ? `${text}; was ${flip.old} (rule ${flip.old_rule ?? 'default'}) before the proposal` : text;
 }
 
@@ -280,13 +281,13 @@ function toggleSelected(td) {
   $('selected-count').textContent = `${state.selected.size} selected`;
 }
 
-function drawFlips(flips) {
-  if (!flips.length) {
-    $('flips').innerHTML = state.flips.size === 0 && $('proposal').value.trim() ? '<p>The proposal flips no cell.</p>' : '';
-    return;
-  }
-  const items = flips.slice(0, 500).map((f) => `<li>${esc(f.identity)} ${esc(f.method)} ${esc(f.path)}: ${f.old} (${esc(f.old_rule ?? 'default')}) → ${f.new} (${esc(f.new_rule ?? 'default')})</li>`);
-  $('flips').innerHTML = `<h3>Cells the proposal flips (${flips.length})</h3><ul id="flip-list">${items.join('')}</ul>`;
+function drawFlips(flips, ruleChanges) {
+  const item = (f) => `<li>${esc(f.identity)} ${esc(f.method)} ${esc(f.path)}: ${f.old} (${esc(f.old_rule ?? 'default')}) → ${f.new} (${esc(f.new_rule ?? 'default')})</li>`;
+  const parts = [];
+  if (flips.length) parts.push(`<h3>Cells the proposal flips (${flips.length})</h3><ul id="flip-list">${flips.slice(0, 500).map(item).join('')}</ul>`);
+  else if ($('proposal').value.trim()) parts.push('<p>The proposal flips no cell.</p>');
+  if (ruleChanges.length) parts.push(`<h3>Same decision, another rule (${ruleChanges.length}, outlined dashed)</h3><ul id="rule-change-list">${ruleChanges.slice(0, 500).map(item).join('')}</ul>`);
+  $('flips').innerHTML = parts.join('');
 }
 
 // ---- recompute on every change ----
@@ -308,16 +309,18 @@ function refresh() {
   const t0 = performance.now();
   let m;
   state.flips = new Map();
+  state.ruleChanges = new Map();
   if (diffing) {
     const d = json(engine.diff(policy, proposal, extraSpec()));
     if (!d.ok) { $('matrix-status').textContent = d.error; return; }
     m = d.new;
     d.flips.forEach((f) => state.flips.set(f.cell, f));
-    drawFlips(d.flips);
+    d.rule_changes.forEach((f) => state.ruleChanges.set(f.cell, f));
+    drawFlips(d.flips, d.rule_changes);
   } else {
     m = json(engine.matrix(policy, extraSpec()));
     if (!m.ok) { $('matrix-status').textContent = m.error; return; }
-    drawFlips([]);
+    drawFlips([], []);
   }
   state.timings.compute_ms = performance.now() - t0;
   // Selected cells are kept by index, which only means the same cell on the same axes.

@@ -3,7 +3,9 @@
 // against the real CLI: every matrix cell against `mtls-authz matrix`, the
 // highlighted diff against `mtls-authz diff`, the pasted certificate's fields
 // against `mtls-authz explain`, the export against `mtls-authz test`.
-// Screenshots go to $SCREENSHOTS (default .work/browser).
+// Screenshots go to $SCREENSHOTS (default .work/browser). The tests share one
+// page and run in order, each building on the state the one before left
+// (the certificate pasted in one is a matrix row in the next).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -220,7 +222,10 @@ test('every matrix cell equals mtls-authz matrix for the same inputs', async () 
 
 test('an edit highlights exactly the cells mtls-authz diff reports', async () => {
   const old = readFileSync(POLICY, 'utf8');
-  const proposal = old.replace('"methods": ["POST"]', '"methods": ["POST", "PUT"]').replace('"methods": ["GET", "HEAD"]', '"methods": ["GET"]');
+  // Orders may also PUT, reporting loses HEAD (flips); the admin deny narrows to POST, so
+  // GET there stays denied, by the default now (a rule change, not a flip).
+  const proposal = old.replace('"methods": ["POST"]', '"methods": ["POST", "PUT"]').replace('"methods": ["GET", "HEAD"]', '"methods": ["GET"]')
+    .replace('"paths": ["/api/payment/admin/**"]', '"paths": ["/api/payment/admin/**"], "methods": ["POST"]');
   await page.click('#proposal-panel summary');
   await page.click('#proposal-copy');
   await setEditor('proposal', proposal);
@@ -237,6 +242,11 @@ test('an edit highlights exactly the cells mtls-authz diff reports', async () =>
   const cells = await domCells();
   for (const [key, c] of Object.entries(cliCells(diff.new))) assert.equal(cells[key].verdict, c.verdict, key);
   assert.equal(await page.locator('#flip-list li').count(), expected.length);
+  const ruleChanged = await page.$$eval('#matrix tbody tr', (trs) => trs.flatMap((tr) => [...tr.querySelectorAll('td.rc')].map((td) => td.dataset.c)));
+  assert.ok(diff.rule_changes.length > 0);
+  // Same axes in the same order (user rows: the certificate, then the fields), so the same cell indices.
+  assert.deepEqual(ruleChanged.map(Number).sort((a, b) => a - b), diff.rule_changes.map((f) => f.cell).sort((a, b) => a - b));
+  assert.equal(await page.locator('#rule-change-list li').count(), diff.rule_changes.length);
   // Focus (as the keyboard gets there) shows the same detail as hover.
   await page.locator('#matrix td.f').first().focus();
   assert.match(await page.textContent('#cell-detail'), /before the proposal/);

@@ -420,12 +420,17 @@ pub struct Flip {
     pub new_rule: Option<String>,
 }
 
-/// Two versions of a policy over the same axes, and the cells that flip.
+/// Two versions of a policy over the same axes, and the cells that change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diff {
     pub old: Matrix,
     pub new: Matrix,
+    /// Cells whose decision flips (allow <-> deny).
     pub flips: Vec<Flip>,
+    /// Cells that keep their decision but now get it from another rule (or
+    /// the default): no one gains or loses access, but a reviewer should know
+    /// that, say, an admin path is now closed only by the default.
+    pub rule_changes: Vec<Flip>,
 }
 
 impl Diff {
@@ -437,28 +442,33 @@ impl Diff {
     /// Both policies over `axes` (the union of theirs, perhaps windowed).
     pub fn over(old: &CompiledPolicy, new: &CompiledPolicy, axes: &Axes) -> Diff {
         let (old, new) = (Matrix::compute(old, axes), Matrix::compute(new, axes));
-        let flips = old
-            .cells
-            .iter()
-            .zip(&new.cells)
-            .enumerate()
-            .filter(|(_, (a, b))| a.verdict != b.verdict)
-            .filter_map(|(i, (a, b))| {
-                Some(Flip {
-                    cell: i,
-                    identity: old.identities.get(a.identity)?.label.clone(),
-                    endpoint: old.endpoints.get(a.endpoint)?.clone(),
-                    method: old.methods.get(a.method)?.clone(),
-                    path: a.path.clone(),
-                    old: a.verdict,
-                    old_rule: a.rule.clone(),
-                    new: b.verdict,
-                    new_rule: b.rule.clone(),
-                })
-            })
-            .collect();
-        Diff { old, new, flips }
+        let flips = changes(&old, &new, |a, b| a.verdict != b.verdict);
+        let rule_changes = changes(&old, &new, |a, b| a.verdict == b.verdict && a.rule != b.rule);
+        Diff { old, new, flips, rule_changes }
     }
+}
+
+/// The cells of two matrices over the same axes for which `changed` holds.
+fn changes(old: &Matrix, new: &Matrix, changed: impl Fn(&Cell, &Cell) -> bool) -> Vec<Flip> {
+    old.cells
+        .iter()
+        .zip(&new.cells)
+        .enumerate()
+        .filter(|(_, (a, b))| changed(a, b))
+        .filter_map(|(i, (a, b))| {
+            Some(Flip {
+                cell: i,
+                identity: old.identities.get(a.identity)?.label.clone(),
+                endpoint: old.endpoints.get(a.endpoint)?.clone(),
+                method: old.methods.get(a.method)?.clone(),
+                path: a.path.clone(),
+                old: a.verdict,
+                old_rule: a.rule.clone(),
+                new: b.verdict,
+                new_rule: b.rule.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Cells grouped for a text table: per (identity, endpoint), one cell per method.
@@ -561,7 +571,14 @@ mod tests {
         let f = &diff.flips[0];
         assert_eq!((f.identity.as_str(), f.method.as_str(), f.path.as_str()), ("cn=order-service", "GET", "/api/payment/create"));
         assert_eq!((f.old, f.new, f.new_rule.as_deref()), (Verdict::Deny, Verdict::Allow, Some("orders")));
+        assert!(diff.rule_changes.is_empty());
         assert!(Diff::compute(&old, &old, &Extra::default()).flips.is_empty());
+        // Narrowing the admin deny to POST keeps GET denied, by the default now: a rule change, not a flip.
+        let narrowed = compiled(&POLICY.replace(r#""paths": ["/admin/**"]"#, r#""paths": ["/admin/**"], "methods": ["POST"]"#));
+        let diff = Diff::compute(&old, &narrowed, &Extra::default());
+        assert!(diff.flips.is_empty(), "{:?}", diff.flips);
+        assert_eq!(diff.rule_changes.len(), 3 * 2, "GET and PUT on /admin/** for each of 3 identities");
+        assert!(diff.rule_changes.iter().all(|c| c.old_rule.as_deref() == Some("no-admin") && c.new_rule.is_none()));
     }
 
     #[test]
