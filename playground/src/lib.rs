@@ -114,13 +114,18 @@ pub fn validate_json(policy: &str) -> Value {
 /// the row label the matrix gives it, and the principal header the upstream gets.
 pub fn identity_json(caller_spec: &str) -> Value {
     match parse::<CallerSpec>("caller", caller_spec).and_then(caller) {
-        Ok(c) => json!({
-            "ok": true,
-            "kind": c.kind,
-            "label": MatrixIdentity::user(c.kind, c.identity.clone()).label,
-            "principal": c.identity.upstream_principal(PrincipalFormat::Typed),
-            "identity": IdentityView::new(&c.identity, c.not_before, c.not_after),
-        }),
+        Ok(c) => {
+            let view = IdentityView::new(&c.identity, c.not_before, c.not_after);
+            json!({
+                "ok": true,
+                "kind": c.kind,
+                "label": MatrixIdentity::user(c.kind, c.identity.clone()).label,
+                "principal": c.identity.upstream_principal(PrincipalFormat::Typed),
+                // As `explain` prints them: in the order people look for them, `-` for none.
+                "rows": view.rows(),
+                "identity": view,
+            })
+        }
         Err(e) => error(e),
     }
 }

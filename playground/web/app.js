@@ -100,10 +100,7 @@ function showIdentity(result) {
     return false;
   }
   $('identity-status').innerHTML = `<span class="ok">✓ read as ${esc(result.label)}</span>`;
-  const rows = Object.entries(result.identity).map(([k, v]) => {
-    const text = v === null ? '–' : Array.isArray(v) ? (v.length ? v.join(', ') : '–') : v;
-    return `<tr><th scope="row">${esc(k)}</th><td data-field="${esc(k)}">${esc(text)}</td></tr>`;
-  });
+  const rows = result.rows.map(([k, text]) => `<tr><th scope="row">${esc(k)}</th><td data-field="${esc(k)}">${esc(text)}</td></tr>`);
   rows.unshift(`<tr><th scope="row">x-mtls-authz-principal</th><td data-field="principal">${esc(result.principal)}</td></tr>`);
   view.innerHTML = `<table class="fields" aria-label="Fields the filter sees">${rows.join('')}</table>`;
   return true;
