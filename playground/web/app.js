@@ -227,7 +227,8 @@ function drawMatrix(m) {
   const cut = s && (m.identities.length < s.matching_identities || m.endpoints.length < s.matching_endpoints)
     ? ` Showing the first ${m.identities.length} identities and ${m.endpoints.length} endpoints: filter to see the others${state.flips.size || $('proposal').value.trim() ? ' (flips are counted in what is shown; mtls-authz diff counts them all)' : ''}.` : '';
   const flips = state.flips.size ? ` ${state.flips.size} cell${state.flips.size === 1 ? '' : 's'} flip in the proposal (marked Δ).` : '';
-  $('matrix-status').textContent = `${m.identities.length} identities × ${m.endpoints.length} endpoints × ${M} methods = ${m.cells.length} cells, ${allowed} allow.${flips}${filtered}${cut}`;
+  const others = state.ruleChanges.size ? ` ${state.ruleChanges.size} keep their decision, from another rule (dashed).` : '';
+  $('matrix-status').textContent = `${m.identities.length} identities × ${m.endpoints.length} endpoints × ${M} methods = ${m.cells.length} cells, ${allowed} allow.${flips}${others}${filtered}${cut}`;
   state.timings.render_ms = performance.now() - t0;
 }
 
@@ -447,9 +448,6 @@ async function main() {
   for (const id of ['policy', 'proposal']) {
     $(id).addEventListener('input', refreshSoon);
     $(id).addEventListener('scroll', () => { $(`${id}-gutter`).scrollTop = $(id).scrollTop; });
-    $(id).addEventListener('keydown', (e) => {
-      if (e.key === 'Tab' && !e.shiftKey && e.ctrlKey) return; // Ctrl+Tab leaves, like any field
-    });
   }
   $('proposal-copy').addEventListener('click', () => { $('proposal').value = $('policy').value; refresh(); $('proposal').focus(); });
   $('proposal-clear').addEventListener('click', () => { $('proposal').value = ''; refresh(); });
