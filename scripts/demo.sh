@@ -142,3 +142,4 @@ if [ "$failures" -gt 0 ]; then
     exit 1
 fi
 echo "demo: all requests got the expected answers; stopping Envoy and upstream"
+echo "demo: to see who can reach what under this policy, in a browser: target/release/mtls-authz playground"

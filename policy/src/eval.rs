@@ -45,7 +45,7 @@ fn usable_in_path(value: &str) -> bool {
 /// A URI with a query or fragment has none: a `/` after `?` or `#` is not part
 /// of the path, so `spiffe://td/ns/dev/sa/x?/order` must not yield `order`, and
 /// SPIFFE IDs never carry either, so such a URI is not a workload's name at all.
-fn uri_last_segment(uri: &str) -> Option<&str> {
+pub(crate) fn uri_last_segment(uri: &str) -> Option<&str> {
     if uri.contains(['?', '#']) {
         return None;
     }
