@@ -145,6 +145,9 @@ pub struct Policy {
     /// How the backends read paths ([`crate::reading`]); strict by default.
     pub path_reading: PathReading,
     pub rules: Vec<Rule>,
+    /// What a partner gateway needs besides the decision: metrics, rate
+    /// limits, the audit log and the filter state ([`crate::gateway`]).
+    pub gateway: crate::gateway::Gateway,
 }
 
 /// One rule: who, which paths, which methods, and what to do.

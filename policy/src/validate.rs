@@ -27,6 +27,10 @@ const TOP_FIELDS: &[&str] = &[
     "body_inspection_limit",
     "path_reading",
     "rules",
+    "metrics",
+    "limits",
+    "audit_log",
+    "filter_state",
 ];
 const PATH_READING_FIELDS: &[&str] = &[
     "trailing_slash",
@@ -58,7 +62,7 @@ impl Policy {
     }
 }
 
-struct Validator<'s> {
+pub(crate) struct Validator<'s> {
     src: &'s str,
     errors: Vec<PolicyError>,
     /// The policy's `path_reading`, read before the rules: it says how their
@@ -67,7 +71,7 @@ struct Validator<'s> {
 }
 
 /// JSON path segments: `rules[2].paths[0]`.
-fn child(path: &str, key: &str) -> String {
+pub(crate) fn child(path: &str, key: &str) -> String {
     let simple = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     match (path.is_empty(), simple) {
         (true, true) => key.to_owned(),
@@ -76,18 +80,18 @@ fn child(path: &str, key: &str) -> String {
     }
 }
 
-fn index(path: &str, i: usize) -> String {
+pub(crate) fn index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
 }
 
 impl Validator<'_> {
-    fn error_at(&mut self, offset: usize, path: &str, message: impl Into<String>) {
+    pub(crate) fn error_at(&mut self, offset: usize, path: &str, message: impl Into<String>) {
         let (line, column) = json::line_col(self.src, offset);
         self.errors.push(PolicyError { line, column, path: path.to_owned(), message: message.into() });
     }
 
     /// The members of an object, after refusing unknown and duplicate keys.
-    fn object<'n, 'a>(&mut self, node: &'n Node<'a>, path: &str, known: &[&str], what: &str) -> Option<&'n [Member<'a>]> {
+    pub(crate) fn object<'n, 'a>(&mut self, node: &'n Node<'a>, path: &str, known: &[&str], what: &str) -> Option<&'n [Member<'a>]> {
         let Kind::Object(members) = &node.kind else {
             self.error_at(node.offset, path, format!("expected {what} (an object), found {}", node.kind.type_name()));
             return None;
@@ -103,11 +107,11 @@ impl Validator<'_> {
         Some(members)
     }
 
-    fn field<'n, 'a>(members: &'n [Member<'a>], key: &str) -> Option<&'n Node<'a>> {
+    pub(crate) fn field<'n, 'a>(members: &'n [Member<'a>], key: &str) -> Option<&'n Node<'a>> {
         members.iter().find(|m| m.key == key).map(|m| &m.value)
     }
 
-    fn required<'n, 'a>(&mut self, members: &'n [Member<'a>], obj: &Node<'_>, path: &str, key: &str) -> Option<&'n Node<'a>> {
+    pub(crate) fn required<'n, 'a>(&mut self, members: &'n [Member<'a>], obj: &Node<'_>, path: &str, key: &str) -> Option<&'n Node<'a>> {
         let found = Self::field(members, key);
         if found.is_none() {
             let what = if path.is_empty() { "the policy".to_owned() } else { path.to_owned() };
@@ -116,7 +120,7 @@ impl Validator<'_> {
         found
     }
 
-    fn string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
+    pub(crate) fn string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
         match &node.kind {
             Kind::String(s) => Some(s),
             other => {
@@ -126,7 +130,7 @@ impl Validator<'_> {
         }
     }
 
-    fn non_empty_string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
+    pub(crate) fn non_empty_string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
         let s = self.string(node, path)?;
         if s.is_empty() {
             self.error_at(node.offset, path, "must not be empty");
@@ -135,7 +139,7 @@ impl Validator<'_> {
         Some(s)
     }
 
-    fn array<'n, 'a>(&mut self, node: &'n Node<'a>, path: &str, allow_empty: bool) -> Option<&'n [Node<'a>]> {
+    pub(crate) fn array<'n, 'a>(&mut self, node: &'n Node<'a>, path: &str, allow_empty: bool) -> Option<&'n [Node<'a>]> {
         match &node.kind {
             Kind::Array(items) if items.is_empty() && !allow_empty => {
                 self.error_at(node.offset, path, "must not be empty");
@@ -233,6 +237,7 @@ impl Validator<'_> {
         };
         self.reading = path_reading.unwrap_or_default();
         let rules = self.required(members, root, "", "rules").and_then(|n| self.rules(n));
+        let gateway = self.gateway(members, rules.as_deref());
         Some(Policy {
             version: version?,
             default_action: default_action?,
@@ -245,6 +250,7 @@ impl Validator<'_> {
             body_inspection_limit: body_inspection_limit?,
             path_reading: path_reading?,
             rules: rules?,
+            gateway: gateway?,
         })
     }
 
@@ -377,7 +383,7 @@ impl Validator<'_> {
     }
 
     /// A boolean member of the object at `path`: `default` when absent, `None` (reported) when not a boolean.
-    fn optional_bool(&mut self, members: &[Member], path: &str, key: &str, default: bool) -> Option<bool> {
+    pub(crate) fn optional_bool(&mut self, members: &[Member], path: &str, key: &str, default: bool) -> Option<bool> {
         let Some(n) = Self::field(members, key) else {
             return Some(default);
         };
