@@ -27,18 +27,23 @@
 //!   ([`mtls_authz_policy::outcome`]); this crate only carries it out.
 //! - [`headers`]: reading the serialized request header map, bounds-checked.
 //! - [`cache`]: bounded per-VM cache of parsed certificates.
+//! - [`gateway`]: rate limit buckets in shared data, per-rule and
+//!   per-identity counters, filter state and the audit record.
 //! - [`wasm`]: the proxy-wasm adapter.
 //! - [`abi`]: the host functions it calls, without the SDK's panics.
 //! - `mock` (tests, and feature `mock-host`): an in-memory host.
 
 pub mod abi;
 pub mod cache;
+pub mod gateway;
 pub mod headers;
 pub mod host;
 pub mod http;
 pub mod root;
 pub mod wasm;
 
+#[cfg(test)]
+mod gateway_tests;
 #[cfg(any(test, feature = "mock-host"))]
 pub mod mock;
 #[cfg(test)]

@@ -264,6 +264,31 @@ pub fn reply(details: bool, revision: Option<&str>, rule: Option<&str>, over: &O
     crate::outcome::LocalReply { status: 429, headers, body }
 }
 
+/// The log line of a request over a limit (refused, or let through by a dry run):
+/// `mtls-authz: rate limited principal="..." method="GET" path="/x" rule=r limit=l reason="..." retry_after=3 revision=v`.
+pub fn log_line(
+    dry_run: bool,
+    facts: &crate::outcome::Facts<'_>,
+    rule: Option<&str>,
+    limit: &str,
+    reason: LimitReason,
+    retry_after: u32,
+) -> String {
+    use crate::escape::log_field;
+    let principal = facts.identity.map(|id| id.upstream_principal(crate::model::PrincipalFormat::Typed));
+    // Rule and limit names are validated to [A-Za-z0-9-_.:], so they need no quotes.
+    format!(
+        "mtls-authz: {} principal=\"{}\" method=\"{}\" path=\"{}\" rule={} limit={limit} reason=\"{}\" retry_after={retry_after} revision={}",
+        if dry_run { "dry-run rate limited" } else { "rate limited" },
+        principal.as_deref().map_or("-".into(), |p| log_field(p.as_bytes())),
+        facts.method.map_or("-".into(), log_field),
+        facts.path.map_or("-".into(), log_field),
+        rule.unwrap_or("-"),
+        reason.as_str(),
+        facts.revision.unwrap_or("-"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,5 +415,15 @@ mod tests {
         assert!(r.headers.contains(&("retry-after", "3".to_owned())));
         assert_eq!(r.headers.len(), 2, "no revision without details");
         assert_eq!(table_full_retry_after(&limit(1, Per::Minute, 1)), 60);
+    }
+
+    #[test]
+    fn the_log_line_keeps_a_hostile_cn_in_its_quotes() {
+        let id = Identity { common_names: vec!["x\" limit=none\nmtls-authz: allow".into()], ..Identity::default() };
+        let facts = crate::outcome::Facts { identity: Some(&id), method: Some(b"GET"), path: Some(b"/o"), ..Default::default() };
+        let line = log_line(false, &facts, Some("orders"), "quota", LimitReason::Exceeded, 2);
+        assert!(!line.contains('\n'));
+        assert!(line.starts_with("mtls-authz: rate limited principal=\"cn=x%22%20limit=none%0Amtls-authz:%20allow\" "), "{line}");
+        assert!(line.ends_with(" rule=orders limit=quota reason=\"rate limit exceeded\" retry_after=2 revision=-"), "{line}");
     }
 }
