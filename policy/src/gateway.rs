@@ -38,8 +38,8 @@ pub struct Gateway {
     pub limits: Vec<Limit>,
     pub audit_log: Option<AuditLog>,
     pub filter_state: Vec<Published>,
-    /// The identity fields an audit record carries: the principal and the
-    /// fingerprint, and every field a rule, a limit key or the metrics read.
+    /// The identity fields an audit record carries: the principal, the CN and
+    /// the fingerprint, and every field a rule, a limit key or the metrics read.
     pub audit_fields: Vec<IdentityField>,
 }
 
@@ -56,7 +56,7 @@ const LIMIT_FIELDS: &[&str] = &["name", "description", "rules", "key", "rate", "
 const RATE_FIELDS: &[&str] = &["requests", "per"];
 
 fn fields_read(rules: &[Rule], gateway: &Gateway) -> Vec<IdentityField> {
-    let mut fields = vec![IdentityField::Principal, IdentityField::Sha256];
+    let mut fields = vec![IdentityField::Principal, IdentityField::Cn, IdentityField::Sha256];
     let mut add = |f: IdentityField| {
         if !fields.contains(&f) {
             fields.push(f);
@@ -70,6 +70,7 @@ fn fields_read(rules: &[Rule], gateway: &Gateway) -> Vec<IdentityField> {
             (p.uri_san.is_some(), IdentityField::UriSan),
             (p.dns_san.is_some(), IdentityField::DnsSan),
             (p.email_san.is_some(), IdentityField::EmailSan),
+            (p.issuer_cn.is_some(), IdentityField::IssuerCn),
         ] {
             if present {
                 add(f);
@@ -363,7 +364,7 @@ mod tests {
         assert!(p.gateway.metrics.per_rule);
         assert!(p.gateway.limits.is_empty() && p.gateway.audit_log.is_none() && p.gateway.filter_state.is_empty());
         use crate::identity_field::IdentityField as F;
-        assert_eq!(p.gateway.audit_fields, [F::Principal, F::Sha256, F::O]);
+        assert_eq!(p.gateway.audit_fields, [F::Principal, F::Cn, F::Sha256, F::O]);
     }
 
     #[test]

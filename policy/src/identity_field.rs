@@ -19,13 +19,15 @@ pub enum IdentityField {
     UriSan,
     DnsSan,
     EmailSan,
+    /// The issuer's CN (the CA that vouches for the other fields).
+    IssuerCn,
     /// The SHA-256 fingerprint of the certificate (one per certificate).
     Sha256,
 }
 
 impl IdentityField {
     /// Every field, with its name in the policy.
-    pub const ALL: [(&'static str, IdentityField); 8] = [
+    pub const ALL: [(&'static str, IdentityField); 9] = [
         ("principal", IdentityField::Principal),
         ("cn", IdentityField::Cn),
         ("o", IdentityField::O),
@@ -33,6 +35,7 @@ impl IdentityField {
         ("uri_san", IdentityField::UriSan),
         ("dns_san", IdentityField::DnsSan),
         ("email_san", IdentityField::EmailSan),
+        ("issuer_cn", IdentityField::IssuerCn),
         ("sha256", IdentityField::Sha256),
     ];
 
@@ -65,6 +68,7 @@ impl IdentityField {
             IdentityField::UriSan => many(&identity.uri_sans),
             IdentityField::DnsSan => many(&identity.dns_sans),
             IdentityField::EmailSan => many(&identity.email_sans),
+            IdentityField::IssuerCn => many(&identity.issuer_common_names),
             IdentityField::Sha256 => (!identity.sha256.is_empty()).then(|| identity.sha256.clone()),
         }
     }
