@@ -148,7 +148,7 @@ def test_prometheus_counts_each_request_once_per_rule_and_per_identity_with_labe
 def test_a_partner_past_its_quota_gets_429_while_another_is_served_and_again_after_the_wait(enforced, pki):
     time.sleep(BURST / REFILL_PER_SECOND + 0.5)  # a full bucket, whatever ran before
     start_t = time.monotonic()
-    statuses = [enforced.request(pki["globex"], "GET", GLOBEX_PATH) for _ in range(BURST + 4)]
+    statuses = [enforced.request(pki["globex"], "GET", GLOBEX_PATH) for _ in range(BURST + 8)]
     elapsed = time.monotonic() - start_t
     codes = [r.status for r in statuses]
     served = codes.count(200)
@@ -173,11 +173,11 @@ def test_a_partner_past_its_quota_gets_429_while_another_is_served_and_again_aft
 def test_dry_run_limits_count_and_let_through(envoy_factory, certs, pki, workdir):
     assert POLICY["mode"] == "dry_run", "the example ships in dry run"
     gw = start(envoy_factory, certs, pki, "b2b-dry-run", policy_text(), workdir / "b2b-dry-audit.log")
-    codes = [gw.request(pki["globex"], "GET", GLOBEX_PATH).status for _ in range(BURST + 4)]
+    codes = [gw.request(pki["globex"], "GET", GLOBEX_PATH).status for _ in range(BURST + 8)]
     assert codes == [200] * len(codes)
     stats = gw.admin.stats()
     over = stats[filter_constants.COUNTERS["requests_rate_limited_dry_run"]["stats"]]
-    assert 1 <= over <= 4, stats
+    assert 1 <= over <= 8, stats
     assert stats[filter_constants.COUNTERS["requests_rate_limited"]["stats"]] == 0
     samples = prometheus(gw)
     assert series(samples, "mtls_authz_rule_requests_rate_limited_dry_run", rule="globex-orders") == over
@@ -243,7 +243,7 @@ def test_identity_counters_stay_capped_and_memory_flat_under_many_certificates(e
     assert stat_names[0] == stat_names[1], "the second round of new certificates made no new stat"
     growth = memory[1] - memory[0]
     print("memory_allocated after each round of %d new certificates: %s (growth %d bytes)" % (per_round, memory, growth))
-    assert growth < 2 * 1024 * 1024, memory
+    assert growth < 512 * 1024, memory
 
 
 def test_the_shipped_example_config_is_what_the_script_writes():
