@@ -211,3 +211,20 @@ fn per_rule_counters_name_the_default_and_refusals_apart() {
     send(&base, &partner("Globex", "g"), "/orders/1", &off, &cache);
     assert_eq!(base.counter_value("mtls_authz.rule.partner-orders.requests_allowed"), 0);
 }
+
+#[test]
+fn a_bucket_changed_by_another_worker_is_read_again_and_a_lasting_race_fails_closed() {
+    let p = policy(QUOTA);
+    let cache = RefCell::default();
+    let globex = partner("Globex", "g");
+    let base = MockHost::request("GET", "/");
+    assert_eq!(send(&base, &globex, "/orders/1", &p, &cache).status(), None, "creates the bucket");
+    let host = base.next("GET", "/orders/1").with_certificate(&globex.0, &globex.1);
+    host.cas_races.set(2);
+    assert_eq!(on_request_headers(&host, Some(&p), &cache, true), Flow::Continue);
+    assert_eq!(host.calls().iter().filter(|c| **c == "shared_set").count(), 3, "two lost races, then stored");
+    let host = base.next("GET", "/orders/1").with_certificate(&globex.0, &globex.1);
+    host.cas_races.set(100);
+    assert_eq!(on_request_headers(&host, Some(&p), &cache, true), Flow::Stop);
+    assert_eq!(host.status(), Some(403), "a bucket that cannot be updated is an internal error");
+}

@@ -45,6 +45,9 @@ pub struct MockHost {
     pub now: u64,
     /// Filter state set on this request.
     pub filter_state: RefCell<Vec<(String, Vec<u8>)>>,
+    /// How many of the next conditional stores lose to "another worker":
+    /// the value is changed under them and the store reports a CAS mismatch.
+    pub cas_races: std::cell::Cell<u32>,
 }
 
 impl MockHost {
@@ -210,7 +213,15 @@ impl Host for MockHost {
     fn shared_set(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, HostError> {
         self.fail("shared_set")?;
         let mut shared = self.shared.borrow_mut();
-        let current = shared.get(key).map_or(0, |(_, c)| *c);
+        let mut current = shared.get(key).map_or(0, |(_, c)| *c);
+        if cas != 0 && self.cas_races.get() > 0 {
+            // Another worker stored first (the same bytes will do: the token is what changes).
+            self.cas_races.set(self.cas_races.get() - 1);
+            current += 1;
+            if let Some(entry) = shared.get_mut(key) {
+                entry.1 = current;
+            }
+        }
         if cas != 0 && cas != current {
             return Ok(false);
         }
