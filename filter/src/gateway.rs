@@ -101,8 +101,11 @@ pub fn count<H: Host>(host: &H, policy: &CompiledPolicy, decision: &Decision<'_>
     }
 }
 
-/// The shared-data key counting the identities admitted to their own counters.
-const ADMITTED_COUNT: &str = "mtls_authz.identities";
+/// The shared-data key counting the identities admitted to their own
+/// counters, per field (a reloaded policy that names another field starts afresh).
+fn admitted_key(per: PerIdentity) -> String {
+    format!("mtls_authz.identities.{}", per.field.as_str())
+}
 
 /// The counter for `label`: its own if it has been admitted (by this VM, or
 /// any worker through shared data) or can be now, else `~other`.
@@ -128,17 +131,18 @@ fn identity_counter<H: Host>(host: &H, per: PerIdentity, label: &str, count: Cou
 /// workers admitting the same new label at once both count it: the cap may
 /// then admit one fewer, never one more.
 fn admit<H: Host>(host: &H, per: PerIdentity, label: &str) -> Result<bool, HostError> {
-    let marker = format!("{ADMITTED_COUNT}.{label}");
+    let count_key = admitted_key(per);
+    let marker = format!("{count_key}.{label}");
     if host.shared_get(&marker)?.0.is_some() {
         return Ok(true);
     }
     for _ in 0..CAS_ATTEMPTS {
-        let (stored, cas) = host.shared_get(ADMITTED_COUNT)?;
+        let (stored, cas) = host.shared_get(&count_key)?;
         let admitted: u32 = stored.and_then(|b| std::str::from_utf8(&b).ok()?.parse().ok()).unwrap_or(0);
         if admitted >= per.max_identities {
             return Ok(false);
         }
-        if host.shared_set(ADMITTED_COUNT, (admitted + 1).to_string().as_bytes(), cas)? {
+        if host.shared_set(&count_key, (admitted + 1).to_string().as_bytes(), cas)? {
             host.shared_set(&marker, b"1", 0)?;
             return Ok(true);
         }
