@@ -15,6 +15,9 @@
 //! asks the backend to run another method or path (`X-HTTP-Method-Override`,
 //! `X-Original-URL`, a client-sent `x-envoy-original-path`, `?_method=`) is
 //! refused: the policy judged the method and path it was sent with.
+//! A request over one of the policy's rate limits gets 429 with
+//! `Retry-After`; per-rule and per-identity counters, the filter state for
+//! Envoy's rate limit filters and the audit record are in [`gateway`].
 //!
 //! Layout, after Kuadrant's wasm-shim: the logic is plain Rust over the
 //! [`host::Host`] trait, so it is unit-tested natively with a mock; only

@@ -222,11 +222,17 @@ def test_envoy_local_ratelimit_keys_on_the_partner_the_filter_publishes(envoy_fa
 
 
 def test_identity_counters_stay_capped_and_memory_flat_under_many_certificates(envoy_factory, certs, pki, workdir):
+    """A bounded loop of new certificates, each with its own O, past the cap.
+
+    The cap is checked where it acts: no round past it adds a stat. Memory is
+    checked as a bound per round and as flat over the last round: each new
+    certificate also enters the filter's identity cache (1024 entries a VM,
+    bounded too), so a round may grow by those entries, never by counters.
+    """
     cap = 5
     text = policy_text(mode="enforce", metrics={"per_rule": True, "per_identity": {"field": "o", "max_identities": cap}})
     gw = start(envoy_factory, certs, pki, "b2b-cap", text, workdir / "b2b-cap-audit.log")
-    rounds = 2
-    per_round = 40
+    rounds, per_round = 3, 40
     memory, stat_names = [], []
     for n in range(rounds):
         for i in range(per_round):
@@ -240,10 +246,13 @@ def test_identity_counters_stay_capped_and_memory_flat_under_many_certificates(e
     assert series(samples, "mtls_authz_identity_requests_allowed", identity=GATEWAY["labels"]["identity_other"]) \
         == rounds * per_round - cap
     assert gw.admin.stats()[filter_constants.COUNTERS["identity_metrics_overflow"]["stats"]] == rounds * per_round - cap
-    assert stat_names[0] == stat_names[1], "the second round of new certificates made no new stat"
-    growth = memory[1] - memory[0]
-    print("memory_allocated after each round of %d new certificates: %s (growth %d bytes)" % (per_round, memory, growth))
-    assert growth < 512 * 1024, memory
+    assert stat_names[0] == stat_names[-1], "rounds of new certificates past the cap made no new stat"
+    growth = [b - a for a, b in zip(memory, memory[1:])]
+    print("memory_allocated after each round of %d new certificates: %s (growth %s bytes)" % (per_round, memory, growth))
+    assert max(growth) < 1024 * 1024, memory
+    # Measured here: about 500 KB once after the first round (allocations that
+    # are made once), then 0 +- 12 KB a round.
+    assert growth[-1] < 256 * 1024, memory
 
 
 def test_the_shipped_example_config_is_what_the_script_writes():
