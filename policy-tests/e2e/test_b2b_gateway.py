@@ -20,7 +20,7 @@ import urllib.parse
 import pytest
 
 import filter_constants
-from e2e_lib import REPO, issue_client_cert
+from e2e_lib import REPO, issue_client_cert, validate_config
 
 pytestmark = pytest.mark.filter
 
@@ -259,3 +259,14 @@ def test_the_shipped_example_config_is_what_the_script_writes():
     r = subprocess.run(["python3", str(EXAMPLE / "gateway_envoy.py"), "--check", "--out", str(EXAMPLE / "envoy.yaml")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_envoy_validates_the_shipped_example_config(envoy_factory, workdir):
+    """The committed config itself, with only the in-container paths mapped to local files."""
+    text = (EXAMPLE / "envoy.yaml").read_text()
+    text = text.replace('"/etc/envoy/certs/', '"%s/' % envoy_factory.certs)
+    text = text.replace('"/etc/envoy/mtls_authz_filter.wasm"', '"%s"' % envoy_factory.wasm_path)
+    path = workdir / "validate-b2b.yaml"
+    path.write_text(text)
+    rc, out = validate_config(envoy_factory.envoy_bin, path)
+    assert rc == 0 and "OK" in out, out[-3000:]
