@@ -13,7 +13,7 @@ use mtls_authz_policy::gateway::Published;
 use mtls_authz_policy::limits::{self, Limit, LimitReason, OverLimit, SlotUse, Take};
 use mtls_authz_policy::metrics::{self, Count, PerIdentity};
 use mtls_authz_policy::outcome::Facts;
-use mtls_authz_policy::{CompiledPolicy, Decision, Identity, Mode, Reason, Verdict};
+use mtls_authz_policy::{CompiledPolicy, Decision, Identity, Mode, Verdict};
 
 use crate::host::{Host, HostError, Metric};
 
@@ -88,13 +88,12 @@ fn take<H: Host>(host: &H, limit: &Limit, key: &str, now: u64) -> Result<Option<
 pub fn count<H: Host>(host: &H, policy: &CompiledPolicy, decision: &Decision<'_>, identity: Option<&Identity>, count: Count) {
     let config = &policy.policy().gateway.metrics;
     if config.per_rule {
-        let refused = decision.rule.is_none() && !matches!(decision.reason, Reason::Default(_));
-        if let Some(id) = host.counter(&metrics::rule_stat(decision.rule, refused, count), true) {
+        if let Some(id) = host.counter(&metrics::rule_stat(&metrics::rule_label(decision), count), true) {
             host.increment_counter(id);
         }
     }
     if let Some(per) = config.per_identity {
-        let label = metrics::identity_label(identity.and_then(|id| per.field.value(id)).as_deref());
+        let label = metrics::identity_label(per, identity);
         if let Some(id) = identity_counter(host, per, &label, count) {
             host.increment_counter(id);
         }

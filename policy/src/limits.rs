@@ -85,17 +85,25 @@ impl Limit {
     /// The bucket's key for this caller and rule. A field the certificate
     /// lacks is `-`: such callers share one bucket (stricter, never looser).
     pub fn key_of(&self, identity: Option<&Identity>, rule: &str) -> String {
-        let mut key = String::new();
-        for (i, part) in self.key.iter().enumerate() {
-            if i > 0 {
-                key.push('\u{1f}');
-            }
-            match part {
-                KeyPart::Rule => key.push_str(rule),
-                KeyPart::Field(field) => key.push_str(identity.and_then(|id| field.value(id)).as_deref().unwrap_or("-")),
-            }
-        }
-        key
+        let parts: Vec<String> = self.key_parts(identity, rule).into_iter().map(|(_, value)| value).collect();
+        parts.join("\u{1f}")
+    }
+
+    /// The key's parts, named as the policy names them (`("o", "Globex")`), for people.
+    pub fn key_parts(&self, identity: Option<&Identity>, rule: &str) -> Vec<(&'static str, String)> {
+        self.key
+            .iter()
+            .map(|part| match part {
+                KeyPart::Rule => ("rule", rule.to_owned()),
+                KeyPart::Field(field) => (field.as_str(), identity.and_then(|id| field.value(id)).unwrap_or_else(|| "-".to_owned())),
+            })
+            .collect()
+    }
+
+    /// `60/minute, burst 5`.
+    pub fn rate_text(&self) -> String {
+        let per = Per::ALL.iter().find(|(_, p)| *p == self.per).map_or("", |(name, _)| name);
+        format!("{}/{per}, burst {}", self.requests, self.burst)
     }
 
     /// The shared-data key of slot `slot`.
@@ -396,6 +404,8 @@ mod tests {
         assert_eq!(l.key_of(Some(&Identity::default()), "orders"), "-");
         l.key = vec![KeyPart::Field(IdentityField::O), KeyPart::Rule];
         assert_eq!(l.key_of(Some(&id), "orders"), "Globex\u{1f}orders");
+        assert_eq!(l.key_parts(Some(&id), "orders"), [("o", "Globex".to_owned()), ("rule", "orders".to_owned())]);
+        assert_eq!(l.rate_text(), "1/second, burst 1");
         l.key = vec![KeyPart::Rule];
         assert_eq!(l.key_of(None, "orders"), "orders");
     }

@@ -23,6 +23,7 @@
 //! ([`NO_RULE_DEFAULT`] and the others) start with `~`, which an escaped value
 //! never does, so a certificate cannot pose as one.
 
+use crate::decide::{Decision, Reason};
 use crate::identity_field::IdentityField;
 
 /// What one counter counts about a request.
@@ -143,13 +144,19 @@ pub fn tag_value(text: &str) -> String {
     out
 }
 
-/// The stat name of a per-rule counter; `rule` is `None` for a decision no rule made.
-pub fn rule_stat(rule: Option<&str>, refused: bool, count: Count) -> String {
-    let label = match rule {
+/// The `rule` label of a decision: the rule's name, [`NO_RULE_DEFAULT`]
+/// when the default action decided, [`NO_RULE_REFUSED`] when the request
+/// was refused before any rule.
+pub fn rule_label(decision: &Decision<'_>) -> String {
+    match decision.rule {
         Some(name) => tag_value(name),
-        None if refused => NO_RULE_REFUSED.to_owned(),
-        None => NO_RULE_DEFAULT.to_owned(),
-    };
+        None if matches!(decision.reason, Reason::Default(_)) => NO_RULE_DEFAULT.to_owned(),
+        None => NO_RULE_REFUSED.to_owned(),
+    }
+}
+
+/// The stat name of a per-rule counter, for a [`rule_label`].
+pub fn rule_stat(label: &str, count: Count) -> String {
     format!("{RULE_PREFIX}{label}.{}", count.suffix())
 }
 
@@ -158,9 +165,10 @@ pub fn identity_stat(label: &str, count: Count) -> String {
     format!("{IDENTITY_PREFIX}{label}.{}", count.suffix())
 }
 
-/// The label for a caller's value of the policy's field (before the cap).
-pub fn identity_label(value: Option<&str>) -> String {
-    value.map_or_else(|| IDENTITY_NONE.to_owned(), tag_value)
+/// The `identity` label of a caller (before the cap): its value of the
+/// policy's field, [`IDENTITY_NONE`] without one.
+pub fn identity_label(per: PerIdentity, identity: Option<&crate::identity::Identity>) -> String {
+    identity.and_then(|id| per.field.value(id)).map_or_else(|| IDENTITY_NONE.to_owned(), |v| tag_value(&v))
 }
 
 #[cfg(test)]
@@ -191,10 +199,14 @@ mod tests {
 
     #[test]
     fn stat_names_match_the_tag_extractors() {
-        assert_eq!(rule_stat(Some("globex-orders"), false, Count::Allowed), "mtls_authz.rule.globex-orders.requests_allowed");
-        assert_eq!(rule_stat(None, false, Count::Denied), "mtls_authz.rule.~default.requests_denied");
-        assert_eq!(rule_stat(None, true, Count::Denied), "mtls_authz.rule.~refused.requests_denied");
-        assert_eq!(identity_stat(&identity_label(None), Count::RateLimited), "mtls_authz.identity.~none.requests_rate_limited");
+        use crate::{Action, Verdict};
+        let decided = |rule, reason| Decision { verdict: Verdict::Deny, enforced: Verdict::Deny, rule, reason };
+        let label = rule_label(&decided(Some("globex-orders"), Reason::Rule(Action::Allow)));
+        assert_eq!(rule_stat(&label, Count::Allowed), "mtls_authz.rule.globex-orders.requests_allowed");
+        assert_eq!(rule_label(&decided(None, Reason::Default(Action::Deny))), "~default");
+        assert_eq!(rule_label(&decided(None, Reason::NoPeerCertificate)), "~refused");
+        let per = PerIdentity { field: IdentityField::O, max_identities: 1 };
+        assert_eq!(identity_stat(&identity_label(per, None), Count::RateLimited), "mtls_authz.identity.~none.requests_rate_limited");
         for count in Count::ALL {
             assert!(count.suffix().starts_with("requests_"));
         }
