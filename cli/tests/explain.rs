@@ -465,7 +465,11 @@ fn explain_names_the_counters_and_the_limits_a_request_meets() {
     let run = explain(&policy, &with_cert(&caller), "GET", "/orders/1", "text");
     assert_eq!(run.code, 0, "{run:#?}");
     assert!(run.stdout.contains("counted:    rule=\"partner\" identity=\"Globex Corporation\"\n"), "{}", run.stdout);
-    assert!(run.stdout.contains("limit:      quota (60/minute, burst 5; key o=\"Globex Corporation\" rule=\"partner\")\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("limit:      quota (60/minute, burst 5; key o=\"Globex Corporation\" rule=\"partner\")\n"),
+        "{}",
+        run.stdout
+    );
     let run = explain(&policy, &with_cert(&caller), "GET", "/elsewhere", "json");
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["gateway"], json!({"rule_label": "~default", "identity_label": "Globex Corporation", "limits": []}));
