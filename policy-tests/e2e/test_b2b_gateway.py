@@ -225,10 +225,12 @@ def test_envoy_local_ratelimit_keys_on_the_partner_the_filter_publishes(envoy_fa
 def test_identity_counters_stay_capped_and_memory_flat_under_many_certificates(envoy_factory, certs, pki, workdir):
     """A bounded loop of new certificates, each with its own O, past the cap.
 
-    The cap is checked where it acts: no round past it adds a stat. Memory is
-    checked as a bound per round and as flat over the last round: each new
-    certificate also enters the filter's identity cache (1024 entries a VM,
-    bounded too), so a round may grow by those entries, never by counters.
+    The cap is checked where it acts: no round past it adds a stat, and the
+    overflow is counted. Memory (the allocator's, from /memory) is checked
+    to stay flat round after round: measured here -9 to +15 KB a round of 40
+    certificates. That bound guards against leaks, not the cap itself: 40
+    uncapped callers' counters measured +16 to +28 KB, within the same noise,
+    so the stat count is what shows the cap holds.
     """
     cap = 5
     text = policy_text(mode="enforce", metrics={"per_rule": True, "per_identity": {"field": "o", "max_identities": cap}})
@@ -239,7 +241,8 @@ def test_identity_counters_stay_capped_and_memory_flat_under_many_certificates(e
         for i in range(per_round):
             stem = pki["issue"]("many-%d-%d" % (n, i), "/O=Partner %d-%d/CN=app" % (n, i))
             assert gw.request(stem, "GET", "/catalog").status == 200
-        memory.append(int(gw.admin.get("/stats?filter=^server.memory_allocated$").split(":")[1]))
+        # /memory asks the allocator now; the server.memory_allocated gauge is only refreshed at each stats flush.
+        memory.append(int(json.loads(gw.admin.get("/memory"))["allocated"]))
         stat_names.append(sorted(gw.admin.stats(filter_re="mtls_authz")))
     samples = prometheus(gw)
     identities = {dict(l)["identity"] for (n, l) in samples if "identity" in dict(l)}
@@ -249,11 +252,8 @@ def test_identity_counters_stay_capped_and_memory_flat_under_many_certificates(e
     assert gw.admin.stats()[filter_constants.COUNTERS["identity_metrics_overflow"]["stats"]] == rounds * per_round - cap
     assert stat_names[0] == stat_names[-1], "rounds of new certificates past the cap made no new stat"
     growth = [b - a for a, b in zip(memory, memory[1:])]
-    print("memory_allocated after each round of %d new certificates: %s (growth %s bytes)" % (per_round, memory, growth))
-    assert max(growth) < 1024 * 1024, memory
-    # Measured here: about 500 KB once after the first round (allocations that
-    # are made once), then 0 +- 12 KB a round.
-    assert growth[-1] < 256 * 1024, memory
+    print("allocated after each round of %d new certificates: %s (growth %s bytes)" % (per_round, memory, growth))
+    assert max(growth) < 128 * 1024, memory
 
 
 def test_the_shipped_example_config_is_what_the_script_writes():
