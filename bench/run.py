@@ -112,6 +112,12 @@ PROFILING_VARIANTS = [
     (25, "authz-ignore-form", "mtls-authz, 3 rules, method_overrides ignore, form body: not held"),
     (26, "wasm-empty-octet", "empty Wasm, POST with an octet-stream body"),
     (27, "authz-octet", "mtls-authz, 3 rules, POST with an octet-stream body: not held"),
+    # What a rate limit check costs: row 5 with a limit on the deciding rule,
+    # keyed on the principal, so high it never refuses (one shared-data get
+    # and one compare-and-swap set per request); and row 5 without its
+    # per-rule counter, to tell that counter's cost from the rest.
+    (28, "authz-limit", "mtls-authz, 3 rules, a rate limit on the rule (never reached)"),
+    (29, "authz-no-rule-metrics", "mtls-authz, 3 rules, per-rule counters off"),
 ]
 VARIANT_BY_KEY = {v[1]: v for v in VARIANTS + PROFILING_VARIANTS}
 # The bodies the body rows send (content type, body), the same bytes in both
@@ -128,7 +134,8 @@ SHAPE_OF = {"wasm-empty-form": "form", "authz-form": "form", "authz-ignore-form"
 REFERENCE_OF = {"authz-form": "wasm-empty-form", "authz-ignore-form": "wasm-empty-form",
                 "authz-octet": "wasm-empty-octet", "wasm-empty-form": "wasm-empty",
                 "wasm-empty-octet": "wasm-empty", "authz": "wasm-empty", "authz-baseline": "wasm-empty",
-                "authz-legacy-principal": "wasm-empty"}
+                "authz-legacy-principal": "wasm-empty", "authz-limit": "wasm-empty",
+                "authz-no-rule-metrics": "wasm-empty"}
 MODES = {
     "keepalive": "HTTP/1.1 keep-alive",
     "newconn": "new TLS connection per request",
@@ -160,7 +167,7 @@ BODY_CHECKS = [
 ]
 # The rows running this project's filter, and the policy file each is given.
 AUTHZ = ("authz", "authz-10k", "authz-no-headers", "authz-baseline", "authz-legacy-principal",
-         "authz-form", "authz-ignore-form", "authz-octet")
+         "authz-form", "authz-ignore-form", "authz-octet", "authz-limit", "authz-no-rule-metrics")
 AUTHORIZING = {"rbac", "lua"} | set(AUTHZ)
 # The body rows whose filter refuses `_method` overrides (the others answer every BODY_CHECKS with 200).
 REFUSES_BODY_OVERRIDES = ("authz-form", "authz-octet")
@@ -814,7 +821,7 @@ def body_sections(ctx):
     """The body rows against their references, and the no-body request against the baseline build."""
     L = []
     keys = {v[1] for v in ctx["variants"]}
-    if not keys & (set(SHAPE_OF) | {"authz-baseline", "authz-legacy-principal"}):
+    if not keys & (set(SHAPE_OF) | {"authz-baseline", "authz-legacy-principal", "authz-limit", "authz-no-rule-metrics"}):
         return L
     labels = {v[1]: (v[0], v[2]) for v in ctx["variants"]}
 
@@ -890,7 +897,7 @@ def body_sections(ctx):
             L.append("| # | row | k-instructions/req | over baseline | ÷ baseline | k-cycles/req | over baseline "
                      "| CPU µs/req | over baseline | req/s ÷ baseline |")
             L.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
-            for key in ("authz-baseline", "authz", "authz-legacy-principal"):
+            for key in ("authz-baseline", "authz", "authz-legacy-principal", "authz-no-rule-metrics", "authz-limit"):
                 if key not in rows:
                     continue
                 row = rows[key]
@@ -1333,7 +1340,9 @@ def main(argv=None):
              "policy_authz-legacy-principal": os.path.join(work, "policy-legacy-principal.json"),
              "policy_authz-form": os.path.join(ROOT, "envoy", "policy.json"),
              "policy_authz-octet": os.path.join(ROOT, "envoy", "policy.json"),
-             "policy_authz-ignore-form": os.path.join(work, "policy-ignore-overrides.json")}
+             "policy_authz-ignore-form": os.path.join(work, "policy-ignore-overrides.json"),
+             "policy_authz-limit": os.path.join(work, "policy-limit.json"),
+             "policy_authz-no-rule-metrics": os.path.join(work, "policy-no-rule-metrics.json")}
     if args.baseline_wasm:
         paths["baseline_wasm"] = os.path.abspath(args.baseline_wasm)
     with open(paths["policy_authz-10k"], "w", encoding="utf-8") as f:
@@ -1344,6 +1353,12 @@ def main(argv=None):
         f.write(with_fields(base_policy, upstream_headers={"principal_format": "legacy"}))
     with open(paths["policy_authz-ignore-form"], "w", encoding="utf-8") as f:
         f.write(with_fields(base_policy, method_overrides="ignore"))
+    with open(paths["policy_authz-limit"], "w", encoding="utf-8") as f:
+        f.write(with_fields(base_policy, limits=[{
+            "name": "bench", "rules": ["orders-create-payment"], "key": ["principal"],
+            "rate": {"requests": 1_000_000, "per": "second"}, "burst": 1_000_000}]))
+    with open(paths["policy_authz-no-rule-metrics"], "w", encoding="utf-8") as f:
+        f.write(with_fields(base_policy, metrics={"per_rule": False}))
     if any(v[1] in TRIMMED_PROBES for v in args.variant_list):
         paths["probe_wasm_trimmed"] = os.path.join(work, "bench_probe_filter.trimmed.wasm")
         trim_wasm(args.probe_wasm, paths["probe_wasm_trimmed"])

@@ -14,10 +14,11 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
+use mtls_authz_policy::metrics;
 use mtls_authz_policy::outcome_view::{self, OutcomeView};
 use mtls_authz_policy::principal::HEADER as PRINCIPAL_HEADER;
 use mtls_authz_policy::reading::PathReport;
-use mtls_authz_policy::{Action, CompiledPolicy, IdentityView, Mode, PrincipalFormat, Reason, RequestParts};
+use mtls_authz_policy::{Action, CompiledPolicy, Decision, Identity, IdentityView, Mode, PrincipalFormat, Reason, RequestParts, Verdict};
 use serde::Serialize;
 
 use crate::console::Console;
@@ -75,6 +76,51 @@ struct Report<'a> {
     policy: PolicyView<'a>,
     identity_source: SourceView,
     identity: Option<IdentityView>,
+    /// The policy's gateway sections as they meet this request.
+    gateway: GatewayView,
+}
+
+/// Which counters the request counts in, which limits it takes a token from.
+#[derive(Debug, Serialize)]
+struct GatewayView {
+    /// The `rule` label of its per-rule counters; null when `metrics.per_rule` is off.
+    rule_label: Option<String>,
+    /// The `identity` label of its per-identity counters (before the cap); null when off.
+    identity_label: Option<String>,
+    /// The limits on the rule that allowed it (none on a deny); `dry_run`
+    /// when the limit or the policy is.
+    limits: Vec<LimitView>,
+}
+
+#[derive(Debug, Serialize)]
+struct LimitView {
+    name: String,
+    key: Vec<(&'static str, String)>,
+    rate: String,
+    dry_run: bool,
+}
+
+impl GatewayView {
+    fn new(policy: &CompiledPolicy, decision: &Decision<'_>, identity: Option<&Identity>) -> GatewayView {
+        let gateway = &policy.policy().gateway;
+        let allowed_by = decision.rule.filter(|_| decision.verdict == Verdict::Allow);
+        let limits = allowed_by.map_or_else(Vec::new, |rule| {
+            gateway
+                .limits_for(Some(rule))
+                .map(|l| LimitView {
+                    name: l.name.clone(),
+                    key: l.key_parts(identity, rule),
+                    rate: l.rate_text(),
+                    dry_run: l.dry_run || policy.mode() == Mode::DryRun,
+                })
+                .collect()
+        });
+        GatewayView {
+            rule_label: gateway.metrics.per_rule.then(|| metrics::rule_label(decision)),
+            identity_label: gateway.metrics.per_identity.map(|per| metrics::identity_label(per, identity)),
+            limits,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -146,6 +192,7 @@ pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
     let headers: Vec<(&[u8], &[u8])> = req.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
     let parts = RequestParts { method: &req.method, target: &req.path, headers: &headers, body: req.body.as_deref() };
     let (decision, outcome_view) = outcome_view::explain(&policy, identity, &parts);
+    let gateway = GatewayView::new(&policy, &decision, identity);
     let headers = policy.policy().upstream_headers;
     let reading = PathReport::new(&req.path, &policy.policy().path_reading);
     let report = Report {
@@ -175,6 +222,7 @@ pub fn run(req: &Request, console: &mut Console<'_>) -> Result<(), InputError> {
         },
         identity_source: source_view(&req.caller),
         identity: caller.as_ref().map(Caller::view),
+        gateway,
     };
     match req.format {
         Format::Json => console.out(&to_json_line(&report)),
@@ -253,6 +301,18 @@ fn print_text(r: &Report<'_>, console: &mut Console<'_>) {
     }
     if let Some(line) = &r.outcome.log_line {
         row(console, "log", line);
+    }
+    let labels: Vec<String> = [("rule", &r.gateway.rule_label), ("identity", &r.gateway.identity_label)]
+        .iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}=\"{v}\"")))
+        .collect();
+    if !labels.is_empty() {
+        row(console, "counted", &labels.join(" "));
+    }
+    for limit in &r.gateway.limits {
+        let key: Vec<String> = limit.key.iter().map(|(part, value)| format!("{part}={value:?}")).collect();
+        let dry = if limit.dry_run { ", dry run" } else { "" };
+        row(console, "limit", &format!("{} ({}; key {}{dry})", limit.name, limit.rate, key.join(" ")));
     }
     let source = match (r.identity_source.kind, &r.identity_source.file) {
         (kind, Some(file)) => format!("{kind} {file}"),

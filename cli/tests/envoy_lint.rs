@@ -155,7 +155,8 @@ fn repo() -> PathBuf {
 }
 
 /// Envoy configurations committed as they are loaded (rendered by envoy/render.py).
-const SHIPPED: [&str; 3] = ["envoy/envoy.yaml", "envoy/envoy-ecds.yaml", "deploy/xds/envoy-ecds-grpc.yaml"];
+const SHIPPED: [&str; 4] =
+    ["envoy/envoy.yaml", "envoy/envoy-ecds.yaml", "deploy/xds/envoy-ecds-grpc.yaml", "examples/b2b-gateway/envoy.yaml"];
 
 /// Templates (string.Template `${name}`, `#@` note lines) that render to Envoy configurations.
 const TEMPLATES: [&str; 4] =

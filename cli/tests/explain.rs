@@ -508,3 +508,29 @@ fn a_refused_grpc_call_is_explained_as_the_client_gets_it() {
     let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!((v["outcome"]["response"]["status"].as_u64(), v["outcome"]["response"].get("grpc_status")), (Some(403), None), "{v}");
 }
+
+#[test]
+fn explain_names_the_counters_and_the_limits_a_request_meets() {
+    let dir = scratch_dir("explain-gateway");
+    let policy = write(
+        &dir,
+        "policy.json",
+        r#"{"version": 1, "default_action": "deny",
+  "metrics": {"per_identity": {"field": "o"}},
+  "limits": [{"name": "quota", "rules": ["partner"], "key": ["o", "rule"], "rate": {"requests": 60, "per": "minute"}, "burst": 5}],
+  "rules": [{"name": "partner", "action": "allow", "principals": [{"o": "Globex Corporation"}], "paths": ["/orders/**"]}]}"#,
+    );
+    let fields = write(&dir, "globex.json", r#"{"cn": "app", "o": ["Globex Corporation"]}"#);
+    let caller = ["--identity".to_owned(), fields.display().to_string()];
+    let run = explain(&policy, &with_cert(&caller), "GET", "/orders/1", "text");
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(run.stdout.contains("counted:    rule=\"partner\" identity=\"Globex Corporation\"\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("limit:      quota (60/minute, burst 5; key o=\"Globex Corporation\" rule=\"partner\")\n"),
+        "{}",
+        run.stdout
+    );
+    let run = explain(&policy, &with_cert(&caller), "GET", "/elsewhere", "json");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["gateway"], json!({"rule_label": "~default", "identity_label": "Globex Corporation", "limits": []}));
+}

@@ -45,6 +45,17 @@ extern "C" {
     ) -> u32;
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
     fn proxy_close_stream(stream_type: u32) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize, cas: u32) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_define_metric(metric_type: u32, name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32;
+    fn proxy_set_property(path_data: *const u8, path_size: usize, value_data: *const u8, value_size: usize) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
         start: usize,
@@ -55,6 +66,8 @@ extern "C" {
 }
 
 const OK: u32 = Status::Ok as u32;
+const CAS_MISMATCH: u32 = Status::CasMismatch as u32;
+const COUNTER: u32 = proxy_wasm::types::MetricType::Counter as u32;
 const NOT_FOUND: u32 = Status::NotFound as u32;
 const REQUEST_HEADERS: u32 = MapType::HttpRequestHeaders as u32;
 const REQUEST_BODY: u32 = BufferType::HttpRequestBody as u32;
@@ -202,6 +215,61 @@ pub fn close_downstream() -> Result<(), HostError> {
     // SAFETY: no pointers; the stream type is the ABI's "downstream" (2).
     let status = unsafe { proxy_close_stream(proxy_wasm::types::StreamType::Downstream as u32) };
     check(status, "close_stream")
+}
+
+/// A shared-data value and its CAS token; `(None, 0)` when the key is unset.
+/// Shared data is one store per Envoy process (per `vm_id`), seen by every worker.
+pub fn shared_get(key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    let mut cas: u32 = 0;
+    // SAFETY: the key pointer and length describe a live slice; the host
+    // writes a pointer, a length and a CAS through out-pointers to live locals.
+    let status = unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    match status {
+        // SAFETY: on Ok the host returned a buffer it allocated through the SDK's allocator, or none.
+        OK => Ok((unsafe { take_host_buffer(data, size, "get_shared_data (no buffer, non-zero size)") }?, cas)),
+        NOT_FOUND => Ok((None, 0)),
+        _ => Err(HostError("get_shared_data")),
+    }
+}
+
+/// Store a shared-data value if its CAS token is still `cas` (0: unconditionally).
+/// `Ok(false)` when another worker changed it first.
+pub fn shared_set(key: &str, value: &[u8], cas: u32) -> Result<bool, HostError> {
+    // SAFETY: both pointer and length pairs describe live slices.
+    let status = unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) };
+    match status {
+        OK => Ok(true),
+        CAS_MISMATCH => Ok(false),
+        _ => Err(HostError("set_shared_data")),
+    }
+}
+
+/// The proxy's wall clock, in nanoseconds since the Unix epoch.
+pub fn now_ns() -> Result<u64, HostError> {
+    let mut now: u64 = 0;
+    // SAFETY: the host writes one u64 through a pointer to a live local.
+    let status = unsafe { proxy_get_current_time_nanoseconds(&mut now) };
+    check(status, "get_current_time_nanoseconds").map(|()| now)
+}
+
+/// Set filter state `wasm.<name>` (Envoy's prefix) on the current stream,
+/// readable by access logs (`%FILTER_STATE(wasm.<name>:PLAIN)%`) and CEL (`filter_state`).
+pub fn set_filter_state(name: &str, value: &[u8]) -> Result<(), HostError> {
+    // SAFETY: both pointer and length pairs describe live slices.
+    let status = unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
+    check(status, "set_property")
+}
+
+/// Define a counter by name (Envoy returns the same stat for the same name).
+/// Called on the request path for per-rule and per-identity counters, so
+/// not through the SDK, whose `define_metric` panics on an unexpected status.
+pub fn define_counter(name: &str) -> Result<u32, HostError> {
+    let mut id: u32 = 0;
+    // SAFETY: the name pointer and length describe a live slice; the host writes one u32.
+    let status = unsafe { proxy_define_metric(COUNTER, name.as_ptr(), name.len(), &mut id) };
+    check(status, "define_metric").map(|()| id)
 }
 
 /// Write a line to the proxy's log at `level` (a `proxy_wasm::types::LogLevel` as `u32`).

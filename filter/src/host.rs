@@ -47,11 +47,19 @@ pub enum Metric {
     ConnectionsAllowed,
     ConnectionsDenied,
     ConnectionsDryRunDenied,
+    /// Refused with 429 by a rate limit (also counted in `RequestsDenied`).
+    RequestsRateLimited,
+    /// Over a dry-run limit and let through (also counted in `RequestsAllowed`).
+    RequestsRateLimitedDryRun,
+    /// Refused with 429 because every slot a new key may use was busy.
+    RateLimitTableFull,
+    /// Counted under `identity="~other"`: past the policy's `max_identities`.
+    IdentityMetricsOverflow,
 }
 
 impl Metric {
     /// Every metric, in [`Metric::index`] order (the adapter defines them in this order).
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 13] = [
         Metric::RequestsAllowed,
         Metric::RequestsDenied,
         Metric::RequestsDryRunDenied,
@@ -61,6 +69,10 @@ impl Metric {
         Metric::ConnectionsAllowed,
         Metric::ConnectionsDenied,
         Metric::ConnectionsDryRunDenied,
+        Metric::RequestsRateLimited,
+        Metric::RequestsRateLimitedDryRun,
+        Metric::RateLimitTableFull,
+        Metric::IdentityMetricsOverflow,
     ];
 
     /// The name given to `define_metric`. Envoy files custom Wasm metrics
@@ -76,6 +88,10 @@ impl Metric {
             Metric::ConnectionsAllowed => "mtls_authz.connections_allowed",
             Metric::ConnectionsDenied => "mtls_authz.connections_denied",
             Metric::ConnectionsDryRunDenied => "mtls_authz.connections_dry_run_denied",
+            Metric::RequestsRateLimited => "mtls_authz.requests_rate_limited",
+            Metric::RequestsRateLimitedDryRun => "mtls_authz.requests_rate_limited_dry_run",
+            Metric::RateLimitTableFull => "mtls_authz.rate_limit_table_full",
+            Metric::IdentityMetricsOverflow => "mtls_authz.identity_metrics_overflow",
         }
     }
 
@@ -91,6 +107,10 @@ impl Metric {
             Metric::ConnectionsAllowed => 6,
             Metric::ConnectionsDenied => 7,
             Metric::ConnectionsDryRunDenied => 8,
+            Metric::RequestsRateLimited => 9,
+            Metric::RequestsRateLimitedDryRun => 10,
+            Metric::RateLimitTableFull => 11,
+            Metric::IdentityMetricsOverflow => 12,
         }
     }
 }
@@ -139,4 +159,26 @@ pub trait Host {
 
     /// Add one to a counter. Best effort: a lost count never changes a decision.
     fn increment(&self, metric: Metric);
+
+    /// The id of a counter named at run time (per rule, per identity). With
+    /// `define`, defined on first use; without, only an id this VM already
+    /// holds (no host call), which is how a VM remembers what it admitted.
+    fn counter(&self, name: &str, define: bool) -> Option<u32>;
+
+    /// Add one to a counter from [`Host::counter`]. Best effort.
+    fn increment_counter(&self, id: u32);
+
+    /// A value in the proxy's shared data (every worker of this Envoy sees
+    /// the same store) and its compare-and-swap token; `(None, 0)` when unset.
+    fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError>;
+
+    /// Store a shared-data value if its token is still `cas` (0: whatever it
+    /// is). `Ok(false)` when another worker changed it in between.
+    fn shared_set(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, HostError>;
+
+    /// The proxy's clock, nanoseconds since the Unix epoch.
+    fn now_ns(&self) -> Result<u64, HostError>;
+
+    /// Publish `value` as the stream's filter state `wasm.<name>`.
+    fn set_filter_state(&self, name: &str, value: &[u8]) -> Result<(), HostError>;
 }

@@ -43,7 +43,11 @@ use mtls_authz_policy::escape;
 use mtls_authz_policy::grpc;
 use mtls_authz_policy::outcome::{self, Event, Facts, UpstreamHeader};
 
+use mtls_authz_policy::limits::{self, LimitReason, OverLimit};
+use mtls_authz_policy::metrics::Count;
+
 use crate::cache::{Entry, IdentityCache};
+use crate::gateway::{self, Limits};
 use crate::headers::HeaderMap;
 use crate::host::{Host, HostError, Level, Metric};
 
@@ -123,6 +127,22 @@ struct Request<'h> {
     identity: Option<Rc<Identity>>,
     /// The first `content-type` makes it gRPC (as Envoy reads it): refused with a gRPC status.
     grpc: bool,
+    /// The first dry-run limit the request is over ([`gateway::check_limits`]).
+    dry_run_limit: Option<DryRunLimit>,
+}
+
+/// A dry-run limit a request was over, kept until it is counted and logged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DryRunLimit {
+    limit: Box<str>,
+    reason: LimitReason,
+    retry_after: u32,
+}
+
+impl From<OverLimit<'_>> for DryRunLimit {
+    fn from(over: OverLimit<'_>) -> Self {
+        DryRunLimit { limit: over.limit.name.as_str().into(), reason: over.reason, retry_after: over.retry_after }
+    }
 }
 
 impl<'h> Request<'h> {
@@ -189,7 +209,21 @@ pub fn on_request_headers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, ca
     };
     let headers = host.request_headers();
     let mut request = Request::default();
+    // A request the policy allows takes a token from each limit on its rule first.
     let evaluated = match evaluate(host, policy, cache, headers.as_ref(), &mut request) {
+        Ok(decision) if decision.verdict == Verdict::Allow => {
+            match gateway::check_limits(host, policy, &decision, request.identity.as_deref()) {
+                Ok(Limits::Over(over)) => return limited(host, &decision, &request, policy, &over),
+                Ok(Limits::Pass { dry_run }) => {
+                    request.dry_run_limit = dry_run.map(DryRunLimit::from);
+                    Ok(decision)
+                }
+                Err(e) => Err(Failure::Internal(e)),
+            }
+        }
+        other => other,
+    };
+    let evaluated = match evaluated {
         // Only a request the policy lets through needs its body looked at.
         Ok(decision) if !end_of_stream && decision.verdict == Verdict::Allow => match body_plan(policy, &request) {
             BodyPlan::Skip => Ok(decision),
@@ -238,6 +272,7 @@ pub struct Held {
     path: Box<[u8]>,
     digest: Option<Box<str>>,
     identity: Option<Rc<Identity>>,
+    dry_run_limit: Option<DryRunLimit>,
 }
 
 impl Held {
@@ -250,6 +285,7 @@ impl Held {
             path: request.path.unwrap_or_default().into(),
             digest: request.digest.as_deref().map(Box::from),
             identity: request.identity.clone(),
+            dry_run_limit: request.dry_run_limit.clone(),
         }
     }
 
@@ -267,6 +303,7 @@ impl Held {
             own: Some(OwnHeaders::default()),
             digest: self.digest.as_deref().map(str::to_owned),
             identity: self.identity.clone(),
+            dry_run_limit: self.dry_run_limit.clone(),
             ..Request::default()
         }
     }
@@ -324,11 +361,26 @@ fn finish<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held: &Held, outco
 
 /// Count (and for a dry-run deny, log) a request that goes on.
 fn count_allowed<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, policy: &CompiledPolicy) {
-    if decision.is_dry_run_deny() {
+    let facts = request.facts(Some(policy));
+    let identity = request.identity.as_deref();
+    let verdict = if decision.is_dry_run_deny() {
         host.increment(Metric::RequestsDryRunDenied);
-        host.log(Level::Info, &outcome::log_line(Event::DryRunDeny, &request.facts(Some(policy)), decision));
+        gateway::count(host, policy, decision, identity, Count::DryRunDenied);
+        host.log(Level::Info, &outcome::log_line(Event::DryRunDeny, &facts, decision));
+        "dry_run_deny"
     } else {
         host.increment(Metric::RequestsAllowed);
+        gateway::count(host, policy, decision, identity, Count::Allowed);
+        "allow"
+    };
+    match &request.dry_run_limit {
+        Some(over) => {
+            host.increment(Metric::RequestsRateLimitedDryRun);
+            gateway::count(host, policy, decision, identity, Count::RateLimitedDryRun);
+            host.log(Level::Info, &limits::log_line(true, &facts, decision.rule, &over.limit, over.reason, over.retry_after));
+            gateway::audit(host, policy, &facts, "rate_limited_dry_run", decision.rule, over.reason.as_str(), Some(&over.limit));
+        }
+        None => gateway::audit(host, policy, &facts, verdict, decision.rule, decision.reason.as_str(), None),
     }
 }
 
@@ -455,6 +507,8 @@ fn parse_peer_certificate<H: Host>(host: &H, digest: &str) -> Result<Entry, Fail
 /// `upstream_headers`, or with nothing to say) is removed only if the client
 /// sent it, so the usual request costs no host call for it.
 fn forward<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, policy: &CompiledPolicy) -> Result<(), HostError> {
+    // Before the request goes on: Envoy's rate limit filters after this one read it.
+    gateway::publish(host, policy, decision, request.identity.as_deref());
     for header in outcome::upstream_headers(policy, decision, request.identity.as_deref()) {
         match header {
             UpstreamHeader::Set(name, value) => host.replace_request_header(name, &value)?,
@@ -474,15 +528,28 @@ fn remove_if_sent<H: Host>(host: &H, request: &Request<'_>, name: &str) -> Resul
 /// Refuse the request: count, log, 403. `policy` is `None` when there is none to name.
 fn deny<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, policy: Option<&CompiledPolicy>) -> Flow {
     host.increment(Metric::RequestsDenied);
-    // The request never reaches the upstream, but access logs and tap filters
-    // still see its headers: do not let a forged principal show up there.
+    remove_own_headers(host, request);
+    let facts = request.facts(policy);
+    host.log(Level::Info, &outcome::log_line(Event::Deny, &facts, decision));
+    if let Some(policy) = policy {
+        gateway::count(host, policy, decision, request.identity.as_deref(), Count::Denied);
+        gateway::audit(host, policy, &facts, "deny", decision.rule, decision.reason.as_str(), None);
+    }
+    send(host, &outcome::refusal(policy, decision, &facts))
+}
+
+/// The request never reaches the upstream, but access logs and tap filters
+/// still see its headers: do not let a forged principal show up there.
+fn remove_own_headers<H: Host>(host: &H, request: &Request<'_>) {
     for name in OWN_HEADERS {
         if request.sent(name) && host.remove_request_header(name).is_err() {
             host.increment(Metric::Errors);
         }
     }
-    host.log(Level::Info, &outcome::log_line(Event::Deny, &request.facts(policy), decision));
-    let reply = outcome::refusal(policy, decision, &request.facts(policy));
+}
+
+/// Send a refusal and stop the request.
+fn send<H: Host>(host: &H, reply: &outcome::LocalReply) -> Flow {
     let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let sent = match reply.grpc_status {
         Some(status) => host.send_grpc_response(status, &headers),
@@ -491,7 +558,20 @@ fn deny<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, polic
     if let Err(e) = sent {
         // Nothing more can be done; Stop still keeps the request from the upstream.
         host.increment(Metric::Errors);
-        host.log(Level::Error, &format!("mtls-authz: could not send the 403: {e}"));
+        host.log(Level::Error, &format!("mtls-authz: could not send the {}: {e}", reply.status));
     }
     Flow::Stop
+}
+
+/// Refuse a request the policy allows but a rate limit does not: 429 with
+/// `Retry-After`. Counted as denied and as rate limited.
+fn limited<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, policy: &CompiledPolicy, over: &OverLimit<'_>) -> Flow {
+    host.increment(Metric::RequestsDenied);
+    host.increment(Metric::RequestsRateLimited);
+    remove_own_headers(host, request);
+    let facts = request.facts(Some(policy));
+    gateway::count(host, policy, decision, request.identity.as_deref(), Count::RateLimited);
+    host.log(Level::Info, &limits::log_line(false, &facts, decision.rule, &over.limit.name, over.reason, over.retry_after));
+    gateway::audit(host, policy, &facts, "rate_limited", decision.rule, over.reason.as_str(), Some(&over.limit.name));
+    send(host, &limits::reply(policy.policy().deny_response.details, policy.revision(), decision.rule, over))
 }

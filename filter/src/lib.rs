@@ -15,6 +15,9 @@
 //! asks the backend to run another method or path (`X-HTTP-Method-Override`,
 //! `X-Original-URL`, a client-sent `x-envoy-original-path`, `?_method=`) is
 //! refused: the policy judged the method and path it was sent with.
+//! A request over one of the policy's rate limits gets 429 with
+//! `Retry-After`; per-rule and per-identity counters, the filter state for
+//! Envoy's rate limit filters and the audit record are in [`gateway`].
 //!
 //! Layout, after Kuadrant's wasm-shim: the logic is plain Rust over the
 //! [`host::Host`] trait, so it is unit-tested natively with a mock; only
@@ -28,12 +31,15 @@
 //! - [`network`]: L4 mode, one TCP connection decided by `connection_rules`.
 //! - [`headers`]: reading the serialized request header map, bounds-checked.
 //! - [`cache`]: bounded per-VM cache of parsed certificates.
+//! - [`gateway`]: rate limit buckets in shared data, per-rule and
+//!   per-identity counters, filter state and the audit record.
 //! - [`wasm`]: the proxy-wasm adapter.
 //! - [`abi`]: the host functions it calls, without the SDK's panics.
 //! - `mock` (tests, and feature `mock-host`): an in-memory host.
 
 pub mod abi;
 pub mod cache;
+pub mod gateway;
 pub mod headers;
 pub mod host;
 pub mod http;
@@ -41,6 +47,8 @@ pub mod network;
 pub mod root;
 pub mod wasm;
 
+#[cfg(test)]
+mod gateway_tests;
 #[cfg(any(test, feature = "mock-host"))]
 pub mod mock;
 #[cfg(test)]

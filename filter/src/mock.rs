@@ -6,9 +6,13 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use crate::headers::HeaderMap;
 use crate::host::{Host, HostError, Level, Metric};
+
+/// Shared data: key -> (value, CAS token).
+pub type SharedData = HashMap<String, (Vec<u8>, u32)>;
 
 /// A local response: status, headers, body.
 pub type Response = (u32, Vec<(String, String)>, Vec<u8>);
@@ -35,6 +39,19 @@ pub struct MockHost {
     pub grpc_status: RefCell<Option<u32>>,
     /// The downstream connection was closed (L4 mode).
     pub closed: RefCell<bool>,
+    /// Shared data with CAS tokens; clone the `Rc` into the next request's
+    /// host to share it, as Envoy's workers do.
+    pub shared: Rc<RefCell<SharedData>>,
+    /// Counters named at run time, by definition order (the index is the id);
+    /// shared like `shared`, as if one VM.
+    pub counters: Rc<RefCell<Vec<(String, u64)>>>,
+    /// The clock, nanoseconds.
+    pub now: u64,
+    /// Filter state set on this request.
+    pub filter_state: RefCell<Vec<(String, Vec<u8>)>>,
+    /// How many of the next conditional stores lose to "another worker":
+    /// the value is changed under them and the store reports a CAS mismatch.
+    pub cas_races: std::cell::Cell<u32>,
 }
 
 impl MockHost {
@@ -61,6 +78,26 @@ impl MockHost {
     /// Every value of a request header, after what the filter did to them.
     pub fn header_values(&self, name: &str) -> Vec<String> {
         self.headers.borrow().iter().filter(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).collect()
+    }
+
+    /// A counter named at run time, 0 when never defined.
+    pub fn counter_value(&self, name: &str) -> u64 {
+        self.counters.borrow().iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v)
+    }
+
+    /// The filter state `name` set on this request, as text.
+    pub fn filter_state_value(&self, name: &str) -> Option<String> {
+        self.filter_state.borrow().iter().rev().find(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// A host for the next request that shares this one's shared data and counters.
+    pub fn next(&self, method: &str, path: &str) -> MockHost {
+        let mut host = MockHost::request(method, path);
+        host.properties = self.properties.clone();
+        host.shared = Rc::clone(&self.shared);
+        host.counters = Rc::clone(&self.counters);
+        host.now = self.now;
+        host
     }
 
     pub fn metric(&self, m: Metric) -> u64 {
@@ -163,5 +200,61 @@ impl Host for MockHost {
 
     fn increment(&self, metric: Metric) {
         *self.metrics.borrow_mut().entry(metric).or_insert(0) += 1;
+    }
+
+    fn counter(&self, name: &str, define: bool) -> Option<u32> {
+        let mut counters = self.counters.borrow_mut();
+        let found = counters.iter().position(|(n, _)| n == name);
+        let index = match found {
+            Some(i) => i,
+            None if define => {
+                counters.push((name.to_owned(), 0));
+                counters.len() - 1
+            }
+            None => return None,
+        };
+        u32::try_from(index).ok()
+    }
+
+    fn increment_counter(&self, id: u32) {
+        if let Some((_, v)) = self.counters.borrow_mut().get_mut(id as usize) {
+            *v += 1;
+        }
+    }
+
+    fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+        self.fail("shared_get")?;
+        Ok(self.shared.borrow().get(key).map_or((None, 0), |(v, cas)| (Some(v.clone()), *cas)))
+    }
+
+    /// Envoy's rule: a non-zero `cas` must match the stored token; every store bumps it.
+    fn shared_set(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, HostError> {
+        self.fail("shared_set")?;
+        let mut shared = self.shared.borrow_mut();
+        let mut current = shared.get(key).map_or(0, |(_, c)| *c);
+        if cas != 0 && self.cas_races.get() > 0 {
+            // Another worker stored first (the same bytes will do: the token is what changes).
+            self.cas_races.set(self.cas_races.get() - 1);
+            current += 1;
+            if let Some(entry) = shared.get_mut(key) {
+                entry.1 = current;
+            }
+        }
+        if cas != 0 && cas != current {
+            return Ok(false);
+        }
+        shared.insert(key.to_owned(), (value.to_vec(), current + 1));
+        Ok(true)
+    }
+
+    fn now_ns(&self) -> Result<u64, HostError> {
+        self.fail("now")?;
+        Ok(self.now)
+    }
+
+    fn set_filter_state(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        self.fail("filter_state")?;
+        self.filter_state.borrow_mut().push((name.to_owned(), value.to_vec()));
+        Ok(())
     }
 }

@@ -36,10 +36,17 @@ type MetricIds = [Option<u32>; Metric::ALL.len()];
 struct Vm {
     cache: Rc<RefCell<IdentityCache>>,
     metrics: Cell<Option<MetricIds>>,
+    /// Counters named at run time (per rule, per identity), by name. Bounded
+    /// by the engine: it names at most the rules' and `max_identities`' counters.
+    named: RefCell<rustc_hash::FxHashMap<Box<str>, u32>>,
 }
 
 thread_local! {
-    static VM: Vm = Vm { cache: Rc::new(RefCell::new(IdentityCache::default())), metrics: Cell::new(None) };
+    static VM: Vm = Vm {
+        cache: Rc::new(RefCell::new(IdentityCache::default())),
+        metrics: Cell::new(None),
+        named: RefCell::new(rustc_hash::FxHashMap::default()),
+    };
 }
 
 /// The metric ids of this VM, defining the metrics on first use. Defining takes
@@ -115,6 +122,41 @@ impl Host for EnvoyHost {
         if let Some(Some(id)) = self.metrics.get(metric.index()) {
             let _ = abi::increment_metric(*id);
         }
+    }
+
+    fn counter(&self, name: &str, define: bool) -> Option<u32> {
+        VM.with(|vm| {
+            let mut named = vm.named.try_borrow_mut().ok()?;
+            if let Some(id) = named.get(name) {
+                return Some(*id);
+            }
+            if !define {
+                return None;
+            }
+            let id = abi::define_counter(name).ok()?;
+            named.insert(name.into(), id);
+            Some(id)
+        })
+    }
+
+    fn increment_counter(&self, id: u32) {
+        let _ = abi::increment_metric(id);
+    }
+
+    fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+        abi::shared_get(key)
+    }
+
+    fn shared_set(&self, key: &str, value: &[u8], cas: u32) -> Result<bool, HostError> {
+        abi::shared_set(key, value, cas)
+    }
+
+    fn now_ns(&self) -> Result<u64, HostError> {
+        abi::now_ns()
+    }
+
+    fn set_filter_state(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
+        abi::set_filter_state(name, value)
     }
 }
 

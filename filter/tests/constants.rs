@@ -18,6 +18,7 @@ use mtls_authz_filter::host::{Metric, ENVOY_STATS_PREFIX};
 use mtls_authz_filter::http::{DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, REVISION_HEADER, RULE_HEADER};
 use mtls_authz_policy::overrides::{METHOD_OVERRIDE_HEADERS, OVERRIDE_HEADERS, OVERRIDE_PARAMETER, PATH_OVERRIDE_HEADERS};
 use mtls_authz_policy::Reason;
+use mtls_authz_policy::{audit, limits, metrics};
 use serde::Serialize;
 
 const WRITE_VAR: &str = "MTLS_AUTHZ_WRITE_CONSTANTS";
@@ -40,6 +41,25 @@ struct Constants {
     override_headers: OverrideHeaders,
     /// The parameter (query or body) that asks for another method.
     override_parameter: &'static str,
+    /// Per-rule and per-identity counters, limits and the audit log.
+    gateway: Gateway,
+}
+
+#[derive(Serialize)]
+struct Gateway {
+    /// Stat name prefixes (before Envoy's `wasmcustom.`), then the label, then a suffix.
+    rule_prefix: &'static str,
+    identity_prefix: &'static str,
+    /// By count name: the last part of the stat name (`requests_allowed`).
+    suffixes: Vec<&'static str>,
+    /// `stats_config.stats_tags` for the bootstrap: tag name -> regex.
+    stats_tags: BTreeMap<&'static str, &'static str>,
+    /// The labels that are not names.
+    labels: BTreeMap<&'static str, &'static str>,
+    /// The audit record's filter state, as the access log names it.
+    audit_filter_state: String,
+    /// The 429 body when the policy hides details.
+    rate_limited_minimal_body: &'static str,
 }
 
 #[derive(Serialize)]
@@ -104,6 +124,22 @@ fn render() -> Result<String, String> {
             all: OVERRIDE_HEADERS.to_vec(),
         },
         override_parameter: OVERRIDE_PARAMETER,
+        gateway: Gateway {
+            rule_prefix: metrics::RULE_PREFIX,
+            identity_prefix: metrics::IDENTITY_PREFIX,
+            suffixes: metrics::Count::ALL.iter().map(|c| c.suffix()).collect(),
+            stats_tags: metrics::TAG_EXTRACTORS.into_iter().collect(),
+            labels: [
+                ("no_rule_default", metrics::NO_RULE_DEFAULT),
+                ("no_rule_refused", metrics::NO_RULE_REFUSED),
+                ("identity_none", metrics::IDENTITY_NONE),
+                ("identity_other", metrics::IDENTITY_OTHER),
+            ]
+            .into_iter()
+            .collect(),
+            audit_filter_state: format!("wasm.{}", audit::FILTER_STATE),
+            rate_limited_minimal_body: std::str::from_utf8(limits::MINIMAL_BODY).map_err(|e| e.to_string())?,
+        },
     };
     serde_json::to_string_pretty(&constants).map(|s| s + "\n").map_err(|e| e.to_string())
 }

@@ -168,15 +168,17 @@ class EnvoyFactory:
         )
 
     def start(self, name, policy_text, listeners=None, concurrency=1, wait=True, policy_origin="test policy",
-              owner=None, **render_options):
+              owner=None, transform=None, **render_options):
         """Start an Envoy; with wait=True block until /ready (failing with the log tail if it dies).
 
         `owner` is the node id (test, or module for a module fixture) whose
         failures get this Envoy's log tail; default: the running test.
+        `transform`, if given, is applied to the rendered config text.
         """
         self._n += 1
+        config = self.config(policy_text, listeners, policy_origin, **render_options)
         env = Envoy(self.envoy_bin, self.workdir, "%s-%d" % (name, self._n),
-                    self.config(policy_text, listeners, policy_origin, **render_options), concurrency=concurrency)
+                    transform(config) if transform else config, concurrency=concurrency)
         env.started_by = owner or _CURRENT["test"]
         _ENVOYS.append(env)
         self.started.append(env)

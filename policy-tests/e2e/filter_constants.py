@@ -34,3 +34,5 @@ def reason(code):
         return REASONS[code]
     except KeyError:
         raise KeyError("no reason %r in %s (codes: %s)" % (code, FILE, ", ".join(sorted(REASONS)))) from None
+
+GATEWAY = DATA["gateway"]  # per-rule / per-identity counter names, stats_tags, labels, audit filter state

@@ -35,7 +35,11 @@
 //! fingerprints, whether read from a certificate or from text.
 //! [`view`] and [`timefmt`] are how an identity is shown to people and
 //! scripts, shared by the CLI and the doctor so both print the same fields.
+//! [`gateway`] is what a partner gateway needs besides the decision:
+//! [`metrics`] per rule and identity, rate [`limits`], the [`audit`] log,
+//! each naming callers by an [`identity_field`].
 
+pub mod audit;
 pub mod bestfit;
 pub mod canonical;
 pub mod compile;
@@ -44,13 +48,17 @@ pub mod decide;
 pub mod error;
 pub mod escape;
 pub mod eval;
+pub mod gateway;
 pub mod grpc;
 pub mod hex;
 pub mod identity;
+pub mod identity_field;
 pub mod identity_fields;
 pub mod json;
+pub mod limits;
 pub mod load;
 pub mod matrix;
+pub mod metrics;
 pub mod model;
 pub mod naive;
 pub mod outcome;

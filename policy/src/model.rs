@@ -147,6 +147,9 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// The rules for plain TCP listeners ([`crate::connection`]); empty when the policy has none.
     pub connection_rules: Vec<crate::connection::ConnectionRule>,
+    /// What a partner gateway needs besides the decision: metrics, rate
+    /// limits, the audit log and the filter state ([`crate::gateway`]).
+    pub gateway: crate::gateway::Gateway,
 }
 
 /// One rule: who, which paths, which methods, and what to do.

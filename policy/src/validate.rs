@@ -28,6 +28,10 @@ const TOP_FIELDS: &[&str] = &[
     "path_reading",
     "rules",
     "connection_rules",
+    "metrics",
+    "limits",
+    "audit_log",
+    "filter_state",
 ];
 const PATH_READING_FIELDS: &[&str] = &[
     "trailing_slash",
@@ -59,7 +63,7 @@ impl Policy {
     }
 }
 
-struct Validator<'s> {
+pub(crate) struct Validator<'s> {
     src: &'s str,
     errors: Vec<PolicyError>,
     /// The policy's `path_reading`, read before the rules: it says how their
@@ -68,7 +72,7 @@ struct Validator<'s> {
 }
 
 /// JSON path segments: `rules[2].paths[0]`.
-fn child(path: &str, key: &str) -> String {
+pub(crate) fn child(path: &str, key: &str) -> String {
     let simple = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     match (path.is_empty(), simple) {
         (true, true) => key.to_owned(),
@@ -77,18 +81,18 @@ fn child(path: &str, key: &str) -> String {
     }
 }
 
-fn index(path: &str, i: usize) -> String {
+pub(crate) fn index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
 }
 
 impl Validator<'_> {
-    fn error_at(&mut self, offset: usize, path: &str, message: impl Into<String>) {
+    pub(crate) fn error_at(&mut self, offset: usize, path: &str, message: impl Into<String>) {
         let (line, column) = json::line_col(self.src, offset);
         self.errors.push(PolicyError { line, column, path: path.to_owned(), message: message.into() });
     }
 
     /// The members of an object, after refusing unknown and duplicate keys.
-    fn object<'n, 'a>(&mut self, node: &'n Node<'a>, path: &str, known: &[&str], what: &str) -> Option<&'n [Member<'a>]> {
+    pub(crate) fn object<'n, 'a>(&mut self, node: &'n Node<'a>, path: &str, known: &[&str], what: &str) -> Option<&'n [Member<'a>]> {
         let Kind::Object(members) = &node.kind else {
             self.error_at(node.offset, path, format!("expected {what} (an object), found {}", node.kind.type_name()));
             return None;
@@ -104,11 +108,11 @@ impl Validator<'_> {
         Some(members)
     }
 
-    fn field<'n, 'a>(members: &'n [Member<'a>], key: &str) -> Option<&'n Node<'a>> {
+    pub(crate) fn field<'n, 'a>(members: &'n [Member<'a>], key: &str) -> Option<&'n Node<'a>> {
         members.iter().find(|m| m.key == key).map(|m| &m.value)
     }
 
-    fn required<'n, 'a>(&mut self, members: &'n [Member<'a>], obj: &Node<'_>, path: &str, key: &str) -> Option<&'n Node<'a>> {
+    pub(crate) fn required<'n, 'a>(&mut self, members: &'n [Member<'a>], obj: &Node<'_>, path: &str, key: &str) -> Option<&'n Node<'a>> {
         let found = Self::field(members, key);
         if found.is_none() {
             let what = if path.is_empty() { "the policy".to_owned() } else { path.to_owned() };
@@ -117,7 +121,7 @@ impl Validator<'_> {
         found
     }
 
-    fn string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
+    pub(crate) fn string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
         match &node.kind {
             Kind::String(s) => Some(s),
             other => {
@@ -127,7 +131,7 @@ impl Validator<'_> {
         }
     }
 
-    fn non_empty_string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
+    pub(crate) fn non_empty_string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
         let s = self.string(node, path)?;
         if s.is_empty() {
             self.error_at(node.offset, path, "must not be empty");
@@ -136,7 +140,7 @@ impl Validator<'_> {
         Some(s)
     }
 
-    fn array<'n, 'a>(&mut self, node: &'n Node<'a>, path: &str, allow_empty: bool) -> Option<&'n [Node<'a>]> {
+    pub(crate) fn array<'n, 'a>(&mut self, node: &'n Node<'a>, path: &str, allow_empty: bool) -> Option<&'n [Node<'a>]> {
         match &node.kind {
             Kind::Array(items) if items.is_empty() && !allow_empty => {
                 self.error_at(node.offset, path, "must not be empty");
@@ -242,6 +246,7 @@ impl Validator<'_> {
             None if Self::field(members, "connection_rules").is_some() => Some(Vec::new()),
             _ => self.required(members, root, "", "rules").and_then(|n| self.rules(n)),
         };
+        let gateway = self.gateway(members, rules.as_deref());
         Some(Policy {
             version: version?,
             default_action: default_action?,
@@ -255,6 +260,7 @@ impl Validator<'_> {
             path_reading: path_reading?,
             rules: rules?,
             connection_rules: connection_rules?,
+            gateway: gateway?,
         })
     }
 
@@ -387,7 +393,7 @@ impl Validator<'_> {
     }
 
     /// A boolean member of the object at `path`: `default` when absent, `None` (reported) when not a boolean.
-    fn optional_bool(&mut self, members: &[Member], path: &str, key: &str, default: bool) -> Option<bool> {
+    pub(crate) fn optional_bool(&mut self, members: &[Member], path: &str, key: &str, default: bool) -> Option<bool> {
         let Some(n) = Self::field(members, key) else {
             return Some(default);
         };

@@ -287,3 +287,48 @@ fn schema_and_validator_agree_on_connection_rules() {
         assert!(Policy::from_json(&bad).is_err(), "validator accepts {bad}");
     }
 }
+
+#[test]
+fn schema_and_validator_agree_on_the_gateway_sections() {
+    let v = schema();
+    let with = |extra: &str| {
+        format!(
+            r#"{{"version": 1, "default_action": "deny", {extra} "rules": [{{"name": "orders", "action": "allow", "principals": [{{"o": "Globex"}}], "paths": ["/orders"]}}]}}"#
+        )
+    };
+    let good = with(
+        r#""metrics": {"per_rule": true, "per_identity": {"field": "o", "max_identities": 50}},
+        "limits": [{"name": "globex-quota", "description": "d", "rules": ["orders"], "key": ["o", "rule"], "rate": {"requests": 5, "per": "second"}, "burst": 10, "dry_run": false, "max_keys": 100}],
+        "audit_log": {"events": "all"}, "filter_state": ["principal", "rule"],"#,
+    );
+    assert!(schema_accepts(&v, &good));
+    Policy::from_json(&good).unwrap();
+    for (what, extra) in [
+        ("unknown metrics field", r#""metrics": {"per_path": true},"#),
+        ("per_identity without field", r#""metrics": {"per_identity": {}},"#),
+        ("unknown identity field", r#""metrics": {"per_identity": {"field": "serial"}},"#),
+        ("cap of zero", r#""metrics": {"per_identity": {"field": "o", "max_identities": 0}},"#),
+        (
+            "limit without burst",
+            r#""limits": [{"name": "q", "rules": ["orders"], "key": ["o"], "rate": {"requests": 1, "per": "second"}}],"#,
+        ),
+        (
+            "bad period",
+            r#""limits": [{"name": "q", "rules": ["orders"], "key": ["o"], "rate": {"requests": 1, "per": "day"}, "burst": 1}],"#,
+        ),
+        (
+            "bad limit name",
+            r#""limits": [{"name": "a b", "rules": ["orders"], "key": ["o"], "rate": {"requests": 1, "per": "second"}, "burst": 1}],"#,
+        ),
+        (
+            "empty key",
+            r#""limits": [{"name": "q", "rules": ["orders"], "key": [], "rate": {"requests": 1, "per": "second"}, "burst": 1}],"#,
+        ),
+        ("bad audit events", r#""audit_log": {"events": "some"},"#),
+        ("unknown filter state", r#""filter_state": ["serial"],"#),
+    ] {
+        let src = with(extra);
+        assert!(!schema_accepts(&v, &src), "schema accepts {what}");
+        assert!(Policy::from_json(&src).is_err(), "validator accepts {what}");
+    }
+}
