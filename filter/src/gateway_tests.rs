@@ -228,3 +228,27 @@ fn a_bucket_changed_by_another_worker_is_read_again_and_a_lasting_race_fails_clo
     assert_eq!(on_request_headers(&host, Some(&p), &cache, true), Flow::Stop);
     assert_eq!(host.status(), Some(403), "a bucket that cannot be updated is an internal error");
 }
+
+#[test]
+fn a_grpc_call_over_its_quota_gets_resource_exhausted_not_a_429() {
+    let p = policy(QUOTA);
+    let cache = RefCell::default();
+    let globex = partner("Globex", "globex-app");
+    let base = MockHost::request("GET", "/");
+    let call = || {
+        let host = base.next("POST", "/orders/shop.Orders/Create").with_certificate(&globex.0, &globex.1);
+        host.add_header("content-type", b"application/grpc");
+        on_request_headers(&host, Some(&p), &cache, true);
+        host
+    };
+    for _ in 0..2 {
+        assert_eq!(*call().grpc_status.borrow(), None);
+    }
+    let refused = call();
+    assert_eq!(*refused.grpc_status.borrow(), Some(8), "RESOURCE_EXHAUSTED");
+    assert_eq!(
+        header(&refused, "grpc-message").as_deref(),
+        Some("too many requests: rate limit exceeded (rule partner-orders, limit partner-quota)")
+    );
+    assert_eq!(refused.metric(Metric::RequestsRateLimited), 1);
+}

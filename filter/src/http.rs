@@ -573,5 +573,5 @@ fn limited<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, po
     gateway::count(host, policy, decision, request.identity.as_deref(), Count::RateLimited);
     host.log(Level::Info, &limits::log_line(false, &facts, decision.rule, &over.limit.name, over.reason, over.retry_after));
     gateway::audit(host, policy, &facts, "rate_limited", decision.rule, over.reason.as_str(), Some(&over.limit.name));
-    send(host, &limits::reply(policy.policy().deny_response.details, policy.revision(), decision.rule, over))
+    send(host, &limits::refusal(policy.policy().deny_response.details, policy.revision(), decision.rule, over, facts.grpc))
 }

@@ -21,6 +21,9 @@ use crate::Decision;
 /// `PERMISSION_DENIED`, the status of every refusal the filter sends a gRPC client.
 pub const PERMISSION_DENIED: u32 = 7;
 
+/// The status of a call refused by a rate limit.
+pub const RESOURCE_EXHAUSTED: u32 = 8;
+
 /// The trailer that carries the readable message.
 pub const MESSAGE_HEADER: &str = "grpc-message";
 

@@ -272,6 +272,31 @@ pub fn reply(details: bool, revision: Option<&str>, rule: Option<&str>, over: &O
     crate::outcome::LocalReply { status: 429, headers, body, grpc_status: None }
 }
 
+/// The refusal of a request over a limit, as its client expects it: for a
+/// gRPC call (`grpc`, [`crate::outcome::Facts::grpc`]) `grpc-status: 8`
+/// RESOURCE_EXHAUSTED with a readable `grpc-message` (a 429 would reach a
+/// gRPC client as UNAVAILABLE, which clients retry at once); else [`reply`].
+/// `Retry-After` is sent either way.
+pub fn refusal(details: bool, revision: Option<&str>, rule: Option<&str>, over: &OverLimit<'_>, grpc: bool) -> crate::outcome::LocalReply {
+    let mut reply = reply(details, revision, rule, over);
+    if grpc {
+        let message = if details {
+            match rule {
+                Some(rule) => format!("too many requests: {} (rule {rule}, limit {})", over.reason.as_str(), over.limit.name),
+                None => format!("too many requests: {} (limit {})", over.reason.as_str(), over.limit.name),
+            }
+        } else {
+            "too many requests".to_owned()
+        };
+        reply.headers.retain(|(name, _)| *name != "content-type");
+        reply.headers.insert(0, (crate::grpc::MESSAGE_HEADER, crate::grpc::encode_message(&message)));
+        reply.status = 200;
+        reply.body = Vec::new();
+        reply.grpc_status = Some(crate::grpc::RESOURCE_EXHAUSTED);
+    }
+    reply
+}
+
 /// The log line of a request over a limit (refused, or let through by a dry run):
 /// `mtls-authz: rate limited principal="..." method="GET" path="/x" rule=r limit=l reason="..." retry_after=3 revision=v`.
 pub fn log_line(
@@ -425,6 +450,24 @@ mod tests {
         assert!(r.headers.contains(&("retry-after", "3".to_owned())));
         assert_eq!(r.headers.len(), 2, "no revision without details");
         assert_eq!(table_full_retry_after(&limit(1, Per::Minute, 1)), 60);
+    }
+
+    #[test]
+    fn a_grpc_call_over_the_limit_gets_resource_exhausted_with_a_sentence() {
+        let l = limit(1, Per::Second, 1);
+        let over = OverLimit { limit: &l, reason: LimitReason::Exceeded, retry_after: 3 };
+        let r = refusal(true, None, Some("orders"), &over, true);
+        assert_eq!((r.status, r.grpc_status, r.body.len()), (200, Some(crate::grpc::RESOURCE_EXHAUSTED), 0));
+        assert_eq!(
+            r.headers,
+            [
+                ("grpc-message", "too many requests: rate limit exceeded (rule orders, limit quota)".to_owned()),
+                ("retry-after", "3".to_owned())
+            ]
+        );
+        let r = refusal(false, None, Some("orders"), &over, true);
+        assert_eq!(r.headers[0], ("grpc-message", "too many requests".to_owned()));
+        assert_eq!(refusal(true, None, Some("orders"), &over, false), reply(true, None, Some("orders"), &over), "not gRPC: the 429");
     }
 
     #[test]
