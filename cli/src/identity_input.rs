@@ -6,7 +6,7 @@ use std::path::Path;
 
 use mtls_authz_policy::{Identity, IdentityView};
 
-pub use mtls_authz_policy::identity_fields::IdentityFields;
+pub use mtls_authz_policy::identity_json::IdentityFields;
 
 use crate::input::{self, InputError};
 

@@ -10,7 +10,7 @@
 //! itself: it is the filter's engine with a JSON face, so the page shows what
 //! the filter enforces, and what `mtls-authz matrix` and `diff` print.
 
-use mtls_authz_policy::identity_fields::IdentityFields;
+use mtls_authz_policy::identity_json::IdentityFields;
 use mtls_authz_policy::load::{self, LoadErrorKind};
 use mtls_authz_policy::matrix::{Axes, Diff, Endpoint, Extra, IdentityKind, Matrix, MatrixIdentity, Shown, Window};
 use mtls_authz_policy::outcome_view;

@@ -53,7 +53,7 @@ pub mod grpc;
 pub mod hex;
 pub mod identity;
 pub mod identity_field;
-pub mod identity_fields;
+pub mod identity_json;
 pub mod json;
 pub mod limits;
 pub mod load;
