@@ -98,9 +98,11 @@ def main(argv=None):
     ap.add_argument("example", choices=examples_lib.EXAMPLES)
     ap.add_argument("--port", type=int, default=0, help="listener port on 127.0.0.1 (default: any free port)")
     ap.add_argument("--once", action="store_true", help="replay the cases, then stop")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="where the PKI, configs and logs go (default: .work/examples/EXAMPLE in the checkout)")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop Envoy and the upstream on `kill` too
-    work = REPO / ".work" / "examples" / args.example
+    work = args.work or REPO / ".work" / "examples" / args.example
     work.mkdir(parents=True, exist_ok=True)
     dep, upstream = start(args.example, work, args.port)
     try:
