@@ -37,7 +37,7 @@ from e2e_lib import render  # noqa: E402
 def start(example, work, port):
     """Generate the PKI, start the upstream and Envoy; returns (Deployment, upstream)."""
     wasm = Path(os.environ.get("MTLS_AUTHZ_WASM") or e2e_lib.DEFAULT_WASM)
-    envoy_bin = Path(os.environ.get("ENVOY_BIN") or e2e_lib.DEFAULT_ENVOY)
+    envoy_bin = e2e_lib.envoy_binary()
     for what, path, hint in (("filter", wasm, "bash scripts/build.sh"), ("CLI", e2e_lib.CLI, "bash scripts/build.sh"),
                              ("Envoy", envoy_bin, "bash scripts/setup.sh")):
         if not path.is_file():

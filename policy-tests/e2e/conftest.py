@@ -18,7 +18,6 @@ harness itself: tests marked `filter` are then skipped, with that reason.
 """
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import e2e_lib
-from e2e_lib import DEFAULT_ENVOY, DEFAULT_WASM, ENVOY_DIR, POLICY_FILE, REPO, Admin, Envoy, Gateway, Upstream, render
+from e2e_lib import DEFAULT_WASM, ENVOY_DIR, POLICY_FILE, REPO, Admin, Envoy, Gateway, Upstream, render
 
 COMPOSE_TARGET = os.environ.get("MTLS_AUTHZ_E2E_TARGET", "").strip()
 NO_WASM = os.environ.get("MTLS_AUTHZ_E2E_NO_WASM", "") == "1"
@@ -44,11 +43,7 @@ def _repo_path(p):
 
 
 def _envoy_bin():
-    configured = os.environ.get("ENVOY_BIN")
-    if configured and os.sep not in configured:
-        found = shutil.which(configured)
-        return Path(found) if found else Path(configured)
-    return _repo_path(configured) if configured else DEFAULT_ENVOY
+    return e2e_lib.envoy_binary()
 
 
 def _wasm_path():

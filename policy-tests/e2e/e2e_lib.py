@@ -29,6 +29,20 @@ ENVOY_DIR = REPO / "envoy"
 POLICY_FILE = ENVOY_DIR / "policy.json"
 DEFAULT_WASM = REPO / "target" / "wasm32-wasip1" / "release" / "mtls_authz_filter.wasm"
 DEFAULT_ENVOY = REPO / ".venv" / "bin" / "envoy"
+
+
+def envoy_binary():
+    """The Envoy to run: ENVOY_BIN (a bare name is looked up on PATH, a relative path is from the
+    repository root), else the one scripts/setup.sh installs in .venv."""
+    configured = os.environ.get("ENVOY_BIN")
+    if not configured:
+        return DEFAULT_ENVOY
+    if os.sep not in configured:
+        import shutil
+        found = shutil.which(configured)
+        return Path(found) if found else Path(configured)
+    path = Path(configured)
+    return path if path.is_absolute() else REPO / path
 # The release CLI scripts/build.sh builds (MTLS_AUTHZ_CLI to use another).
 CLI = Path(os.environ.get("MTLS_AUTHZ_CLI") or REPO / "target" / "release" / "mtls-authz")
 
