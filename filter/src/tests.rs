@@ -1110,3 +1110,95 @@ fn a_failed_grpc_reply_still_stops_the_call() {
     assert_eq!(run(&host, &p, &cache), Flow::Stop);
     assert_eq!(host.metric(Metric::Errors), 1);
 }
+
+// ---------------------------------------------------------------------------
+// upstream_headers.set_by: "route"
+
+fn by_route_src(more: &str) -> String {
+    with_mode(&format!(r#""upstream_headers": {{"set_by": "route"}}{more}"#))
+}
+
+fn by_route(more: &str) -> Rc<CompiledPolicy> {
+    policy(&by_route_src(more))
+}
+
+/// What the route would write: each identity header's filter state value.
+fn route_headers(host: &MockHost) -> Vec<(&'static str, Option<String>)> {
+    mtls_authz_policy::outcome::HEADER_STATE.iter().map(|(header, key)| (*header, host.filter_state_value(key))).collect()
+}
+
+#[test]
+fn set_by_route_hands_the_route_the_values_the_filter_would_write() {
+    let cache = RefCell::default();
+    for (path, method) in [("/api/payment/create?id=7", "POST"), ("/health", "GET")] {
+        let by_filter = MockHost::request(method, path).with_cert(&order_service());
+        assert_eq!(run(&by_filter, &policy(POLICY), &cache), Flow::Continue);
+        let routed = MockHost::request(method, path).with_cert(&order_service());
+        assert_eq!(run(&routed, &by_route(""), &cache), Flow::Continue);
+        for (header, value) in route_headers(&routed) {
+            assert_eq!(value.into_iter().collect::<Vec<_>>(), by_filter.header_values(header), "{header} on {path}");
+            assert!(routed.header_values(header).is_empty(), "{header} is left to the route");
+        }
+    }
+    // Without a revision there is no revision state, as there is no header.
+    let p = policy(&by_route_src("").replace("\"revision\": \"r1\",", ""));
+    let host = MockHost::request("GET", "/health").with_cert(&order_service());
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.filter_state_value("mtls_authz.header.revision"), None);
+    assert_eq!(host.filter_state_value("mtls_authz.header.rule").as_deref(), Some("anyone-health"));
+}
+
+#[test]
+fn set_by_route_makes_no_header_write_on_an_allowed_request() {
+    let p = by_route("");
+    let cache = RefCell::default();
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert!(!host.calls().iter().any(|c| *c == "replace" || *c == "remove"), "{:?}", host.calls());
+    assert_eq!(host.calls().iter().filter(|c| **c == "filter_state").count(), 3, "{:?}", host.calls());
+}
+
+#[test]
+fn set_by_route_still_removes_forged_copies() {
+    let p = by_route("");
+    let cache = RefCell::default();
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    for name in OWN_HEADERS {
+        host.add_header(name, b"admin");
+        host.add_header(name, b"admin, root");
+    }
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    for name in OWN_HEADERS {
+        assert!(host.header_values(name).is_empty(), "the client's {name} is gone: {:?}", host.header_values(name));
+    }
+    assert_eq!(host.filter_state_value("mtls_authz.header.principal").as_deref(), Some("cn=order-service"));
+    // A header the policy turns off gets no state, and the forged copy still goes.
+    let p = policy(&with_mode(r#""upstream_headers": {"set_by": "route", "rule": false}"#));
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    host.add_header(RULE_HEADER, b"admin");
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert!(host.header_values(RULE_HEADER).is_empty());
+    assert_eq!(host.filter_state_value("mtls_authz.header.rule"), None);
+}
+
+#[test]
+fn set_by_route_still_writes_the_dry_run_marker_itself() {
+    let p = by_route(r#", "mode": "dry_run""#);
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/api/payment/admin/users").with_cert(&order_service());
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.header_values(DRY_RUN_HEADER), ["deny"]);
+    assert_eq!(host.filter_state_value("mtls_authz.header.rule").as_deref(), Some("nobody-on-admin"));
+}
+
+#[test]
+fn set_by_route_fails_closed_when_the_state_cannot_be_set() {
+    let p = by_route("");
+    let cache = RefCell::default();
+    let mut host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    host.failing.insert("filter_state");
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.status(), Some(403));
+    assert_eq!(host.metric(Metric::Errors), 1);
+    assert_eq!(host.metric(Metric::RequestsAllowed), 0);
+}
