@@ -99,3 +99,61 @@ def test_headers_off_forged_copies_are_still_removed(quiet):
     # The decision is the policy's, not the forged headers': still denied where it was.
     r = quiet.raw("report-service", http_request_bytes("POST", "/api/payment/create", forged), method="POST")
     assert r.status == 403, r
+
+
+# --------------------------------------------------------------------------- "upstream_headers.set_by"
+
+# Requests an allowed identity sends, with forged copies of every header of
+# the filter's in two spellings: what the upstream gets must not depend on
+# who writes the identity headers.
+WRITER_REQUESTS = [
+    ("order-service", "POST", "/api/payment/create"),
+    ("report-service", "GET", "/api/payment/query/42?x=1"),
+    ("report-service", "GET", "/api/payment/query"),
+]
+WRITER_FORGED = [(name, ORDER_SPIFFE) for name in OWN_HEADERS] + [(name.upper(), "admin") for name in OWN_HEADERS]
+
+
+@pytest.fixture(scope="module")
+def writers(request, envoy_factory):
+    """One Envoy per `set_by`, the shipped route configuration's identity headers block in both."""
+    gateways = {}
+    for set_by in ("filter", "route"):
+        policy = policy_with(revision="w-1", upstream_headers={"set_by": set_by})
+        env = envoy_factory.start("set-by-" + set_by, policy, owner=request.node.nodeid)
+        gateways[set_by] = envoy_factory.gateway(env)
+    return gateways
+
+
+def _own_headers_upstream(gw, identity, method, path, forged):
+    raw = http_request_bytes(method, path, forged, body=b"{}" if method == "POST" else b"")
+    r = gw.raw(identity, raw, method=method)
+    assert r.status == 200, r
+    return {name: r.upstream_headers(name) for name in OWN_HEADERS}
+
+
+@pytest.mark.parametrize("identity,method,path", WRITER_REQUESTS)
+@pytest.mark.parametrize("forged", [False, True], ids=["clean", "forged"])
+def test_the_route_writes_what_the_filter_would(writers, identity, method, path, forged):
+    extra = WRITER_FORGED if forged else []
+    by_filter = _own_headers_upstream(writers["filter"], identity, method, path, extra)
+    by_route = _own_headers_upstream(writers["route"], identity, method, path, extra)
+    assert by_route == by_filter
+    assert by_route[RULE_HEADER] and by_route[PRINCIPAL_HEADER], by_route
+    assert by_route[DRY_RUN_HEADER] == [], by_route
+
+
+def test_set_by_route_without_the_routes_block_forwards_no_identity(request, envoy_factory, tmp_path):
+    """A route config that lacks the block: the upstream gets no identity
+    headers, and still none of the client's."""
+    import render
+    template = tmp_path / "no-identity-headers.template.yaml"
+    text = open(render.DEFAULT_TEMPLATE, encoding="utf-8").read()
+    assert render.IDENTITY_HEADERS_MARKER in text
+    template.write_text(text.replace(render.IDENTITY_HEADERS_MARKER, "# (no identity headers)"))
+    policy = policy_with(revision="w-1", upstream_headers={"set_by": "route"})
+    env = envoy_factory.start("set-by-route-no-block", policy, owner=request.node.nodeid, template_path=str(template))
+    gw = envoy_factory.gateway(env)
+    for identity, method, path in WRITER_REQUESTS:
+        got = _own_headers_upstream(gw, identity, method, path, WRITER_FORGED)
+        assert got == {name: [] for name in OWN_HEADERS}, (identity, path, got)
