@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use mtls_authz_policy::metrics::Count;
+
 use crate::headers::HeaderMap;
 
 /// A host call failed. Carries which call, for the error log.
@@ -165,6 +167,12 @@ pub trait Host {
     /// holds (no host call), which is how a VM remembers what it admitted.
     fn counter(&self, name: &str, define: bool) -> Option<u32>;
 
+    /// The id of the per-rule counter for rule key `key`
+    /// ([`mtls_authz_policy::metrics::rule_key`]) and `count`, defined
+    /// under the name `name` builds on first use and then kept by key
+    /// ([`crate::rule_counters`]), so that the usual request builds no name.
+    fn rule_counter(&self, key: &str, count: Count, name: &dyn Fn() -> String) -> Option<u32>;
+
     /// Add one to a counter from [`Host::counter`]. Best effort.
     fn increment_counter(&self, id: u32);
 
@@ -178,6 +186,10 @@ pub trait Host {
 
     /// The proxy's clock, nanoseconds since the Unix epoch.
     fn now_ns(&self) -> Result<u64, HostError>;
+
+    /// The VM's memory now, in bytes (a Wasm VM's linear memory only
+    /// grows: after a load it is the most the load needed). `None` where unknown.
+    fn vm_memory_bytes(&self) -> Option<u64>;
 
     /// Publish `value` as the stream's filter state `wasm.<name>`.
     fn set_filter_state(&self, name: &str, value: &[u8]) -> Result<(), HostError>;

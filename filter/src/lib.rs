@@ -33,6 +33,8 @@
 //! - [`cache`]: bounded per-VM cache of parsed certificates.
 //! - [`gateway`]: rate limit buckets in shared data, per-rule and
 //!   per-identity counters, filter state and the audit record.
+//! - [`rule_counters`]: per-rule counter ids kept by rule, so a request
+//!   builds no stat name.
 //! - [`wasm`]: the proxy-wasm adapter.
 //! - [`abi`]: the host functions it calls, without the SDK's panics.
 //! - `mock` (tests, and feature `mock-host`): an in-memory host.
@@ -45,6 +47,7 @@ pub mod host;
 pub mod http;
 pub mod network;
 pub mod root;
+pub mod rule_counters;
 pub mod wasm;
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use std::rc::Rc;
 
 use crate::headers::HeaderMap;
 use crate::host::{Host, HostError, Level, Metric};
+use crate::rule_counters::RuleCounterIds;
+use mtls_authz_policy::metrics::Count;
 
 /// Shared data: key -> (value, CAS token).
 pub type SharedData = HashMap<String, (Vec<u8>, u32)>;
@@ -45,8 +47,12 @@ pub struct MockHost {
     /// Counters named at run time, by definition order (the index is the id);
     /// shared like `shared`, as if one VM.
     pub counters: Rc<RefCell<Vec<(String, u64)>>>,
+    /// The per-rule counter ids kept by rule key, shared with `counters`.
+    pub rule_counter_ids: Rc<RefCell<RuleCounterIds>>,
     /// The clock, nanoseconds.
     pub now: u64,
+    /// What `vm_memory_bytes` answers.
+    pub vm_memory: Option<u64>,
     /// Filter state set on this request.
     pub filter_state: RefCell<Vec<(String, Vec<u8>)>>,
     /// How many of the next conditional stores lose to "another worker":
@@ -96,6 +102,7 @@ impl MockHost {
         host.properties = self.properties.clone();
         host.shared = Rc::clone(&self.shared);
         host.counters = Rc::clone(&self.counters);
+        host.rule_counter_ids = Rc::clone(&self.rule_counter_ids);
         host.now = self.now;
         host
     }
@@ -216,6 +223,10 @@ impl Host for MockHost {
         u32::try_from(index).ok()
     }
 
+    fn rule_counter(&self, key: &str, count: Count, name: &dyn Fn() -> String) -> Option<u32> {
+        self.rule_counter_ids.borrow_mut().get_or_define(key, count, || self.counter(&name(), true))
+    }
+
     fn increment_counter(&self, id: u32) {
         if let Some((_, v)) = self.counters.borrow_mut().get_mut(id as usize) {
             *v += 1;
@@ -250,6 +261,10 @@ impl Host for MockHost {
     fn now_ns(&self) -> Result<u64, HostError> {
         self.fail("now")?;
         Ok(self.now)
+    }
+
+    fn vm_memory_bytes(&self) -> Option<u64> {
+        self.vm_memory
     }
 
     fn set_filter_state(&self, name: &str, value: &[u8]) -> Result<(), HostError> {

@@ -67,8 +67,15 @@ impl PolicyHolder {
                 )],
             );
         }
+        let started = host.now_ns().ok();
         match load(ORIGIN, bytes) {
             Ok(policy) => {
+                // How long the load took and what the VM holds after it: a
+                // large policy's cost, in the log of every VM that loads it.
+                let took = started
+                    .zip(host.now_ns().ok())
+                    .map_or_else(|| "-".to_owned(), |(a, b)| format!("{:.1} ms", b.saturating_sub(a) as f64 / 1e6));
+                let memory = host.vm_memory_bytes().map_or_else(|| "-".to_owned(), |m| format!("{:.1} MiB", m as f64 / 1048576.0));
                 let mode = match policy.mode() {
                     Mode::Enforce => "enforce",
                     Mode::DryRun => "dry_run",
@@ -76,7 +83,7 @@ impl PolicyHolder {
                 host.log(
                     Level::Info,
                     &format!(
-                        "mtls-authz: policy loaded: {} rules{}, mode={mode}, revision={}",
+                        "mtls-authz: policy loaded: {} rules{}, mode={mode}, revision={}, load_time={took}, vm_memory={memory}",
                         policy.policy().rules.len(),
                         match policy.policy().connection_rules.len() {
                             0 => String::new(),

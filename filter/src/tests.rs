@@ -781,12 +781,22 @@ fn an_empty_header_map_is_missing_data() {
 // Policy loading
 
 #[test]
+fn the_load_line_says_dash_for_what_the_host_cannot_tell() {
+    let mut host = MockHost::default();
+    host.failing.insert("now");
+    assert!(PolicyHolder::new().configure(&host, Some(POLICY.as_bytes())));
+    assert_eq!(host.logs_containing("revision=r1, load_time=-, vm_memory=-").len(), 1, "{:?}", host.logs.borrow());
+}
+
+#[test]
 fn policy_loads_and_logs_a_summary() {
-    let host = MockHost::default();
+    let host = MockHost { vm_memory: Some(3 << 20), ..MockHost::default() };
     let mut holder = PolicyHolder::new();
     assert!(holder.snapshot().is_none());
     assert!(holder.configure(&host, Some(POLICY.as_bytes())));
-    assert_eq!(host.logs_containing("mtls-authz: policy loaded: 4 rules, mode=enforce, revision=r1").len(), 1);
+    // The mock's clock stands still: the load took no time by it.
+    let line = "mtls-authz: policy loaded: 4 rules, mode=enforce, revision=r1, load_time=0.0 ms, vm_memory=3.0 MiB";
+    assert_eq!(host.logs_containing(line).len(), 1, "{:?}", host.logs.borrow());
     assert!(holder.snapshot().is_some());
     // Idempotent: the same configuration again is accepted without recompiling or re-logging.
     assert!(holder.configure(&host, Some(POLICY.as_bytes())));

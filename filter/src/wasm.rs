@@ -28,6 +28,8 @@ use crate::host::{Host, HostError, Level, Metric};
 use crate::http::{self, Flow, Held};
 use crate::network::{self, ConnFlow, ConnState, NETWORK_ROOT_ID};
 use crate::root::PolicyHolder;
+use crate::rule_counters::RuleCounterIds;
+use mtls_authz_policy::metrics::Count;
 
 /// Metric ids from `define_metric`; `None` where defining failed (counting is best effort).
 type MetricIds = [Option<u32>; Metric::ALL.len()];
@@ -39,6 +41,8 @@ struct Vm {
     /// Counters named at run time (per rule, per identity), by name. Bounded
     /// by the engine: it names at most the rules' and `max_identities`' counters.
     named: RefCell<rustc_hash::FxHashMap<Box<str>, u32>>,
+    /// The per-rule ones again, by rule key: found without building a name.
+    rule_counters: RefCell<RuleCounterIds>,
 }
 
 thread_local! {
@@ -46,6 +50,7 @@ thread_local! {
         cache: Rc::new(RefCell::new(IdentityCache::default())),
         metrics: Cell::new(None),
         named: RefCell::new(rustc_hash::FxHashMap::default()),
+        rule_counters: RefCell::new(RuleCounterIds::default()),
     };
 }
 
@@ -139,6 +144,10 @@ impl Host for EnvoyHost {
         })
     }
 
+    fn rule_counter(&self, key: &str, count: Count, name: &dyn Fn() -> String) -> Option<u32> {
+        VM.with(|vm| vm.rule_counters.try_borrow_mut().ok()?.get_or_define(key, count, || self.counter(&name(), true)))
+    }
+
     fn increment_counter(&self, id: u32) {
         let _ = abi::increment_metric(id);
     }
@@ -157,6 +166,13 @@ impl Host for EnvoyHost {
 
     fn set_filter_state(&self, name: &str, value: &[u8]) -> Result<(), HostError> {
         abi::set_filter_state(name, value)
+    }
+
+    fn vm_memory_bytes(&self) -> Option<u64> {
+        #[cfg(target_arch = "wasm32")]
+        return Some(core::arch::wasm32::memory_size(0) as u64 * 65536);
+        #[cfg(not(target_arch = "wasm32"))]
+        None
     }
 }
 

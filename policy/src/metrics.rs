@@ -41,6 +41,11 @@ pub enum Count {
 impl Count {
     pub const ALL: [Count; 5] = [Count::Allowed, Count::Denied, Count::DryRunDenied, Count::RateLimited, Count::RateLimitedDryRun];
 
+    /// Position in [`Count::ALL`], for fixed-size tables of counter ids.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The last part of the stat name.
     pub fn suffix(self) -> &'static str {
         match self {
@@ -150,8 +155,19 @@ pub fn tag_value(text: &str) -> String {
 pub fn rule_label(decision: &Decision<'_>) -> String {
     match decision.rule {
         Some(name) => tag_value(name),
-        None if matches!(decision.reason, Reason::Default(_)) => NO_RULE_DEFAULT.to_owned(),
-        None => NO_RULE_REFUSED.to_owned(),
+        None => rule_key(decision).to_owned(),
+    }
+}
+
+/// What [`rule_label`] is made from, without making it: the deciding
+/// rule's name, else [`NO_RULE_DEFAULT`] or [`NO_RULE_REFUSED`] (no rule
+/// name starts with `~`). Equal keys give equal labels, so a proxy can keep a
+/// counter's id by key and skip building the stat name on every request.
+pub fn rule_key<'a>(decision: &Decision<'a>) -> &'a str {
+    match decision.rule {
+        Some(name) => name,
+        None if matches!(decision.reason, Reason::Default(_)) => NO_RULE_DEFAULT,
+        None => NO_RULE_REFUSED,
     }
 }
 
@@ -209,6 +225,31 @@ mod tests {
         assert_eq!(identity_stat(&identity_label(per, None), Count::RateLimited), "mtls_authz.identity.~none.requests_rate_limited");
         for count in Count::ALL {
             assert!(count.suffix().starts_with("requests_"));
+        }
+    }
+
+    #[test]
+    fn equal_rule_keys_give_equal_labels_and_counts_index_their_table() {
+        use crate::{Action, Verdict};
+        let decided = |rule, reason| Decision { verdict: Verdict::Deny, enforced: Verdict::Deny, rule, reason };
+        let decisions = [
+            decided(Some("globex-orders"), Reason::Rule(Action::Allow)),
+            decided(Some("globex-orders"), Reason::Rule(Action::Deny)),
+            decided(Some("other"), Reason::Rule(Action::Allow)),
+            decided(None, Reason::Default(Action::Deny)),
+            decided(None, Reason::Default(Action::Allow)),
+            decided(None, Reason::NoPeerCertificate),
+            decided(None, Reason::MissingRequestData),
+        ];
+        for a in &decisions {
+            for b in &decisions {
+                assert_eq!(rule_key(a) == rule_key(b), rule_label(a) == rule_label(b), "{a:?} {b:?}");
+            }
+        }
+        assert_eq!(rule_key(&decisions[3]), NO_RULE_DEFAULT);
+        assert_eq!(rule_key(&decisions[5]), NO_RULE_REFUSED);
+        for (i, count) in Count::ALL.into_iter().enumerate() {
+            assert_eq!(count.index(), i, "{count:?}");
         }
     }
 }
