@@ -268,6 +268,17 @@ def with_fields(base_text, **fields):
     return json.dumps(policy, indent=1) + "\n"
 
 
+def without_set_by(base_text):
+    """envoy/policy.json as a filter older than `upstream_headers.set_by`
+    reads it: the filter writes the headers, as with "set_by": "filter"."""
+    policy = json.loads(base_text)
+    headers = policy.pop("upstream_headers", {})
+    headers.pop("set_by", None)
+    if headers:
+        policy["upstream_headers"] = headers
+    return json.dumps(policy, indent=1) + "\n"
+
+
 def free_port():
     """A TCP port nothing listens on now, for the server Envoy's upstream listener."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -754,6 +765,57 @@ def paired(row, base, field, diff=False):
     return statistics.median(values) if values else None
 
 
+def paired_spread(row, base, field):
+    """(median, min, max) over rounds of row − base, or None."""
+    f = RUN_FIELD[field]
+    values = [run[f] - base["by_round"][rnd][f] for rnd, run in row["by_round"].items()
+              if rnd in base["by_round"] and run.get(f) is not None and base["by_round"][rnd].get(f) is not None]
+    return (statistics.median(values), min(values), max(values)) if values else None
+
+
+def paired_ratio_spread(row, base, field):
+    """(median, min, max) over rounds of row ÷ base, or None."""
+    f = RUN_FIELD[field]
+    values = [run[f] / base["by_round"][rnd][f] for rnd, run in row["by_round"].items()
+              if rnd in base["by_round"] and run.get(f) is not None and base["by_round"][rnd].get(f)]
+    return (statistics.median(values), min(values), max(values)) if values else None
+
+
+def issue19_targets(ctx, args):
+    """The per-request targets of issue #19, from what this run measured:
+    instructions (perf or --callgrind) over the empty filter, and keep-alive
+    throughput against Lua (not under --callgrind). The large-policy targets
+    are bench/reload.py's."""
+    rows = ctx["rows"].get("keepalive", {})
+    lines = []
+    instr = [(5, "row 5 (identity headers written by the route, as shipped) over row 4", 24_000),
+             (30, "row 30 (identity headers written by the filter) over row 4", 24_000),
+             (7, "row 7 (upstream headers off) over row 4", 20_000),
+             (8, "(floor) row 8 over row 4", None)]
+    for vid, name, limit in instr:
+        got = paired_spread(rows[vid], rows[4], "instr") if vid in rows and 4 in rows else None
+        if got is None:
+            continue
+        verdict = "" if limit is None else (" **pass**" if got[0] <= limit else " **FAIL**")
+        lines.append("| %s: ≤ %s instructions | %+.1fk (%+.1fk to %+.1fk)%s |" % (
+            name, "+%dk" % (limit // 1000) if limit else "—", got[0] / 1000, got[1] / 1000, got[2] / 1000, verdict))
+    if not getattr(args, "callgrind", False):
+        for vid, name in ((5, "row 5 (route-written)"), (30, "row 30 (filter-written)"), (7, "row 7 (headers off)")):
+            got = paired_ratio_spread(rows[vid], rows[3], "rps") if vid in rows and 3 in rows else None
+            if got is None:
+                continue
+            lines.append("| keep-alive throughput of %s ≥ row 3 (Lua) | %.3f× (%.3f–%.3f) %s |" % (
+                name, got[0], got[1], got[2], "**pass**" if got[0] >= 1.0 else "**FAIL**"))
+    if not lines:
+        return []
+    return ["## Targets (issue #19)", "",
+            "HTTP/1.1 keep-alive, same-round differences (or ratios) over the rounds: median (min to max). "
+            "%s The 10,000-rule policy's memory, load and reload targets are measured by bench/reload.py "
+            "([reload.md](reload.md))." % ("Instructions are callgrind's (user space only)." if getattr(args, "callgrind", False)
+                                           else "Instruction rows need perf or --callgrind ([instructions.md](instructions.md))."),
+            "", "| target | measured |", "|---|---|"] + lines + [""]
+
+
 def machine_info(args):
     def cmd_out(cmd):
         try:
@@ -1122,6 +1184,7 @@ def write_results(path, ctx):
     if getattr(args, "callgrind", False):
         # Under valgrind throughput and latency say nothing about Envoy.
         target_lines, verdicts = [], []
+    L.extend(issue19_targets(ctx, args))
     if target_lines:
         L.append("## Targets")
         L.append("")
@@ -1357,7 +1420,7 @@ def main(argv=None):
              "policy_authz": os.path.join(ROOT, "envoy", "policy.json"),
              "policy_authz-10k": os.path.join(work, "policy-10k.json"),
              "policy_authz-no-headers": os.path.join(work, "policy-no-headers.json"),
-             "policy_authz-baseline": os.path.join(ROOT, "envoy", "policy.json"),
+             "policy_authz-baseline": os.path.join(work, "policy-baseline.json"),
              "policy_authz-legacy-principal": os.path.join(work, "policy-legacy-principal.json"),
              "policy_authz-form": os.path.join(ROOT, "envoy", "policy.json"),
              "policy_authz-octet": os.path.join(ROOT, "envoy", "policy.json"),
@@ -1383,6 +1446,8 @@ def main(argv=None):
         f.write(with_fields(base_policy, metrics={"per_rule": False}))
     with open(paths["policy_authz-filter-headers"], "w", encoding="utf-8") as f:
         f.write(with_fields(base_policy, upstream_headers={"set_by": "filter"}))
+    with open(paths["policy_authz-baseline"], "w", encoding="utf-8") as f:
+        f.write(without_set_by(base_policy))
     if any(v[1] in TRIMMED_PROBES for v in args.variant_list):
         paths["probe_wasm_trimmed"] = os.path.join(work, "bench_probe_filter.trimmed.wasm")
         trim_wasm(args.probe_wasm, paths["probe_wasm_trimmed"])
