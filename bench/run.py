@@ -48,7 +48,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import string
 import subprocess
@@ -58,8 +57,6 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "envoy"))
-import render  # noqa: E402  (envoy/render.py: the route's identity headers block)
 # The filter's counter names, generated from its Rust source (filter/tests/constants.rs).
 with open(os.path.join(ROOT, "filter", "constants.json")) as _f:
     CONSTANTS = json.load(_f)
@@ -78,16 +75,13 @@ VARIANTS = [
     (2, "rbac", "Envoy RBAC"),
     (3, "lua", "Envoy Lua"),
     (4, "wasm-empty", "empty Wasm"),
-    (5, "authz", "mtls-authz, 3 rules, identity headers written by the route (as shipped)"),
+    (5, "authz", "mtls-authz, 3 rules"),
     (6, "authz-10k", "mtls-authz, 10,000 rules"),
     # Not in the issue's list, but what a performance engineer asks next: the
     # filter doing exactly RBAC's job (no upstream headers), and the floor any
     # proxy-wasm filter that decides on certificate and path pays.
     (7, "authz-no-headers", "mtls-authz, 3 rules, upstream headers off"),
     (8, "probe-reads", "Wasm floor: trimmed empty filter + header-map read + digest read"),
-    # The same policy with the filter writing the identity headers itself
-    # (`upstream_headers.set_by` "filter", the engine's default).
-    (30, "authz-filter-headers", "mtls-authz, 3 rules, identity headers written by the filter"),
 ]
 # Profiling rows, not run by default (--variants): the empty filter plus exactly
 # the host calls mtls-authz makes on an allowed request (bench/probe-filter).
@@ -141,7 +135,7 @@ REFERENCE_OF = {"authz-form": "wasm-empty-form", "authz-ignore-form": "wasm-empt
                 "authz-octet": "wasm-empty-octet", "wasm-empty-form": "wasm-empty",
                 "wasm-empty-octet": "wasm-empty", "authz": "wasm-empty", "authz-baseline": "wasm-empty",
                 "authz-legacy-principal": "wasm-empty", "authz-limit": "wasm-empty",
-                "authz-no-rule-metrics": "wasm-empty", "authz-filter-headers": "wasm-empty"}
+                "authz-no-rule-metrics": "wasm-empty"}
 MODES = {
     "keepalive": "HTTP/1.1 keep-alive",
     "newconn": "new TLS connection per request",
@@ -173,8 +167,7 @@ BODY_CHECKS = [
 ]
 # The rows running this project's filter, and the policy file each is given.
 AUTHZ = ("authz", "authz-10k", "authz-no-headers", "authz-baseline", "authz-legacy-principal",
-         "authz-form", "authz-ignore-form", "authz-octet", "authz-limit", "authz-no-rule-metrics",
-         "authz-filter-headers")
+         "authz-form", "authz-ignore-form", "authz-octet", "authz-limit", "authz-no-rule-metrics")
 AUTHORIZING = {"rbac", "lua"} | set(AUTHZ)
 # The body rows whose filter refuses `_method` overrides (the others answer every BODY_CHECKS with 200).
 REFUSES_BODY_OVERRIDES = ("authz-form", "authz-octet")
@@ -268,24 +261,6 @@ def with_fields(base_text, **fields):
     return json.dumps(policy, indent=1) + "\n"
 
 
-def without_set_by(base_text):
-    """envoy/policy.json as a filter older than `upstream_headers.set_by`
-    reads it: the filter writes the headers, as with "set_by": "filter"."""
-    policy = json.loads(base_text)
-    headers = policy.pop("upstream_headers", {})
-    headers.pop("set_by", None)
-    if headers:
-        policy["upstream_headers"] = headers
-    return json.dumps(policy, indent=1) + "\n"
-
-
-def free_port():
-    """A TCP port nothing listens on now, for the server Envoy's upstream listener."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def server_config(variant, args, paths):
     key = variant[1]
     if key == "none":
@@ -320,11 +295,7 @@ def server_config(variant, args, paths):
     if key in SHAPE_OF:
         # The body rows: the request is whole before the route answers it.
         filters = filters.rstrip("\n") + "\n" + load_template("filter-buffer.yaml")
-    config = fill("server.yaml", variant=key, cert_dir=paths["certs"], http_filters=filters.rstrip("\n"),
-                  sink_port=free_port())
-    # The route configuration's identity headers as envoy/render.py writes them:
-    # they add nothing unless the policy has the route write them.
-    return render.with_identity_headers(config)
+    return fill("server.yaml", variant=key, cert_dir=paths["certs"], http_filters=filters.rstrip("\n"))
 
 
 def route_name(key, mode):
@@ -788,8 +759,7 @@ def issue19_targets(ctx, args):
     are bench/reload.py's."""
     rows = ctx["rows"].get("keepalive", {})
     lines = []
-    instr = [(5, "row 5 (identity headers written by the route, as shipped) over row 4", 24_000),
-             (30, "row 30 (identity headers written by the filter) over row 4", 24_000),
+    instr = [(5, "row 5 (default: principal and rule headers) over row 4", 24_000),
              (7, "row 7 (upstream headers off) over row 4", 20_000),
              (8, "(floor) row 8 over row 4", None)]
     for vid, name, limit in instr:
@@ -800,7 +770,7 @@ def issue19_targets(ctx, args):
         lines.append("| %s: ≤ %s instructions | %+.1fk (%+.1fk to %+.1fk)%s |" % (
             name, "+%dk" % (limit // 1000) if limit else "—", got[0] / 1000, got[1] / 1000, got[2] / 1000, verdict))
     if not getattr(args, "callgrind", False):
-        for vid, name in ((5, "row 5 (route-written)"), (30, "row 30 (filter-written)"), (7, "row 7 (headers off)")):
+        for vid, name in ((5, "row 5 (default headers)"), (7, "row 7 (headers off)")):
             got = paired_ratio_spread(rows[vid], rows[3], "rps") if vid in rows and 3 in rows else None
             if got is None:
                 continue
@@ -1420,14 +1390,13 @@ def main(argv=None):
              "policy_authz": os.path.join(ROOT, "envoy", "policy.json"),
              "policy_authz-10k": os.path.join(work, "policy-10k.json"),
              "policy_authz-no-headers": os.path.join(work, "policy-no-headers.json"),
-             "policy_authz-baseline": os.path.join(work, "policy-baseline.json"),
+             "policy_authz-baseline": os.path.join(ROOT, "envoy", "policy.json"),
              "policy_authz-legacy-principal": os.path.join(work, "policy-legacy-principal.json"),
              "policy_authz-form": os.path.join(ROOT, "envoy", "policy.json"),
              "policy_authz-octet": os.path.join(ROOT, "envoy", "policy.json"),
              "policy_authz-ignore-form": os.path.join(work, "policy-ignore-overrides.json"),
              "policy_authz-limit": os.path.join(work, "policy-limit.json"),
-             "policy_authz-no-rule-metrics": os.path.join(work, "policy-no-rule-metrics.json"),
-             "policy_authz-filter-headers": os.path.join(work, "policy-filter-headers.json")}
+             "policy_authz-no-rule-metrics": os.path.join(work, "policy-no-rule-metrics.json")}
     if args.baseline_wasm:
         paths["baseline_wasm"] = os.path.abspath(args.baseline_wasm)
     with open(paths["policy_authz-10k"], "w", encoding="utf-8") as f:
@@ -1444,10 +1413,7 @@ def main(argv=None):
             "rate": {"requests": 1_000_000, "per": "second"}, "burst": 1_000_000}]))
     with open(paths["policy_authz-no-rule-metrics"], "w", encoding="utf-8") as f:
         f.write(with_fields(base_policy, metrics={"per_rule": False}))
-    with open(paths["policy_authz-filter-headers"], "w", encoding="utf-8") as f:
-        f.write(with_fields(base_policy, upstream_headers={"set_by": "filter"}))
-    with open(paths["policy_authz-baseline"], "w", encoding="utf-8") as f:
-        f.write(without_set_by(base_policy))
+
     if any(v[1] in TRIMMED_PROBES for v in args.variant_list):
         paths["probe_wasm_trimmed"] = os.path.join(work, "bench_probe_filter.trimmed.wasm")
         trim_wasm(args.probe_wasm, paths["probe_wasm_trimmed"])

@@ -29,7 +29,6 @@ Test harnesses import this file and call `render()` directly.
 """
 
 import argparse
-import json
 import os
 import string
 import sys
@@ -53,11 +52,6 @@ ECDS_FILE = ECDS_NAME + ".yaml"
 # SDS: the secret files in --sds-dir (examples/pki.py publish writes them).
 SDS_SERVER_FILE = "server.json"
 SDS_CLIENT_CA_FILE = "client_ca.json"
-# The filter's generated names (filter/tests/constants.rs writes it).
-CONSTANTS = os.path.join(os.path.dirname(HERE), "filter", "constants.json")
-# Where the route configuration adds the identity headers a policy with
-# `upstream_headers.set_by: "route"` hands over as filter state.
-IDENTITY_HEADERS_MARKER = "# @identity-headers"
 
 
 @dataclass(frozen=True)
@@ -140,50 +134,9 @@ def _split_block(lines, begin, end):
     return lines[:b], lines[b + 1 : e], lines[e + 1 :]
 
 
-def identity_headers_block(indent, constants_path=CONSTANTS):
-    """`request_headers_to_add` for a route configuration, at key indentation
-    `indent`: each identity header from the filter state the filter sets with
-    `upstream_headers.set_by: "route"`. A state the filter did not set renders
-    empty and Envoy adds nothing, so in the default mode (the filter writes
-    the headers itself) the block changes nothing."""
-    try:
-        with open(constants_path, encoding="utf-8") as f:
-            header_state = json.load(f)["header_state"]
-    except (OSError, ValueError, KeyError) as e:
-        raise RenderError("cannot read the identity headers' filter state names from %s: %s"
-                          % (constants_path, e)) from None
-    pad = " " * indent
-    out = [pad + "# With upstream_headers.set_by \"route\" the filter hands these values",
-           pad + "# over as filter state and Envoy writes the headers (no header write",
-           pad + "# from Wasm, no route re-match); otherwise the state is unset and",
-           pad + "# nothing is added. The filter removes client-sent copies either way.",
-           pad + "request_headers_to_add:"]
-    for header, state in header_state.items():
-        out += [pad + "- header:",
-                pad + "    key: " + yaml_quote(header),
-                pad + "    value: " + yaml_quote("%%FILTER_STATE(%s:PLAIN)%%" % state),
-                pad + "  append_action: OVERWRITE_IF_EXISTS_OR_ADD"]
-    return out
-
-
-def with_identity_headers(text):
-    """`text` (an Envoy config) with each `# @identity-headers` marker line
-    replaced by identity_headers_block at the marker's indentation."""
-    out = []
-    for line in text.split("\n"):
-        if line.strip() == IDENTITY_HEADERS_MARKER:
-            out += identity_headers_block(len(line) - len(line.lstrip(" ")))
-        else:
-            out.append(line)
-    return "\n".join(out)
-
-
 def _subst(lines, values, policy_text=None):
     out = []
     for line in lines:
-        if line.strip() == IDENTITY_HEADERS_MARKER:
-            out += identity_headers_block(len(line) - len(line.lstrip(" ")))
-            continue
         if policy_text is not None and "${policy}" in line:
             indent = len(line) - len(line.lstrip(" "))
             line = line.replace("${policy}", embed_policy(policy_text, indent))

@@ -65,7 +65,7 @@ EVERY_FIELD = """{
   "revision": "2026-11-27.1",
   "mode": "dry_run",
   "deny_response": {"details": false},
-  "upstream_headers": {"principal": true, "principal_format": "legacy", "rule": false, "revision": false, "set_by": "route"},
+  "upstream_headers": {"principal": true, "principal_format": "legacy", "rule": false, "revision": false},
   "default_action": "allow",
   "rules": [
     {"name": "all-fields", "description": "d", "action": "deny",

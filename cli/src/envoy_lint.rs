@@ -21,15 +21,6 @@
 //! Only routes that forward (a `route` action) are held to this: a redirect or
 //! a `direct_response` hands no backend a path.
 //!
-//! A third check is for a policy with `upstream_headers.set_by: "route"`,
-//! which leaves the identity headers to the route: a forwarding route that
-//! does not add each one from the filter's state
-//! (`%FILTER_STATE(wasm.mtls_authz.header.…:PLAIN)%`, at the route, its
-//! virtual host or its route configuration) is a warning, since its backend
-//! would get no identity. The policy is the one the route's HTTP connection
-//! manager embeds in a Wasm filter; a manager that takes its filter by ECDS
-//! is checked against the policies given, and one with neither is not.
-//!
 //! Only what the file itself holds is read: every inline `route_config`
 //! (static listeners' HTTP connection managers, wherever they are nested) and
 //! `route_configuration` (inline scoped routes). Routes Envoy gets from RDS or
@@ -45,7 +36,7 @@ use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 use saphyr_parser::{Event, Parser, ScanError};
 
 use mtls_authz_policy::pattern::{PathPattern, Segment};
-use mtls_authz_policy::{outcome, Policy};
+use mtls_authz_policy::Policy;
 
 use crate::output::quoted;
 
@@ -124,16 +115,8 @@ pub fn lint(src: &str, policies: &[PolicySource<'_>]) -> Result<Report, ParseErr
         find_route_configs(doc, &mut Vec::new(), 0, &mut found);
     }
     let mut report = Report { route_configs: found.len(), ..Report::default() };
-    for (path, config, manager) in found {
-        let embedded = embedded_policies(manager);
-        let carried: Vec<PolicySource<'_>> =
-            embedded.iter().map(|policy| PolicySource { origin: "the policy embedded in this config", policy }).collect();
-        let identity = match carried.is_empty() {
-            false => &carried[..],
-            true if gets_filters_by_ecds(manager) => policies,
-            true => &[],
-        };
-        lint_route_config(config, path, policies, identity, &mut report);
+    for (path, config) in found {
+        lint_route_config(config, path, policies, &mut report);
     }
     Ok(report)
 }
@@ -206,12 +189,8 @@ const ROUTE_CONFIG_KEYS: [&str; 4] = ["route_config", "routeConfig", "route_conf
 /// The walk's own bound (nodes, not collections: a tag is a level too).
 const MAX_DEPTH: usize = 2 * MAX_NESTING;
 
-/// An inline route configuration: its path, itself, and the mapping that
-/// holds it (an HTTP connection manager, with its `http_filters`).
-type Found<'a> = (Vec<Step>, &'a MarkedYaml<'a>, &'a MarkedYaml<'a>);
-
 /// Every inline route configuration under `node`, with its path.
-fn find_route_configs<'a>(node: &'a MarkedYaml<'a>, path: &mut Vec<Step>, depth: usize, out: &mut Vec<Found<'a>>) {
+fn find_route_configs<'a>(node: &'a MarkedYaml<'a>, path: &mut Vec<Step>, depth: usize, out: &mut Vec<(Vec<Step>, &'a MarkedYaml<'a>)>) {
     if depth > MAX_DEPTH {
         return;
     }
@@ -221,7 +200,7 @@ fn find_route_configs<'a>(node: &'a MarkedYaml<'a>, path: &mut Vec<Step>, depth:
                 let Some(key) = text(k) else { continue };
                 path.push(Step::Key(key.to_string()));
                 if ROUTE_CONFIG_KEYS.contains(&key) && matches!(untagged(v).data, YamlData::Mapping(_)) {
-                    out.push((path.clone(), untagged(v), node));
+                    out.push((path.clone(), untagged(v)));
                 } else {
                     find_route_configs(v, path, depth + 1, out);
                 }
@@ -322,91 +301,17 @@ impl PathMatch<'_> {
     }
 }
 
-/// The mtls-authz policies embedded in an HTTP connection manager's Wasm
-/// filters: every `configuration.value` that is a valid policy.
-fn embedded_policies(manager: &MarkedYaml<'_>) -> Vec<Policy> {
-    let (_, filters) = items(manager, "http_filters");
-    filters
-        .iter()
-        .filter_map(|filter| {
-            let (_, typed, _) = field(filter, "typed_config")?;
-            let (_, config, _) = field(typed, "config")?;
-            let (_, configuration, _) = field(config, "configuration")?;
-            Policy::from_json(text(field(configuration, "value")?.1)?).ok()
-        })
-        .collect()
-}
-
-/// Does the manager take an HTTP filter's configuration by ECDS
-/// (`config_discovery`), so that its policy is not in this file?
-fn gets_filters_by_ecds(manager: &MarkedYaml<'_>) -> bool {
-    items(manager, "http_filters").1.iter().any(|filter| field(filter, "config_discovery").is_some())
-}
-
-/// Read every route of one route configuration. `identity` are the
-/// policies whose identity headers its routes must write: the one its
-/// manager embeds, else (by ECDS) the ones given.
-fn lint_route_config(
-    config: &MarkedYaml<'_>,
-    base: Vec<Step>,
-    policies: &[PolicySource<'_>],
-    identity: &[PolicySource<'_>],
-    report: &mut Report,
-) {
+/// Read every route of one route configuration.
+fn lint_route_config(config: &MarkedYaml<'_>, base: Vec<Step>, policies: &[PolicySource<'_>], report: &mut Report) {
     let (vh_key, hosts) = items(config, "virtual_hosts");
-    let config_adds = added_headers(config);
     for (h, host) in hosts.iter().enumerate() {
         let (routes_key, routes) = items(host, "routes");
-        let host_adds = added_headers(host);
         for (r, route) in routes.iter().enumerate() {
             report.routes += 1;
             let mut path = base.clone();
             path.extend([Step::Key(vh_key.clone()), Step::Index(h), Step::Key(routes_key.clone()), Step::Index(r)]);
             lint_route(route, &path, policies, report);
-            let adds: Vec<(&str, &str)> = [&config_adds, &host_adds, &added_headers(route)].into_iter().flatten().copied().collect();
-            lint_identity_headers(route, &path, identity, &adds, report);
         }
-    }
-}
-
-/// The `request_headers_to_add` of a route configuration, virtual host or
-/// route, as (name, value format).
-fn added_headers<'b>(node: &'b MarkedYaml<'_>) -> Vec<(&'b str, &'b str)> {
-    let (_, adds) = items(node, "request_headers_to_add");
-    adds.iter()
-        .filter_map(|add| {
-            let (_, header, _) = field(add, "header")?;
-            Some((text(field(header, "key")?.1)?, text(field(header, "value")?.1)?))
-        })
-        .collect()
-}
-
-/// A policy with `upstream_headers.set_by: "route"` leaves the identity
-/// headers to the route: a forwarding route that does not add them from the
-/// filter's state sends its backend no identity at all.
-fn lint_identity_headers(route: &MarkedYaml<'_>, path: &[Step], policies: &[PolicySource<'_>], adds: &[(&str, &str)], report: &mut Report) {
-    let Some((key_node, _, action_key)) = field(route, "route") else { return };
-    for source in policies {
-        let missing: Vec<String> = outcome::route_written_headers(source.policy)
-            .into_iter()
-            .filter(|(header, state)| {
-                let format = format!("%FILTER_STATE(wasm.{state}:PLAIN)%");
-                !adds.iter().any(|(name, value)| name.eq_ignore_ascii_case(header) && value.contains(&format))
-            })
-            .map(|(header, state)| format!("{header} from %FILTER_STATE(wasm.{state}:PLAIN)%"))
-            .collect();
-        if missing.is_empty() {
-            continue;
-        }
-        let mut at = path.to_vec();
-        at.push(Step::Key(action_key.clone()));
-        let message = format!(
-            "{} has upstream_headers.set_by \"route\", but this route does not add {}: its backend gets no identity header \
-             (add the request_headers_to_add block envoy/render.py writes, or set \"set_by\": \"filter\")",
-            source.origin,
-            missing.join(", ")
-        );
-        report.findings.push(finding(key_node, &at, Severity::Warning, message));
     }
 }
 
@@ -831,108 +736,5 @@ mod tests {
             assert!(e.message.contains("nested deeper than 200 levels") || e.message.contains("recursion limit"), "{e:?}");
         }
         assert!(lint(&("- ".repeat(199) + "x\n"), &[]).is_ok());
-    }
-
-    fn lint_with(policy: &str, src: &str) -> Report {
-        let policy = load("p.json", policy.as_bytes()).unwrap();
-        lint(src, &[PolicySource { origin: "p.json", policy: policy.policy() }]).unwrap()
-    }
-
-    const ROUTE_WRITTEN: &str = r#"{"version": 1, "default_action": "deny", "revision": "r1",
-      "upstream_headers": {"set_by": "route"}, "rules": []}"#;
-
-    /// A manager whose filter comes by ECDS: checked against the policies given.
-    const BY_ECDS: &str = "          http_filters:\n          - name: mtls_authz\n            config_discovery: {}\n";
-
-    fn with_config_adds(adds: &str) -> String {
-        format!(
-            "static_resources:\n  listeners:\n  - filter_chains:\n    - filters:\n      - typed_config:\n{BY_ECDS}          route_config:\n{adds}            virtual_hosts:\n            - routes:\n              - match: {{ prefix: / }}\n                route: {{ cluster: a }}\n              - match: {{ prefix: /healthz }}\n                direct_response: {{ status: 200 }}\n"
-        )
-    }
-
-    fn add(header: &str, state: &str) -> String {
-        format!("            - header: {{ key: {header}, value: \"%FILTER_STATE(wasm.mtls_authz.header.{state}:PLAIN)%\" }}\n")
-    }
-
-    #[test]
-    fn a_route_written_policy_needs_every_header_it_turns_on_added_by_the_route() {
-        let none = lint_with(ROUTE_WRITTEN, &with_config_adds(""));
-        assert_eq!(none.findings.len(), 1, "only the forwarding route: {none:#?}");
-        let f = &none.findings[0];
-        assert_eq!((f.line, f.column, f.severity), (13, 17, Severity::Warning));
-        assert!(f.path.ends_with("virtual_hosts[0].routes[0].route"), "{}", f.path);
-        for header in ["x-mtls-authz-principal", "x-mtls-authz-rule", "x-mtls-authz-policy-revision"] {
-            assert!(f.message.contains(header), "{}", f.message);
-        }
-        assert!(f.message.contains("%FILTER_STATE(wasm.mtls_authz.header.principal:PLAIN)%"), "{}", f.message);
-
-        let all = format!(
-            "            request_headers_to_add:\n{}{}{}",
-            add("x-mtls-authz-principal", "principal"),
-            add("X-Mtls-Authz-Rule", "rule"),
-            add("x-mtls-authz-policy-revision", "revision")
-        );
-        assert!(lint_with(ROUTE_WRITTEN, &with_config_adds(&all)).findings.is_empty());
-        let two = format!(
-            "            request_headers_to_add:\n{}{}",
-            add("x-mtls-authz-principal", "principal"),
-            add("x-mtls-authz-rule", "principal")
-        );
-        let r = lint_with(ROUTE_WRITTEN, &with_config_adds(&two));
-        assert_eq!(r.findings.len(), 1, "{r:#?}");
-        assert!(r.findings[0].message.contains("x-mtls-authz-rule from"), "a header from the wrong state does not count");
-        assert!(!r.findings[0].message.contains("x-mtls-authz-principal"), "{}", r.findings[0].message);
-    }
-
-    #[test]
-    fn route_and_virtual_host_level_adds_count_and_filter_written_policies_need_none() {
-        let with_adds = |host_adds: &str, route_adds: &str| {
-            format!(
-                "static_resources:\n  listeners:\n  - filter_chains:\n    - filters:\n      - typed_config:\n{BY_ECDS}          route_config:\n            virtual_hosts:\n            - name: v\n{host_adds}              routes:\n              - match: {{ prefix: / }}\n                route: {{ cluster: a }}\n{route_adds}"
-            )
-        };
-        let principal = "                - header: { key: x-mtls-authz-principal, value: \"%FILTER_STATE(wasm.mtls_authz.header.principal:PLAIN)%\" }\n";
-        let rule = "                - header: { key: x-mtls-authz-rule, value: \"%FILTER_STATE(wasm.mtls_authz.header.rule:PLAIN)%\" }\n";
-        // The route adds the principal (JSON spelling), its virtual host the rule.
-        let src = with_adds(
-            &format!("              request_headers_to_add:\n{rule}"),
-            &format!("                requestHeadersToAdd:\n{principal}"),
-        );
-        let no_revision = ROUTE_WRITTEN.replace(r#""revision": "r1","#, "");
-        let r = lint_with(&no_revision, &src);
-        assert!(r.findings.is_empty(), "{r:#?}");
-        let r = lint_with(ROUTE_WRITTEN, &src);
-        assert_eq!(r.findings.len(), 1, "the revision is missing: {r:#?}");
-        assert!(r.findings[0].message.contains("x-mtls-authz-policy-revision"), "{}", r.findings[0].message);
-        let only_route = with_adds("", &format!("                request_headers_to_add:\n{principal}"));
-        assert_eq!(lint_with(&no_revision, &only_route).findings.len(), 1, "the rule is missing");
-
-        let filter_written = ROUTE_WRITTEN.replace(r#""set_by": "route""#, r#""set_by": "filter""#);
-        assert!(lint_with(&filter_written, &with_config_adds("")).findings.is_empty());
-        assert!(lint_with(POLICY, &with_config_adds("")).findings.is_empty());
-    }
-
-    #[test]
-    fn the_identity_headers_are_checked_against_the_policy_the_manager_carries() {
-        let embedding = |policy: &str| {
-            format!(
-                "static_resources:\n  listeners:\n  - filter_chains:\n    - filters:\n      - typed_config:\n          http_filters:\n          - name: mtls_authz\n            typed_config:\n              config:\n                configuration:\n                  value: {}\n          route_config:\n            virtual_hosts:\n            - routes:\n              - match: {{ prefix: / }}\n                route: {{ cluster: a }}\n",
-                serde_json::to_string(policy).unwrap()
-            )
-        };
-        // The embedded policy counts, whatever is given.
-        let r = lint(&embedding(ROUTE_WRITTEN), &[]).unwrap();
-        assert_eq!(r.findings.len(), 1, "{r:#?}");
-        assert!(
-            r.findings[0].message.starts_with("the policy embedded in this config has upstream_headers.set_by"),
-            "{}",
-            r.findings[0].message
-        );
-        assert!(lint_with(ROUTE_WRITTEN, &embedding(POLICY)).findings.is_empty(), "it carries a filter-written policy");
-        // A manager without the filter, or with a configuration that is no policy, forwards nobody's identity.
-        assert!(lint_with(ROUTE_WRITTEN, &routes("              - match: { prefix: / }\n                route: { cluster: a }\n"))
-            .findings
-            .is_empty());
-        assert!(lint_with(ROUTE_WRITTEN, &embedding("not a policy")).findings.is_empty());
     }
 }

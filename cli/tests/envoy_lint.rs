@@ -173,10 +173,6 @@ fn fill(template: &Path) -> String {
     let text = std::fs::read_to_string(template).unwrap();
     let mut out = String::new();
     for line in text.lines().filter(|l| !l.starts_with("#@")) {
-        if line.trim() == "# @identity-headers" {
-            out.push_str(&identity_headers(line.len() - line.trim_start().len()));
-            continue;
-        }
         let mut rest = line;
         while let Some(start) = rest.find("${") {
             let end =
@@ -193,20 +189,6 @@ fn fill(template: &Path) -> String {
         }
         out.push_str(rest);
         out.push('\n');
-    }
-    out
-}
-
-/// What envoy/render.py puts at a `# @identity-headers` marker: each
-/// identity header from the filter state filter/constants.json names.
-fn identity_headers(indent: usize) -> String {
-    let constants: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("filter/constants.json")).unwrap()).unwrap();
-    let pad = " ".repeat(indent);
-    let mut out = format!("{pad}request_headers_to_add:\n");
-    for (header, state) in constants["header_state"].as_object().expect("constants.json has header_state") {
-        let state = state.as_str().unwrap();
-        out.push_str(&format!("{pad}- header: {{ key: {header}, value: \"%FILTER_STATE({state}:PLAIN)%\" }}\n"));
     }
     out
 }

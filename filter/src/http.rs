@@ -27,8 +27,7 @@
 //! The hot path for a known certificate is: one header-map read, one small
 //! property read, one cache lookup, the decision, and up to three header
 //! writes (principal, rule, and the revision when the policy has one; each can
-//! be turned off with the policy's `upstream_headers`, or handed to the route
-//! as filter state with its `set_by: "route"`). The client's copies of
+//! be turned off with the policy's `upstream_headers`). The client's copies of
 //! the filter's headers are removed only when the map showed it sent them.
 //! Everything that can fail fails closed: a 403, never a free pass.
 
@@ -37,7 +36,7 @@ use std::rc::Rc;
 
 use mtls_authz_policy::overrides;
 use mtls_authz_policy::{
-    BodyHeaders, BodyPlan, BodyReadings, CompiledPolicy, Decision, HeaderWriter, Identity, MethodOverrides, PathRejection, Reason, Verdict,
+    BodyHeaders, BodyPlan, BodyReadings, CompiledPolicy, Decision, Identity, MethodOverrides, PathRejection, Reason, Verdict,
 };
 
 use mtls_authz_policy::escape;
@@ -507,25 +506,12 @@ fn parse_peer_certificate<H: Host>(host: &H, digest: &str) -> Result<Entry, Fail
 /// header of ours that is not set on this request (turned off by the policy's
 /// `upstream_headers`, or with nothing to say) is removed only if the client
 /// sent it, so the usual request costs no host call for it.
-///
-/// With `upstream_headers.set_by: "route"` the identity headers' values go
-/// out as filter state ([`outcome::HEADER_STATE`]) and the route writes
-/// them: no header write from Wasm, so no route re-match either. The
-/// client's copies are still removed here, so a route that lacks the block
-/// forwards no identity, never a forged one.
 fn forward<H: Host>(host: &H, decision: &Decision<'_>, request: &Request<'_>, policy: &CompiledPolicy) -> Result<(), HostError> {
     // Before the request goes on: Envoy's rate limit filters after this one read it.
     gateway::publish(host, policy, decision, request.identity.as_deref());
-    let by_route = policy.policy().upstream_headers.set_by == HeaderWriter::Route;
     for header in outcome::upstream_headers(policy, decision, request.identity.as_deref()) {
         match header {
-            UpstreamHeader::Set(name, value) => match outcome::header_state_key(name).filter(|_| by_route) {
-                Some(key) => {
-                    host.set_filter_state(key, value.as_bytes())?;
-                    remove_if_sent(host, request, name)?;
-                }
-                None => host.replace_request_header(name, &value)?,
-            },
+            UpstreamHeader::Set(name, value) => host.replace_request_header(name, &value)?,
             UpstreamHeader::Clear(name) => remove_if_sent(host, request, name)?,
         }
     }

@@ -18,7 +18,7 @@ use mtls_authz_filter::host::{Metric, ENVOY_STATS_PREFIX};
 use mtls_authz_filter::http::{DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, REVISION_HEADER, RULE_HEADER};
 use mtls_authz_policy::overrides::{METHOD_OVERRIDE_HEADERS, OVERRIDE_HEADERS, OVERRIDE_PARAMETER, PATH_OVERRIDE_HEADERS};
 use mtls_authz_policy::Reason;
-use mtls_authz_policy::{audit, limits, metrics, outcome};
+use mtls_authz_policy::{audit, limits, metrics};
 use serde::Serialize;
 
 const WRITE_VAR: &str = "MTLS_AUTHZ_WRITE_CONSTANTS";
@@ -35,9 +35,6 @@ struct Constants {
     headers: Headers,
     /// The headers the filter owns: a client's copies are always removed.
     own_headers: Vec<&'static str>,
-    /// With `upstream_headers.set_by: "route"`: header name -> the filter
-    /// state (as Envoy names it, `wasm.` included) the route writes it from.
-    header_state: BTreeMap<&'static str, String>,
     metrics: Metrics,
     /// [`Reason::as_str`] by [`Reason::code`], every reason the engine gives.
     reasons: BTreeMap<&'static str, &'static str>,
@@ -119,7 +116,6 @@ fn render() -> Result<String, String> {
         generated: format!("Generated from the Rust source by filter/tests/constants.rs; do not edit. Rewrite: {REWRITE}"),
         headers: Headers { principal: PRINCIPAL_HEADER, rule: RULE_HEADER, dry_run: DRY_RUN_HEADER, policy_revision: REVISION_HEADER },
         own_headers: OWN_HEADERS.to_vec(),
-        header_state: outcome::HEADER_STATE.iter().map(|(header, key)| (*header, format!("wasm.{key}"))).collect(),
         metrics: Metrics { stats_prefix: format!("{ENVOY_STATS_PREFIX}{}.", namespace.unwrap_or_default()), counters },
         reasons,
         override_headers: OverrideHeaders {
@@ -190,8 +186,6 @@ fn the_file_has_every_header_metric_reason_and_override_header() {
     let v: serde_json::Value = serde_json::from_str(&render().unwrap()).unwrap();
     assert_eq!(v["headers"]["principal"], mtls_authz_policy::principal::HEADER);
     assert_eq!(v["own_headers"].as_array().map(Vec::len), Some(OWN_HEADERS.len()));
-    assert_eq!(v["header_state"][PRINCIPAL_HEADER], "wasm.mtls_authz.header.principal");
-    assert_eq!(v["header_state"].as_object().map(|m| m.len()), Some(outcome::HEADER_STATE.len()));
     for metric in Metric::ALL {
         let short = metric.name().trim_start_matches("mtls_authz.");
         assert_eq!(v["metrics"]["counters"][short]["stats"], format!("wasmcustom.{}", metric.name()), "{metric:?}");

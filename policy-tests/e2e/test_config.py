@@ -64,9 +64,7 @@ def test_policy_embedding_is_exact(policy):
 def _embedded_value(config_text):
     """Read back the `value:` scalar render.py wrote (literal block or double-quoted)."""
     lines = config_text.split("\n")
-    # The plugin configuration's value, not a header value of the route's.
-    i = next(i for i, l in enumerate(lines)
-             if l.lstrip().startswith("value: ") and "google.protobuf.StringValue" in lines[i - 1])
+    i = next(i for i, l in enumerate(lines) if l.lstrip().startswith("value: "))
     head = lines[i].lstrip()[len("value: "):]
     if head.startswith('"'):
         return _yaml_double_quoted(head)

@@ -78,7 +78,7 @@ pub use decide::{Decision, Reason, Verdict};
 pub use error::{PolicyError, PolicyErrors};
 pub use identity::{CertError, Identity};
 pub use load::{LoadError, LoadErrorKind};
-pub use model::{Action, DenyResponse, HeaderWriter, MethodOverrides, Mode, Policy, Principal, PrincipalFormat, Rule, UpstreamHeaders};
+pub use model::{Action, DenyResponse, MethodOverrides, Mode, Policy, Principal, PrincipalFormat, Rule, UpstreamHeaders};
 pub use naive::decide_naive;
 pub use overrides::{BodyFinding, BodyHeaders, BodyPlan, BodyReadings};
 pub use reading::PathReading;

@@ -78,12 +78,11 @@ impl PrincipalFormat {
 /// Which identity headers the filter sets on a request it lets through.
 ///
 /// All on by default: the upstream learns who called and why it was let in.
-/// Written by the filter, each costs the proxy a header write per request,
-/// and the first makes Envoy re-match the route; `set_by: "route"` has
-/// Envoy write them natively instead (bench/README.md has the figures). A
-/// backend that does not read them can turn them off. Whatever the setting,
-/// copies *sent by the client* are always removed: turning a header off
-/// never lets a forged one through.
+/// Each costs the proxy a header write per request, and the first makes
+/// Envoy re-match the route (bench/README.md has the figures), so a backend
+/// that does not read them can turn them off. Whatever the setting, copies
+/// *sent by the client* are always removed: turning a header off never lets
+/// a forged one through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpstreamHeaders {
     /// `x-mtls-authz-principal`: who the caller is.
@@ -94,55 +93,16 @@ pub struct UpstreamHeaders {
     pub rule: bool,
     /// `x-mtls-authz-policy-revision`: the policy's `revision`, when it has one.
     pub revision: bool,
-    /// Who writes the headers that are on.
-    pub set_by: HeaderWriter,
 }
 
 impl UpstreamHeaders {
     /// The field names, in the order of the struct.
-    pub const FIELDS: [&'static str; 5] = ["principal", "principal_format", "rule", "revision", "set_by"];
+    pub const FIELDS: [&'static str; 4] = ["principal", "principal_format", "rule", "revision"];
 }
 
 impl Default for UpstreamHeaders {
     fn default() -> Self {
-        UpstreamHeaders {
-            principal: true,
-            principal_format: PrincipalFormat::Typed,
-            rule: true,
-            revision: true,
-            set_by: HeaderWriter::Filter,
-        }
-    }
-}
-
-/// Who writes the identity headers onto an allowed request.
-///
-/// A header written from Wasm is a host call, and Envoy then re-matches the
-/// route because the headers changed; Envoy writing them itself from the
-/// filter's state costs neither (bench/README.md has the figures). Either
-/// way the filter removes every copy the client sent, and writes the
-/// dry-run marker itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HeaderWriter {
-    /// The filter sets each header. Right in any Envoy configuration.
-    #[default]
-    Filter,
-    /// The filter publishes each value as filter state
-    /// ([`crate::outcome::HEADER_STATE`]) and the route configuration adds
-    /// the headers with `%FILTER_STATE(wasm.…:PLAIN)%` (as envoy/render.py
-    /// writes it). A route without that block forwards no identity headers,
-    /// never forged ones: use it only with such a route.
-    Route,
-}
-
-impl HeaderWriter {
-    /// `"filter"` or `"route"`, as the policy spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HeaderWriter::Filter => "filter",
-            HeaderWriter::Route => "route",
-        }
+        UpstreamHeaders { principal: true, principal_format: PrincipalFormat::Typed, rule: true, revision: true }
     }
 }
 

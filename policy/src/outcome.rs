@@ -33,33 +33,6 @@ pub const REVISION_HEADER: &str = "x-mtls-authz-policy-revision";
 /// The headers the filter owns: whatever the client sent under these names is dropped.
 pub const OWN_HEADERS: [&str; 4] = [PRINCIPAL_HEADER, RULE_HEADER, DRY_RUN_HEADER, REVISION_HEADER];
 
-/// With `upstream_headers.set_by: "route"` ([`crate::HeaderWriter::Route`]):
-/// the filter state key (Envoy adds `wasm.`) that carries each identity
-/// header's value, for the route to add as `%FILTER_STATE(wasm.KEY:PLAIN)%`.
-/// The dry-run marker is not among them: the filter writes that one itself.
-pub const HEADER_STATE: [(&str, &str); 3] = [
-    (PRINCIPAL_HEADER, "mtls_authz.header.principal"),
-    (RULE_HEADER, "mtls_authz.header.rule"),
-    (REVISION_HEADER, "mtls_authz.header.revision"),
-];
-
-/// The [`HEADER_STATE`] key for one of [`OWN_HEADERS`]; `None` for the dry-run marker.
-pub fn header_state_key(header: &str) -> Option<&'static str> {
-    HEADER_STATE.iter().find(|(name, _)| *name == header).map(|(_, key)| *key)
-}
-
-/// The identity headers `policy` leaves to the route to write, with their
-/// [`HEADER_STATE`] keys: none unless `upstream_headers.set_by` is
-/// `"route"`, then those it turns on (the revision only when it has one).
-pub fn route_written_headers(policy: &crate::Policy) -> Vec<(&'static str, &'static str)> {
-    let wanted = policy.upstream_headers;
-    if wanted.set_by != crate::HeaderWriter::Route {
-        return Vec::new();
-    }
-    let on = [wanted.principal, wanted.rule, wanted.revision && policy.revision.is_some()];
-    HEADER_STATE.iter().zip(on).filter(|(_, on)| *on).map(|(pair, _)| *pair).collect()
-}
-
 /// What happens to one of [`OWN_HEADERS`] on a request that goes upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamHeader<'a> {
@@ -495,25 +468,5 @@ mod tests {
             "mtls-authz: dry-run deny principal=\"-\" sha256=- method=\"-\" path=\"-\" rule=- \
              reason=\"no verified client certificate on the connection\" revision=-"
         );
-    }
-
-    #[test]
-    fn only_a_route_written_policy_leaves_headers_to_the_route() {
-        let policy =
-            |extra: &str| crate::Policy::from_json(&format!(r#"{{"version": 1, "default_action": "deny",{extra} "rules": []}}"#)).unwrap();
-        assert!(route_written_headers(&policy("")).is_empty());
-        assert!(route_written_headers(&policy(r#" "upstream_headers": {"set_by": "filter"},"#)).is_empty());
-        let keys = |p: &crate::Policy| route_written_headers(p).into_iter().map(|(h, _)| h).collect::<Vec<_>>();
-        assert_eq!(keys(&policy(r#" "upstream_headers": {"set_by": "route"},"#)), [PRINCIPAL_HEADER, RULE_HEADER]);
-        assert_eq!(
-            keys(&policy(r#" "revision": "r1", "upstream_headers": {"set_by": "route"},"#)),
-            [PRINCIPAL_HEADER, RULE_HEADER, REVISION_HEADER]
-        );
-        assert_eq!(
-            keys(&policy(r#" "revision": "r1", "upstream_headers": {"set_by": "route", "principal": false},"#)),
-            [RULE_HEADER, REVISION_HEADER]
-        );
-        assert_eq!(header_state_key(DRY_RUN_HEADER), None);
-        assert_eq!(header_state_key(RULE_HEADER), Some("mtls_authz.header.rule"));
     }
 }

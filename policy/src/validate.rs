@@ -8,7 +8,7 @@ use crate::error::{PolicyError, PolicyErrors};
 use crate::hex::{canonical_serial, canonical_sha256};
 use crate::json::{self, Kind, Member, Node};
 use crate::model::{
-    Action, DenyResponse, HeaderWriter, IpNet, MethodOverrides, Mode, Policy, Principal, PrincipalFormat, Rule, UpstreamHeaders,
+    Action, DenyResponse, IpNet, MethodOverrides, Mode, Policy, Principal, PrincipalFormat, Rule, UpstreamHeaders,
     DEFAULT_BODY_INSPECTION_LIMIT, MAX_BODY_INSPECTION_LIMIT,
 };
 use crate::pattern::{PathPattern, ValueKind, ValuePattern};
@@ -378,28 +378,7 @@ impl Validator<'_> {
         };
         let rule = self.optional_bool(members, "upstream_headers", "rule", default.rule);
         let revision = self.optional_bool(members, "upstream_headers", "revision", default.revision);
-        let set_by = match Self::field(members, "set_by") {
-            None => Some(default.set_by),
-            Some(n) => self.header_writer(n, "upstream_headers.set_by"),
-        };
-        Some(UpstreamHeaders {
-            principal: principal?,
-            principal_format: principal_format?,
-            rule: rule?,
-            revision: revision?,
-            set_by: set_by?,
-        })
-    }
-
-    fn header_writer(&mut self, node: &Node, path: &str) -> Option<HeaderWriter> {
-        match self.string(node, path)? {
-            "filter" => Some(HeaderWriter::Filter),
-            "route" => Some(HeaderWriter::Route),
-            other => {
-                self.error_at(node.offset, path, format!("expected \"filter\" or \"route\", found \"{other}\""));
-                None
-            }
-        }
+        Some(UpstreamHeaders { principal: principal?, principal_format: principal_format?, rule: rule?, revision: revision? })
     }
 
     fn principal_format(&mut self, node: &Node, path: &str) -> Option<PrincipalFormat> {
@@ -838,16 +817,7 @@ pub(crate) mod tests {
     fn upstream_headers_default_on_and_each_can_be_turned_off() {
         let policy = |extra: &str| format!(r#"{{"version": 1, "default_action": "deny",{extra} "rules": []}}"#);
         let all_on = Policy::from_json(&policy("")).unwrap().upstream_headers;
-        assert_eq!(
-            all_on,
-            UpstreamHeaders {
-                principal: true,
-                principal_format: PrincipalFormat::Typed,
-                rule: true,
-                revision: true,
-                set_by: HeaderWriter::Filter
-            }
-        );
+        assert_eq!(all_on, UpstreamHeaders { principal: true, principal_format: PrincipalFormat::Typed, rule: true, revision: true });
         let some_off = Policy::from_json(&policy(r#" "upstream_headers": {"rule": false, "revision": false},"#)).unwrap();
         assert_eq!(some_off.upstream_headers, UpstreamHeaders { rule: false, revision: false, ..UpstreamHeaders::default() });
         let none = Policy::from_json(&policy(r#" "upstream_headers": {"principal": false, "rule": false, "revision": false},"#)).unwrap();
@@ -867,22 +837,6 @@ pub(crate) mod tests {
             off.upstream_headers,
             UpstreamHeaders { principal: false, principal_format: PrincipalFormat::Legacy, ..UpstreamHeaders::default() }
         );
-    }
-
-    #[test]
-    fn set_by_is_the_filter_unless_the_route_is_named() {
-        let policy = |extra: &str| format!(r#"{{"version": 1, "default_action": "deny",{extra} "rules": []}}"#);
-        let set_by = |extra: &str| Policy::from_json(&policy(extra)).unwrap().upstream_headers.set_by;
-        assert_eq!(set_by(""), HeaderWriter::Filter);
-        assert_eq!(set_by(r#" "upstream_headers": {"set_by": "filter"},"#), HeaderWriter::Filter);
-        assert_eq!(set_by(r#" "upstream_headers": {"set_by": "route"},"#), HeaderWriter::Route);
-        let src = "{\"version\": 1, \"default_action\": \"deny\",\n \"upstream_headers\": {\"set_by\": \"envoy\"}, \"rules\": []}";
-        let (line, col, path, msg) = one_error(src);
-        assert_eq!((line, col, path.as_str()), (2, 33, "upstream_headers.set_by"));
-        assert_eq!(msg, r#"expected "filter" or "route", found "envoy""#);
-        let (_, _, path, msg) = one_error(&policy(r#" "upstream_headers": {"set_by": false},"#));
-        assert_eq!(path, "upstream_headers.set_by");
-        assert!(msg.contains("expected a string, found a boolean"), "{msg}");
     }
 
     #[test]
