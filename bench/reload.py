@@ -335,7 +335,9 @@ def machine(args):
         "kernel": platform.release(),
         "envoy": "%s (%s, %s)" % (m.group(1), m.group(3), m.group(4)) if m else version,
         "python": platform.python_version(),
-        "commit": out(["git", "-C", str(REPO), "rev-parse", "--short=10", "HEAD"]),
+        "commit": out(["git", "-C", str(REPO), "rev-parse", "--short=10", "HEAD"]) + (
+            " with uncommitted changes to bench/" if out(["git", "-C", str(REPO), "status", "--porcelain", "--",
+                                                          "bench"]) else ""),
         "wasm": "%s (sha256 %s)" % (args.wasm, hashlib.sha256(Path(args.wasm).read_bytes()).hexdigest()[:16]),
         "cli": str(args.cli),
         "loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
@@ -469,6 +471,28 @@ def write_report(path, args, info, targets, fresh, switches, load_before, second
     w("Ratio 10k / example of the medians: **%.2f×** to the first new decision (target: within 2×: %s), %s× to "
       "all switched." % (ratio, "met" if ratio <= 2 else "**not met**", fmt(ratio_all, "%.2f")))
     w("")
+    w("Where a switch's time goes, medians over the switches, in ms after the rename (from the load lines of "
+      "each new revision, below):")
+    w("")
+    w("| policy | first VM starts loading | first VM done | first worker VM starts | last worker VM done | "
+      "first new decision |")
+    w("|---|--:|--:|--:|--:|--:|")
+    renamed = {x["new"]: x["t_rename"] + WALL_MINUS_MONOTONIC for x in switches}
+    for t in targets:
+        cols = [[], [], [], []]
+        for rev, r in renamed.items():
+            ls = [l for l in t.loads() if l["rev"] == rev]
+            if not ls:
+                continue
+            first = min(ls, key=lambda l: l["wall"] - l["ms"] / 1000)
+            workers = [l for l in ls if l["role"] == "worker"]
+            cols[0].append((first["wall"] - first["ms"] / 1000 - r) * 1000)
+            cols[1].append((first["wall"] - r) * 1000)
+            cols[2].append((min(l["wall"] - l["ms"] / 1000 for l in workers) - r) * 1000)
+            cols[3].append((max(l["wall"] for l in workers) - r) * 1000)
+        w("| %s | %s | %s | %s | %s | %s |" % (t.size, *(fmt(med(c), "%.0f") for c in cols),
+                                             fmt(med([x["first_new_ms"] for x in by[t.size]]), "%.0f")))
+    w("")
     w("### Every switch")
     w("")
     w("| round | policy | from | to | first new decision (ms) | all switched (ms) | first VM loading (ms) | "
@@ -481,12 +505,18 @@ def write_report(path, args, info, targets, fresh, switches, load_before, second
     w("")
     w("### Every load line")
     w("")
-    w("| policy | revision | thread | VM | rules | load_time (ms) | vm_memory (MiB) |")
-    w("|---|---|--:|---|--:|--:|--:|")
+    w("In log order. For a reload, when the VM started and finished loading, in ms after the rename (from "
+      "Envoy's millisecond log timestamp, minus load_time for the start).")
+    w("")
+    w("| policy | revision | thread | VM | rules | load_time (ms) | vm_memory (MiB) | started (ms) | done (ms) |")
+    w("|---|---|--:|---|--:|--:|--:|--:|--:|")
     for t in targets:
         for l in t.loads():
-            w("| %s | %s | %s | %s | %d | %.1f | %.1f |" % (t.size, l["rev"], l["tid"], l["role"], l["rules"], l["ms"],
-                                                        l["mib"]))
+            r = renamed.get(l["rev"])
+            at = (("%.0f" % ((l["wall"] - l["ms"] / 1000 - r) * 1000), "%.0f" % ((l["wall"] - r) * 1000))
+                  if r is not None else ("", ""))
+            w("| %s | %s | %s | %s | %d | %.1f | %.1f | %s | %s |" % (t.size, l["rev"], l["tid"], l["role"], l["rules"],
+                                                                  l["ms"], l["mib"], *at))
     w("")
     w("ECDS counters at the end: %s." % "; ".join(
         "%s: update_success %s, update_rejected %s" % (t.size, t.end_stats.get("update_success"),
@@ -497,8 +527,8 @@ def write_report(path, args, info, targets, fresh, switches, load_before, second
     updates = {t.size: len(t.revisions) - 1 for t in targets}
     w("- **What a switch includes.** Envoy notices the rename (`watched_directory`), reads and parses the "
       "resource file on its main thread (%.1f MB of YAML at 10,000 rules: the policy JSON is a block scalar in it), "
-      "the filter loads the policy on the main thread, then each worker's VM loads it; a worker decides by the old "
-      "policy until its own VM has loaded, and a request arriving at a worker while it loads waits for it (the "
+      "the filter loads the policy in the main thread's VMs and in each worker's VM (when each started and "
+      "finished is in the raw load lines below); a worker decides by the old policy until its own VM has loaded, and a request arriving at a worker while it loads waits for it (the "
       "*slowest response* column). The filter's `load_time` covers only its own parse and compile, not Envoy's "
       "file parsing: *rename to first VM loading* is that part, from Envoy's millisecond log timestamps."
       % (targets[1].out.stat().st_size / 1e6))
