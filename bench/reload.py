@@ -336,8 +336,9 @@ def machine(args):
         "envoy": "%s (%s, %s)" % (m.group(1), m.group(3), m.group(4)) if m else version,
         "python": platform.python_version(),
         "commit": out(["git", "-C", str(REPO), "rev-parse", "--short=10", "HEAD"]) + (
-            " with uncommitted changes to bench/" if out(["git", "-C", str(REPO), "status", "--porcelain", "--",
-                                                          "bench"]) else ""),
+            " with uncommitted changes to the harness" if out(["git", "-C", str(REPO), "status", "--porcelain", "--",
+                                                                "bench/reload.py", "bench/run.py", "policy-tests/e2e",
+                                                                "envoy"]) else ""),
         "wasm": "%s (sha256 %s)" % (args.wasm, hashlib.sha256(Path(args.wasm).read_bytes()).hexdigest()[:16]),
         "cli": str(args.cli),
         "loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
