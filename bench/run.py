@@ -118,6 +118,8 @@ PROFILING_VARIANTS = [
     # per-rule counter, to tell that counter's cost from the rest.
     (28, "authz-limit", "mtls-authz, 3 rules, a rate limit on the rule (never reached)"),
     (29, "authz-no-rule-metrics", "mtls-authz, 3 rules, per-rule counters off"),
+    # Issue #19's "fewer host calls": the principal header alone (the rule header off).
+    (31, "authz-principal-only", "mtls-authz, 3 rules, principal header only"),
 ]
 VARIANT_BY_KEY = {v[1]: v for v in VARIANTS + PROFILING_VARIANTS}
 # The bodies the body rows send (content type, body), the same bytes in both
@@ -135,7 +137,7 @@ REFERENCE_OF = {"authz-form": "wasm-empty-form", "authz-ignore-form": "wasm-empt
                 "authz-octet": "wasm-empty-octet", "wasm-empty-form": "wasm-empty",
                 "wasm-empty-octet": "wasm-empty", "authz": "wasm-empty", "authz-baseline": "wasm-empty",
                 "authz-legacy-principal": "wasm-empty", "authz-limit": "wasm-empty",
-                "authz-no-rule-metrics": "wasm-empty"}
+                "authz-no-rule-metrics": "wasm-empty", "authz-principal-only": "wasm-empty"}
 MODES = {
     "keepalive": "HTTP/1.1 keep-alive",
     "newconn": "new TLS connection per request",
@@ -167,7 +169,8 @@ BODY_CHECKS = [
 ]
 # The rows running this project's filter, and the policy file each is given.
 AUTHZ = ("authz", "authz-10k", "authz-no-headers", "authz-baseline", "authz-legacy-principal",
-         "authz-form", "authz-ignore-form", "authz-octet", "authz-limit", "authz-no-rule-metrics")
+         "authz-form", "authz-ignore-form", "authz-octet", "authz-limit", "authz-no-rule-metrics",
+         "authz-principal-only")
 AUTHORIZING = {"rbac", "lua"} | set(AUTHZ)
 # The body rows whose filter refuses `_method` overrides (the others answer every BODY_CHECKS with 200).
 REFUSES_BODY_OVERRIDES = ("authz-form", "authz-octet")
@@ -874,7 +877,8 @@ def body_sections(ctx):
     """The body rows against their references, and the no-body request against the baseline build."""
     L = []
     keys = {v[1] for v in ctx["variants"]}
-    if not keys & (set(SHAPE_OF) | {"authz-baseline", "authz-legacy-principal", "authz-limit", "authz-no-rule-metrics"}):
+    if not keys & (set(SHAPE_OF) | {"authz-baseline", "authz-legacy-principal", "authz-limit", "authz-no-rule-metrics",
+                                    "authz-principal-only"}):
         return L
     labels = {v[1]: (v[0], v[2]) for v in ctx["variants"]}
 
@@ -950,7 +954,8 @@ def body_sections(ctx):
             L.append("| # | row | k-instructions/req | over baseline | ÷ baseline | k-cycles/req | over baseline "
                      "| CPU µs/req | over baseline | req/s ÷ baseline |")
             L.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
-            for key in ("authz-baseline", "authz", "authz-legacy-principal", "authz-no-rule-metrics", "authz-limit"):
+            for key in ("authz-baseline", "authz", "authz-legacy-principal", "authz-no-rule-metrics", "authz-limit",
+                        "authz-principal-only"):
                 if key not in rows:
                     continue
                 row = rows[key]
@@ -1396,7 +1401,8 @@ def main(argv=None):
              "policy_authz-octet": os.path.join(ROOT, "envoy", "policy.json"),
              "policy_authz-ignore-form": os.path.join(work, "policy-ignore-overrides.json"),
              "policy_authz-limit": os.path.join(work, "policy-limit.json"),
-             "policy_authz-no-rule-metrics": os.path.join(work, "policy-no-rule-metrics.json")}
+             "policy_authz-no-rule-metrics": os.path.join(work, "policy-no-rule-metrics.json"),
+             "policy_authz-principal-only": os.path.join(work, "policy-principal-only.json")}
     if args.baseline_wasm:
         paths["baseline_wasm"] = os.path.abspath(args.baseline_wasm)
     with open(paths["policy_authz-10k"], "w", encoding="utf-8") as f:
@@ -1413,6 +1419,8 @@ def main(argv=None):
             "rate": {"requests": 1_000_000, "per": "second"}, "burst": 1_000_000}]))
     with open(paths["policy_authz-no-rule-metrics"], "w", encoding="utf-8") as f:
         f.write(with_fields(base_policy, metrics={"per_rule": False}))
+    with open(paths["policy_authz-principal-only"], "w", encoding="utf-8") as f:
+        f.write(with_fields(base_policy, upstream_headers={"rule": False}))
 
     if any(v[1] in TRIMMED_PROBES for v in args.variant_list):
         paths["probe_wasm_trimmed"] = os.path.join(work, "bench_probe_filter.trimmed.wasm")
