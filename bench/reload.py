@@ -55,7 +55,8 @@ sys.path.insert(0, str(HERE))
 import e2e_lib  # noqa: E402  (Envoy, Upstream, Gateway, render)
 from e2e_lib import POLICY_FILE, REVISION_HEADER, Envoy, Gateway, Upstream, render  # noqa: E402
 import test_reload  # noqa: E402  (Load, FileWatch, SUSPENDED, version_text)
-from run import busiest_processes, generate_policy, system_busy_seconds  # noqa: E402  (bench/run.py)
+from run import (busiest_processes, cmd_out, generate_policy, machine_basics,  # noqa: E402  (bench/run.py)
+                 system_busy_seconds)
 
 ECDS_FILE = "mtls_authz.yaml"
 CONCURRENCY = 2
@@ -312,33 +313,13 @@ def med_range(xs, f="%.1f"):
 
 
 def machine(args):
-    def out(cmd):
-        try:
-            return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30,
-                                  check=False).stdout.decode().strip()
-        except OSError as e:
-            return "unavailable (%s)" % e
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as f:
-        mem_kib = int(f.readline().split()[1])
-    version = out([str(args.envoy), "--version"])
-    m = re.search(r"/(\d+\.\d+\.\d+)/(\w+)/(\w+)/(\w+)", version)
     return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "memory": "%.1f GiB" % (mem_kib / 1024 / 1024),
-        "kernel": platform.release(),
-        "envoy": "%s (%s, %s)" % (m.group(1), m.group(3), m.group(4)) if m else version,
+        **machine_basics(args.envoy),
         "python": platform.python_version(),
-        "commit": out(["git", "-C", str(REPO), "rev-parse", "--short=10", "HEAD"]) + (
-            " with uncommitted changes to the harness" if out(["git", "-C", str(REPO), "status", "--porcelain", "--",
-                                                                "bench/reload.py", "bench/run.py", "policy-tests/e2e",
-                                                                "envoy"]) else ""),
+        "commit": cmd_out(["git", "-C", str(REPO), "rev-parse", "--short=10", "HEAD"]) + (
+            " with uncommitted changes to the harness" if cmd_out(["git", "-C", str(REPO), "status", "--porcelain",
+                                                                    "--", "bench/reload.py", "bench/run.py",
+                                                                    "policy-tests/e2e", "envoy"]) else ""),
         "wasm": "%s (sha256 %s)" % (args.wasm, hashlib.sha256(Path(args.wasm).read_bytes()).hexdigest()[:16]),
         "cli": str(args.cli),
         "loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3]),

@@ -724,6 +724,12 @@ def paired(row, base, field, diff=False):
     compile starting, a fuzzer finishing) that a ratio of overall medians
     would mix into the comparison.
     """
+    values = paired_values(row, base, field, diff)
+    return statistics.median(values) if values else None
+
+
+def paired_values(row, base, field, diff=False):
+    """row/base (or row − base) in every round where both were measured."""
     f = RUN_FIELD[field]
     values = []
     for rnd, run in row["by_round"].items():
@@ -736,22 +742,12 @@ def paired(row, base, field, diff=False):
             values.append(run[f] - other[f])
         elif other[f]:
             values.append(run[f] / other[f])
-    return statistics.median(values) if values else None
+    return values
 
 
-def paired_spread(row, base, field):
-    """(median, min, max) over rounds of row − base, or None."""
-    f = RUN_FIELD[field]
-    values = [run[f] - base["by_round"][rnd][f] for rnd, run in row["by_round"].items()
-              if rnd in base["by_round"] and run.get(f) is not None and base["by_round"][rnd].get(f) is not None]
-    return (statistics.median(values), min(values), max(values)) if values else None
-
-
-def paired_ratio_spread(row, base, field):
-    """(median, min, max) over rounds of row ÷ base, or None."""
-    f = RUN_FIELD[field]
-    values = [run[f] / base["by_round"][rnd][f] for rnd, run in row["by_round"].items()
-              if rnd in base["by_round"] and run.get(f) is not None and base["by_round"][rnd].get(f)]
+def paired_spread(row, base, field, diff=False):
+    """(median, min, max) over rounds of row/base (or row − base), or None."""
+    values = paired_values(row, base, field, diff)
     return (statistics.median(values), min(values), max(values)) if values else None
 
 
@@ -766,7 +762,7 @@ def issue19_targets(ctx, args):
              (7, "row 7 (upstream headers off) over row 4", 20_000),
              (8, "(floor) row 8 over row 4", None)]
     for vid, name, limit in instr:
-        got = paired_spread(rows[vid], rows[4], "instr") if vid in rows and 4 in rows else None
+        got = paired_spread(rows[vid], rows[4], "instr", diff=True) if vid in rows and 4 in rows else None
         if got is None:
             continue
         verdict = "" if limit is None else (" **pass**" if got[0] <= limit else " **FAIL**")
@@ -774,7 +770,7 @@ def issue19_targets(ctx, args):
             name, "+%dk" % (limit // 1000) if limit else "—", got[0] / 1000, got[1] / 1000, got[2] / 1000, verdict))
     if not getattr(args, "callgrind", False):
         for vid, name in ((5, "row 5 (default headers)"), (7, "row 7 (headers off)")):
-            got = paired_ratio_spread(rows[vid], rows[3], "rps") if vid in rows and 3 in rows else None
+            got = paired_spread(rows[vid], rows[3], "rps") if vid in rows and 3 in rows else None
             if got is None:
                 continue
             lines.append("| keep-alive throughput of %s ≥ row 3 (Lua) | %.3f× (%.3f–%.3f) %s |" % (
@@ -789,13 +785,17 @@ def issue19_targets(ctx, args):
             "", "| target | measured |", "|---|---|"] + lines + [""]
 
 
-def machine_info(args):
-    def cmd_out(cmd):
-        try:
-            return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30,
-                                  check=False).stdout.decode().strip()
-        except OSError as e:
-            return "unavailable (%s)" % e
+def cmd_out(cmd):
+    """A command's output, stripped, or why it could not run."""
+    try:
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30,
+                              check=False).stdout.decode().strip()
+    except OSError as e:
+        return "unavailable (%s)" % e
+
+
+def machine_basics(envoy):
+    """What every bench report says of the machine: CPUs, memory, kernel, Envoy's version."""
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -804,15 +804,20 @@ def machine_info(args):
                 break
     with open("/proc/meminfo") as f:
         mem_kib = int(f.readline().split()[1])
-    envoy_version = cmd_out([args.envoy, "--version"])
+    envoy_version = cmd_out([str(envoy), "--version"])
     m = re.search(r"/(\d+\.\d+\.\d+)/(\w+)/(\w+)/(\w+)", envoy_version)
-    envoy_version = "%s (%s, %s)" % (m.group(1), m.group(3), m.group(4)) if m else envoy_version
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "memory": "%.1f GiB" % (mem_kib / 1024 / 1024),
         "kernel": platform.release(),
-        "envoy": envoy_version,
+        "envoy": "%s (%s, %s)" % (m.group(1), m.group(3), m.group(4)) if m else envoy_version,
+    }
+
+
+def machine_info(args):
+    return {
+        **machine_basics(args.envoy),
         "wrk": cmd_out(["wrk", "--version"]).splitlines()[0].split(" Copyright")[0] if shutil.which("wrk") else "missing",
         "rustc": cmd_out(["rustc", "--version"]),
         "counters": ("callgrind (%s): instructions (Ir) of the server Envoy's user space, under valgrind"
