@@ -16,7 +16,6 @@ use mtls_authz_policy::outcome::Facts;
 use mtls_authz_policy::{CompiledPolicy, Decision, Identity, Mode, Verdict};
 
 use crate::host::{Host, HostError, Metric};
-use crate::rule_counters;
 
 /// How often a bucket update is retried when another worker changed it first.
 const CAS_ATTEMPTS: usize = 8;
@@ -89,7 +88,7 @@ fn take<H: Host>(host: &H, limit: &Limit, key: &str, now: u64) -> Result<Option<
 pub fn count<H: Host>(host: &H, policy: &CompiledPolicy, decision: &Decision<'_>, identity: Option<&Identity>, count: Count) {
     let config = &policy.policy().gateway.metrics;
     if config.per_rule {
-        let name = || rule_counters::stat_name(decision, count);
+        let name = || metrics::rule_stat(&metrics::rule_label(decision), count);
         if let Some(id) = host.rule_counter(metrics::rule_key(decision), count, &name) {
             host.increment_counter(id);
         }

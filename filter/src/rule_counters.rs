@@ -4,11 +4,11 @@
 //! A per-rule counter is found by name (`mtls_authz.rule.<label>.<count>`),
 //! and making that name on every request (escaping the label, formatting,
 //! hashing the result) cost more than the `increment_metric` host call
-//! itself. The engine's [`metrics::rule_key`] is what the label is made
+//! itself. The engine's [`mtls_authz_policy::metrics::rule_key`] is what the label is made
 //! from; equal keys give equal names, so the id is kept under the key, and
 //! the name is only built the first time a VM counts a rule.
 
-use mtls_authz_policy::metrics::{self, Count};
+use mtls_authz_policy::metrics::Count;
 
 /// One id per [`Count`] of a rule key; `None` where it is not defined yet.
 type Ids = [Option<u32>; Count::ALL.len()];
@@ -19,9 +19,9 @@ type Ids = [Option<u32>; Count::ALL.len()];
 pub struct RuleCounterIds(rustc_hash::FxHashMap<Box<str>, Ids>);
 
 impl RuleCounterIds {
-    /// The id counting `count` for rule key `key` ([`metrics::rule_key`]):
-    /// the one kept, else what `define` returns for it (named by
-    /// [`metrics::rule_stat`]), kept when it is an id. A failed definition is
+    /// The id counting `count` for rule key `key`
+    /// ([`mtls_authz_policy::metrics::rule_key`]): the one kept, else what
+    /// `define` returns for it, kept when it is an id. A failed definition is
     /// tried again on the next request.
     pub fn get_or_define(&mut self, key: &str, count: Count, define: impl FnOnce() -> Option<u32>) -> Option<u32> {
         if let Some(id) = self.0.get(key).and_then(|ids| ids.get(count.index()).copied().flatten()) {
@@ -34,11 +34,6 @@ impl RuleCounterIds {
         }
         Some(id)
     }
-}
-
-/// The stat name a rule key's counter has: what `define` is asked to define.
-pub fn stat_name(decision: &mtls_authz_policy::Decision<'_>, count: Count) -> String {
-    metrics::rule_stat(&metrics::rule_label(decision), count)
 }
 
 #[cfg(test)]
