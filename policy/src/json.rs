@@ -34,6 +34,9 @@ pub enum Kind<'a> {
     Array(Vec<Node<'a>>),
     /// Members in source order; keys carry their own offsets for error reports.
     Object(Vec<Member<'a>>),
+    /// An object or array left unread by [`parse_deferring`]: [`parse_at`]
+    /// reads it, at the node's offset, when its turn comes.
+    Unread,
 }
 
 /// One `"key": value` member of an object.
@@ -62,12 +65,25 @@ impl Kind<'_> {
             Kind::String(_) => "a string",
             Kind::Array(_) => "an array",
             Kind::Object(_) => "an object",
+            Kind::Unread => "a value",
         }
     }
 }
 
 /// Parse `src` into a positioned tree.
 pub fn parse(src: &str) -> Result<Node<'_>, SyntaxError> {
+    parse_deferring(src, &[])
+}
+
+/// Parse `src` into a positioned tree, except that each object or array
+/// inside the arrays that the root object's members named in `deferred` hold
+/// is left [`Kind::Unread`].
+///
+/// A policy's rules are validated one at a time, so only one rule's tree is
+/// alive at once: the whole document's tree of a 10,000-rule policy is
+/// several times the size of the compiled policy, and in a Wasm VM the peak of
+/// loading stays resident for the VM's life.
+pub fn parse_deferring<'a>(src: &'a str, deferred: &[&str]) -> Result<Node<'a>, SyntaxError> {
     if let Err(e) = serde_json::from_str::<IgnoredAny>(src) {
         let full = e.to_string();
         // serde_json appends " at line L column C"; we report those separately.
@@ -77,7 +93,7 @@ pub fn parse(src: &str) -> Result<Node<'_>, SyntaxError> {
         };
         return Err(SyntaxError { line: e.line().max(1), column: e.column().max(1), message });
     }
-    let mut scanner = Scanner { src, bytes: src.as_bytes(), pos: 0 };
+    let mut scanner = Scanner { src, bytes: src.as_bytes(), pos: 0, depth: 0, deferred };
     scanner.skip_ws();
     let node = scanner.value();
     match node {
@@ -90,6 +106,14 @@ pub fn parse(src: &str) -> Result<Node<'_>, SyntaxError> {
     }
 }
 
+/// Read the value that starts at `offset` of `src`, a text [`parse_deferring`]
+/// accepted (an [`Kind::Unread`] node's offset), with offsets into `src`.
+/// `None` only if `offset` is not where a value starts.
+pub fn parse_at(src: &str, offset: usize) -> Option<Node<'_>> {
+    let mut scanner = Scanner { src, bytes: src.as_bytes(), pos: offset, depth: 0, deferred: &[] };
+    scanner.value()
+}
+
 /// 1-based line and character column of a byte offset.
 pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(src.len());
@@ -100,13 +124,17 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-struct Scanner<'a> {
+struct Scanner<'a, 'd> {
     src: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    /// How many objects and arrays enclose the current position.
+    depth: usize,
+    /// Root members whose array elements are left unread.
+    deferred: &'d [&'d str],
 }
 
-impl<'a> Scanner<'a> {
+impl<'a> Scanner<'a, '_> {
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -131,8 +159,12 @@ impl<'a> Scanner<'a> {
         self.skip_ws();
         let offset = self.pos;
         let kind = match self.peek()? {
-            b'{' => self.object()?,
-            b'[' => self.array()?,
+            b'{' | b'[' => {
+                self.depth += 1;
+                let kind = if self.peek() == Some(b'{') { self.object() } else { self.array() };
+                self.depth -= 1;
+                kind?
+            }
             b'"' => Kind::String(self.string()?),
             b't' => self.literal("true", Kind::Bool(true))?,
             b'f' => self.literal("false", Kind::Bool(false))?,
@@ -165,6 +197,16 @@ impl<'a> Scanner<'a> {
     /// serde_json so escapes follow the standard exactly.
     fn string(&mut self) -> Option<Cow<'a, str>> {
         let start = self.pos;
+        let escaped = self.skip_string()?;
+        if escaped {
+            serde_json::from_str::<String>(self.src.get(start..self.pos)?).ok().map(Cow::Owned)
+        } else {
+            self.src.get(start + 1..self.pos - 1).map(Cow::Borrowed)
+        }
+    }
+
+    /// Step over a string token; whether it holds escapes.
+    fn skip_string(&mut self) -> Option<bool> {
         self.pos += 1; // opening quote
         let mut escaped = false;
         loop {
@@ -175,19 +217,43 @@ impl<'a> Scanner<'a> {
                 }
                 b'"' => {
                     self.pos += 1;
-                    break;
+                    return Some(escaped);
                 }
                 _ => self.pos += 1,
             }
         }
-        if escaped {
-            serde_json::from_str::<String>(self.src.get(start..self.pos)?).ok().map(Cow::Owned)
-        } else {
-            self.src.get(start + 1..self.pos - 1).map(Cow::Borrowed)
+    }
+
+    /// Step over the object or array that starts here, leaving it unread.
+    fn skip_container(&mut self) -> Option<()> {
+        let mut depth = 0usize;
+        loop {
+            match self.peek()? {
+                b'"' => {
+                    self.skip_string()?;
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    self.pos += 1;
+                }
+                b'}' | b']' => {
+                    depth = depth.checked_sub(1)?;
+                    self.pos += 1;
+                    if depth == 0 {
+                        return Some(());
+                    }
+                }
+                _ => self.pos += 1,
+            }
         }
     }
 
     fn array(&mut self) -> Option<Kind<'a>> {
+        self.array_of(false)
+    }
+
+    /// An array; with `defer`, its objects and arrays are left [`Kind::Unread`].
+    fn array_of(&mut self, defer: bool) -> Option<Kind<'a>> {
         self.pos += 1;
         let mut items = Vec::new();
         self.skip_ws();
@@ -196,7 +262,16 @@ impl<'a> Scanner<'a> {
             return Some(Kind::Array(items));
         }
         loop {
-            items.push(self.value()?);
+            self.skip_ws();
+            let item = match self.peek()? {
+                b'{' | b'[' if defer => {
+                    let offset = self.pos;
+                    self.skip_container()?;
+                    Node { offset, kind: Kind::Unread }
+                }
+                _ => self.value()?,
+            };
+            items.push(item);
             self.skip_ws();
             match self.peek()? {
                 b',' => self.pos += 1,
@@ -222,7 +297,13 @@ impl<'a> Scanner<'a> {
             let key_offset = self.pos;
             let key = self.string()?;
             self.expect(b':')?;
-            let value = self.value()?;
+            // Depth 1: a member of the root object.
+            let defer = self.depth == 1 && self.deferred.contains(&key.as_ref());
+            self.skip_ws();
+            let value = match self.peek()? {
+                b'[' if defer => Node { offset: self.pos, kind: self.array_of(true)? },
+                _ => self.value()?,
+            };
             members.push(Member { key, key_offset, value });
             self.skip_ws();
             match self.peek()? {
@@ -250,6 +331,24 @@ mod tests {
         let Kind::Array(items) = &members[0].value.kind else { panic!("array expected") };
         assert_eq!(line_col(src, items[1].offset), (2, 12));
         assert_eq!(line_col(src, members[1].key_offset), (3, 3));
+    }
+
+    #[test]
+    fn deferred_lists_leave_their_containers_unread_and_parse_at_reads_them_in_place() {
+        let src = "{\"rules\": [{\"a\": [\"]}\", {}]}, 7, []], \"other\": [{\"b\": 1}],\n \"n\": {\"rules\": [{}]}}";
+        let root = parse_deferring(src, &["rules"]).unwrap();
+        let Kind::Object(members) = &root.kind else { panic!("object expected") };
+        let Kind::Array(items) = &members[0].value.kind else { panic!("array expected") };
+        assert_eq!(items.iter().map(|n| n.kind.type_name()).collect::<Vec<_>>(), ["a value", "a number", "a value"]);
+        // Read in place, the element is what the whole-document parse holds there, offsets included.
+        let whole = parse(src).unwrap();
+        let Kind::Object(whole_members) = &whole.kind else { panic!("object expected") };
+        let Kind::Array(whole_items) = &whole_members[0].value.kind else { panic!("array expected") };
+        assert_eq!(parse_at(src, items[0].offset).as_ref(), Some(&whole_items[0]));
+        assert_eq!(parse_at(src, items[2].offset).as_ref(), Some(&whole_items[2]));
+        // Only the root's named members are deferred.
+        assert_eq!(members[1].value, whole_members[1].value);
+        assert_eq!(members[2].value, whole_members[2].value, "a nested \"rules\" is read whole");
     }
 
     #[test]

@@ -79,14 +79,7 @@ impl<'t> NodeView<'t> {
 
     /// The child reached by the literal segment `segment`.
     pub(crate) fn literal(&self, segment: &str) -> Option<u32> {
-        let mut at = *self.trie.heads.get(&edge_key(self.index, segment))?;
-        while let Some(edge) = self.trie.edges.get(at as usize) {
-            if edge.parent == self.index && self.trie.text(edge) == segment {
-                return Some(edge.child);
-            }
-            at = edge.next;
-        }
-        None
+        self.trie.literal_child(self.index, segment)
     }
 
     /// The `*` child.
@@ -104,7 +97,7 @@ impl<'t> NodeView<'t> {
 impl Trie {
     /// Index every pattern of every rule: `rules` yields each rule's patterns, in rule-index order.
     pub(crate) fn build<'p>(rules: impl Iterator<Item = &'p [PathPattern]>) -> Trie {
-        let mut builder = Builder::default();
+        let mut builder = Builder::new();
         for (rule_index, patterns) in rules.enumerate() {
             for pattern in patterns {
                 builder.insert(rule_index as u32, pattern);
@@ -117,6 +110,17 @@ impl Trie {
     pub(crate) fn node(&self, index: u32) -> Option<NodeView<'_>> {
         let node = *self.nodes.get(index as usize)?;
         Some(NodeView { trie: self, index, node })
+    }
+
+    fn literal_child(&self, parent: u32, segment: &str) -> Option<u32> {
+        let mut at = *self.heads.get(&edge_key(parent, segment))?;
+        while let Some(edge) = self.edges.get(at as usize) {
+            if edge.parent == parent && self.text(edge) == segment {
+                return Some(edge.child);
+            }
+            at = edge.next;
+        }
+        None
     }
 
     fn slice(&self, start: u32, len: u32) -> &[u32] {
@@ -139,102 +143,146 @@ fn edge_key(parent: u32, segment: &str) -> u64 {
     h.finish()
 }
 
-/// The trie as it is built: growable per-node lists, frozen into [`Trie`] at the end.
-#[derive(Default)]
+/// The trie as it is built. Literal edges and their texts go straight into
+/// the trie's own arrays (the builder looks them up the way a request does);
+/// what each node holds is gathered as flat entries and laid out per node at
+/// the end. A Wasm VM keeps its peak memory for life, so building should not
+/// cost much more than the trie it builds.
 struct Builder {
-    nodes: Vec<BuildNode>,
-    /// (parent, segment) -> child; freed when frozen.
-    literal: FxHashMap<(u32, Box<str>), u32>,
-}
-
-#[derive(Default)]
-struct BuildNode {
-    any: Option<u32>,
-    placeholders: Vec<(Placeholder, u32)>,
-    exact: Vec<u32>,
-    rest: Vec<u32>,
+    trie: Trie,
+    /// Each node's `*` child, or [`NONE`]; one entry per node.
+    any: Vec<u32>,
+    /// (node, placeholder) -> child.
+    placeholder_child: FxHashMap<(u32, Placeholder), u32>,
+    /// (node, placeholder, child), in insertion order.
+    placeholders: Vec<(u32, Placeholder, u32)>,
+    /// (node, ends in `/**`, rule): where each pattern ends.
+    ends: Vec<(u32, bool, u32)>,
+    /// Hash of a segment text -> its first entry in `texts`.
+    text_heads: FxHashMap<u64, u32>,
+    /// Each distinct text's (start in the arena, length, next entry with the same hash).
+    texts: Vec<(u32, u32, u32)>,
 }
 
 impl Builder {
-    fn insert(&mut self, rule: u32, pattern: &PathPattern) {
-        if self.nodes.is_empty() {
-            self.nodes.push(BuildNode::default());
-        }
-        let mut at = 0u32;
-        for segment in &pattern.segments {
-            let next = self.nodes.len() as u32;
-            let slot = match segment {
-                Segment::Literal(l) => *self.literal.entry((at, l.as_str().into())).or_insert(next),
-                Segment::Any => match self.nodes.get_mut(at as usize) {
-                    Some(node) => *node.any.get_or_insert(next),
-                    None => return,
-                },
-                Segment::Placeholder(p) => match self.nodes.get_mut(at as usize) {
-                    Some(node) => match node.placeholders.iter().find(|(q, _)| q == p) {
-                        Some((_, n)) => *n,
-                        None => {
-                            node.placeholders.push((*p, next));
-                            next
-                        }
-                    },
-                    None => return,
-                },
-            };
-            if slot == next {
-                self.nodes.push(BuildNode::default());
-            }
-            at = slot;
-        }
-        let Some(node) = self.nodes.get_mut(at as usize) else { return };
-        let list = if pattern.rest { &mut node.rest } else { &mut node.exact };
-        if !list.contains(&rule) {
-            list.push(rule);
+    fn new() -> Builder {
+        Builder {
+            trie: Trie::default(),
+            any: vec![NONE],
+            placeholder_child: FxHashMap::default(),
+            placeholders: Vec::new(),
+            ends: Vec::new(),
+            text_heads: FxHashMap::default(),
+            texts: Vec::new(),
         }
     }
 
-    fn freeze(self) -> Trie {
-        let mut trie = Trie::default();
-        if self.nodes.is_empty() {
-            trie.nodes.push(Node { any: NONE, placeholders_start: 0, placeholders_len: 0, rules_start: 0, exact_len: 0, rest_len: 0 });
-            return trie;
+    fn new_node(&mut self) -> u32 {
+        self.any.push(NONE);
+        (self.any.len() - 1) as u32
+    }
+
+    fn insert(&mut self, rule: u32, pattern: &PathPattern) {
+        let mut at = 0u32;
+        for segment in &pattern.segments {
+            at = match segment {
+                Segment::Literal(l) => match self.trie.literal_child(at, l) {
+                    Some(child) => child,
+                    None => {
+                        let child = self.new_node();
+                        self.add_edge(at, l, child);
+                        child
+                    }
+                },
+                Segment::Any => match self.any.get(at as usize) {
+                    Some(&child) if child != NONE => child,
+                    Some(_) => {
+                        let child = self.new_node();
+                        if let Some(slot) = self.any.get_mut(at as usize) {
+                            *slot = child;
+                        }
+                        child
+                    }
+                    None => return,
+                },
+                Segment::Placeholder(p) => match self.placeholder_child.get(&(at, *p)) {
+                    Some(&child) => child,
+                    None => {
+                        let child = self.new_node();
+                        self.placeholder_child.insert((at, *p), child);
+                        self.placeholders.push((at, *p, child));
+                        child
+                    }
+                },
+            };
         }
-        trie.nodes.reserve_exact(self.nodes.len());
-        for node in &self.nodes {
+        self.ends.push((at, pattern.rest, rule));
+    }
+
+    fn add_edge(&mut self, parent: u32, text: &str, child: u32) {
+        let text_start = self.intern(text);
+        let trie = &mut self.trie;
+        let index = trie.edges.len() as u32;
+        let head = trie.heads.entry(edge_key(parent, text)).or_insert(NONE);
+        trie.edges.push(Edge { parent, child, text_start, text_len: text.len() as u32, next: *head });
+        *head = index;
+    }
+
+    /// Where `text` starts in the arena, appending it the first time.
+    fn intern(&mut self, text: &str) -> u32 {
+        let mut h = FxHasher::default();
+        h.write(text.as_bytes());
+        let key = h.finish();
+        let mut at = self.text_heads.get(&key).copied().unwrap_or(NONE);
+        while let Some(&(start, len, next)) = self.texts.get(at as usize) {
+            if self.trie.arena.get(start as usize..(start + len) as usize) == Some(text) {
+                return start;
+            }
+            at = next;
+        }
+        let start = self.trie.arena.len() as u32;
+        self.trie.arena.push_str(text);
+        let head = self.text_heads.entry(key).or_insert(NONE);
+        self.texts.push((start, text.len() as u32, *head));
+        *head = (self.texts.len() - 1) as u32;
+        start
+    }
+
+    fn freeze(mut self) -> Trie {
+        let mut trie = self.trie;
+        // Per node: exact rules, then `/**` rules, each in rule order and once.
+        self.ends.sort_unstable();
+        self.ends.dedup();
+        // Stable: a node's placeholder children keep their insertion order.
+        self.placeholders.sort_by_key(|&(node, _, _)| node);
+        let (mut ends, mut placeholders) = (self.ends.iter().peekable(), self.placeholders.iter().peekable());
+        trie.nodes.reserve_exact(self.any.len());
+        for (index, &any) in self.any.iter().enumerate() {
+            let index = index as u32;
             let placeholders_start = trie.placeholders.len() as u32;
-            trie.placeholders.extend_from_slice(&node.placeholders);
+            while let Some(&(_, p, child)) = placeholders.next_if(|(node, _, _)| *node == index) {
+                trie.placeholders.push((p, child));
+            }
             let rules_start = trie.rules.len() as u32;
-            trie.rules.extend_from_slice(&node.exact);
-            trie.rules.extend_from_slice(&node.rest);
+            let (mut exact_len, mut rest_len) = (0u32, 0u32);
+            while let Some(&(_, rest, rule)) = ends.next_if(|(node, _, _)| *node == index) {
+                trie.rules.push(rule);
+                if rest {
+                    rest_len += 1;
+                } else {
+                    exact_len += 1;
+                }
+            }
             trie.nodes.push(Node {
-                any: node.any.unwrap_or(NONE),
+                any,
                 placeholders_start,
-                placeholders_len: node.placeholders.len() as u32,
+                placeholders_len: trie.placeholders.len() as u32 - placeholders_start,
                 rules_start,
-                exact_len: node.exact.len() as u32,
-                rest_len: node.rest.len() as u32,
+                exact_len,
+                rest_len,
             });
         }
-        // Edges in a fixed order (parent, then text), so the same policy always builds the same trie.
-        let mut literal: Vec<((u32, Box<str>), u32)> = self.literal.into_iter().collect();
-        literal.sort_unstable();
-        // Segment text -> its start in the arena, so each distinct text is stored once.
-        let mut interned: FxHashMap<Box<str>, u32> = FxHashMap::default();
-        trie.edges.reserve_exact(literal.len());
-        for ((parent, text), child) in literal {
-            let text_start = match interned.get(&text) {
-                Some(&start) => start,
-                None => {
-                    let start = trie.arena.len() as u32;
-                    trie.arena.push_str(&text);
-                    interned.insert(text.clone(), start);
-                    start
-                }
-            };
-            let index = trie.edges.len() as u32;
-            let head = trie.heads.entry(edge_key(parent, &text)).or_insert(NONE);
-            trie.edges.push(Edge { parent, child, text_start, text_len: text.len() as u32, next: *head });
-            *head = index;
-        }
+        trie.edges.shrink_to_fit();
         trie.placeholders.shrink_to_fit();
         trie.rules.shrink_to_fit();
         trie.arena.shrink_to_fit();

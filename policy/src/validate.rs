@@ -47,10 +47,13 @@ const PATH_READING_FIELDS: &[&str] = &[
 const RULE_FIELDS: &[&str] = &["name", "description", "action", "principals", "paths", "methods", "head_with_get"];
 const PRINCIPAL_FIELDS: &[&str] = &["any", "cn", "o", "ou", "uri_san", "dns_san", "email_san", "ip_san", "issuer_cn", "serial", "sha256"];
 
+/// The lists of named rules: read one rule at a time ([`json::parse_deferring`]).
+const NAMED_LISTS: &[&str] = &["rules", "connection_rules"];
+
 impl Policy {
     /// Parse and validate a policy document, reporting every problem found.
     pub fn from_json(src: &str) -> Result<Policy, PolicyErrors> {
-        let root = json::parse(src)
+        let root = json::parse_deferring(src, NAMED_LISTS)
             .map_err(|e| PolicyErrors(vec![PolicyError { line: e.line, column: e.column, path: String::new(), message: e.message }]))?;
         let mut v = Validator { src, errors: Vec::new(), reading: PathReading::default() };
         let policy = v.policy(&root);
@@ -416,9 +419,25 @@ impl Validator<'_> {
         let items = self.array(node, list, true)?;
         let mut rules = Vec::with_capacity(items.len());
         let mut ok = true;
-        let mut names: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut names: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (i, entry) in items.iter().enumerate() {
             let path = index(list, i);
+            let read;
+            let entry = match entry.kind {
+                Kind::Unread => match json::parse_at(self.src, entry.offset) {
+                    Some(node) => {
+                        read = node;
+                        &read
+                    }
+                    // Unreachable for text the parser accepted; refused rather than trusted.
+                    None => {
+                        self.error_at(entry.offset, &path, "could not be read as JSON");
+                        ok = false;
+                        continue;
+                    }
+                },
+                _ => entry,
+            };
             match item(self, entry, &path) {
                 Some(rule) => rules.push(rule),
                 None => ok = false,
@@ -434,7 +453,7 @@ impl Validator<'_> {
                         );
                         ok = false;
                     } else {
-                        names.insert(name, i);
+                        names.insert(name.to_string(), i);
                     }
                 }
             }
