@@ -4,7 +4,7 @@
 use crate::canonical::{self, CanonicalPath};
 use crate::decide::Reason;
 use crate::identity::Identity;
-use crate::model::{Action, MethodOverrides, Principal, Rule};
+use crate::model::{Action, Condition, MethodOverrides, Principal, Rule};
 use crate::overrides;
 use crate::pattern::{dns_name, Placeholder};
 use crate::reading::{Merge, PathReading};
@@ -98,24 +98,19 @@ pub fn principal_matches(p: &Principal, id: &Identity, deny: bool) -> bool {
     if p.any {
         return true;
     }
-    let single = |pat: &Option<crate::pattern::ValuePattern>, value: Option<&str>| match pat {
-        None => true,
-        Some(pat) => value.is_some_and(|v| pat.matches(v)),
-    };
-    let any_of = |pat: &Option<crate::pattern::ValuePattern>, values: &[String]| match pat {
-        None => true,
-        Some(pat) => values.iter().any(|v| pat.matches(v)),
-    };
-    single(&p.cn, id.common_name())
-        && any_of(&p.o, &id.organizations)
-        && any_of(&p.ou, &id.organizational_units)
-        && single(&p.issuer_cn, id.issuer_common_name())
-        && p.uri_san.as_ref().is_none_or(|pat| id.uri_sans.iter().any(|v| if deny { pat.matches_for_deny(v) } else { pat.matches(v) }))
-        && any_of(&p.dns_san, &id.dns_sans)
-        && any_of(&p.email_san, &id.email_sans)
-        && p.ip_san.as_ref().is_none_or(|net| id.ip_sans.iter().any(|ip| net.contains(ip)))
-        && p.serial.as_ref().is_none_or(|s| *s == id.serial)
-        && p.sha256.as_ref().is_none_or(|s| *s == id.sha256)
+    let any_of = |pat: &crate::pattern::ValuePattern, values: &[String]| values.iter().any(|v| pat.matches(v));
+    p.conditions().iter().all(|c| match c {
+        Condition::Cn(pat) => id.common_name().is_some_and(|v| pat.matches(v)),
+        Condition::O(pat) => any_of(pat, &id.organizations),
+        Condition::Ou(pat) => any_of(pat, &id.organizational_units),
+        Condition::IssuerCn(pat) => id.issuer_common_name().is_some_and(|v| pat.matches(v)),
+        Condition::UriSan(pat) => id.uri_sans.iter().any(|v| if deny { pat.matches_for_deny(v) } else { pat.matches(v) }),
+        Condition::DnsSan(pat) => any_of(pat, &id.dns_sans),
+        Condition::EmailSan(pat) => any_of(pat, &id.email_sans),
+        Condition::IpSan(net) => id.ip_sans.iter().any(|ip| net.contains(ip)),
+        Condition::Serial(s) => **s == id.serial,
+        Condition::Sha256(s) => **s == id.sha256,
+    })
 }
 
 /// Does the rule's method list admit `method`?

@@ -10,7 +10,7 @@ use crate::identity_field::IdentityField;
 use crate::json::{Kind, Member, Node};
 use crate::limits::{KeyPart, Limit, Per, DEFAULT_MAX_KEYS, MAX_MAX_KEYS, MAX_REQUESTS};
 use crate::metrics::{MetricsConfig, PerIdentity, DEFAULT_MAX_IDENTITIES, MAX_MAX_IDENTITIES};
-use crate::model::{Action, Rule};
+use crate::model::{Action, Condition, Rule};
 use crate::validate::{child, index, Validator};
 
 /// A value the filter publishes as filter state `wasm.mtls_authz.<name>`.
@@ -63,17 +63,16 @@ fn fields_read(rules: &[Rule], gateway: &Gateway) -> Vec<IdentityField> {
         }
     };
     for p in rules.iter().flat_map(|r| &r.principals) {
-        for (present, f) in [
-            (p.cn.is_some(), IdentityField::Cn),
-            (p.o.is_some(), IdentityField::O),
-            (p.ou.is_some(), IdentityField::Ou),
-            (p.uri_san.is_some(), IdentityField::UriSan),
-            (p.dns_san.is_some(), IdentityField::DnsSan),
-            (p.email_san.is_some(), IdentityField::EmailSan),
-            (p.issuer_cn.is_some(), IdentityField::IssuerCn),
-        ] {
-            if present {
-                add(f);
+        for c in p.conditions() {
+            match c {
+                Condition::Cn(_) => add(IdentityField::Cn),
+                Condition::O(_) => add(IdentityField::O),
+                Condition::Ou(_) => add(IdentityField::Ou),
+                Condition::UriSan(_) => add(IdentityField::UriSan),
+                Condition::DnsSan(_) => add(IdentityField::DnsSan),
+                Condition::EmailSan(_) => add(IdentityField::EmailSan),
+                Condition::IssuerCn(_) => add(IdentityField::IssuerCn),
+                Condition::IpSan(_) | Condition::Serial(_) | Condition::Sha256(_) => {}
             }
         }
     }

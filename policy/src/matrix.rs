@@ -27,6 +27,7 @@ use crate::canonical::encode_name;
 use crate::compile::CompiledPolicy;
 use crate::eval::uri_last_segment;
 use crate::pattern::{dns_name, PathPattern, Placeholder, Segment};
+use crate::model::Condition;
 use crate::{Identity, IdentityView, Policy, Principal, PrincipalFormat, Verdict};
 
 /// The methods shown first, in this order; others follow alphabetically.
@@ -268,42 +269,32 @@ fn principal_identity(principal: &Principal) -> (String, Identity) {
         return ("any certificate".to_owned(), id);
     }
     let sample = |p: &crate::pattern::ValuePattern| p.as_str().replace('*', SAMPLE_SEGMENT);
-    let mut field = |name: &str, value: String, into: &mut Vec<String>| {
+    let field = |label: &mut Vec<String>, name: &str, value: String, into: &mut Vec<String>| {
         label.push(format!("{name}={value}"));
         into.push(value);
     };
-    if let Some(p) = &principal.cn {
-        field("cn", sample(p), &mut id.common_names);
-    }
-    if let Some(p) = &principal.o {
-        field("o", sample(p), &mut id.organizations);
-    }
-    if let Some(p) = &principal.ou {
-        field("ou", sample(p), &mut id.organizational_units);
-    }
-    if let Some(p) = &principal.uri_san {
-        field("uri_san", sample(p), &mut id.uri_sans);
-    }
-    if let Some(p) = &principal.dns_san {
-        field("dns_san", sample(p), &mut id.dns_sans);
-    }
-    if let Some(p) = &principal.email_san {
-        field("email_san", sample(p), &mut id.email_sans);
-    }
-    if let Some(p) = &principal.issuer_cn {
-        field("issuer_cn", sample(p), &mut id.issuer_common_names);
-    }
-    if let Some(net) = &principal.ip_san {
-        label.push(format!("ip_san={}", net.addr));
-        id.ip_sans.push(net.addr);
-    }
-    if let Some(serial) = &principal.serial {
-        label.push(format!("serial={serial}"));
-        id.serial.clone_from(serial);
-    }
-    if let Some(sha256) = &principal.sha256 {
-        label.push(format!("sha256={}", sha256.get(..16).unwrap_or(sha256)));
-        id.sha256.clone_from(sha256);
+    for c in principal.conditions() {
+        match c {
+            Condition::Cn(p) => field(&mut label, "cn", sample(p), &mut id.common_names),
+            Condition::O(p) => field(&mut label, "o", sample(p), &mut id.organizations),
+            Condition::Ou(p) => field(&mut label, "ou", sample(p), &mut id.organizational_units),
+            Condition::UriSan(p) => field(&mut label, "uri_san", sample(p), &mut id.uri_sans),
+            Condition::DnsSan(p) => field(&mut label, "dns_san", sample(p), &mut id.dns_sans),
+            Condition::EmailSan(p) => field(&mut label, "email_san", sample(p), &mut id.email_sans),
+            Condition::IssuerCn(p) => field(&mut label, "issuer_cn", sample(p), &mut id.issuer_common_names),
+            Condition::IpSan(net) => {
+                label.push(format!("ip_san={}", net.addr));
+                id.ip_sans.push(net.addr);
+            }
+            Condition::Serial(serial) => {
+                label.push(format!("serial={serial}"));
+                id.serial = serial.to_string();
+            }
+            Condition::Sha256(sha256) => {
+                label.push(format!("sha256={}", sha256.get(..16).unwrap_or(sha256)));
+                id.sha256 = sha256.to_string();
+            }
+        }
     }
     (label.join(" "), id)
 }

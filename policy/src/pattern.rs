@@ -53,7 +53,7 @@ impl ValueKind {
 pub struct ValuePattern {
     /// The pattern in its canonical form (DNS names lower-cased without a
     /// trailing dot, email domains lower-cased).
-    text: String,
+    text: Box<str>,
     kind: ValueKind,
     wildcard: bool,
 }
@@ -70,12 +70,12 @@ impl ValuePattern {
             },
         };
         let wildcard = text.contains('*');
-        ValuePattern { text, kind, wildcard }
+        ValuePattern { text: text.into_boxed_str(), kind, wildcard }
     }
 
     /// Does `value` (as the certificate spells it) match?
     pub fn matches(&self, value: &str) -> bool {
-        let (pattern, separators) = (self.text.as_str(), self.kind.separators());
+        let (pattern, separators) = (&*self.text, self.kind.separators());
         match (self.kind, self.wildcard) {
             (ValueKind::Name, false) => pattern == value,
             (ValueKind::Uri, false) => pattern == value,

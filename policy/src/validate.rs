@@ -8,7 +8,7 @@ use crate::error::{PolicyError, PolicyErrors};
 use crate::hex::{canonical_serial, canonical_sha256};
 use crate::json::{self, Kind, Member, Node};
 use crate::model::{
-    Action, DenyResponse, IpNet, MethodOverrides, Mode, Policy, Principal, PrincipalFormat, Rule, UpstreamHeaders,
+    Action, Condition, DenyResponse, IpNet, MethodOverrides, Mode, Policy, Principal, PrincipalFormat, Rule, UpstreamHeaders,
     DEFAULT_BODY_INSPECTION_LIMIT, MAX_BODY_INSPECTION_LIMIT,
 };
 use crate::pattern::{PathPattern, ValueKind, ValuePattern};
@@ -607,14 +607,14 @@ impl Validator<'_> {
             self.error_at(node.offset, path, "an empty principal would match every certificate; write {\"any\": true} if that is meant");
             return None;
         }
-        let mut p = Principal::default();
+        let (mut any, mut conditions) = (false, Vec::with_capacity(members.len()));
         let mut ok = true;
         for m in members {
             let fp = child(path, &m.key);
             let n = &m.value;
             if m.key == "any" {
                 match n.kind {
-                    Kind::Bool(true) if members.len() == 1 => p.any = true,
+                    Kind::Bool(true) if members.len() == 1 => any = true,
                     Kind::Bool(true) => {
                         self.error_at(
                             m.key_offset,
@@ -639,24 +639,28 @@ impl Validator<'_> {
                 continue;
             };
             let result = match m.key.as_ref() {
-                "cn" => value_pattern(text, ValueKind::Name).map(|v| p.cn = Some(v)),
-                "o" => value_pattern(text, ValueKind::Name).map(|v| p.o = Some(v)),
-                "ou" => value_pattern(text, ValueKind::Name).map(|v| p.ou = Some(v)),
-                "issuer_cn" => value_pattern(text, ValueKind::Name).map(|v| p.issuer_cn = Some(v)),
-                "uri_san" => value_pattern(text, ValueKind::Uri).map(|v| p.uri_san = Some(v)),
-                "email_san" => value_pattern(text, ValueKind::Email).map(|v| p.email_san = Some(v)),
-                "dns_san" => value_pattern(text, ValueKind::Dns).map(|v| p.dns_san = Some(v)),
-                "ip_san" => IpNet::parse(text).map(|v| p.ip_san = Some(v)),
-                "serial" => canonical_serial(text).map(|v| p.serial = Some(v)),
-                "sha256" => canonical_sha256(text).map(|v| p.sha256 = Some(v)),
-                _ => Ok(()), // unknown keys were reported by `object`
+                "cn" => value_pattern(text, ValueKind::Name).map(Condition::Cn),
+                "o" => value_pattern(text, ValueKind::Name).map(Condition::O),
+                "ou" => value_pattern(text, ValueKind::Name).map(Condition::Ou),
+                "issuer_cn" => value_pattern(text, ValueKind::Name).map(Condition::IssuerCn),
+                "uri_san" => value_pattern(text, ValueKind::Uri).map(Condition::UriSan),
+                "email_san" => value_pattern(text, ValueKind::Email).map(Condition::EmailSan),
+                "dns_san" => value_pattern(text, ValueKind::Dns).map(Condition::DnsSan),
+                "ip_san" => IpNet::parse(text).map(Condition::IpSan),
+                "serial" => canonical_serial(text).map(|v| Condition::Serial(v.into())),
+                "sha256" => canonical_sha256(text).map(|v| Condition::Sha256(v.into())),
+                // Unknown keys were reported by `object`.
+                _ => continue,
             };
-            if let Err(why) = result {
-                self.error_at(n.offset, &fp, why);
-                ok = false;
+            match result {
+                Ok(c) => conditions.push(c),
+                Err(why) => {
+                    self.error_at(n.offset, &fp, why);
+                    ok = false;
+                }
             }
         }
-        ok.then_some(p)
+        ok.then(|| if any { Principal::any() } else { Principal::of(conditions) })
     }
 }
 
@@ -928,11 +932,11 @@ pub(crate) mod tests {
         };
         let p = Policy::from_json(&policy(r#"{"serial": "00:0A:ff", "dns_san": "API.Shop.Test", "ip_san": "10.0.0.0/8"}"#)).unwrap();
         let pr = &p.rules[0].principals[0];
-        assert_eq!(pr.serial.as_deref(), Some("aff"));
-        assert_eq!(pr.dns_san.as_ref().map(|v| v.as_str()), Some("api.shop.test"));
-        assert_eq!(pr.ip_san, Some(IpNet::parse("10.0.0.0/8").unwrap()));
+        assert_eq!(pr.serial(), Some("aff"));
+        assert_eq!(pr.dns_san().map(|v| v.as_str()), Some("api.shop.test"));
+        assert_eq!(pr.ip_san(), Some(&IpNet::parse("10.0.0.0/8").unwrap()));
         let fqdn = Policy::from_json(&policy(r#"{"dns_san": "API.Shop.Test."}"#)).unwrap();
-        assert_eq!(fqdn.rules[0].principals[0].dns_san.as_ref().map(|v| v.as_str()), Some("api.shop.test"), "the trailing dot is dropped");
+        assert_eq!(fqdn.rules[0].principals[0].dns_san().map(|v| v.as_str()), Some("api.shop.test"), "the trailing dot is dropped");
         for (bad, field) in [
             (r#"{"serial": "xyz"}"#, "serial"),
             (r#"{"sha256": "abc"}"#, "sha256"),
