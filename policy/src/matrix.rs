@@ -26,8 +26,8 @@ use serde::Serialize;
 use crate::canonical::encode_name;
 use crate::compile::CompiledPolicy;
 use crate::eval::uri_last_segment;
-use crate::pattern::{dns_name, PathPattern, Placeholder, Segment};
 use crate::model::Condition;
+use crate::pattern::{dns_name, PathPattern, Placeholder, Segment};
 use crate::{Identity, IdentityView, Policy, Principal, PrincipalFormat, Verdict};
 
 /// The methods shown first, in this order; others follow alphabetically.

@@ -27,8 +27,10 @@ pub(crate) struct Trie {
     nodes: Vec<Node>,
     /// Literal edges, chained per hash key.
     edges: Vec<Edge>,
-    /// (parent, segment) hash -> first edge in its chain.
-    heads: FxHashMap<u64, u32>,
+    /// The first edge of each hash bucket's chain, or [`NONE`]; a power of
+    /// two long (empty when there are no edges), indexed by the low bits of
+    /// [`edge_key`]. 4 bytes a bucket where a hash map entry takes 16.
+    heads: Vec<u32>,
     /// Every distinct literal segment, back to back.
     arena: String,
     /// Each node's placeholder children, contiguous per node.
@@ -113,7 +115,13 @@ impl Trie {
     }
 
     fn literal_child(&self, parent: u32, segment: &str) -> Option<u32> {
-        let mut at = *self.heads.get(&edge_key(parent, segment))?;
+        let mask = self.heads.len().checked_sub(1)?;
+        let first = *self.heads.get(edge_key(parent, segment) as usize & mask)?;
+        self.find_edge(first, parent, segment)
+    }
+
+    /// The child of the edge from `parent` by `segment` in the chain that starts at edge `at`.
+    fn find_edge(&self, mut at: u32, parent: u32, segment: &str) -> Option<u32> {
         while let Some(edge) = self.edges.get(at as usize) {
             if edge.parent == parent && self.text(edge) == segment {
                 return Some(edge.child);
@@ -158,6 +166,8 @@ struct Builder {
     placeholders: Vec<(u32, Placeholder, u32)>,
     /// (node, ends in `/**`, rule): where each pattern ends.
     ends: Vec<(u32, bool, u32)>,
+    /// (parent, segment) hash -> first edge in its chain, while building.
+    edge_heads: FxHashMap<u64, u32>,
     /// Hash of a segment text -> its first entry in `texts`.
     text_heads: FxHashMap<u64, u32>,
     /// Each distinct text's (start in the arena, length, next entry with the same hash).
@@ -172,6 +182,7 @@ impl Builder {
             placeholder_child: FxHashMap::default(),
             placeholders: Vec::new(),
             ends: Vec::new(),
+            edge_heads: FxHashMap::default(),
             text_heads: FxHashMap::default(),
             texts: Vec::new(),
         }
@@ -186,7 +197,7 @@ impl Builder {
         let mut at = 0u32;
         for segment in &pattern.segments {
             at = match segment {
-                Segment::Literal(l) => match self.trie.literal_child(at, l) {
+                Segment::Literal(l) => match self.edge_heads.get(&edge_key(at, l)).and_then(|&first| self.trie.find_edge(first, at, l)) {
                     Some(child) => child,
                     None => {
                         let child = self.new_node();
@@ -223,7 +234,7 @@ impl Builder {
         let text_start = self.intern(text);
         let trie = &mut self.trie;
         let index = trie.edges.len() as u32;
-        let head = trie.heads.entry(edge_key(parent, text)).or_insert(NONE);
+        let head = self.edge_heads.entry(edge_key(parent, text)).or_insert(NONE);
         trie.edges.push(Edge { parent, child, text_start, text_len: text.len() as u32, next: *head });
         *head = index;
     }
@@ -249,6 +260,8 @@ impl Builder {
     }
 
     fn freeze(mut self) -> Trie {
+        // The build-time lookups go first, so the per-node arrays reuse their memory.
+        drop((self.edge_heads, self.text_heads, self.texts));
         let mut trie = self.trie;
         // Per node: exact rules, then `/**` rules, each in rule order and once.
         self.ends.sort_unstable();
@@ -286,7 +299,19 @@ impl Builder {
         trie.placeholders.shrink_to_fit();
         trie.rules.shrink_to_fit();
         trie.arena.shrink_to_fit();
-        trie.heads.shrink_to_fit();
+        // The buckets, now that the number of edges is known: about one edge each.
+        trie.heads = vec![NONE; trie.edges.len().next_power_of_two()];
+        let mask = trie.heads.len() - 1;
+        for index in 0..trie.edges.len() {
+            let Some(edge) = trie.edges.get(index) else { break };
+            let bucket = edge_key(edge.parent, trie.text(edge)) as usize & mask;
+            if let Some(head) = trie.heads.get_mut(bucket) {
+                let next = std::mem::replace(head, index as u32);
+                if let Some(edge) = trie.edges.get_mut(index) {
+                    edge.next = next;
+                }
+            }
+        }
         trie
     }
 }
