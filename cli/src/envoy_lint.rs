@@ -402,7 +402,7 @@ fn cuts(pattern: &PathPattern, full: &[&str], last: &str) -> bool {
     for (i, want) in full.iter().enumerate() {
         match pattern.segments.get(i) {
             None => return pattern.rest,
-            Some(Segment::Literal(l)) if l != want => return false,
+            Some(Segment::Literal(l)) if &**l != *want => return false,
             Some(_) => {}
         }
     }

@@ -4,6 +4,9 @@
 //! `.` is always a dot and a `*` never crosses the separator it is defined by.
 
 use std::fmt;
+use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
 
 use crate::reading::{EncodedDelimiters, EncodedSlash, Merge, PathReading, TrailingSlash};
 
@@ -190,7 +193,9 @@ fn glob_segment(p: &[u8], v: &[u8], fold: bool) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Segment {
     /// Must equal the request segment exactly (after percent-decoding).
-    Literal(String),
+    /// Shared: a policy names the same segments (`api`, a service's name)
+    /// in many patterns ([`PathPattern::share_literals`]).
+    Literal(Arc<str>),
     /// `*`: any one non-empty segment.
     Any,
     /// `{cn}` and friends: must equal a value taken from the caller's identity.
@@ -269,7 +274,7 @@ impl PathPattern {
         for (i, seg) in raw.iter().enumerate() {
             let last = i + 1 == raw.len();
             match *seg {
-                "" if last && distinct => segments.push(Segment::Literal(String::new())),
+                "" if last && distinct => segments.push(Segment::Literal(Arc::from(""))),
                 "" if last => {
                     return Err("a path pattern must not end with '/'; use '/**' to match everything below \
                          (path_reading.trailing_slash \"distinct\" makes a trailing '/' its own route)"
@@ -313,11 +318,27 @@ impl PathPattern {
                     {
                         return Err(never(&format!("a path with it is refused ({rejection})")));
                     }
-                    segments.push(Segment::Literal(name.into_owned()));
+                    segments.push(Segment::Literal(Arc::from(name.as_ref())));
                 }
             }
         }
         Ok(PathPattern { segments, rest })
+    }
+
+    /// Make each literal the pool's copy of its text, adding those it lacks:
+    /// a 10,000-rule policy then holds each distinct segment once, not once
+    /// per pattern (in a Wasm VM every small allocation also costs its header).
+    pub fn share_literals(&mut self, pool: &mut FxHashSet<Arc<str>>) {
+        for segment in &mut self.segments {
+            if let Segment::Literal(text) = segment {
+                match pool.get(text) {
+                    Some(shared) => *text = Arc::clone(shared),
+                    None => {
+                        pool.insert(Arc::clone(text));
+                    }
+                }
+            }
+        }
     }
 
     /// Does the canonical path (given as its decoded segments) match, for this identity's placeholder values?
@@ -328,7 +349,7 @@ impl PathPattern {
         self.segments.iter().zip(path).all(|(pat, seg)| {
             let seg = seg.as_ref();
             match pat {
-                Segment::Literal(l) => l == seg,
+                Segment::Literal(l) => **l == *seg,
                 Segment::Any => !seg.is_empty(),
                 Segment::Placeholder(p) => placeholder(*p, seg),
             }

@@ -55,7 +55,7 @@ impl Policy {
     pub fn from_json(src: &str) -> Result<Policy, PolicyErrors> {
         let root = json::parse_deferring(src, NAMED_LISTS)
             .map_err(|e| PolicyErrors(vec![PolicyError { line: e.line, column: e.column, path: String::new(), message: e.message }]))?;
-        let mut v = Validator { src, errors: Vec::new(), reading: PathReading::default() };
+        let mut v = Validator { src, errors: Vec::new(), reading: PathReading::default(), literals: Default::default() };
         let policy = v.policy(&root);
         let mut errors = v.errors;
         errors.sort_by_key(|e| (e.line, e.column));
@@ -72,6 +72,8 @@ pub(crate) struct Validator<'s> {
     /// The policy's `path_reading`, read before the rules: it says how their
     /// path patterns are read.
     reading: PathReading,
+    /// Every literal path segment read so far, shared between patterns.
+    literals: rustc_hash::FxHashSet<std::sync::Arc<str>>,
 }
 
 /// JSON path segments: `rules[2].paths[0]`.
@@ -550,7 +552,10 @@ impl Validator<'_> {
             let reading = self.reading;
             let parsed = self.string(item, &p).map(|text| PathPattern::parse_for(text, &reading, merge));
             match parsed {
-                Some(Ok(pattern)) => out.push(pattern),
+                Some(Ok(mut pattern)) => {
+                    pattern.share_literals(&mut self.literals);
+                    out.push(pattern);
+                }
                 Some(Err(why)) => {
                     self.error_at(item.offset, &p, why);
                     ok = false;
