@@ -21,6 +21,19 @@
 //! log points into the policy file. `version_info` carries the policy's
 //! `revision` and a SHA-256 prefix of the file: Envoy shows it as the
 //! `extension_config_discovery.http_filter.<name>.version_text` stat.
+//!
+//! The extension of `--out` picks the file's format, as it does for Envoy
+//! (`.yaml`/`.yml` are read as YAML, anything else as JSON, `.pb` as binary
+//! protobuf): `.yaml`/`.yml` write YAML, `.json` writes JSON, any other name
+//! is refused rather than written in a format Envoy would misread. Both hold
+//! the same resource. JSON is the faster one for Envoy to read: it parses
+//! JSON straight into the protobuf, while YAML goes through yaml-cpp, a
+//! `google.protobuf.Value` tree and a JSON string first. At 10,000 rules
+//! (a 5.3 MB YAML file, 3.8 MB as JSON) JSON roughly halves the time from
+//! the rename to the first VM loading the policy: medians ~600 against
+//! ~250 ms without requests, ~850 against ~440 ms under bench/reload.py's
+//! load (`--resource-format`). YAML stays the name in the docs and the
+//! compose set-up: it carries a comment and reads better.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -47,6 +60,8 @@ const DIGEST_SHOWN: usize = 16;
 pub struct Target {
     /// The resource file Envoy watches (its `path_config_source.path`). Its
     /// directory must exist; it is replaced atomically (temp file + rename).
+    /// The extension picks the format: .yaml or .yml for YAML, .json for JSON
+    /// (faster for Envoy to read at thousands of rules).
     #[arg(long, value_name = "DIR/mtls_authz.yaml")]
     pub out: PathBuf,
     /// The filter's .wasm file, as Envoy sees the path.
@@ -72,6 +87,30 @@ fn parse_name(s: &str) -> Result<String, String> {
         Ok(s.to_string())
     } else {
         Err("use 1-128 characters from A-Z a-z 0-9 _ . -".into())
+    }
+}
+
+/// The format of the resource file, from the extension of `--out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+impl Format {
+    /// `.yaml`/`.yml` YAML, `.json` JSON (any case, as Envoy compares them);
+    /// anything else is refused: Envoy would read it as JSON (or `.pb` as
+    /// binary protobuf), so the name alone must say what the file is.
+    pub fn of(out: &Path) -> Result<Format, InputError> {
+        let ext = out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("yaml" | "yml") => Ok(Format::Yaml),
+            Some("json") => Ok(Format::Json),
+            _ => Err(InputError(format!(
+                "--out '{}': the resource file's name must end in .yaml, .yml or .json (Envoy reads it by its extension)",
+                out.display()
+            ))),
+        }
     }
 }
 
@@ -121,9 +160,17 @@ pub fn validate(origin: &str, bytes: &[u8]) -> Result<Validated, String> {
     })
 }
 
-/// The resource file: an xDS `DiscoveryResponse` (YAML) with one
+/// The resource file: an xDS `DiscoveryResponse` with one
 /// `TypedExtensionConfig` holding the Wasm filter configuration and the policy.
-pub fn render_resource(policy: &Validated, origin: &str, target: &Target) -> String {
+pub fn render_resource(policy: &Validated, origin: &str, target: &Target, format: Format) -> String {
+    match format {
+        Format::Yaml => render_yaml(policy, origin, target),
+        Format::Json => render_json(policy, target),
+    }
+}
+
+/// The resource as YAML, with a comment saying where it comes from.
+pub fn render_yaml(policy: &Validated, origin: &str, target: &Target) -> String {
     let mut y = String::new();
     let mut line = |s: &str| {
         y.push_str(s);
@@ -157,6 +204,71 @@ pub fn render_resource(policy: &Validated, origin: &str, target: &Target) -> Str
     line("        \"@type\": type.googleapis.com/google.protobuf.StringValue");
     line(&format!("        value: {}", embed_text(&policy.text, 8)));
     y
+}
+
+/// The resource as JSON: the same fields as [`render_yaml`], without its
+/// comments (JSON has none; a made-up field would be an unknown field to
+/// Envoy). The policy is
+/// embedded verbatim as one JSON string, not minified: minifying would cut
+/// the file further (3.8 to 2.7 MB at 10,000 rules) but `LINE:COL` in the
+/// filter's errors would no longer point into the policy file.
+pub fn render_json(policy: &Validated, target: &Target) -> String {
+    let q = json_quote;
+    let name = q(&target.name);
+    let mut j = String::with_capacity(policy.text.len() + policy.text.len() / 8 + 1024);
+    let mut line = |s: &str| {
+        j.push_str(s);
+        j.push('\n');
+    };
+    line("{");
+    line(&format!("  \"version_info\": {},", q(&policy.version_info())));
+    line("  \"resources\": [");
+    line("    {");
+    line("      \"@type\": \"type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig\",");
+    line(&format!("      \"name\": {name},"));
+    line("      \"typed_config\": {");
+    line("        \"@type\": \"type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\",");
+    line("        \"config\": {");
+    line(&format!("          \"name\": {name},"));
+    line("          \"root_id\": \"mtls_authz\",");
+    line("          \"vm_config\": {");
+    line("            \"vm_id\": \"mtls_authz\",");
+    line("            \"runtime\": \"envoy.wasm.runtime.v8\",");
+    line(&format!("            \"code\": {{ \"local\": {{ \"filename\": {} }} }}", q(&target.wasm)));
+    line("          },");
+    line("          \"failure_policy\": \"FAIL_CLOSED\",");
+    line("          \"configuration\": {");
+    line("            \"@type\": \"type.googleapis.com/google.protobuf.StringValue\",");
+    line(&format!("            \"value\": {}", q(&policy.text)));
+    line("          }");
+    line("        }");
+    line("      }");
+    line("    }");
+    line("  ]");
+    line("}");
+    j
+}
+
+/// A JSON string for any string: `"` and `\` escaped, control characters
+/// as `\n`, `\t`, `\r` or `\u00XX`; everything else as is (UTF-8).
+pub fn json_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 8 + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A file name for a YAML comment: one line, no control characters.
@@ -297,6 +409,7 @@ pub fn check_target(target: &Target) -> Result<(), InputError> {
     if out.is_dir() {
         return Err(InputError(format!("--out '{}' is a directory; give the resource file's path", out.display())));
     }
+    Format::of(out)?;
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !dir.is_dir() {
         return Err(InputError(format!(
@@ -320,7 +433,8 @@ pub fn publish_bytes(origin: &str, bytes: &[u8], target: &Target) -> Result<Outc
         Ok(p) => p,
         Err(lines) => return Ok(Outcome::Refused(lines)),
     };
-    let resource = render_resource(&policy, origin, target);
+    let format = Format::of(&target.out)?;
+    let resource = render_resource(&policy, origin, target, format);
     match write_atomically(&target.out, resource.as_bytes()) {
         Ok(written) => Ok(Outcome::Published(policy, written)),
         Err(e) => Err(InputError(format!("cannot write '{}': {e}", target.out.display()))),
@@ -381,7 +495,7 @@ mod tests {
     #[test]
     fn the_resource_embeds_the_policy_verbatim_as_a_block() {
         let p = validate("p.json", POLICY.as_bytes()).unwrap();
-        let y = render_resource(&p, "p.json", &target(Path::new("/x/mtls_authz.yaml")));
+        let y = render_resource(&p, "p.json", &target(Path::new("/x/mtls_authz.yaml")), Format::Yaml);
         assert!(y.contains("        value: |\n          {\n            \"version\": 1,\n"), "{y}");
         assert!(y.ends_with("          }\n"), "{y}");
         assert!(y.contains("version_info: \"revision=r7 sha256="), "{y}");
@@ -442,6 +556,96 @@ mod tests {
     fn a_missing_directory_is_unusable_input() {
         let t = target(Path::new("/nonexistent/mtls-authz/ecds/mtls_authz.yaml"));
         assert!(check_target(&t).unwrap_err().0.contains("does not exist"));
+    }
+
+    /// The YAML resource as a JSON value (every scalar in it is a string).
+    fn yaml_as_json(y: &saphyr::Yaml) -> serde_json::Value {
+        use saphyr::{Scalar, Yaml};
+        use serde_json::Value;
+        match y {
+            Yaml::Value(Scalar::String(s)) => Value::String(s.to_string()),
+            Yaml::Mapping(m) => Value::Object(m.iter().map(|(k, v)| (k.as_str().unwrap().to_string(), yaml_as_json(v))).collect()),
+            Yaml::Sequence(s) => Value::Array(s.iter().map(yaml_as_json).collect()),
+            other => panic!("unexpected YAML node {other:?}"),
+        }
+    }
+
+    fn json_resource(text: &str) -> String {
+        let p = Validated { rules: 0, mode: Mode::Enforce, revision: None, sha256: hex::sha256(text.as_bytes()), text: text.into() };
+        render_resource(&p, "p.json", &target(Path::new("/x/mtls_authz.json")), Format::Json)
+    }
+
+    #[test]
+    fn the_json_resource_holds_what_the_yaml_one_does() {
+        use saphyr::LoadableYamlNode;
+        let p = validate("p.json", POLICY.as_bytes()).unwrap();
+        let y = render_resource(&p, "p.json", &target(Path::new("/x/mtls_authz.yaml")), Format::Yaml);
+        let j = render_resource(&p, "p.json", &target(Path::new("/x/mtls_authz.json")), Format::Json);
+        let from_json: serde_json::Value = serde_json::from_str(&j).unwrap();
+        let docs = saphyr::Yaml::load_from_str(&y).unwrap();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(from_json, yaml_as_json(&docs[0]), "{j}\n{y}");
+        let config = &from_json["resources"][0]["typed_config"]["config"];
+        assert_eq!(config["configuration"]["value"].as_str(), Some(POLICY));
+        assert_eq!(config["vm_config"]["code"]["local"]["filename"], "/w/f.wasm");
+        assert_eq!(config["failure_policy"], "FAIL_CLOSED");
+        assert_eq!(from_json["version_info"].as_str(), Some(p.version_info().as_str()));
+        assert!(j.ends_with("}\n"), "{j}");
+    }
+
+    #[test]
+    fn json_round_trips_any_policy_text_exactly() {
+        let controls: String = (0u8..0x20).map(char::from).collect();
+        for text in [
+            POLICY,
+            "{\"a\":1}",
+            "{\r\n\t\"a\": \"\\\"q\\\" \\\\ /\"\r\n}\r\n",
+            " {}\n\n\n",
+            "{\"d\": \"\u{feff}\u{2028}\u{2029}\u{85}\u{7f}é\u{1F600}\"}",
+            &controls,
+            "",
+        ] {
+            let j = json_resource(text);
+            let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+            assert_eq!(v["resources"][0]["typed_config"]["config"]["configuration"]["value"].as_str(), Some(text), "{j}");
+            let value_line = j.lines().find(|l| l.trim_start().starts_with("\"value\": ")).unwrap();
+            assert!(!value_line.chars().any(|c| (c as u32) < 0x20), "raw control character in {value_line:?}");
+        }
+        assert_eq!(json_quote("a\"\\\n\u{1}\u{1f}é"), "\"a\\\"\\\\\\n\\u0001\\u001fé\"");
+    }
+
+    #[test]
+    fn the_extension_of_out_picks_the_format() {
+        for (name, format) in [
+            ("m.yaml", Format::Yaml),
+            ("m.yml", Format::Yaml),
+            ("d/m.YAML", Format::Yaml),
+            ("m.json", Format::Json),
+            ("m.Json", Format::Json),
+        ] {
+            assert_eq!(Format::of(Path::new(name)).unwrap(), format, "{name}");
+        }
+        for name in ["m", "m.txt", "m.pb", "m.pb_text", "m.yaml.tmp", ".json", "d.json/m"] {
+            let e = Format::of(Path::new(name)).unwrap_err().0;
+            assert!(e.contains("must end in .yaml, .yml or .json"), "{name}: {e}");
+        }
+        let dir = scratch("format");
+        let t = target(&dir.join("mtls_authz.txt"));
+        assert!(check_target(&t).unwrap_err().0.contains(".yaml, .yml or .json"));
+        assert!(publish_bytes("p.json", POLICY.as_bytes(), &t).is_err());
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "nothing written");
+    }
+
+    #[test]
+    fn publishing_to_a_json_name_writes_json() {
+        let dir = scratch("json");
+        let out = dir.join("mtls_authz.json");
+        let Outcome::Published(p, w) = publish_bytes("p.json", POLICY.as_bytes(), &target(&out)).unwrap() else { panic!() };
+        assert_eq!(w, Written::Replaced);
+        let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(v["version_info"].as_str(), Some(p.version_info().as_str()));
+        assert_eq!(v["resources"][0]["typed_config"]["config"]["configuration"]["value"].as_str(), Some(POLICY));
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left behind");
     }
 
     #[test]
