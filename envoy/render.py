@@ -20,7 +20,9 @@ normalised listener `mtls` on 0.0.0.0:10000 is rendered.
 Live reload (ECDS): with `--ecds-dir DIR` the policy is not embedded; the
 filter's configuration comes from DIR/mtls_authz.yaml, which
 `mtls-authz publish` / `mtls-authz watch` write and Envoy reloads when it is
-replaced. `--ecds-grpc HOST:PORT` gets it from an xDS control plane instead.
+replaced (`--ecds-file mtls_authz.json` for the JSON resource, which Envoy
+reads faster at thousands of rules; Envoy picks the format by the extension).
+`--ecds-grpc HOST:PORT` gets it from an xDS control plane instead.
 
     python3 envoy/render.py --ecds-dir /etc/envoy/policy --out envoy/envoy-ecds.yaml
     python3 envoy/render.py --ecds-grpc control-plane:18000 --out deploy/xds/envoy-ecds-grpc.yaml
@@ -46,9 +48,12 @@ DEFAULT_ADMIN = ("0.0.0.0", 9901)
 DEFAULT_UPSTREAM = ("upstream", 8080)
 DEFAULT_LISTENER_NAME = "mtls"
 DEFAULT_LISTENER = ("0.0.0.0", 10000)
-# ECDS: the resource (and HTTP filter) name, and the file it is published to in --ecds-dir.
+# ECDS: the resource (and HTTP filter) name, and the file it is published to in --ecds-dir
+# (by default; --ecds-file / ecds_file name another, e.g. mtls_authz.json).
 ECDS_NAME = "mtls_authz"
 ECDS_FILE = ECDS_NAME + ".yaml"
+# What `mtls-authz publish --out` writes, by extension (Envoy reads .yaml/.yml as YAML, the rest as JSON).
+ECDS_FILE_EXTENSIONS = (".yaml", ".yml", ".json")
 # SDS: the secret files in --sds-dir (examples/pki.py publish writes them).
 SDS_SERVER_FILE = "server.json"
 SDS_CLIENT_CA_FILE = "client_ca.json"
@@ -163,6 +168,7 @@ def render(
     policy_origin="envoy/policy.json",
     template_path=DEFAULT_TEMPLATE,
     ecds_dir=None,
+    ecds_file=ECDS_FILE,
     ecds_grpc=None,
     sds_dir=None,
     regenerate="python3 envoy/render.py --out envoy/envoy.yaml",
@@ -171,13 +177,19 @@ def render(
 
     `ecds_dir` (a directory as Envoy sees it) or `ecds_grpc` ((host, port) of
     an xDS control plane) configure the filter by ECDS instead of embedding
-    `policy_text`, which is then ignored. `sds_dir` (a directory as Envoy
+    `policy_text`, which is then ignored; with `ecds_dir`, `ecds_file` is the
+    resource file's name in it (.yaml, .yml or .json, as `mtls-authz publish
+    --out` writes it). `sds_dir` (a directory as Envoy
     sees it) takes the listener certificate and the client CAs (with CRLs)
     from file-watched SDS secrets there (server.json, client_ca.json, as
     examples/pki.py writes them) instead of the files in `cert_dir`.
     """
     if ecds_dir and ecds_grpc:
         raise RenderError("--ecds-dir and --ecds-grpc exclude each other")
+    if ("/" in ecds_file or ecds_file.startswith(".")
+            or not ecds_file.lower().endswith(ECDS_FILE_EXTENSIONS)):
+        raise RenderError("the ECDS resource file must be a plain file name ending in %s, got %r"
+                          % (", ".join(ECDS_FILE_EXTENSIONS), ecds_file))
     ecds = bool(ecds_dir or ecds_grpc)
     if ecds and not with_wasm:
         raise RenderError("--no-wasm leaves the filter out; it cannot also come from ECDS")
@@ -230,7 +242,7 @@ def render(
     if ecds_dir:
         common["policy_origin"] = "(not embedded: ECDS, see the %s filter)" % ECDS_NAME
         common["ecds_dir"] = yaml_quote(ecds_dir)
-        common["ecds_path"] = yaml_quote(ecds_dir.rstrip("/") + "/" + ECDS_FILE)
+        common["ecds_path"] = yaml_quote(ecds_dir.rstrip("/") + "/" + ecds_file)
     if ecds_grpc:
         common["policy_origin"] = "(not embedded: ECDS from an xDS control plane)"
         common["xds_address"] = yaml_quote(ecds_grpc[0])
@@ -291,6 +303,9 @@ def main(argv=None):
     ap.add_argument("--ecds-dir", metavar="DIR",
                     help="live reload: the filter config comes by ECDS from DIR/%s, written by "
                          "`mtls-authz publish` (the policy is not embedded)" % ECDS_FILE)
+    ap.add_argument("--ecds-file", metavar="NAME", default=ECDS_FILE,
+                    help="with --ecds-dir: the resource file's name in DIR, .yaml, .yml or .json "
+                         "(default %(default)s)")
     ap.add_argument("--ecds-grpc", metavar="HOST:PORT", type=lambda s: _hostport(s, "--ecds-grpc"),
                     help="the filter config comes by ECDS from an xDS control plane at HOST:PORT")
     ap.add_argument("--sds-dir", metavar="DIR",
@@ -311,7 +326,8 @@ def main(argv=None):
         origin = args.policy
     regenerate = "python3 envoy/render.py --out envoy/envoy.yaml"
     if args.ecds_dir:
-        regenerate = "python3 envoy/render.py --ecds-dir %s --out %s" % (args.ecds_dir, args.out)
+        regenerate = "python3 envoy/render.py --ecds-dir %s%s --out %s" % (
+            args.ecds_dir, "" if args.ecds_file == ECDS_FILE else " --ecds-file " + args.ecds_file, args.out)
     if args.ecds_grpc:
         regenerate = "python3 envoy/render.py --ecds-grpc %s:%d --out %s" % (*args.ecds_grpc, args.out)
     if args.sds_dir:
@@ -320,7 +336,8 @@ def main(argv=None):
         text = render(policy_text, cert_dir=args.cert_dir, wasm_path=args.wasm, admin=args.admin,
                       listeners=args.listeners or None, upstream=args.upstream,
                       with_wasm=not args.no_wasm, policy_origin=origin, template_path=args.template,
-                      ecds_dir=args.ecds_dir, ecds_grpc=args.ecds_grpc, sds_dir=args.sds_dir,
+                      ecds_dir=args.ecds_dir, ecds_file=args.ecds_file, ecds_grpc=args.ecds_grpc,
+                      sds_dir=args.sds_dir,
                       regenerate=regenerate)
     except (RenderError, OSError) as e:
         print("render.py: %s" % e, file=sys.stderr)
