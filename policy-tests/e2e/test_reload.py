@@ -103,6 +103,10 @@ def test_publish_refuses_a_broken_policy_and_leaves_the_file(tmp_path):
     assert r.returncode == 2, r.stderr.decode()
     r = cli("publish", POLICY_FILE, "--out", tmp_path / "no-such-dir" / "mtls_authz.yaml")
     assert r.returncode == 2 and b"does not exist" in r.stderr, r.stderr.decode()
+    # Envoy reads a resource by its file name's extension; publish writes only names it can say what they are.
+    r = cli("publish", POLICY_FILE, "--out", out_dir / "mtls_authz.txt")
+    assert r.returncode == 2 and b"must end in .yaml, .yml or .json" in r.stderr, r.stderr.decode()
+    assert sorted(p.name for p in out_dir.iterdir()) == ["mtls_authz.yaml"]
 
 
 @pytest.mark.parametrize("text", [
@@ -113,13 +117,14 @@ def test_publish_refuses_a_broken_policy_and_leaves_the_file(tmp_path):
     '{"version": 1,\r\n"default_action": "deny", "rules": []}\r\n',                       # CRLF
     POLICY_FILE.read_text(),
 ])
-def test_published_resource_carries_the_policy_byte_for_byte(tmp_path, text):
+@pytest.mark.parametrize("name", ["mtls_authz.yaml", "mtls_authz.json"])
+def test_published_resource_carries_the_policy_byte_for_byte(tmp_path, text, name):
     src = tmp_path / "p.json"
     src.write_bytes(text.encode())
-    out = tmp_path / "mtls_authz.yaml"
+    out = tmp_path / name
     r = cli("publish", src, "--out", out, "--wasm", "/x/filter.wasm")
     assert r.returncode == 0, r.stderr.decode()
-    doc = yaml.safe_load(out.read_text())
+    doc = json.loads(out.read_text()) if name.endswith(".json") else yaml.safe_load(out.read_text())
     (res,) = doc["resources"]
     assert res["@type"] == "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
     assert res["name"] == "mtls_authz"
@@ -154,6 +159,29 @@ def test_ecds_bootstrap_is_accepted_by_envoy(envoy_factory, workdir, tmp_path):
     config.write_text(envoy_factory.config("", ecds_dir=str(ecds_dir)))
     rc, out = validate_config(envoy_factory.envoy_bin, config)
     assert rc == 0, out[-3000:]
+
+
+def test_json_resource_reloads_like_the_yaml_one(envoy_factory, tmp_path):
+    """`publish --out DIR/mtls_authz.json` (render.py's ecds_file): Envoy reads the JSON resource and reloads it."""
+    ecds_dir = tmp_path / "ecds"
+    ecds_dir.mkdir()
+    out = ecds_dir / "mtls_authz.json"
+    src = tmp_path / "policy.json"
+    src.write_text(policy_text("json-r1"))
+    r = cli("publish", src, "--out", out, "--wasm", envoy_factory.wasm_path)
+    assert r.returncode == 0, r.stderr.decode()
+    env = envoy_factory.start("ecds-json", "", ecds_dir=str(ecds_dir), ecds_file=out.name)
+    gw = envoy_factory.gateway(env)
+    assert version_text(env.admin).startswith("revision=json-r1 "), version_text(env.admin)
+    assert gw.request("report-service", "GET", "/api/payment/query").status == 200
+
+    src.write_text(policy_text("json-r2", suspend_reports=True))
+    r = cli("publish", src, "--out", out, "--wasm", envoy_factory.wasm_path)
+    assert r.returncode == 0, r.stderr.decode()
+    assert wait_for(lambda: version_text(env.admin).startswith("revision=json-r2 "), 10), version_text(env.admin)
+    assert wait_for(lambda: gw.request("report-service", "GET", "/api/payment/query").status == 403, 5)
+    assert gw.request("order-service", "POST", "/api/payment/create", body=b"{}").status == 200
+    assert e2e_lib.metric(env.admin.stats("mtls_authz"), "update_rejected") == 0
 
 
 # --------------------------------------------------------------------------- live reload under load
