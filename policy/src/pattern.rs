@@ -6,7 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::reading::{EncodedDelimiters, EncodedSlash, Merge, PathReading, TrailingSlash};
 
@@ -255,6 +255,13 @@ impl PathPattern {
     /// folded as every case-insensitive backend folds, a deny rule's as any
     /// does (`merge`).
     pub fn parse_for(text: &str, reading: &PathReading, merge: Merge) -> Result<PathPattern, String> {
+        PathPattern::parse_with(text, reading, merge, &mut Literals::default())
+    }
+
+    /// [`PathPattern::parse_for`], for the patterns of one policy: `literals`
+    /// holds the segments its earlier patterns named (they are read by the
+    /// same `reading`), so each distinct segment is checked once and stored once.
+    pub(crate) fn parse_with(text: &str, reading: &PathReading, merge: Merge, literals: &mut Literals) -> Result<PathPattern, String> {
         let Some(body) = text.strip_prefix('/') else {
             return Err("a path pattern must start with '/'".into());
         };
@@ -295,50 +302,16 @@ impl PathPattern {
                         }
                     }
                 }
-                s => {
-                    if s.contains('*') {
-                        return Err(format!("'*' must be a whole segment ('/*/'), found '{s}'"));
+                s => match literals.get(s, merge) {
+                    Some(name) => segments.push(Segment::Literal(name)),
+                    None => {
+                        let name = literal(s, reading, merge, decode_once)?;
+                        segments.push(Segment::Literal(literals.insert(s, merge, name)));
                     }
-                    if s.contains(['{', '}']) {
-                        return Err(format!("a placeholder must be a whole segment like '{{cn}}', found '{s}'"));
-                    }
-                    if s.contains('%') && !(decode_once && reading.encoded_slash == EncodedSlash::Refuse) {
-                        return Err(format!("write path patterns decoded, without percent-encoding, found '{s}'"));
-                    }
-                    if let Some(c) = s.chars().find(|c| matches!(c, '\\' | ';' | '\0') || c.is_control()) {
-                        return Err(format!("segment '{}' contains {:?}, which a canonical path never has", s.escape_debug(), c));
-                    }
-                    let never = |why: &str| format!("segment '{}' can never match: {why}", s.escape_debug());
-                    let name =
-                        reading.name(s, merge).map_err(|e| never(&format!("the backend path_reading describes reads it as {e:?}")))?;
-                    if name.contains('/') {
-                        return Err(never("the backend path_reading describes reads a '/' in it"));
-                    }
-                    if let Err(rejection) = crate::canonical::canonicalize_with(&format!("/{}", crate::canonical::encode_name(s)), reading)
-                    {
-                        return Err(never(&format!("a path with it is refused ({rejection})")));
-                    }
-                    segments.push(Segment::Literal(Arc::from(name.as_ref())));
-                }
+                },
             }
         }
         Ok(PathPattern { segments, rest })
-    }
-
-    /// Make each literal the pool's copy of its text, adding those it lacks:
-    /// a 10,000-rule policy then holds each distinct segment once, not once
-    /// per pattern (in a Wasm VM every small allocation also costs its header).
-    pub fn share_literals(&mut self, pool: &mut FxHashSet<Arc<str>>) {
-        for segment in &mut self.segments {
-            if let Segment::Literal(text) = segment {
-                match pool.get(text) {
-                    Some(shared) => *text = Arc::clone(shared),
-                    None => {
-                        pool.insert(Arc::clone(text));
-                    }
-                }
-            }
-        }
     }
 
     /// Does the canonical path (given as its decoded segments) match, for this identity's placeholder values?
@@ -354,6 +327,71 @@ impl PathPattern {
                 Segment::Placeholder(p) => placeholder(*p, seg),
             }
         })
+    }
+}
+
+/// A literal segment of a pattern, checked: the name the backend reads it as.
+fn literal(s: &str, reading: &PathReading, merge: Merge, decode_once: bool) -> Result<Arc<str>, String> {
+    if s.contains('*') {
+        return Err(format!("'*' must be a whole segment ('/*/'), found '{s}'"));
+    }
+    if s.contains(['{', '}']) {
+        return Err(format!("a placeholder must be a whole segment like '{{cn}}', found '{s}'"));
+    }
+    if s.contains('%') && !(decode_once && reading.encoded_slash == EncodedSlash::Refuse) {
+        return Err(format!("write path patterns decoded, without percent-encoding, found '{s}'"));
+    }
+    if let Some(c) = s.chars().find(|c| matches!(c, '\\' | ';' | '\0') || c.is_control()) {
+        return Err(format!("segment '{}' contains {:?}, which a canonical path never has", s.escape_debug(), c));
+    }
+    let never = |why: &str| format!("segment '{}' can never match: {why}", s.escape_debug());
+    let name = reading.name(s, merge).map_err(|e| never(&format!("the backend path_reading describes reads it as {e:?}")))?;
+    if name.contains('/') {
+        return Err(never("the backend path_reading describes reads a '/' in it"));
+    }
+    if let Err(rejection) = crate::canonical::canonicalize_with(&format!("/{}", crate::canonical::encode_name(s)), reading) {
+        return Err(never(&format!("a path with it is refused ({rejection})")));
+    }
+    Ok(Arc::from(name.as_ref()))
+}
+
+/// The literal segments one policy's patterns have named so far, checked,
+/// by their text as written and how they are merged ([`PathPattern::parse_with`]).
+/// A 10,000-rule policy names the same few segments (`api`, a service's name)
+/// in many patterns; in a Wasm VM each small allocation also costs its
+/// allocator header, and the peak of loading stays resident.
+#[derive(Debug, Default)]
+pub(crate) struct Literals {
+    least: FxHashMap<Box<str>, Arc<str>>,
+    most: FxHashMap<Box<str>, Arc<str>>,
+    /// Every name, once.
+    names: FxHashSet<Arc<str>>,
+}
+
+impl Literals {
+    fn map(&mut self, merge: Merge) -> &mut FxHashMap<Box<str>, Arc<str>> {
+        match merge {
+            Merge::Least => &mut self.least,
+            Merge::Most => &mut self.most,
+        }
+    }
+
+    fn get(&mut self, text: &str, merge: Merge) -> Option<Arc<str>> {
+        self.map(merge).get(text).cloned()
+    }
+
+    /// Remember `text`'s name; the name returned is shared with every
+    /// earlier segment that has the same name.
+    fn insert(&mut self, text: &str, merge: Merge, name: Arc<str>) -> Arc<str> {
+        let name = match self.names.get(&name) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                self.names.insert(Arc::clone(&name));
+                name
+            }
+        };
+        self.map(merge).insert(text.into(), Arc::clone(&name));
+        name
     }
 }
 
@@ -379,6 +417,26 @@ impl fmt::Display for PathPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn literal_text(p: &PathPattern, i: usize) -> &Arc<str> {
+        match &p.segments[i] {
+            Segment::Literal(l) => l,
+            other => panic!("literal expected, found {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_policy_stores_each_literal_once_and_still_refuses_every_bad_segment() {
+        let (reading, mut literals) = (PathReading::default(), Literals::default());
+        let a = PathPattern::parse_with("/api/orders/**", &reading, Merge::Least, &mut literals).unwrap();
+        let b = PathPattern::parse_with("/api/items", &reading, Merge::Most, &mut literals).unwrap();
+        assert!(Arc::ptr_eq(literal_text(&a, 0), literal_text(&b, 0)), "the same name across merges is one string");
+        assert_eq!(a, PathPattern::parse_for("/api/orders/**", &reading, Merge::Least).unwrap(), "sharing changes nothing read");
+        for _ in 0..2 {
+            let err = PathPattern::parse_with("/api/intern.", &reading, Merge::Least, &mut literals).unwrap_err();
+            assert!(err.contains("can never match"), "{err}");
+        }
+    }
 
     const DNS: ValueKind = ValueKind::Dns;
     const URI: ValueKind = ValueKind::Uri;

@@ -11,7 +11,7 @@ use crate::model::{
     Action, Condition, DenyResponse, IpNet, MethodOverrides, Mode, Policy, Principal, PrincipalFormat, Rule, UpstreamHeaders,
     DEFAULT_BODY_INSPECTION_LIMIT, MAX_BODY_INSPECTION_LIMIT,
 };
-use crate::pattern::{PathPattern, ValueKind, ValuePattern};
+use crate::pattern::{Literals, PathPattern, ValueKind, ValuePattern};
 use crate::reading::{Case, EncodedDelimiters, EncodedSlash, Merge, PathParameters, PathReading, Platform, TrailingSlash, Unicode};
 
 const TOP_FIELDS: &[&str] = &[
@@ -73,7 +73,7 @@ pub(crate) struct Validator<'s> {
     /// path patterns are read.
     reading: PathReading,
     /// Every literal path segment read so far, shared between patterns.
-    literals: rustc_hash::FxHashSet<std::sync::Arc<str>>,
+    literals: Literals,
 }
 
 /// JSON path segments: `rules[2].paths[0]`.
@@ -103,11 +103,14 @@ impl Validator<'_> {
             return None;
         };
         for (i, m) in members.iter().enumerate() {
-            let p = child(path, &m.key);
             if !known.contains(&m.key.as_ref()) {
-                self.error_at(m.key_offset, &p, format!("unknown field '{}'; expected one of: {}", m.key, known.join(", ")));
+                self.error_at(
+                    m.key_offset,
+                    &child(path, &m.key),
+                    format!("unknown field '{}'; expected one of: {}", m.key, known.join(", ")),
+                );
             } else if members[..i].iter().any(|earlier| earlier.key == m.key) {
-                self.error_at(m.key_offset, &p, format!("duplicate field '{}'", m.key));
+                self.error_at(m.key_offset, &child(path, &m.key), format!("duplicate field '{}'", m.key));
             }
         }
         Some(members)
@@ -550,12 +553,9 @@ impl Validator<'_> {
         for (i, item) in items.iter().enumerate() {
             let p = index(path, i);
             let reading = self.reading;
-            let parsed = self.string(item, &p).map(|text| PathPattern::parse_for(text, &reading, merge));
+            let parsed = self.string(item, &p).map(|text| PathPattern::parse_with(text, &reading, merge, &mut self.literals));
             match parsed {
-                Some(Ok(mut pattern)) => {
-                    pattern.share_literals(&mut self.literals);
-                    out.push(pattern);
-                }
+                Some(Ok(pattern)) => out.push(pattern),
                 Some(Err(why)) => {
                     self.error_at(item.offset, &p, why);
                     ok = false;
