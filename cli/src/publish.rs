@@ -249,26 +249,10 @@ pub fn render_json(policy: &Validated, target: &Target) -> String {
     j
 }
 
-/// A JSON string for any string: `"` and `\` escaped, control characters
-/// as `\n`, `\t`, `\r` or `\u00XX`; everything else as is (UTF-8).
+/// A JSON string for any string (serde_json's escaping: `"`, `\` and
+/// control characters escaped, everything else as is).
 pub fn json_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8 + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    serde_json::Value::from(s).to_string()
 }
 
 /// A file name for a YAML comment: one line, no control characters.
