@@ -161,15 +161,22 @@ def test_ecds_bootstrap_is_accepted_by_envoy(envoy_factory, workdir, tmp_path):
     assert rc == 0, out[-3000:]
 
 
+def published_ecds(work, name, revision, wasm):
+    """An ECDS directory under `work` holding the test policy at `revision`,
+    published as `name`: (the directory, the resource, the policy source)."""
+    ecds_dir = work / "ecds"
+    ecds_dir.mkdir()
+    out = ecds_dir / name
+    src = work / "policy.json"
+    src.write_text(policy_text(revision))
+    r = cli("publish", src, "--out", out, "--wasm", wasm)
+    assert r.returncode == 0, r.stderr.decode()
+    return ecds_dir, out, src
+
+
 def test_json_resource_reloads_like_the_yaml_one(envoy_factory, tmp_path):
     """`publish --out DIR/mtls_authz.json` (render.py's ecds_file): Envoy reads the JSON resource and reloads it."""
-    ecds_dir = tmp_path / "ecds"
-    ecds_dir.mkdir()
-    out = ecds_dir / "mtls_authz.json"
-    src = tmp_path / "policy.json"
-    src.write_text(policy_text("json-r1"))
-    r = cli("publish", src, "--out", out, "--wasm", envoy_factory.wasm_path)
-    assert r.returncode == 0, r.stderr.decode()
+    ecds_dir, out, src = published_ecds(tmp_path, "mtls_authz.json", "json-r1", envoy_factory.wasm_path)
     env = envoy_factory.start("ecds-json", "", ecds_dir=str(ecds_dir), ecds_file=out.name)
     gw = envoy_factory.gateway(env)
     assert version_text(env.admin).startswith("revision=json-r1 "), version_text(env.admin)
@@ -340,13 +347,7 @@ def analyse(switch, samples, order):
 
 def test_policy_reload_under_load(envoy_factory, tmp_path, request):
     work = tmp_path
-    ecds_dir = work / "ecds"
-    ecds_dir.mkdir()
-    out = ecds_dir / "mtls_authz.yaml"
-    src = work / "policy.json"
-    src.write_text(policy_text("reload-r1"))
-    r = cli("publish", src, "--out", out, "--wasm", envoy_factory.wasm_path)
-    assert r.returncode == 0, r.stderr.decode()
+    ecds_dir, out, src = published_ecds(work, "mtls_authz.yaml", "reload-r1", envoy_factory.wasm_path)
 
     env = envoy_factory.start("reload", "", concurrency=2, ecds_dir=str(ecds_dir))
     gw = envoy_factory.gateway(env)
