@@ -213,46 +213,33 @@ pub fn render_yaml(policy: &Validated, origin: &str, target: &Target) -> String 
 /// the file further (3.8 to 2.7 MB at 10,000 rules) but `LINE:COL` in the
 /// filter's errors would no longer point into the policy file.
 pub fn render_json(policy: &Validated, target: &Target) -> String {
-    let q = json_quote;
-    let name = q(&target.name);
-    let mut j = String::with_capacity(policy.text.len() + policy.text.len() / 8 + 1024);
-    let mut line = |s: &str| {
-        j.push_str(s);
-        j.push('\n');
-    };
-    line("{");
-    line(&format!("  \"version_info\": {},", q(&policy.version_info())));
-    line("  \"resources\": [");
-    line("    {");
-    line("      \"@type\": \"type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig\",");
-    line(&format!("      \"name\": {name},"));
-    line("      \"typed_config\": {");
-    line("        \"@type\": \"type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\",");
-    line("        \"config\": {");
-    line(&format!("          \"name\": {name},"));
-    line("          \"root_id\": \"mtls_authz\",");
-    line("          \"vm_config\": {");
-    line("            \"vm_id\": \"mtls_authz\",");
-    line("            \"runtime\": \"envoy.wasm.runtime.v8\",");
-    line(&format!("            \"code\": {{ \"local\": {{ \"filename\": {} }} }}", q(&target.wasm)));
-    line("          },");
-    line("          \"failure_policy\": \"FAIL_CLOSED\",");
-    line("          \"configuration\": {");
-    line("            \"@type\": \"type.googleapis.com/google.protobuf.StringValue\",");
-    line(&format!("            \"value\": {}", q(&policy.text)));
-    line("          }");
-    line("        }");
-    line("      }");
-    line("    }");
-    line("  ]");
-    line("}");
-    j
-}
-
-/// A JSON string for any string (serde_json's escaping: `"`, `\` and
-/// control characters escaped, everything else as is).
-pub fn json_quote(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
+    // serde_json's maps keep keys sorted, so each "@type" comes first in its
+    // object, where protobuf's JSON parser reads an Any fastest.
+    let resource = serde_json::json!({
+        "version_info": policy.version_info(),
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": target.name,
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": {
+                    "name": target.name,
+                    "root_id": "mtls_authz",
+                    "vm_config": {
+                        "vm_id": "mtls_authz",
+                        "runtime": "envoy.wasm.runtime.v8",
+                        "code": { "local": { "filename": target.wasm } },
+                    },
+                    "failure_policy": "FAIL_CLOSED",
+                    "configuration": {
+                        "@type": "type.googleapis.com/google.protobuf.StringValue",
+                        "value": policy.text,
+                    },
+                },
+            },
+        }],
+    });
+    format!("{resource:#}\n")
 }
 
 /// A file name for a YAML comment: one line, no control characters.
@@ -595,7 +582,6 @@ mod tests {
             let value_line = j.lines().find(|l| l.trim_start().starts_with("\"value\": ")).unwrap();
             assert!(!value_line.chars().any(|c| (c as u32) < 0x20), "raw control character in {value_line:?}");
         }
-        assert_eq!(json_quote("a\"\\\n\u{1}\u{1f}é"), "\"a\\\"\\\\\\n\\u0001\\u001fé\"");
     }
 
     #[test]
