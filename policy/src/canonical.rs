@@ -284,32 +284,46 @@ impl<'p> Iterator for Segments<'p> {
 /// Characters allowed raw in a path segment: RFC 3986 `pchar` without `;`,
 /// plus `%` for escapes, plus `|`, `[` and `]`, which browsers send
 /// unencoded and no backend reads as a delimiter in a path. Everything else
-/// must be percent-encoded or is refused.
+/// must be percent-encoded or is refused. All of them are ASCII.
 fn allowed_raw(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b'='
-                | b':'
-                | b'@'
-                | b'%'
-                | b'|'
-                | b'['
-                | b']'
-        )
+    ALLOWED_RAW[usize::from(b)]
 }
+
+/// [`allowed_raw`] as a table: every byte of every request path is looked up
+/// here, and one load is cheaper than the chain of comparisons the match
+/// compiles to.
+static ALLOWED_RAW: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'%'
+                    | b'|'
+                    | b'['
+                    | b']'
+            );
+        i += 1;
+    }
+    table
+};
 
 fn hex(b: u8) -> Option<u8> {
     match b {
@@ -580,6 +594,13 @@ fn best_fit_spellings(text: &str) -> Vec<String> {
 /// [`canonicalize_with`], and what tools show as "the path the backend
 /// receives". Allocates only when the path has escapes or stripped parameters.
 pub fn decode<'a>(target: &'a str, reading: &PathReading) -> Result<Decoded<'a>, PathRejection> {
+    decode_with(target, reading, true)
+}
+
+/// [`decode`]; `shortcut` takes the path as its own decoding when it has
+/// nothing to decode (off only in the test that holds the shortcut to the
+/// full checks).
+fn decode_with<'a>(target: &'a str, reading: &PathReading, shortcut: bool) -> Result<Decoded<'a>, PathRejection> {
     let (path, query) = match target.bytes().position(|b| b == b'?' || b == b'#') {
         Some(i) => (target.get(..i).unwrap_or(target), target.get(i..).unwrap_or("")),
         None => (target, ""),
@@ -610,6 +631,8 @@ pub fn decode<'a>(target: &'a str, reading: &PathReading) -> Result<Decoded<'a>,
     let body = if trailing_slash { &path[1..path.len() - 1] } else { &path[1..] };
     let mut segments = 0usize;
     let mut stripped = false;
+    let mut escaped = false;
+    let mut trailing_dot = false;
     let mut rest = Segments::new(body).peekable();
     while let Some(segment) = rest.next() {
         segments += 1;
@@ -627,22 +650,30 @@ pub fn decode<'a>(target: &'a str, reading: &PathReading) -> Result<Decoded<'a>,
             }
             stripped = true;
         }
-        check_raw_segment(name.as_bytes(), reading)?;
+        escaped |= check_raw_segment(name.as_bytes(), reading)?;
+        trailing_dot |= name.ends_with('.');
     }
-    let text = if !bytes.contains(&b'%') && !stripped {
-        Cow::Borrowed(path)
-    } else {
-        let mut out = Vec::with_capacity(path.len());
-        for segment in Segments::new(body) {
-            out.push(b'/');
-            let (name, _) = split_parameters(segment, reading);
-            decode_segment(name.as_bytes(), &mut out)?;
+    if shortcut && !escaped && !stripped {
+        // Nothing to decode: the path is its own decoding, and of the checks
+        // on a decoded path only the trailing dot can fail. The raw checks
+        // refused dot segments, and every character they let through is ASCII
+        // (a space, a `%2F` or a non-ASCII character only arrives encoded).
+        if trailing_dot && reading.platform == Platform::Any {
+            return Err(PathRejection::TrailingDotOrSpace);
         }
-        if trailing_slash {
-            out.push(b'/');
-        }
-        Cow::Owned(String::from_utf8(out).map_err(|_| PathRejection::InvalidUtf8)?)
-    };
+        let in_segment = reading.encoded_slash == EncodedSlash::InSegment;
+        return Ok(Decoded { text: Cow::Borrowed(path), trailing_slash, in_segment });
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for segment in Segments::new(body) {
+        out.push(b'/');
+        let (name, _) = split_parameters(segment, reading);
+        decode_segment(name.as_bytes(), &mut out)?;
+    }
+    if trailing_slash {
+        out.push(b'/');
+    }
+    let text = Cow::Owned(String::from_utf8(out).map_err(|_| PathRejection::InvalidUtf8)?);
     check_decoded_segments(&text, trailing_slash, reading)?;
     let in_segment = reading.encoded_slash == EncodedSlash::InSegment;
     Ok(Decoded { text, trailing_slash, in_segment })
@@ -770,18 +801,22 @@ fn is_lookalike_delimiter(c: char) -> bool {
     hit
 }
 
-fn check_raw_segment(seg: &[u8], reading: &PathReading) -> Result<(), PathRejection> {
+/// Check one raw segment (its parameters cut off); `Ok(true)` when it holds
+/// a percent-escape, i.e. must be decoded.
+fn check_raw_segment(seg: &[u8], reading: &PathReading) -> Result<bool, PathRejection> {
     if seg.is_empty() {
         return Err(PathRejection::EmptySegment);
     }
     if seg == b"." || seg == b".." {
         return Err(PathRejection::DotSegment);
     }
+    let mut escaped = false;
     let mut i = 0;
     while i < seg.len() {
         let b = seg[i];
         if b == b'%' {
             check_decoded_byte(escaped_byte(seg, i).ok_or(PathRejection::InvalidPercentEncoding)?, reading)?;
+            escaped = true;
             i += 3;
             continue;
         }
@@ -794,7 +829,7 @@ fn check_raw_segment(seg: &[u8], reading: &PathReading) -> Result<(), PathReject
         }
         i += 1;
     }
-    Ok(())
+    Ok(escaped)
 }
 
 fn check_decoded_byte(b: u8, reading: &PathReading) -> Result<(), PathRejection> {
@@ -1231,6 +1266,29 @@ mod tests {
         for (i, p) in PathRejection::ALL.iter().enumerate() {
             assert_eq!(*p as usize, i, "{p:?} is not at its declaration position in PathRejection::ALL");
             assert!(p.code().starts_with("path."), "{p:?}: {:?} is not under path.", p.code());
+        }
+    }
+
+    proptest::proptest! {
+        /// A path with nothing to decode is taken as its own decoding,
+        /// skipping the checks on a decoded path: the shortcut must decide
+        /// exactly what those checks decide, under every reading.
+        #[test]
+        fn the_no_escape_shortcut_agrees_with_the_full_checks(
+            path in "(/([a-z.;~ ]|%2[eEfF]|%41|\\.\\.|\\.){0,4}){1,4}/?(\\?[a-z=_]{0,6})?",
+            reading in 0usize..8,
+        ) {
+            let reading = with([
+                "{}",
+                r#"{"platform": "posix"}"#,
+                r#"{"platform": "windows"}"#,
+                r#"{"trailing_slash": "distinct"}"#,
+                r#"{"trailing_slash": "same_as_without"}"#,
+                r#"{"path_parameters": "strip"}"#,
+                r#"{"encoded_slash": "in_segment", "platform": "posix"}"#,
+                r#"{"encoded_delimiters": "decode_once", "case": "insensitive"}"#,
+            ][reading]);
+            proptest::prop_assert_eq!(decode_with(&path, &reading, true), decode_with(&path, &reading, false), "{}", path);
         }
     }
 }
