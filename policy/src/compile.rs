@@ -174,27 +174,34 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn visit(&mut self, node_index: u32, mut remaining: Segments<'_>) {
-        let Some(node) = self.policy.trie.node(node_index) else { return };
-        for &rule in node.rest() {
-            self.consider(rule);
-        }
-        let Some(segment) = remaining.next() else {
-            for &rule in node.exact() {
+    /// Consider every rule whose pattern matches `remaining` from the node at
+    /// `node_index`. The order the branches are taken in does not matter
+    /// ([`Walk::consider`] keeps the lowest index), so the literal branch,
+    /// usually the only one, is followed in the loop instead of a call.
+    fn visit(&mut self, mut node_index: u32, mut remaining: Segments<'_>) {
+        loop {
+            let Some(node) = self.policy.trie.node(node_index) else { return };
+            for &rule in node.rest() {
                 self.consider(rule);
             }
-            return;
-        };
-        if let Some(next) = node.literal(segment) {
-            self.visit(next, remaining.clone());
-        }
-        // `*` is one non-empty name: never the empty last segment of a distinct trailing '/'.
-        if let (Some(next), false) = (node.any(), segment.is_empty()) {
-            self.visit(next, remaining.clone());
-        }
-        for &(placeholder, next) in node.placeholders() {
-            if placeholder_matches(self.identity, placeholder, segment, &self.policy.policy.path_reading, self.merge) {
+            let Some(segment) = remaining.next() else {
+                for &rule in node.exact() {
+                    self.consider(rule);
+                }
+                return;
+            };
+            // `*` is one non-empty name: never the empty last segment of a distinct trailing '/'.
+            if let (Some(next), false) = (node.any(), segment.is_empty()) {
                 self.visit(next, remaining.clone());
+            }
+            for &(placeholder, next) in node.placeholders() {
+                if placeholder_matches(self.identity, placeholder, segment, &self.policy.policy.path_reading, self.merge) {
+                    self.visit(next, remaining.clone());
+                }
+            }
+            match node.literal(segment) {
+                Some(next) => node_index = next,
+                None => return,
             }
         }
     }

@@ -145,10 +145,14 @@ fn urlencoded_names_override(list: &[u8]) -> bool {
 /// `?_method=DELETE` under any spelling in [`is_override_name`], percent- and
 /// `+`-decoded. A fragment is not part of the query.
 pub fn query_overrides_method(target: &str) -> bool {
-    let before_fragment = target.split('#').next().unwrap_or("");
-    match before_fragment.split_once('?') {
-        Some((_, query)) => urlencoded_names_override(query.as_bytes()),
-        None => false,
+    // Byte searches: every request is asked this, and `?` and `#` are ASCII.
+    let target = target.as_bytes();
+    match target.iter().position(|&b| b == b'?' || b == b'#') {
+        Some(start) if target[start] == b'?' => {
+            let query = &target[start + 1..];
+            urlencoded_names_override(query.iter().position(|&b| b == b'#').map_or(query, |end| &query[..end]))
+        }
+        _ => false,
     }
 }
 
