@@ -40,6 +40,7 @@ Python stdlib only. Every process started here is stopped on exit.
 import argparse
 import datetime
 import hashlib
+import itertools
 import http.client
 import json
 import os
@@ -438,8 +439,9 @@ class Envoy:
     def cpu_seconds(self):
         return proc_cpu_seconds(self.pid)
 
-    def callgrind(self, command):
-        """callgrind_control COMMAND (-z, -d, -i on) on this Envoy; for -d, the instructions (Ir) since the last -z or -d."""
+    def callgrind(self, command, keep_as=None):
+        """callgrind_control COMMAND (-z, -d, -i on) on this Envoy; for -d, the instructions (Ir) since the last -z or -d.
+        With `keep_as`, the dump is moved there (for callgrind_annotate) instead of deleted."""
         before = set(os.listdir(self.dir))
         out = subprocess.run(["callgrind_control"] + command + [str(self.pid)], stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, timeout=120, check=False).stdout.decode("utf-8", "replace")
@@ -455,7 +457,10 @@ class Envoy:
                 with open(path, encoding="utf-8", errors="replace") as fh:
                     m = re.search(r"^summary: (\d+)$", fh.read(), re.M)
                 if m:
-                    os.unlink(path)
+                    if keep_as:
+                        shutil.move(path, keep_as)
+                    else:
+                        os.unlink(path)
                     return int(m.group(1))
             time.sleep(0.1)
         raise BenchError("callgrind wrote no dump for %s" % self.name)
@@ -611,6 +616,10 @@ def run_wrk(args, port, duration, pin_cpus, shape=None):
     return result
 
 
+# Numbers the dumps --callgrind-keep keeps, so rounds of one variant do not overwrite each other.
+KEPT_DUMPS = itertools.count(1)
+
+
 def one_run(args, variant, mode, server, client, port, duration, pin):
     key = variant[1]
     route = route_name(key, mode)
@@ -627,7 +636,11 @@ def one_run(args, variant, mode, server, client, port, duration, pin):
     sys_after = system_busy_seconds()
     counts = perf.stop() if perf else {}
     if args.callgrind:
-        counts = {"instructions": server.callgrind(["-d"])}
+        keep_as = None
+        if args.callgrind_keep:
+            os.makedirs(args.callgrind_keep, exist_ok=True)
+            keep_as = os.path.join(args.callgrind_keep, "%s-%s-%d.callgrind" % (key, mode, next(KEPT_DUMPS)))
+        counts = {"instructions": server.callgrind(["-d"], keep_as)}
     time.sleep(0.2)  # let the requests in flight when wrk stopped finish, so the counters agree
     s_after, c_after = server.counters(), client.counters()
 
@@ -1281,6 +1294,9 @@ def parse_args(argv):
                          "(`callgrind_control` zeroes and dumps around each run), for machines whose `perf` has no "
                          "hardware counters (most VMs). Deterministic, user space only, and ~50x slower: throughput, "
                          "latency, CPU time and memory are then valgrind's, not Envoy's")
+    ap.add_argument("--callgrind-keep", default=None, metavar="DIR",
+                    help="under --callgrind, keep each run's dump in DIR as VARIANT-MODE-N.callgrind "
+                         "(Envoy's functions by cost: callgrind_annotate --inclusive=yes FILE)")
     ap.add_argument("--callgrind-envoy", default=None,
                     help="the Envoy binary valgrind runs (default: --envoy, or the binary its Python wrapper execs)")
     ap.add_argument("--wasm-runtime", default="envoy.wasm.runtime.v8",
