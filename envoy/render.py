@@ -20,8 +20,9 @@ normalised listener `mtls` on 0.0.0.0:10000 is rendered.
 Live reload (ECDS): with `--ecds-dir DIR` the policy is not embedded; the
 filter's configuration comes from DIR/mtls_authz.yaml, which
 `mtls-authz publish` / `mtls-authz watch` write and Envoy reloads when it is
-replaced (`--ecds-file mtls_authz.json` for the JSON resource, which Envoy
-reads faster at thousands of rules; Envoy picks the format by the extension).
+replaced (`--ecds-file mtls_authz.json` for the JSON resource or
+`mtls_authz.pb` for binary protobuf, which Envoy reads faster at thousands of
+rules; Envoy picks the format by the extension).
 `--ecds-grpc HOST:PORT` gets it from an xDS control plane instead.
 
     python3 envoy/render.py --ecds-dir /etc/envoy/policy --out envoy/envoy-ecds.yaml
@@ -53,7 +54,7 @@ DEFAULT_LISTENER = ("0.0.0.0", 10000)
 ECDS_NAME = "mtls_authz"
 ECDS_FILE = ECDS_NAME + ".yaml"
 # What `mtls-authz publish --out` writes, by extension (Envoy reads .yaml/.yml as YAML, the rest as JSON).
-ECDS_FILE_EXTENSIONS = (".yaml", ".yml", ".json")
+ECDS_FILE_EXTENSIONS = (".yaml", ".yml", ".json", ".pb")
 # SDS: the secret files in --sds-dir (examples/pki.py publish writes them).
 SDS_SERVER_FILE = "server.json"
 SDS_CLIENT_CA_FILE = "client_ca.json"
@@ -178,8 +179,8 @@ def render(
     `ecds_dir` (a directory as Envoy sees it) or `ecds_grpc` ((host, port) of
     an xDS control plane) configure the filter by ECDS instead of embedding
     `policy_text`, which is then ignored; with `ecds_dir`, `ecds_file` is the
-    resource file's name in it (.yaml, .yml or .json, as `mtls-authz publish
-    --out` writes it). `sds_dir` (a directory as Envoy
+    resource file's name in it (.yaml, .yml, .json or .pb, as `mtls-authz
+    publish --out` writes it). `sds_dir` (a directory as Envoy
     sees it) takes the listener certificate and the client CAs (with CRLs)
     from file-watched SDS secrets there (server.json, client_ca.json, as
     examples/pki.py writes them) instead of the files in `cert_dir`.
@@ -304,7 +305,7 @@ def main(argv=None):
                     help="live reload: the filter config comes by ECDS from DIR/%s, written by "
                          "`mtls-authz publish` (the policy is not embedded)" % ECDS_FILE)
     ap.add_argument("--ecds-file", metavar="NAME", default=ECDS_FILE,
-                    help="with --ecds-dir: the resource file's name in DIR, .yaml, .yml or .json "
+                    help="with --ecds-dir: the resource file's name in DIR, .yaml, .yml, .json or .pb "
                          "(default %(default)s)")
     ap.add_argument("--ecds-grpc", metavar="HOST:PORT", type=lambda s: _hostport(s, "--ecds-grpc"),
                     help="the filter config comes by ECDS from an xDS control plane at HOST:PORT")

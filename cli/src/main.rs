@@ -36,6 +36,7 @@ mod output;
 mod path;
 mod playground;
 mod publish;
+mod resource_pb;
 mod runner;
 mod watch;
 

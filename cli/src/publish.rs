@@ -23,17 +23,19 @@
 //! `extension_config_discovery.http_filter.<name>.version_text` stat.
 //!
 //! The extension of `--out` picks the file's format, as it does for Envoy
-//! (`.yaml`/`.yml` are read as YAML, anything else as JSON, `.pb` as binary
-//! protobuf): `.yaml`/`.yml` write YAML, `.json` writes JSON, any other name
-//! is refused rather than written in a format Envoy would misread. Both hold
-//! the same resource. JSON is the faster one for Envoy to read: it parses
-//! JSON straight into the protobuf, while YAML goes through yaml-cpp, a
-//! `google.protobuf.Value` tree and a JSON string first. At 10,000 rules
-//! (a 5.3 MB YAML file, 3.8 MB as JSON) JSON roughly halves the time from
-//! the rename to the first VM loading the policy: medians ~600 against
-//! ~250 ms without requests, ~850 against ~440 ms under bench/reload.py's
-//! load (`--resource-format`). YAML stays the name in the docs and the
-//! compose set-up: it carries a comment and reads better.
+//! (`.yaml`/`.yml` are read as YAML, `.pb` as binary protobuf, anything else
+//! as JSON): `.yaml`/`.yml` write YAML, `.json` JSON, `.pb` binary protobuf
+//! ([`crate::resource_pb`]); any other name is refused rather than written in
+//! a format Envoy would misread. All hold the same resource. They differ in
+//! how long Envoy takes to read a large one: YAML goes through yaml-cpp, a
+//! `google.protobuf.Value` tree and a JSON string before the JSON parse that
+//! is all JSON needs, and binary protobuf needs no parse of text at all. At
+//! 10,000 rules (a 5.3 MB YAML file, 3.8 MB as JSON or protobuf), medians
+//! from the rename to the first VM loading the policy, without requests:
+//! YAML ~600 ms, JSON ~250, protobuf ~60 (bench/reload.py's
+//! `--resource-format` measures it under load). YAML stays the name in the
+//! docs and the compose set-up: it carries a comment and reads better, and at
+//! a few hundred rules the difference is a few milliseconds.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -46,6 +48,7 @@ use mtls_authz_policy::{hex, load};
 
 use crate::console::Console;
 use crate::input::{read_bytes, InputError};
+use crate::resource_pb;
 use crate::Exit;
 
 /// The resource name (and the HTTP filter name in the Envoy bootstrap) by default.
@@ -60,8 +63,8 @@ const DIGEST_SHOWN: usize = 16;
 pub struct Target {
     /// The resource file Envoy watches (its `path_config_source.path`). Its
     /// directory must exist; it is replaced atomically (temp file + rename).
-    /// The extension picks the format: .yaml or .yml for YAML, .json for JSON
-    /// (faster for Envoy to read at thousands of rules).
+    /// The extension picks the format: .yaml or .yml for YAML, .json for JSON,
+    /// .pb for binary protobuf (the fastest for Envoy to read at thousands of rules).
     #[arg(long, value_name = "DIR/mtls_authz.yaml")]
     pub out: PathBuf,
     /// The filter's .wasm file, as Envoy sees the path.
@@ -95,19 +98,21 @@ fn parse_name(s: &str) -> Result<String, String> {
 pub enum Format {
     Yaml,
     Json,
+    Protobuf,
 }
 
 impl Format {
-    /// `.yaml`/`.yml` YAML, `.json` JSON (any case, as Envoy compares them);
-    /// anything else is refused: Envoy would read it as JSON (or `.pb` as
-    /// binary protobuf), so the name alone must say what the file is.
+    /// `.yaml`/`.yml` YAML, `.json` JSON, `.pb` binary protobuf (any case, as
+    /// Envoy compares them); anything else is refused: Envoy would read it as
+    /// JSON, so the name alone must say what the file is.
     pub fn of(out: &Path) -> Result<Format, InputError> {
         let ext = out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
         match ext.as_deref() {
             Some("yaml" | "yml") => Ok(Format::Yaml),
             Some("json") => Ok(Format::Json),
+            Some("pb") => Ok(Format::Protobuf),
             _ => Err(InputError(format!(
-                "--out '{}': the resource file's name must end in .yaml, .yml or .json (Envoy reads it by its extension)",
+                "--out '{}': the resource file's name must end in .yaml, .yml, .json or .pb (Envoy reads it by its extension)",
                 out.display()
             ))),
         }
@@ -162,10 +167,11 @@ pub fn validate(origin: &str, bytes: &[u8]) -> Result<Validated, String> {
 
 /// The resource file: an xDS `DiscoveryResponse` with one
 /// `TypedExtensionConfig` holding the Wasm filter configuration and the policy.
-pub fn render_resource(policy: &Validated, origin: &str, target: &Target, format: Format) -> String {
+pub fn render_resource(policy: &Validated, origin: &str, target: &Target, format: Format) -> Vec<u8> {
     match format {
-        Format::Yaml => render_yaml(policy, origin, target),
-        Format::Json => render_json(policy, target),
+        Format::Yaml => render_yaml(policy, origin, target).into_bytes(),
+        Format::Json => render_json(policy, target).into_bytes(),
+        Format::Protobuf => resource_pb::render(policy, target),
     }
 }
 
@@ -406,7 +412,7 @@ pub fn publish_bytes(origin: &str, bytes: &[u8], target: &Target) -> Result<Outc
     };
     let format = Format::of(&target.out)?;
     let resource = render_resource(&policy, origin, target, format);
-    match write_atomically(&target.out, resource.as_bytes()) {
+    match write_atomically(&target.out, &resource) {
         Ok(written) => Ok(Outcome::Published(policy, written)),
         Err(e) => Err(InputError(format!("cannot write '{}': {e}", target.out.display()))),
     }
@@ -466,7 +472,7 @@ mod tests {
     #[test]
     fn the_resource_embeds_the_policy_verbatim_as_a_block() {
         let p = validate("p.json", POLICY.as_bytes()).unwrap();
-        let y = render_resource(&p, "p.json", &target(Path::new("/x/mtls_authz.yaml")), Format::Yaml);
+        let y = rendered(&p, "/x/mtls_authz.yaml", Format::Yaml);
         assert!(y.contains("        value: |\n          {\n            \"version\": 1,\n"), "{y}");
         assert!(y.ends_with("          }\n"), "{y}");
         assert!(y.contains("version_info: \"revision=r7 sha256="), "{y}");
@@ -543,15 +549,20 @@ mod tests {
 
     fn json_resource(text: &str) -> String {
         let p = Validated { rules: 0, mode: Mode::Enforce, revision: None, sha256: hex::sha256(text.as_bytes()), text: text.into() };
-        render_resource(&p, "p.json", &target(Path::new("/x/mtls_authz.json")), Format::Json)
+        rendered(&p, "/x/mtls_authz.json", Format::Json)
+    }
+
+    /// A text resource as text.
+    fn rendered(p: &Validated, out: &str, format: Format) -> String {
+        String::from_utf8(render_resource(p, "p.json", &target(Path::new(out)), format)).unwrap()
     }
 
     #[test]
     fn the_json_resource_holds_what_the_yaml_one_does() {
         use saphyr::LoadableYamlNode;
         let p = validate("p.json", POLICY.as_bytes()).unwrap();
-        let y = render_resource(&p, "p.json", &target(Path::new("/x/mtls_authz.yaml")), Format::Yaml);
-        let j = render_resource(&p, "p.json", &target(Path::new("/x/mtls_authz.json")), Format::Json);
+        let y = rendered(&p, "/x/mtls_authz.yaml", Format::Yaml);
+        let j = rendered(&p, "/x/mtls_authz.json", Format::Json);
         let from_json: serde_json::Value = serde_json::from_str(&j).unwrap();
         let docs = saphyr::Yaml::load_from_str(&y).unwrap();
         assert_eq!(docs.len(), 1);
@@ -592,16 +603,18 @@ mod tests {
             ("d/m.YAML", Format::Yaml),
             ("m.json", Format::Json),
             ("m.Json", Format::Json),
+            ("m.pb", Format::Protobuf),
+            ("d/m.PB", Format::Protobuf),
         ] {
             assert_eq!(Format::of(Path::new(name)).unwrap(), format, "{name}");
         }
-        for name in ["m", "m.txt", "m.pb", "m.pb_text", "m.yaml.tmp", ".json", "d.json/m"] {
+        for name in ["m", "m.txt", "m.pb_text", "m.yaml.tmp", ".json", ".pb", "d.json/m"] {
             let e = Format::of(Path::new(name)).unwrap_err().0;
-            assert!(e.contains("must end in .yaml, .yml or .json"), "{name}: {e}");
+            assert!(e.contains("must end in .yaml, .yml, .json or .pb"), "{name}: {e}");
         }
         let dir = scratch("format");
         let t = target(&dir.join("mtls_authz.txt"));
-        assert!(check_target(&t).unwrap_err().0.contains(".yaml, .yml or .json"));
+        assert!(check_target(&t).unwrap_err().0.contains(".yaml, .yml, .json or .pb"));
         assert!(publish_bytes("p.json", POLICY.as_bytes(), &t).is_err());
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "nothing written");
     }
@@ -616,6 +629,39 @@ mod tests {
         assert_eq!(v["version_info"].as_str(), Some(p.version_info().as_str()));
         assert_eq!(v["resources"][0]["typed_config"]["config"]["configuration"]["value"].as_str(), Some(POLICY));
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn the_protobuf_resource_holds_what_the_json_one_does() {
+        use prost::Message;
+        use resource_pb::{DiscoveryResponse, StringValue, TypedExtensionConfig, Wasm};
+        let p = validate("p.json", POLICY.as_bytes()).unwrap();
+        let j: serde_json::Value = serde_json::from_str(&rendered(&p, "/x/mtls_authz.json", Format::Json)).unwrap();
+        let pb = render_resource(&p, "p.json", &target(Path::new("/x/mtls_authz.pb")), Format::Protobuf);
+        let response = DiscoveryResponse::decode(pb.as_slice()).unwrap();
+        assert_eq!(response.version_info, j["version_info"].as_str().unwrap());
+        let [resource] = response.resources.as_slice() else { panic!("{response:?}") };
+        let j = &j["resources"][0];
+        assert_eq!(resource.type_url, j["@type"].as_str().unwrap());
+        let extension = TypedExtensionConfig::decode(resource.value.as_slice()).unwrap();
+        assert_eq!(extension.name, j["name"].as_str().unwrap());
+        let typed = extension.typed_config.unwrap();
+        let j = &j["typed_config"];
+        assert_eq!(typed.type_url, j["@type"].as_str().unwrap());
+        let config = Wasm::decode(typed.value.as_slice()).unwrap().config.unwrap();
+        let j = &j["config"];
+        assert_eq!((config.name.as_str(), config.root_id.as_str()), (j["name"].as_str().unwrap(), j["root_id"].as_str().unwrap()));
+        assert_eq!(config.failure_policy, resource_pb::FAIL_CLOSED);
+        assert_eq!(j["failure_policy"], "FAIL_CLOSED");
+        let vm = config.vm_config.unwrap();
+        assert_eq!(
+            (vm.vm_id.as_str(), vm.runtime.as_str()),
+            (j["vm_config"]["vm_id"].as_str().unwrap(), j["vm_config"]["runtime"].as_str().unwrap())
+        );
+        assert_eq!(vm.code.unwrap().local.unwrap().filename, "/w/f.wasm");
+        let configuration = config.configuration.unwrap();
+        assert_eq!(configuration.type_url, j["configuration"]["@type"].as_str().unwrap());
+        assert_eq!(StringValue::decode(configuration.value.as_slice()).unwrap().value, POLICY, "the policy, verbatim");
     }
 
     #[test]

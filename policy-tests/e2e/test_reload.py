@@ -105,7 +105,7 @@ def test_publish_refuses_a_broken_policy_and_leaves_the_file(tmp_path):
     assert r.returncode == 2 and b"does not exist" in r.stderr, r.stderr.decode()
     # Envoy reads a resource by its file name's extension; publish writes only names it can say what they are.
     r = cli("publish", POLICY_FILE, "--out", out_dir / "mtls_authz.txt")
-    assert r.returncode == 2 and b"must end in .yaml, .yml or .json" in r.stderr, r.stderr.decode()
+    assert r.returncode == 2 and b"must end in .yaml, .yml, .json or .pb" in r.stderr, r.stderr.decode()
     assert sorted(p.name for p in out_dir.iterdir()) == ["mtls_authz.yaml"]
 
 
@@ -174,18 +174,21 @@ def published_ecds(work, name, revision, wasm):
     return ecds_dir, out, src
 
 
-def test_json_resource_reloads_like_the_yaml_one(envoy_factory, tmp_path):
-    """`publish --out DIR/mtls_authz.json` (render.py's ecds_file): Envoy reads the JSON resource and reloads it."""
-    ecds_dir, out, src = published_ecds(tmp_path, "mtls_authz.json", "json-r1", envoy_factory.wasm_path)
-    env = envoy_factory.start("ecds-json", "", ecds_dir=str(ecds_dir), ecds_file=out.name)
+@pytest.mark.parametrize("fmt", ["json", "pb"])
+def test_json_and_protobuf_resources_reload_like_the_yaml_one(envoy_factory, tmp_path, fmt):
+    """`publish --out DIR/mtls_authz.json` or `.pb` (render.py's ecds_file): Envoy reads
+    the JSON or binary protobuf resource, enforces its policy and reloads it."""
+    ecds_dir, out, src = published_ecds(tmp_path, "mtls_authz." + fmt, fmt + "-r1", envoy_factory.wasm_path)
+    env = envoy_factory.start("ecds-" + fmt, "", ecds_dir=str(ecds_dir), ecds_file=out.name)
     gw = envoy_factory.gateway(env)
-    assert version_text(env.admin).startswith("revision=json-r1 "), version_text(env.admin)
+    assert version_text(env.admin).startswith("revision=%s-r1 " % fmt), version_text(env.admin)
     assert gw.request("report-service", "GET", "/api/payment/query").status == 200
+    assert gw.request("unknown-service", "GET", "/api/payment/query").status == 403
 
-    src.write_text(policy_text("json-r2", suspend_reports=True))
+    src.write_text(policy_text(fmt + "-r2", suspend_reports=True))
     r = cli("publish", src, "--out", out, "--wasm", envoy_factory.wasm_path)
     assert r.returncode == 0, r.stderr.decode()
-    assert wait_for(lambda: version_text(env.admin).startswith("revision=json-r2 "), 10), version_text(env.admin)
+    assert wait_for(lambda: version_text(env.admin).startswith("revision=%s-r2 " % fmt), 10), version_text(env.admin)
     assert wait_for(lambda: gw.request("report-service", "GET", "/api/payment/query").status == 403, 5)
     assert gw.request("order-service", "POST", "/api/payment/create", body=b"{}").status == 200
     assert e2e_lib.metric(env.admin.stats("mtls_authz"), "update_rejected") == 0
