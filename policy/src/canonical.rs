@@ -1275,18 +1275,22 @@ mod tests {
         /// exactly what those checks decide, under every reading.
         #[test]
         fn the_no_escape_shortcut_agrees_with_the_full_checks(
-            path in "(/([a-z.;~ ]|%2[eEfF]|%41|\\.\\.|\\.){0,4}){1,4}/?(\\?[a-z=_]{0,6})?",
-            reading in 0usize..8,
+            path in "(/([a-zA-Z.;~ ]|%2[eEfF]|%41|%C3%A9|%EF%BC%8F|%E2%80%8B|\\.\\.|\\.){0,4}){1,4}/?(\\?[a-z=_]{0,6})?",
+            reading in 0usize..12,
         ) {
             let reading = with([
                 "{}",
                 r#"{"platform": "posix"}"#,
                 r#"{"platform": "windows"}"#,
+                r#"{"platform": "macos", "unicode": "nfc"}"#,
                 r#"{"trailing_slash": "distinct"}"#,
                 r#"{"trailing_slash": "same_as_without"}"#,
                 r#"{"path_parameters": "strip"}"#,
                 r#"{"encoded_slash": "in_segment", "platform": "posix"}"#,
                 r#"{"encoded_delimiters": "decode_once", "case": "insensitive"}"#,
+                r#"{"unicode": "as_sent", "platform": "posix"}"#,
+                r#"{"suffix_patterns": true}"#,
+                r#"{"trim_whitespace": true, "path_parameters": "strip"}"#,
             ][reading]);
             proptest::prop_assert_eq!(decode_with(&path, &reading, true), decode_with(&path, &reading, false), "{}", path);
         }
