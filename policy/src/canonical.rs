@@ -653,7 +653,7 @@ fn decode_with<'a>(target: &'a str, reading: &PathReading, shortcut: bool) -> Re
         escaped |= check_raw_segment(name.as_bytes(), reading)?;
         trailing_dot |= name.ends_with('.');
     }
-    if shortcut && !escaped && !stripped {
+    let text = if shortcut && !escaped && !stripped {
         // Nothing to decode: the path is its own decoding, and of the checks
         // on a decoded path only the trailing dot can fail. The raw checks
         // refused dot segments, and every character they let through is ASCII
@@ -661,20 +661,21 @@ fn decode_with<'a>(target: &'a str, reading: &PathReading, shortcut: bool) -> Re
         if trailing_dot && reading.platform == Platform::Any {
             return Err(PathRejection::TrailingDotOrSpace);
         }
-        let in_segment = reading.encoded_slash == EncodedSlash::InSegment;
-        return Ok(Decoded { text: Cow::Borrowed(path), trailing_slash, in_segment });
-    }
-    let mut out = Vec::with_capacity(path.len());
-    for segment in Segments::new(body) {
-        out.push(b'/');
-        let (name, _) = split_parameters(segment, reading);
-        decode_segment(name.as_bytes(), &mut out)?;
-    }
-    if trailing_slash {
-        out.push(b'/');
-    }
-    let text = Cow::Owned(String::from_utf8(out).map_err(|_| PathRejection::InvalidUtf8)?);
-    check_decoded_segments(&text, trailing_slash, reading)?;
+        Cow::Borrowed(path)
+    } else {
+        let mut out = Vec::with_capacity(path.len());
+        for segment in Segments::new(body) {
+            out.push(b'/');
+            let (name, _) = split_parameters(segment, reading);
+            decode_segment(name.as_bytes(), &mut out)?;
+        }
+        if trailing_slash {
+            out.push(b'/');
+        }
+        let text = Cow::Owned(String::from_utf8(out).map_err(|_| PathRejection::InvalidUtf8)?);
+        check_decoded_segments(&text, trailing_slash, reading)?;
+        text
+    };
     let in_segment = reading.encoded_slash == EncodedSlash::InSegment;
     Ok(Decoded { text, trailing_slash, in_segment })
 }
