@@ -58,6 +58,16 @@ pub const DEFAULT_WASM: &str = "/etc/envoy/mtls_authz_filter.wasm";
 /// Hex digits of the policy's SHA-256 shown in `version_info` and messages.
 const DIGEST_SHOWN: usize = 16;
 
+// What every resource holds, whichever format writes it (YAML, JSON, protobuf).
+/// The plugin's `root_id` (the HTTP filter's; L4 mode is `mtls_authz_l4`).
+pub const ROOT_ID: &str = "mtls_authz";
+/// The VM's `vm_id`: the same in every update, so Envoy keeps the running VMs.
+pub const VM_ID: &str = "mtls_authz";
+pub const RUNTIME: &str = "envoy.wasm.runtime.v8";
+pub const TYPED_EXTENSION_CONFIG_TYPE: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
+pub const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+pub const STRING_VALUE_TYPE: &str = "type.googleapis.com/google.protobuf.StringValue";
+
 /// Where and how to publish; shared by `publish` and `watch`.
 #[derive(Debug, Clone, Args)]
 pub struct Target {
@@ -188,18 +198,18 @@ pub fn render_yaml(policy: &Validated, origin: &str, target: &Target) -> String 
     line("# rename, and keeps its previous policy if the filter refuses the new one.");
     line(&format!("version_info: {}", yaml_quote(&policy.version_info())));
     line("resources:");
-    line("- \"@type\": type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig");
+    line(&format!("- \"@type\": {TYPED_EXTENSION_CONFIG_TYPE}"));
     line(&format!("  name: {}", target.name));
     line("  typed_config:");
-    line("    \"@type\": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm");
+    line(&format!("    \"@type\": {WASM_TYPE}"));
     line("    config:");
     line(&format!("      name: {}", target.name));
-    line("      root_id: mtls_authz");
+    line(&format!("      root_id: {ROOT_ID}"));
     line("      vm_config:");
     line("        # The same vm_id and code in every update: Envoy keeps the running");
     line("        # VMs and only hands them the new configuration (on_configure).");
-    line("        vm_id: mtls_authz");
-    line("        runtime: envoy.wasm.runtime.v8");
+    line(&format!("        vm_id: {VM_ID}"));
+    line(&format!("        runtime: {RUNTIME}"));
     line("        code:");
     line("          local:");
     line(&format!("            filename: {}", yaml_quote(&target.wasm)));
@@ -207,7 +217,7 @@ pub fn render_yaml(policy: &Validated, origin: &str, target: &Target) -> String 
     line("      failure_policy: FAIL_CLOSED");
     line("      # The policy, verbatim: LINE:COL in the filter's errors point into the policy file.");
     line("      configuration:");
-    line("        \"@type\": type.googleapis.com/google.protobuf.StringValue");
+    line(&format!("        \"@type\": {STRING_VALUE_TYPE}"));
     line(&format!("        value: {}", embed_text(&policy.text, 8)));
     y
 }
@@ -224,21 +234,21 @@ pub fn render_json(policy: &Validated, target: &Target) -> String {
     let resource = serde_json::json!({
         "version_info": policy.version_info(),
         "resources": [{
-            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "@type": TYPED_EXTENSION_CONFIG_TYPE,
             "name": target.name,
             "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "@type": WASM_TYPE,
                 "config": {
                     "name": target.name,
-                    "root_id": "mtls_authz",
+                    "root_id": ROOT_ID,
                     "vm_config": {
-                        "vm_id": "mtls_authz",
-                        "runtime": "envoy.wasm.runtime.v8",
+                        "vm_id": VM_ID,
+                        "runtime": RUNTIME,
                         "code": { "local": { "filename": target.wasm } },
                     },
                     "failure_policy": "FAIL_CLOSED",
                     "configuration": {
-                        "@type": "type.googleapis.com/google.protobuf.StringValue",
+                        "@type": STRING_VALUE_TYPE,
                         "value": policy.text,
                     },
                 },

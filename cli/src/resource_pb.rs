@@ -13,7 +13,7 @@
 
 use prost::Message;
 
-use crate::publish::{Target, Validated};
+use crate::publish::{Target, Validated, ROOT_ID, RUNTIME, STRING_VALUE_TYPE, TYPED_EXTENSION_CONFIG_TYPE, VM_ID, WASM_TYPE};
 
 /// `google.protobuf.Any`.
 #[derive(Clone, PartialEq, Message)]
@@ -106,25 +106,22 @@ pub struct StringValue {
     pub value: String,
 }
 
-pub const TYPED_EXTENSION_CONFIG: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
-pub const WASM: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
-pub const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
-
 /// The resource [`crate::publish::render_json`] writes, as Envoy's binary encoding.
 pub fn resource(policy: &Validated, target: &Target) -> DiscoveryResponse {
     let config = PluginConfig {
         name: target.name.clone(),
-        root_id: "mtls_authz".into(),
+        root_id: ROOT_ID.into(),
         vm_config: Some(VmConfig {
-            vm_id: "mtls_authz".into(),
-            runtime: "envoy.wasm.runtime.v8".into(),
+            vm_id: VM_ID.into(),
+            runtime: RUNTIME.into(),
             code: Some(AsyncDataSource { local: Some(DataSource { filename: target.wasm.clone() }) }),
         }),
-        configuration: Some(Any::of(STRING_VALUE, &StringValue { value: policy.text.clone() })),
+        configuration: Some(Any::of(STRING_VALUE_TYPE, &StringValue { value: policy.text.clone() })),
         failure_policy: FAIL_CLOSED,
     };
-    let extension = TypedExtensionConfig { name: target.name.clone(), typed_config: Some(Any::of(WASM, &Wasm { config: Some(config) })) };
-    DiscoveryResponse { version_info: policy.version_info(), resources: vec![Any::of(TYPED_EXTENSION_CONFIG, &extension)] }
+    let extension =
+        TypedExtensionConfig { name: target.name.clone(), typed_config: Some(Any::of(WASM_TYPE, &Wasm { config: Some(config) })) };
+    DiscoveryResponse { version_info: policy.version_info(), resources: vec![Any::of(TYPED_EXTENSION_CONFIG_TYPE, &extension)] }
 }
 
 /// [`resource`], encoded.
