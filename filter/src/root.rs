@@ -10,7 +10,7 @@
 
 use std::rc::Rc;
 
-use mtls_authz_policy::load::load;
+use mtls_authz_policy::load::load_owned;
 use mtls_authz_policy::{CompiledPolicy, LoadError, LoadErrorKind, Mode};
 
 use crate::host::{Host, Level, Metric};
@@ -52,14 +52,16 @@ impl PolicyHolder {
 
     /// Load `configuration` (the plugin configuration bytes, `None` when
     /// Envoy has none). Returns what `on_configure` must return: `true` when a
-    /// policy is in force afterwards *and* it is the one just given.
-    pub fn configure<H: Host>(&mut self, host: &H, configuration: Option<&[u8]>) -> bool {
+    /// policy is in force afterwards *and* it is the one just given. The
+    /// bytes are taken so that the load can free them before it builds the
+    /// index ([`load_owned`]).
+    pub fn configure<H: Host>(&mut self, host: &H, configuration: Option<Vec<u8>>) -> bool {
         let bytes = configuration.unwrap_or_default();
-        let hash = sha256(bytes);
+        let hash = sha256(&bytes);
         if self.current.is_some() && self.source == Some(hash) {
             return true;
         }
-        if std::str::from_utf8(bytes).is_ok_and(|text| text.trim().is_empty()) {
+        if std::str::from_utf8(&bytes).is_ok_and(|text| text.trim().is_empty()) {
             return self.reject(
                 host,
                 &[&format!(
@@ -68,7 +70,7 @@ impl PolicyHolder {
             );
         }
         let started = host.now_ns().ok();
-        match load(ORIGIN, bytes) {
+        match load_owned(ORIGIN, bytes) {
             Ok(policy) => {
                 // How long the load took and what the VM holds after it: a
                 // large policy's cost, in the log of every VM that loads it.

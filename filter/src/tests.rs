@@ -784,7 +784,7 @@ fn an_empty_header_map_is_missing_data() {
 fn the_load_line_says_dash_for_what_the_host_cannot_tell() {
     let mut host = MockHost::default();
     host.failing.insert("now");
-    assert!(PolicyHolder::new().configure(&host, Some(POLICY.as_bytes())));
+    assert!(PolicyHolder::new().configure(&host, Some(POLICY.as_bytes().to_vec())));
     assert_eq!(host.logs_containing("revision=r1, load_time=-, vm_memory=-").len(), 1, "{:?}", host.logs.borrow());
 }
 
@@ -793,13 +793,13 @@ fn policy_loads_and_logs_a_summary() {
     let host = MockHost { vm_memory: Some(3 << 20), ..MockHost::default() };
     let mut holder = PolicyHolder::new();
     assert!(holder.snapshot().is_none());
-    assert!(holder.configure(&host, Some(POLICY.as_bytes())));
+    assert!(holder.configure(&host, Some(POLICY.as_bytes().to_vec())));
     // The mock's clock stands still: the load took no time by it.
     let line = "mtls-authz: policy loaded: 4 rules, mode=enforce, revision=r1, load_time=0.0 ms, vm_memory=3.0 MiB";
     assert_eq!(host.logs_containing(line).len(), 1, "{:?}", host.logs.borrow());
     assert!(holder.snapshot().is_some());
     // Idempotent: the same configuration again is accepted without recompiling or re-logging.
-    assert!(holder.configure(&host, Some(POLICY.as_bytes())));
+    assert!(holder.configure(&host, Some(POLICY.as_bytes().to_vec())));
     assert_eq!(host.logs.borrow().len(), 1);
 }
 
@@ -807,12 +807,12 @@ fn policy_loads_and_logs_a_summary() {
 fn invalid_policy_is_rejected_and_the_old_one_kept() {
     let host = MockHost::default();
     let mut holder = PolicyHolder::new();
-    assert!(holder.configure(&host, Some(POLICY.as_bytes())));
+    assert!(holder.configure(&host, Some(POLICY.as_bytes().to_vec())));
     let before = holder.snapshot().unwrap();
 
     let broken = r#"{"version": 1, "default_action": "maybe",
   "rules": [{"name": "x", "action": "allow", "principals": [{}], "paths": ["/a"]}]}"#;
-    assert!(!holder.configure(&host, Some(broken.as_bytes())));
+    assert!(!holder.configure(&host, Some(broken.as_bytes().to_vec())));
     let errors = host.logs_containing(REJECTED_PREFIX);
     assert!(errors.len() >= 3, "{errors:?}");
     assert!(errors.iter().any(|l| l.starts_with("mtls-authz: policy rejected: plugin configuration:1:")), "{errors:?}");
@@ -828,7 +828,7 @@ fn empty_or_missing_configuration_is_rejected() {
     for config in [None, Some(&b""[..]), Some(&b"  \n"[..]), Some(&b"\xff{}"[..])] {
         let host = MockHost::default();
         let mut holder = PolicyHolder::new();
-        assert!(!holder.configure(&host, config), "{config:?}");
+        assert!(!holder.configure(&host, config.map(<[u8]>::to_vec)), "{config:?}");
         assert!(holder.snapshot().is_none());
         let errors = host.logs_containing(REJECTED_PREFIX);
         assert_eq!(errors.len(), 1, "{errors:?}");
@@ -841,10 +841,10 @@ fn empty_or_missing_configuration_is_rejected() {
 fn a_request_keeps_the_policy_it_started_with() {
     let host = MockHost::default();
     let mut holder = PolicyHolder::new();
-    assert!(holder.configure(&host, Some(POLICY.as_bytes())));
+    assert!(holder.configure(&host, Some(POLICY.as_bytes().to_vec())));
     let in_flight = holder.snapshot().unwrap();
     let stricter = POLICY.replace("\"revision\": \"r1\"", "\"revision\": \"r2\"").replace("\"POST\"]", "\"PUT\"]");
-    assert!(holder.configure(&host, Some(stricter.as_bytes())));
+    assert!(holder.configure(&host, Some(stricter.as_bytes().to_vec())));
     assert_eq!(in_flight.revision(), Some("r1"));
     assert_eq!(holder.snapshot().unwrap().revision(), Some("r2"));
     let cache = RefCell::default();

@@ -214,7 +214,7 @@ impl RootContext for Root {
         // An unreadable buffer is treated like a missing one: refused.
         let configuration = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten();
         self.network = abi::property(&["plugin_root_id"]).ok().flatten().is_some_and(|id| id == NETWORK_ROOT_ID.as_bytes());
-        let loaded = self.policy.configure(&self.host, configuration.as_deref());
+        let loaded = self.policy.configure(&self.host, configuration);
         loaded && (!self.network || network::accept_policy(&self.host, self.policy.snapshot().as_deref()))
     }
 
