@@ -858,9 +858,30 @@ pub fn is_canonical_method(method: &str) -> bool {
     !method.is_empty() && method.len() <= 32 && method.bytes().all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
 }
 
+/// The methods a policy usually names, which it need not copy.
+const KNOWN_METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"];
+
+/// `method` as a policy keeps it: a static name when it is one of the usual
+/// methods, else a copy.
+pub fn method_name(method: &str) -> std::borrow::Cow<'static, str> {
+    match KNOWN_METHODS.iter().find(|&&known| known == method) {
+        Some(&known) => std::borrow::Cow::Borrowed(known),
+        None => std::borrow::Cow::Owned(method.to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usual_methods_are_borrowed_and_others_copied_with_the_same_text() {
+        for m in ["GET", "TRACE", "PROPFIND", "M-SEARCH"] {
+            let name = method_name(m);
+            assert_eq!(name, m);
+            assert_eq!(matches!(name, std::borrow::Cow::Borrowed(_)), KNOWN_METHODS.contains(&m), "{m}");
+        }
+    }
 
     fn ok(p: &str) -> String {
         canonicalize(p).unwrap().as_str().to_owned()

@@ -3,6 +3,7 @@
 //! A [`Policy`] is only ever made by [`Policy::from_json`] (in
 //! [`crate::validate`]), so every value here has passed validation.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::pattern::{PathPattern, ValuePattern};
@@ -163,8 +164,10 @@ pub struct Rule {
     pub principals: Vec<Principal>,
     /// OR of path patterns.
     pub paths: Vec<PathPattern>,
-    /// Allowed methods; `None` means any method.
-    pub methods: Option<Vec<String>>,
+    /// Allowed methods; `None` means any method. The usual methods borrow a
+    /// static name ([`crate::canonical::method_name`]): a large policy names
+    /// the same few thousands of times, and each copy is an allocation.
+    pub methods: Option<Vec<Cow<'static, str>>>,
     /// Whether a deny rule whose `methods` list `GET` also denies `HEAD`
     /// (default true): most frameworks answer HEAD with the GET handler, so
     /// denying GET alone would leave the same handler reachable. Has no effect

@@ -362,14 +362,16 @@ fn literal(s: &str, reading: &PathReading, merge: Merge, decode_once: bool) -> R
 /// allocator header, and the peak of loading stays resident.
 #[derive(Debug, Default)]
 pub(crate) struct Literals {
-    least: FxHashMap<Box<str>, Arc<str>>,
-    most: FxHashMap<Box<str>, Arc<str>>,
+    /// Keyed by the text as written; the key shares the name's allocation
+    /// when the two are the same, as they nearly always are.
+    least: FxHashMap<Arc<str>, Arc<str>>,
+    most: FxHashMap<Arc<str>, Arc<str>>,
     /// Every name, once.
     names: FxHashSet<Arc<str>>,
 }
 
 impl Literals {
-    fn map(&mut self, merge: Merge) -> &mut FxHashMap<Box<str>, Arc<str>> {
+    fn map(&mut self, merge: Merge) -> &mut FxHashMap<Arc<str>, Arc<str>> {
         match merge {
             Merge::Least => &mut self.least,
             Merge::Most => &mut self.most,
@@ -390,7 +392,8 @@ impl Literals {
                 name
             }
         };
-        self.map(merge).insert(text.into(), Arc::clone(&name));
+        let key = if *name == *text { Arc::clone(&name) } else { Arc::from(text) };
+        self.map(merge).insert(key, Arc::clone(&name));
         name
     }
 }

@@ -4,6 +4,8 @@
 //! deriving `Deserialize`, so that it can report *every* problem at once, each
 //! with its line, column and JSON path, and refuse duplicate keys.
 
+use std::borrow::Cow;
+
 use crate::error::{PolicyError, PolicyErrors};
 use crate::hex::{canonical_serial, canonical_sha256};
 use crate::json::{self, Kind, Member, Node};
@@ -90,7 +92,7 @@ pub(crate) fn index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
 }
 
-impl Validator<'_> {
+impl<'s> Validator<'s> {
     pub(crate) fn error_at(&mut self, offset: usize, path: &str, message: impl Into<String>) {
         let (line, column) = json::line_col(self.src, offset);
         self.errors.push(PolicyError { line, column, path: path.to_owned(), message: message.into() });
@@ -173,7 +175,7 @@ impl Validator<'_> {
         }
     }
 
-    fn policy(&mut self, root: &Node) -> Option<Policy> {
+    fn policy(&mut self, root: &Node<'s>) -> Option<Policy> {
         let members = self.object(root, "", TOP_FIELDS, "a policy")?;
         if let Some(n) = Self::field(members, "$schema") {
             self.string(n, "$schema");
@@ -414,17 +416,18 @@ impl Validator<'_> {
         }
     }
 
-    fn rules(&mut self, node: &Node) -> Option<Vec<Rule>> {
+    fn rules(&mut self, node: &Node<'s>) -> Option<Vec<Rule>> {
         self.named_list(node, "rules", Self::rule)
     }
 
     /// A list of named rules (`rules`, `connection_rules`): each item read by
     /// `item`, and no name used twice in the list.
-    fn named_list<T>(&mut self, node: &Node, list: &str, mut item: impl FnMut(&mut Self, &Node, &str) -> Option<T>) -> Option<Vec<T>> {
+    fn named_list<T>(&mut self, node: &Node<'s>, list: &str, mut item: impl FnMut(&mut Self, &Node, &str) -> Option<T>) -> Option<Vec<T>> {
         let items = self.array(node, list, true)?;
         let mut rules = Vec::with_capacity(items.len());
         let mut ok = true;
-        let mut names: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        // Keyed by the names as they are in the text: no copy of each.
+        let mut names: rustc_hash::FxHashMap<Cow<'s, str>, usize> = rustc_hash::FxHashMap::default();
         for (i, entry) in items.iter().enumerate() {
             let path = index(list, i);
             let read;
@@ -458,7 +461,7 @@ impl Validator<'_> {
                         );
                         ok = false;
                     } else {
-                        names.insert(name.to_string(), i);
+                        names.insert(name.clone(), i);
                     }
                 }
             }
@@ -516,7 +519,7 @@ impl Validator<'_> {
         members: &[Member],
         path: &str,
         action: Option<Action>,
-        methods: Option<&Option<Vec<String>>>,
+        methods: Option<&Option<Vec<Cow<'static, str>>>>,
     ) -> Option<bool> {
         let value = self.optional_bool(members, path, "head_with_get", true)?;
         let Some(m) = members.iter().find(|m| m.key == "head_with_get") else {
@@ -566,16 +569,16 @@ impl Validator<'_> {
         ok.then_some(out)
     }
 
-    fn methods(&mut self, node: &Node, path: &str) -> Option<Vec<String>> {
+    fn methods(&mut self, node: &Node, path: &str) -> Option<Vec<Cow<'static, str>>> {
         let items = self.array(node, path, false)?;
-        let mut out: Vec<String> = Vec::with_capacity(items.len());
+        let mut out: Vec<Cow<'static, str>> = Vec::with_capacity(items.len());
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
             let p = index(path, i);
             match self.string(item, &p) {
                 Some(m) if crate::canonical::is_canonical_method(m) => {
                     if !out.iter().any(|seen| seen == m) {
-                        out.push(m.to_owned());
+                        out.push(crate::canonical::method_name(m));
                     }
                 }
                 Some(m) => {
@@ -738,7 +741,7 @@ pub(crate) mod tests {
         assert_eq!(p.default_action, Action::Deny);
         assert_eq!(p.mode, Mode::Enforce);
         assert_eq!(p.rules.len(), 3);
-        assert_eq!(p.rules[1].methods.as_deref(), Some(&["GET".to_string(), "HEAD".to_string()][..]));
+        assert_eq!(p.rules[1].methods, Some(vec!["GET".into(), "HEAD".into()]));
         assert_eq!(p.rules[2].methods, None);
         assert!(p.rules[2].principals[0].any);
     }

@@ -9,8 +9,8 @@ use crate::json::Node;
 
 const CONNECTION_RULE_FIELDS: &[&str] = &["name", "description", "action", "principals"];
 
-impl Validator<'_> {
-    pub(super) fn connection_rules(&mut self, node: &Node) -> Option<Vec<ConnectionRule>> {
+impl<'s> Validator<'s> {
+    pub(super) fn connection_rules(&mut self, node: &Node<'s>) -> Option<Vec<ConnectionRule>> {
         self.named_list(node, "connection_rules", Self::connection_rule)
     }
 
