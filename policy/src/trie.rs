@@ -3,7 +3,7 @@
 //! Every Wasm VM keeps one copy of the index for as long as the policy is
 //! loaded, and Envoy runs a VM per worker thread, so its size is paid many
 //! times over. A node with its own hash map and boxed keys costs a few hundred
-//! bytes; here a node is a fixed 28-byte record, every literal edge of the
+//! bytes; here a node is a fixed 16-byte record, every literal edge of the
 //! whole trie lives in one hash table keyed by (parent, segment), and each
 //! distinct segment text is stored once in one string arena.
 //!
@@ -39,16 +39,17 @@ pub(crate) struct Trie {
     rules: Vec<u32>,
 }
 
-/// A node: ranges into the trie's shared arrays.
+/// A node: where its entries start in the trie's shared arrays. They end
+/// where the next node's start (the last node is followed by a sentinel), so
+/// a node is 16 bytes: a 10,000-rule policy has some 40,000 of them.
 #[derive(Debug, Clone, Copy)]
 struct Node {
     /// The `*` child, or [`NONE`].
     any: u32,
     placeholders_start: u32,
-    placeholders_len: u32,
+    /// The `exact` rules, then from `rest_start` the `rest` rules.
     rules_start: u32,
-    exact_len: u32,
-    rest_len: u32,
+    rest_start: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -66,17 +67,19 @@ pub(crate) struct NodeView<'t> {
     trie: &'t Trie,
     index: u32,
     node: Node,
+    /// The next node's starts: where this node's entries end.
+    next: Node,
 }
 
 impl<'t> NodeView<'t> {
     /// Rules whose pattern ends exactly here.
     pub(crate) fn exact(&self) -> &'t [u32] {
-        self.trie.slice(self.node.rules_start, self.node.exact_len)
+        self.trie.rules.get(self.node.rules_start as usize..self.node.rest_start as usize).unwrap_or(&[])
     }
 
     /// Rules whose pattern ends here in `/**`.
     pub(crate) fn rest(&self) -> &'t [u32] {
-        self.trie.slice(self.node.rules_start.saturating_add(self.node.exact_len), self.node.rest_len)
+        self.trie.rules.get(self.node.rest_start as usize..self.next.rules_start as usize).unwrap_or(&[])
     }
 
     /// The child reached by the literal segment `segment`.
@@ -91,8 +94,7 @@ impl<'t> NodeView<'t> {
 
     /// The placeholder children.
     pub(crate) fn placeholders(&self) -> &'t [(Placeholder, u32)] {
-        let start = self.node.placeholders_start as usize;
-        self.trie.placeholders.get(start..start + self.node.placeholders_len as usize).unwrap_or(&[])
+        self.trie.placeholders.get(self.node.placeholders_start as usize..self.next.placeholders_start as usize).unwrap_or(&[])
     }
 }
 
@@ -111,7 +113,8 @@ impl Trie {
     /// The node at `index` (the root is 0).
     pub(crate) fn node(&self, index: u32) -> Option<NodeView<'_>> {
         let node = *self.nodes.get(index as usize)?;
-        Some(NodeView { trie: self, index, node })
+        let next = *self.nodes.get(index as usize + 1)?;
+        Some(NodeView { trie: self, index, node, next })
     }
 
     fn literal_child(&self, parent: u32, segment: &str) -> Option<u32> {
@@ -131,11 +134,6 @@ impl Trie {
         None
     }
 
-    fn slice(&self, start: u32, len: u32) -> &[u32] {
-        let start = start as usize;
-        self.rules.get(start..start + len as usize).unwrap_or(&[])
-    }
-
     fn text(&self, edge: &Edge) -> &str {
         let start = edge.text_start as usize;
         self.arena.get(start..start + edge.text_len as usize).unwrap_or("")
@@ -152,10 +150,12 @@ fn edge_key(parent: u32, segment: &str) -> u64 {
 }
 
 /// The trie as it is built. Literal edges and their texts go straight into
-/// the trie's own arrays (the builder looks them up the way a request does);
-/// what each node holds is gathered as flat entries and laid out per node at
-/// the end. A Wasm VM keeps its peak memory for life, so building should not
-/// cost much more than the trie it builds.
+/// the trie's own arrays, chained from power-of-two bucket arrays of `u32`
+/// that double as they fill (the builder looks edges up the way a request
+/// does); what each node holds is gathered as flat entries and laid out per
+/// node at the end. A Wasm VM keeps its peak memory for life, so building
+/// should not cost much more than the trie it builds: a hash map entry here
+/// would take 16 bytes and a fresh table at every doubling, a bucket takes 4.
 struct Builder {
     trie: Trie,
     /// Each node's `*` child, or [`NONE`]; one entry per node.
@@ -166,12 +166,10 @@ struct Builder {
     placeholders: Vec<(u32, Placeholder, u32)>,
     /// (node, ends in `/**`, rule): where each pattern ends.
     ends: Vec<(u32, bool, u32)>,
-    /// (parent, segment) hash -> first edge in its chain, while building.
-    edge_heads: FxHashMap<u64, u32>,
-    /// Hash of a segment text -> its first entry in `texts`.
-    text_heads: FxHashMap<u64, u32>,
-    /// Each distinct text's (start in the arena, length, next entry with the same hash).
+    /// Each distinct text's (start in the arena, length, next entry in its bucket).
     texts: Vec<(u32, u32, u32)>,
+    /// The first entry of each bucket of `texts`, by [`text_key`].
+    text_heads: Vec<u32>,
 }
 
 impl Builder {
@@ -182,9 +180,8 @@ impl Builder {
             placeholder_child: FxHashMap::default(),
             placeholders: Vec::new(),
             ends: Vec::new(),
-            edge_heads: FxHashMap::default(),
-            text_heads: FxHashMap::default(),
             texts: Vec::new(),
+            text_heads: Vec::new(),
         }
     }
 
@@ -197,7 +194,7 @@ impl Builder {
         let mut at = 0u32;
         for segment in &pattern.segments {
             at = match segment {
-                Segment::Literal(l) => match self.edge_heads.get(&edge_key(at, l)).and_then(|&first| self.trie.find_edge(first, at, l)) {
+                Segment::Literal(l) => match self.trie.literal_child(at, l) {
                     Some(child) => child,
                     None => {
                         let child = self.new_node();
@@ -234,34 +231,55 @@ impl Builder {
         let text_start = self.intern(text);
         let trie = &mut self.trie;
         let index = trie.edges.len() as u32;
-        let head = self.edge_heads.entry(edge_key(parent, text)).or_insert(NONE);
-        trie.edges.push(Edge { parent, child, text_start, text_len: text.len() as u32, next: *head });
-        *head = index;
+        trie.edges.push(Edge { parent, child, text_start, text_len: text.len() as u32, next: NONE });
+        if trie.edges.len() > trie.heads.len() {
+            // About one edge a bucket: double, and chain every edge anew.
+            let arena = &trie.arena;
+            rechain(
+                &mut trie.heads,
+                trie.edges
+                    .iter_mut()
+                    .map(|edge| (edge_key(edge.parent, arena_text(arena, edge.text_start, edge.text_len)), &mut edge.next)),
+            );
+        } else {
+            let mask = trie.heads.len() - 1;
+            if let (Some(head), Some(edge)) = (trie.heads.get_mut(edge_key(parent, text) as usize & mask), trie.edges.last_mut()) {
+                edge.next = std::mem::replace(head, index);
+            }
+        }
     }
 
     /// Where `text` starts in the arena, appending it the first time.
     fn intern(&mut self, text: &str) -> u32 {
-        let mut h = FxHasher::default();
-        h.write(text.as_bytes());
-        let key = h.finish();
-        let mut at = self.text_heads.get(&key).copied().unwrap_or(NONE);
-        while let Some(&(start, len, next)) = self.texts.get(at as usize) {
-            if self.trie.arena.get(start as usize..(start + len) as usize) == Some(text) {
-                return start;
+        if let Some(mask) = self.text_heads.len().checked_sub(1) {
+            let mut at = self.text_heads.get(text_key(text) as usize & mask).copied().unwrap_or(NONE);
+            while let Some(&(start, len, next)) = self.texts.get(at as usize) {
+                if self.trie.arena.get(start as usize..(start + len) as usize) == Some(text) {
+                    return start;
+                }
+                at = next;
             }
-            at = next;
         }
         let start = self.trie.arena.len() as u32;
         self.trie.arena.push_str(text);
-        let head = self.text_heads.entry(key).or_insert(NONE);
-        self.texts.push((start, text.len() as u32, *head));
-        *head = (self.texts.len() - 1) as u32;
+        self.texts.push((start, text.len() as u32, NONE));
+        let arena = &self.trie.arena;
+        let texts = &mut self.texts;
+        if texts.len() > self.text_heads.len() {
+            rechain(&mut self.text_heads, texts.iter_mut().map(|(start, len, next)| (text_key(arena_text(arena, *start, *len)), next)));
+        } else {
+            let mask = self.text_heads.len() - 1;
+            let index = (texts.len() - 1) as u32;
+            if let (Some(head), Some(entry)) = (self.text_heads.get_mut(text_key(text) as usize & mask), texts.last_mut()) {
+                entry.2 = std::mem::replace(head, index);
+            }
+        }
         start
     }
 
     fn freeze(mut self) -> Trie {
         // The build-time lookups go first, so the per-node arrays reuse their memory.
-        drop((self.edge_heads, self.text_heads, self.texts));
+        drop((self.texts, self.text_heads, self.placeholder_child));
         let mut trie = self.trie;
         // Per node: exact rules, then `/**` rules, each in rule order and once.
         self.ends.sort_unstable();
@@ -269,7 +287,8 @@ impl Builder {
         // Stable: a node's placeholder children keep their insertion order.
         self.placeholders.sort_by_key(|&(node, _, _)| node);
         let (mut ends, mut placeholders) = (self.ends.iter().peekable(), self.placeholders.iter().peekable());
-        trie.nodes.reserve_exact(self.any.len());
+        trie.nodes.reserve_exact(self.any.len() + 1);
+        trie.rules.reserve_exact(self.ends.len());
         for (index, &any) in self.any.iter().enumerate() {
             let index = index as u32;
             let placeholders_start = trie.placeholders.len() as u32;
@@ -277,42 +296,48 @@ impl Builder {
                 trie.placeholders.push((p, child));
             }
             let rules_start = trie.rules.len() as u32;
-            let (mut exact_len, mut rest_len) = (0u32, 0u32);
-            while let Some(&(_, rest, rule)) = ends.next_if(|(node, _, _)| *node == index) {
+            // `ends` sorts a node's exact rules (false) before its rest rules.
+            while let Some(&(_, _, rule)) = ends.next_if(|&&(node, rest, _)| node == index && !rest) {
                 trie.rules.push(rule);
-                if rest {
-                    rest_len += 1;
-                } else {
-                    exact_len += 1;
-                }
             }
-            trie.nodes.push(Node {
-                any,
-                placeholders_start,
-                placeholders_len: trie.placeholders.len() as u32 - placeholders_start,
-                rules_start,
-                exact_len,
-                rest_len,
-            });
+            let rest_start = trie.rules.len() as u32;
+            while let Some(&(_, _, rule)) = ends.next_if(|&&(node, _, _)| node == index) {
+                trie.rules.push(rule);
+            }
+            trie.nodes.push(Node { any, placeholders_start, rules_start, rest_start });
         }
+        let (placeholders_end, rules_end) = (trie.placeholders.len() as u32, trie.rules.len() as u32);
+        trie.nodes.push(Node { any: NONE, placeholders_start: placeholders_end, rules_start: rules_end, rest_start: rules_end });
         trie.edges.shrink_to_fit();
         trie.placeholders.shrink_to_fit();
-        trie.rules.shrink_to_fit();
         trie.arena.shrink_to_fit();
-        // The buckets, now that the number of edges is known: about one edge each.
-        trie.heads = vec![NONE; trie.edges.len().next_power_of_two()];
-        let mask = trie.heads.len() - 1;
-        for index in 0..trie.edges.len() {
-            let Some(edge) = trie.edges.get(index) else { break };
-            let bucket = edge_key(edge.parent, trie.text(edge)) as usize & mask;
-            if let Some(head) = trie.heads.get_mut(bucket) {
-                let next = std::mem::replace(head, index as u32);
-                if let Some(edge) = trie.edges.get_mut(index) {
-                    edge.next = next;
-                }
-            }
-        }
         trie
+    }
+}
+
+/// The hash key of a segment text in the builder's text table.
+fn text_key(text: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(text.as_bytes());
+    h.finish()
+}
+
+fn arena_text(arena: &str, start: u32, len: u32) -> &str {
+    arena.get(start as usize..(start + len) as usize).unwrap_or("")
+}
+
+/// Double a power-of-two bucket array (to at least one bucket per entry)
+/// and chain every entry into it anew; `entries` gives each entry's hash
+/// key and its next-in-bucket link, in index order.
+fn rechain<'e>(heads: &mut Vec<u32>, entries: impl ExactSizeIterator<Item = (u64, &'e mut u32)>) {
+    let buckets = entries.len().next_power_of_two().max(heads.len() * 2);
+    heads.clear();
+    heads.resize(buckets, NONE);
+    let mask = buckets - 1;
+    for (i, (key, next)) in entries.enumerate() {
+        if let Some(head) = heads.get_mut(key as usize & mask) {
+            *next = std::mem::replace(head, i as u32);
+        }
     }
 }
 
