@@ -155,7 +155,7 @@ fn print_failure(o: &Outcome<'_>, policy: &CompiledPolicy, console: &mut Console
     console.out(&format!("  got:      {}", got.join(", ")));
     // A typo in an expected rule name looks like an engine bug; say which it is.
     if let Some(Some(name)) = &want.rule {
-        if !policy.policy().rules.iter().any(|r| &r.name == name) {
+        if !policy.policy().rules.iter().any(|r| *r.name == **name) {
             console.out(&format!("  note:     the policy has no rule named {}", quoted(name)));
         }
     }

@@ -35,7 +35,7 @@ impl CompiledPolicy {
         // Names are unique (validated), so an unstable sort is as good, and it
         // needs no scratch copy of the rules.
         policy.rules.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        let trie = Trie::build(policy.rules.iter().map(|rule| rule.paths.as_slice()));
+        let trie = Trie::build(policy.rules.iter().map(|rule| &*rule.paths));
         CompiledPolicy { policy, trie }
     }
 
@@ -82,7 +82,7 @@ impl CompiledPolicy {
         }
         walk.best_allow = if every_reading_allowed || self.policy.default_action == Action::Allow { allowed } else { None };
         let rules = &self.policy.rules;
-        let name = |i: u32| rules.get(i as usize).map(|r| r.name.as_str());
+        let name = |i: u32| rules.get(i as usize).map(|r| &*r.name);
         conclude(&self.policy, walk.best_deny.and_then(name), walk.best_allow.and_then(name))
     }
 

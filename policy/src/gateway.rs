@@ -275,7 +275,7 @@ impl Validator<'_> {
                 ok = false;
                 continue;
             };
-            let problem = match rules.map(|rs| rs.iter().find(|r| r.name == name)) {
+            let problem = match rules.map(|rs| rs.iter().find(|r| *r.name == *name)) {
                 _ if out.iter().any(|n| n == name) => Some("listed twice".to_owned()),
                 Some(None) => Some(format!("no rule is named '{name}'")),
                 Some(Some(rule)) if rule.action != Action::Allow => {

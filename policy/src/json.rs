@@ -29,7 +29,7 @@ pub struct Node<'a> {
 pub enum Kind<'a> {
     Null,
     Bool(bool),
-    Number(serde_json::Number),
+    Number(Number<'a>),
     String(Cow<'a, str>),
     Array(Vec<Node<'a>>),
     /// Members in source order; keys carry their own offsets for error reports.
@@ -53,6 +53,28 @@ pub struct SyntaxError {
     pub line: usize,
     pub column: usize,
     pub message: String,
+}
+
+/// A number, as its text (checked by serde_json): kept as text so that a
+/// node stays small, which matters for the arrays of unread rules.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Number<'a>(&'a str);
+
+impl Number<'_> {
+    /// The number, if it is a non-negative integer that fits a `u64`.
+    pub fn as_u64(&self) -> Option<u64> {
+        serde_json::from_str::<serde_json::Number>(self.0).ok()?.as_u64()
+    }
+}
+
+impl std::fmt::Display for Number<'_> {
+    /// As serde_json writes the number (`1e3` is `1000.0`), the way errors have always shown it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::from_str::<serde_json::Number>(self.0) {
+            Ok(n) => n.fmt(f),
+            Err(_) => f.write_str(self.0),
+        }
+    }
 }
 
 impl Kind<'_> {
@@ -189,7 +211,7 @@ impl<'a> Scanner<'a, '_> {
             self.pos += 1;
         }
         let text = self.src.get(start..self.pos)?;
-        serde_json::from_str::<serde_json::Number>(text).ok().map(Kind::Number)
+        serde_json::from_str::<serde_json::Number>(text).ok().map(|_| Kind::Number(Number(text)))
     }
 
     /// A string token: borrowed when it has no escapes (serde_json has already
@@ -277,6 +299,10 @@ impl<'a> Scanner<'a, '_> {
                 b',' => self.pos += 1,
                 b']' => {
                     self.pos += 1;
+                    if defer {
+                        // The unread rules stay while every rule is validated: no slack.
+                        items.shrink_to_fit();
+                    }
                     return Some(Kind::Array(items));
                 }
                 _ => return None,

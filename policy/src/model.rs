@@ -155,19 +155,22 @@ pub struct Policy {
 }
 
 /// One rule: who, which paths, which methods, and what to do.
+///
+/// Boxed slices and strings, not vectors: every VM holds each of a large
+/// policy's rules, and a box is exactly as long as its contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
-    pub name: String,
-    pub description: Option<String>,
+    pub name: Box<str>,
+    pub description: Option<Box<str>>,
     pub action: Action,
     /// OR of principals; each principal is an AND of its fields.
-    pub principals: Vec<Principal>,
+    pub principals: Box<[Principal]>,
     /// OR of path patterns.
-    pub paths: Vec<PathPattern>,
+    pub paths: Box<[PathPattern]>,
     /// Allowed methods; `None` means any method. The usual methods borrow a
     /// static name ([`crate::canonical::method_name`]): a large policy names
     /// the same few thousands of times, and each copy is an allocation.
-    pub methods: Option<Vec<Cow<'static, str>>>,
+    pub methods: Option<Box<[Cow<'static, str>]>>,
     /// Whether a deny rule whose `methods` list `GET` also denies `HEAD`
     /// (default true): most frameworks answer HEAD with the GET handler, so
     /// denying GET alone would leave the same handler reachable. Has no effect
@@ -199,7 +202,8 @@ pub enum Condition {
     DnsSan(ValuePattern),
     EmailSan(ValuePattern),
     IssuerCn(ValuePattern),
-    IpSan(IpNet),
+    /// Boxed: rare, and twice the size of the other conditions.
+    IpSan(Box<IpNet>),
     /// Canonical lower-case hex, no separators, no leading zeros.
     Serial(Box<str>),
     /// Lower-case hex, 64 characters.

@@ -42,12 +42,12 @@ pub fn decide_naive<'p>(policy: &'p Policy, identity: Option<&Identity>, method:
                     || alternatives.iter().any(|segs| matches(rule, segs, &least))
                     || deny_only.iter().any(|segs| matches(rule, segs, &most));
                 if hit {
-                    better(0, rule.name.as_str());
+                    better(0, &rule.name);
                 }
             }
             Action::Allow => {
                 if matches(rule, &primary, &least) {
-                    better(1, rule.name.as_str());
+                    better(1, &rule.name);
                 }
             }
         }

@@ -484,12 +484,12 @@ impl<'s> Validator<'s> {
         };
         let head_with_get = self.head_with_get(members, path, action, methods.as_ref());
         Some(Rule {
-            name: name?,
-            description: description?,
+            name: name?.into(),
+            description: description?.map(String::into_boxed_str),
             action: action?,
-            principals: principals?,
-            paths: paths?,
-            methods: methods?,
+            principals: principals?.into_boxed_slice(),
+            paths: paths?.into_boxed_slice(),
+            methods: methods?.map(Vec::into_boxed_slice),
             head_with_get: head_with_get?,
         })
     }
@@ -654,7 +654,7 @@ impl<'s> Validator<'s> {
                 "uri_san" => value_pattern(text, ValueKind::Uri).map(Condition::UriSan),
                 "email_san" => value_pattern(text, ValueKind::Email).map(Condition::EmailSan),
                 "dns_san" => value_pattern(text, ValueKind::Dns).map(Condition::DnsSan),
-                "ip_san" => IpNet::parse(text).map(Condition::IpSan),
+                "ip_san" => IpNet::parse(text).map(|net| Condition::IpSan(Box::new(net))),
                 "serial" => canonical_serial(text).map(|v| Condition::Serial(v.into())),
                 "sha256" => canonical_sha256(text).map(|v| Condition::Sha256(v.into())),
                 // Unknown keys were reported by `object`.
@@ -741,7 +741,7 @@ pub(crate) mod tests {
         assert_eq!(p.default_action, Action::Deny);
         assert_eq!(p.mode, Mode::Enforce);
         assert_eq!(p.rules.len(), 3);
-        assert_eq!(p.rules[1].methods, Some(vec!["GET".into(), "HEAD".into()]));
+        assert_eq!(p.rules[1].methods.as_deref(), Some(&["GET".into(), "HEAD".into()][..]));
         assert_eq!(p.rules[2].methods, None);
         assert!(p.rules[2].principals[0].any);
     }
