@@ -34,9 +34,10 @@ pub enum Kind<'a> {
     Array(Vec<Node<'a>>),
     /// Members in source order; keys carry their own offsets for error reports.
     Object(Vec<Member<'a>>),
-    /// An object or array left unread by [`parse_deferring`]: [`parse_at`]
-    /// reads it, at the node's offset, when its turn comes.
-    Unread,
+    /// An array left unread by [`parse_deferring`]: where each of its items
+    /// starts, for [`parse_at`] to read when its turn comes. Four bytes an
+    /// item, where a node takes twenty.
+    UnreadArray(Vec<u32>),
 }
 
 /// One `"key": value` member of an object.
@@ -87,7 +88,7 @@ impl Kind<'_> {
             Kind::String(_) => "a string",
             Kind::Array(_) => "an array",
             Kind::Object(_) => "an object",
-            Kind::Unread => "a value",
+            Kind::UnreadArray(_) => "an array",
         }
     }
 }
@@ -97,9 +98,9 @@ pub fn parse(src: &str) -> Result<Node<'_>, SyntaxError> {
     parse_deferring(src, &[])
 }
 
-/// Parse `src` into a positioned tree, except that each object or array
-/// inside the arrays that the root object's members named in `deferred` hold
-/// is left [`Kind::Unread`].
+/// Parse `src` into a positioned tree, except that the arrays that the root
+/// object's members named in `deferred` hold are left unread
+/// ([`Kind::UnreadArray`]: their items' offsets).
 ///
 /// A policy's rules are validated one at a time, so only one rule's tree is
 /// alive at once: the whole document's tree of a 10,000-rule policy is
@@ -129,7 +130,7 @@ pub fn parse_deferring<'a>(src: &'a str, deferred: &[&str]) -> Result<Node<'a>, 
 }
 
 /// Read the value that starts at `offset` of `src`, a text [`parse_deferring`]
-/// accepted (an [`Kind::Unread`] node's offset), with offsets into `src`.
+/// accepted (an offset in a [`Kind::UnreadArray`]), with offsets into `src`.
 /// `None` only if `offset` is not where a value starts.
 pub fn parse_at(src: &str, offset: usize) -> Option<Node<'_>> {
     let mut scanner = Scanner { src, bytes: src.as_bytes(), pos: offset, depth: 0, deferred: &[] };
@@ -270,40 +271,49 @@ impl<'a> Scanner<'a, '_> {
         }
     }
 
+    /// An array, whose items are read.
     fn array(&mut self) -> Option<Kind<'a>> {
-        self.array_of(false)
+        let mut items = Vec::new();
+        self.items(|scanner| {
+            items.push(scanner.value()?);
+            Some(())
+        })?;
+        Some(Kind::Array(items))
     }
 
-    /// An array; with `defer`, its objects and arrays are left [`Kind::Unread`].
-    fn array_of(&mut self, defer: bool) -> Option<Kind<'a>> {
+    /// An array left unread: its items are stepped over, their offsets kept.
+    fn unread_array(&mut self) -> Option<Kind<'a>> {
+        let mut offsets = Vec::new();
+        self.items(|scanner| {
+            offsets.push(u32::try_from(scanner.pos).ok()?);
+            match scanner.peek()? {
+                b'{' | b'[' => scanner.skip_container(),
+                _ => scanner.value().map(drop),
+            }
+        })?;
+        // The offsets stay while every rule is validated: no slack.
+        offsets.shrink_to_fit();
+        Some(Kind::UnreadArray(offsets))
+    }
+
+    /// The items of the array that starts here, each read by `item` (which
+    /// starts at the item's first character).
+    fn items(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.pos += 1;
-        let mut items = Vec::new();
         self.skip_ws();
         if self.peek() == Some(b']') {
             self.pos += 1;
-            return Some(Kind::Array(items));
+            return Some(());
         }
         loop {
             self.skip_ws();
-            let item = match self.peek()? {
-                b'{' | b'[' if defer => {
-                    let offset = self.pos;
-                    self.skip_container()?;
-                    Node { offset, kind: Kind::Unread }
-                }
-                _ => self.value()?,
-            };
-            items.push(item);
+            item(self)?;
             self.skip_ws();
             match self.peek()? {
                 b',' => self.pos += 1,
                 b']' => {
                     self.pos += 1;
-                    if defer {
-                        // The unread rules stay while every rule is validated: no slack.
-                        items.shrink_to_fit();
-                    }
-                    return Some(Kind::Array(items));
+                    return Some(());
                 }
                 _ => return None,
             }
@@ -327,7 +337,7 @@ impl<'a> Scanner<'a, '_> {
             let defer = self.depth == 1 && self.deferred.contains(&key.as_ref());
             self.skip_ws();
             let value = match self.peek()? {
-                b'[' if defer => Node { offset: self.pos, kind: self.array_of(true)? },
+                b'[' if defer => Node { offset: self.pos, kind: self.unread_array()? },
                 _ => self.value()?,
             };
             members.push(Member { key, key_offset, value });
@@ -364,14 +374,14 @@ mod tests {
         let src = "{\"rules\": [{\"a\": [\"]}\", {}]}, 7, []], \"other\": [{\"b\": 1}],\n \"n\": {\"rules\": [{}]}}";
         let root = parse_deferring(src, &["rules"]).unwrap();
         let Kind::Object(members) = &root.kind else { panic!("object expected") };
-        let Kind::Array(items) = &members[0].value.kind else { panic!("array expected") };
-        assert_eq!(items.iter().map(|n| n.kind.type_name()).collect::<Vec<_>>(), ["a value", "a number", "a value"]);
-        // Read in place, the element is what the whole-document parse holds there, offsets included.
+        let Kind::UnreadArray(offsets) = &members[0].value.kind else { panic!("unread array expected") };
+        // Read in place, each item is what the whole-document parse holds there, offsets included.
         let whole = parse(src).unwrap();
         let Kind::Object(whole_members) = &whole.kind else { panic!("object expected") };
         let Kind::Array(whole_items) = &whole_members[0].value.kind else { panic!("array expected") };
-        assert_eq!(parse_at(src, items[0].offset).as_ref(), Some(&whole_items[0]));
-        assert_eq!(parse_at(src, items[2].offset).as_ref(), Some(&whole_items[2]));
+        let read: Vec<Node> = offsets.iter().map(|&o| parse_at(src, o as usize).unwrap()).collect();
+        assert_eq!(&read, whole_items);
+        assert_eq!(members[0].value.offset, whole_members[0].value.offset);
         // Only the root's named members are deferred.
         assert_eq!(members[1].value, whole_members[1].value);
         assert_eq!(members[2].value, whole_members[2].value, "a nested \"rules\" is read whole");

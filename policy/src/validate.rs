@@ -423,30 +423,24 @@ impl<'s> Validator<'s> {
     /// A list of named rules (`rules`, `connection_rules`): each item read by
     /// `item`, and no name used twice in the list.
     fn named_list<T>(&mut self, node: &Node<'s>, list: &str, mut item: impl FnMut(&mut Self, &Node, &str) -> Option<T>) -> Option<Vec<T>> {
-        let items = self.array(node, list, true)?;
-        let mut rules = Vec::with_capacity(items.len());
+        // The document parse leaves the lists unread; a list read whole is read again in place, item by item.
+        let offsets: Cow<[u32]> = match &node.kind {
+            Kind::UnreadArray(offsets) => Cow::Borrowed(offsets),
+            _ => Cow::Owned(self.array(node, list, true)?.iter().map(|n| u32::try_from(n.offset).unwrap_or(u32::MAX)).collect()),
+        };
+        let mut rules = Vec::with_capacity(offsets.len());
         let mut ok = true;
         // Keyed by the names as they are in the text: no copy of each.
         let mut names: rustc_hash::FxHashMap<Cow<'s, str>, usize> = rustc_hash::FxHashMap::default();
-        for (i, entry) in items.iter().enumerate() {
+        for (i, &offset) in offsets.iter().enumerate() {
             let path = index(list, i);
-            let read;
-            let entry = match entry.kind {
-                Kind::Unread => match json::parse_at(self.src, entry.offset) {
-                    Some(node) => {
-                        read = node;
-                        &read
-                    }
-                    // Unreachable for text the parser accepted; refused rather than trusted.
-                    None => {
-                        self.error_at(entry.offset, &path, "could not be read as JSON");
-                        ok = false;
-                        continue;
-                    }
-                },
-                _ => entry,
+            let Some(entry) = json::parse_at(self.src, offset as usize) else {
+                // Unreachable for text the parser accepted; refused rather than trusted.
+                self.error_at(offset as usize, &path, "could not be read as JSON");
+                ok = false;
+                continue;
             };
-            match item(self, entry, &path) {
+            match item(self, &entry, &path) {
                 Some(rule) => rules.push(rule),
                 None => ok = false,
             }
