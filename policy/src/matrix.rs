@@ -178,7 +178,7 @@ impl Axes {
                 for pattern in &rule.paths {
                     push_endpoint(&mut endpoints, Endpoint::Pattern(pattern.clone()));
                 }
-                methods.extend(rule.methods.iter().flatten().map(|m| m.to_string()));
+                methods.extend(rule.methods.iter().flat_map(|ms| ms.iter()).map(|m| m.to_string()));
             }
         }
         let methods = match &extra.methods {

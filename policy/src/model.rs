@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::pattern::{PathPattern, ValuePattern};
 use crate::reading::PathReading;
@@ -168,9 +169,10 @@ pub struct Rule {
     /// OR of path patterns.
     pub paths: Box<[PathPattern]>,
     /// Allowed methods; `None` means any method. The usual methods borrow a
-    /// static name ([`crate::canonical::method_name`]): a large policy names
-    /// the same few thousands of times, and each copy is an allocation.
-    pub methods: Option<Box<[Cow<'static, str>]>>,
+    /// static name ([`crate::canonical::method_name`]), and rules with the
+    /// same list share it: a large policy names the same few thousands of
+    /// times, and each copy is an allocation.
+    pub methods: Option<Arc<[Cow<'static, str>]>>,
     /// Whether a deny rule whose `methods` list `GET` also denies `HEAD`
     /// (default true): most frameworks answer HEAD with the GET handler, so
     /// denying GET alone would leave the same handler reachable. Has no effect

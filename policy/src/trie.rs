@@ -281,6 +281,8 @@ impl Builder {
         // The build-time lookups go first, so the per-node arrays reuse their memory.
         drop((self.texts, self.text_heads, self.placeholder_child));
         let mut trie = self.trie;
+        trie.edges.shrink_to_fit();
+        trie.arena.shrink_to_fit();
         // Per node: exact rules, then `/**` rules, each in rule order and once.
         self.ends.sort_unstable();
         self.ends.dedup();
@@ -308,9 +310,7 @@ impl Builder {
         }
         let (placeholders_end, rules_end) = (trie.placeholders.len() as u32, trie.rules.len() as u32);
         trie.nodes.push(Node { any: NONE, placeholders_start: placeholders_end, rules_start: rules_end, rest_start: rules_end });
-        trie.edges.shrink_to_fit();
         trie.placeholders.shrink_to_fit();
-        trie.arena.shrink_to_fit();
         trie
     }
 }

@@ -5,6 +5,7 @@
 //! with its line, column and JSON path, and refuse duplicate keys.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::error::{PolicyError, PolicyErrors};
 use crate::hex::{canonical_serial, canonical_sha256};
@@ -57,7 +58,13 @@ impl Policy {
     pub fn from_json(src: &str) -> Result<Policy, PolicyErrors> {
         let root = json::parse_deferring(src, NAMED_LISTS)
             .map_err(|e| PolicyErrors(vec![PolicyError { line: e.line, column: e.column, path: String::new(), message: e.message }]))?;
-        let mut v = Validator { src, errors: Vec::new(), reading: PathReading::default(), literals: Default::default() };
+        let mut v = Validator {
+            src,
+            errors: Vec::new(),
+            reading: PathReading::default(),
+            literals: Default::default(),
+            method_lists: Default::default(),
+        };
         let policy = v.policy(&root);
         let mut errors = v.errors;
         errors.sort_by_key(|e| (e.line, e.column));
@@ -76,6 +83,8 @@ pub(crate) struct Validator<'s> {
     reading: PathReading,
     /// Every literal path segment read so far, shared between patterns.
     literals: Literals,
+    /// Every distinct `methods` list so far: rules share them.
+    method_lists: rustc_hash::FxHashSet<Arc<[Cow<'static, str>]>>,
 }
 
 /// JSON path segments: `rules[2].paths[0]`.
@@ -430,8 +439,7 @@ impl<'s> Validator<'s> {
         };
         let mut rules = Vec::with_capacity(offsets.len());
         let mut ok = true;
-        // Keyed by the names as they are in the text: no copy of each.
-        let mut names: rustc_hash::FxHashMap<Cow<'s, str>, usize> = rustc_hash::FxHashMap::default();
+        let mut names = Names::default();
         for (i, &offset) in offsets.iter().enumerate() {
             let path = index(list, i);
             let Some(entry) = json::parse_at(self.src, offset as usize) else {
@@ -447,20 +455,31 @@ impl<'s> Validator<'s> {
             // Duplicate names are checked on the raw tree so they are reported even when the rule has other errors.
             if let Kind::Object(members) = &entry.kind {
                 if let Some(Node { kind: Kind::String(name), offset }) = Self::field(members, "name") {
-                    if let Some(first) = names.get(name.as_ref()) {
+                    let src = self.src;
+                    let name_of = |item: usize| offsets.get(item).and_then(|&o| item_name(src, o as usize));
+                    if let Some(first) = names.first_use(name, i, name_of) {
                         self.error_at(
                             *offset,
                             &child(&path, "name"),
                             format!("duplicate rule name '{name}' (first used by {list}[{first}])"),
                         );
                         ok = false;
-                    } else {
-                        names.insert(name.clone(), i);
                     }
                 }
             }
         }
         ok.then_some(rules)
+    }
+
+    /// `list`, shared with every earlier rule that has the same `methods`:
+    /// a large policy has thousands of rules and a few distinct lists.
+    fn method_list(&mut self, list: Vec<Cow<'static, str>>) -> Arc<[Cow<'static, str>]> {
+        if let Some(shared) = self.method_lists.get(list.as_slice()) {
+            return Arc::clone(shared);
+        }
+        let list: Arc<[Cow<'static, str>]> = list.into();
+        self.method_lists.insert(Arc::clone(&list));
+        list
     }
 
     fn rule(&mut self, node: &Node, path: &str) -> Option<Rule> {
@@ -483,7 +502,7 @@ impl<'s> Validator<'s> {
             action: action?,
             principals: principals?.into_boxed_slice(),
             paths: paths?.into_boxed_slice(),
-            methods: methods?.map(Vec::into_boxed_slice),
+            methods: methods?.map(|list| self.method_list(list)),
             head_with_get: head_with_get?,
         })
     }
@@ -689,6 +708,62 @@ fn value_pattern(text: &str, kind: ValueKind) -> Result<ValuePattern, String> {
 
 mod connection;
 
+/// The names a list has used so far, for its duplicate check. A 10,000-rule
+/// policy's check is alive for the whole load: it keeps each name's hash and
+/// item (8 bytes an entry) and reads a name again, from the text, only when
+/// a hash comes back. The names that share a hash with an earlier, different
+/// name are kept whole.
+struct Names<'s> {
+    by_hash: rustc_hash::FxHashMap<u32, u32>,
+    colliding: rustc_hash::FxHashMap<Cow<'s, str>, usize>,
+    /// [`name_hash`]; tests make every name collide.
+    hash: fn(&str) -> u32,
+}
+
+impl Default for Names<'_> {
+    fn default() -> Self {
+        Names { by_hash: Default::default(), colliding: Default::default(), hash: name_hash }
+    }
+}
+
+impl<'s> Names<'s> {
+    /// The item that first used `name`, or `None` (and `item` is recorded as
+    /// its first use). `name_of` reads an earlier item's name.
+    fn first_use(&mut self, name: &Cow<'s, str>, item: usize, name_of: impl Fn(usize) -> Option<Cow<'s, str>>) -> Option<usize> {
+        let hash = (self.hash)(name);
+        match self.by_hash.get(&hash) {
+            None => {
+                self.by_hash.insert(hash, u32::try_from(item).unwrap_or(u32::MAX));
+                None
+            }
+            Some(&first) if name_of(first as usize).as_deref() == Some(name.as_ref()) => Some(first as usize),
+            Some(_) => match self.colliding.get(name.as_ref()) {
+                Some(&first) => Some(first),
+                None => {
+                    self.colliding.insert(name.clone(), item);
+                    None
+                }
+            },
+        }
+    }
+}
+
+fn name_hash(name: &str) -> u32 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(name.as_bytes());
+    h.finish() as u32
+}
+
+/// The `name` of the rule that starts at `offset`, read again from the text.
+fn item_name(src: &str, offset: usize) -> Option<Cow<'_, str>> {
+    let Node { kind: Kind::Object(members), .. } = json::parse_at(src, offset)? else { return None };
+    members.into_iter().find(|m| m.key == "name").and_then(|m| match m.value.kind {
+        Kind::String(name) => Some(name),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -786,11 +861,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn duplicate_names_are_found_whatever_their_hashes() {
+        let list = ["a", "b", "a", "c", "b", "b", "d", "c"];
+        let same: fn(&str) -> u32 = |_| 7;
+        for hash in [name_hash, same] {
+            let mut names = Names { hash, ..Names::default() };
+            let got: Vec<Option<usize>> =
+                (0..list.len()).map(|i| names.first_use(&Cow::Borrowed(list[i]), i, |j| list.get(j).map(|s| Cow::Borrowed(*s)))).collect();
+            assert_eq!(got, [None, None, Some(0), None, Some(1), Some(1), None, Some(3)]);
+        }
+    }
+
+    #[test]
     fn duplicate_rule_names_are_refused() {
         let rule = r#"{"name": "same", "action": "allow", "principals": [{"any": true}], "paths": ["/"]}"#;
         let (_, _, path, msg) = one_error(&format!(r#"{{"version": 1, "default_action": "deny", "rules": [{rule}, {rule}]}}"#));
         assert_eq!(path, "rules[1].name");
         assert!(msg.contains("duplicate rule name 'same'"), "{msg}");
+        // Spelled with an escape, the name is the same name.
+        let escaped = rule.replace("\"same\"", "\"s\\u0061me\"");
+        let other = rule.replace("\"same\"", "\"other\"");
+        let (_, _, path, msg) = one_error(&format!(r#"{{"version": 1, "default_action": "deny", "rules": [{rule}, {other}, {escaped}]}}"#));
+        assert_eq!(path, "rules[2].name");
+        assert!(msg.ends_with("duplicate rule name 'same' (first used by rules[0])"), "{msg}");
     }
 
     #[test]
