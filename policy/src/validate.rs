@@ -457,7 +457,7 @@ impl<'s> Validator<'s> {
                 if let Some(Node { kind: Kind::String(name), offset }) = Self::field(members, "name") {
                     let src = self.src;
                     let name_of = |item: usize| offsets.get(item).and_then(|&o| item_name(src, o as usize));
-                    if let Some(first) = names.first_use(name, i, name_of) {
+                    if let Some(first) = names.first_use(name.clone(), i, name_of) {
                         self.error_at(
                             *offset,
                             &child(&path, "name"),
@@ -729,8 +729,8 @@ impl Default for Names<'_> {
 impl<'s> Names<'s> {
     /// The item that first used `name`, or `None` (and `item` is recorded as
     /// its first use). `name_of` reads an earlier item's name.
-    fn first_use(&mut self, name: &Cow<'s, str>, item: usize, name_of: impl Fn(usize) -> Option<Cow<'s, str>>) -> Option<usize> {
-        let hash = (self.hash)(name);
+    fn first_use(&mut self, name: Cow<'s, str>, item: usize, name_of: impl Fn(usize) -> Option<Cow<'s, str>>) -> Option<usize> {
+        let hash = (self.hash)(&name);
         match self.by_hash.get(&hash) {
             None => {
                 self.by_hash.insert(hash, u32::try_from(item).unwrap_or(u32::MAX));
@@ -740,7 +740,7 @@ impl<'s> Names<'s> {
             Some(_) => match self.colliding.get(name.as_ref()) {
                 Some(&first) => Some(first),
                 None => {
-                    self.colliding.insert(name.clone(), item);
+                    self.colliding.insert(name, item);
                     None
                 }
             },
@@ -867,7 +867,7 @@ pub(crate) mod tests {
         for hash in [name_hash, same] {
             let mut names = Names { hash, ..Names::default() };
             let got: Vec<Option<usize>> =
-                (0..list.len()).map(|i| names.first_use(&Cow::Borrowed(list[i]), i, |j| list.get(j).map(|s| Cow::Borrowed(*s)))).collect();
+                (0..list.len()).map(|i| names.first_use(Cow::Borrowed(list[i]), i, |j| list.get(j).map(|s| Cow::Borrowed(*s)))).collect();
             assert_eq!(got, [None, None, Some(0), None, Some(1), Some(1), None, Some(3)]);
         }
     }
