@@ -44,7 +44,7 @@ stage() {
     fi
 }
 
-stage "rustfmt" bash -c 'cargo fmt --all --check && for m in fuzz bench/empty-filter bench/probe-filter; do cargo fmt --manifest-path "$m/Cargo.toml" --all --check || exit 1; done'
+stage "rustfmt" bash -c 'cargo fmt --all --check && for m in fuzz bench/empty-filter bench/probe-filter bench/wasm-load; do cargo fmt --manifest-path "$m/Cargo.toml" --all --check || exit 1; done'
 stage "clippy" cargo clippy --workspace --all-targets -- -D warnings
 stage "engine for wasm32-unknown-unknown" cargo build -p mtls-authz-policy --target wasm32-unknown-unknown
 stage "cargo test" cargo test --workspace
