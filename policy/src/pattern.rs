@@ -385,7 +385,7 @@ impl Merged {
 }
 
 impl Literals {
-    fn get(&mut self, text: &str, merge: Merge) -> Option<Arc<str>> {
+    fn get(&self, text: &str, merge: Merge) -> Option<Arc<str>> {
         let merged = match merge {
             Merge::Least => &self.least,
             Merge::Most => &self.most,

@@ -135,8 +135,7 @@ impl Trie {
     }
 
     fn text(&self, edge: &Edge) -> &str {
-        let start = edge.text_start as usize;
-        self.arena.get(start..start + edge.text_len as usize).unwrap_or("")
+        arena_text(&self.arena, edge.text_start, edge.text_len)
     }
 }
 
@@ -230,23 +229,12 @@ impl Builder {
     fn add_edge(&mut self, parent: u32, text: &str, child: u32) {
         let text_start = self.intern(text);
         let trie = &mut self.trie;
-        let index = trie.edges.len() as u32;
         trie.edges.push(Edge { parent, child, text_start, text_len: text.len() as u32, next: NONE });
-        if trie.edges.len() > trie.heads.len() {
-            // About one edge a bucket: double, and chain every edge anew.
-            let arena = &trie.arena;
-            rechain(
-                &mut trie.heads,
-                trie.edges
-                    .iter_mut()
-                    .map(|edge| (edge_key(edge.parent, arena_text(arena, edge.text_start, edge.text_len)), &mut edge.next)),
-            );
-        } else {
-            let mask = trie.heads.len() - 1;
-            if let (Some(head), Some(edge)) = (trie.heads.get_mut(edge_key(parent, text) as usize & mask), trie.edges.last_mut()) {
-                edge.next = std::mem::replace(head, index);
-            }
-        }
+        let arena = &trie.arena;
+        chain_last(
+            &mut trie.heads,
+            trie.edges.iter_mut().map(|edge| (edge_key(edge.parent, arena_text(arena, edge.text_start, edge.text_len)), &mut edge.next)),
+        );
     }
 
     /// Where `text` starts in the arena, appending it the first time.
@@ -264,16 +252,7 @@ impl Builder {
         self.trie.arena.push_str(text);
         self.texts.push((start, text.len() as u32, NONE));
         let arena = &self.trie.arena;
-        let texts = &mut self.texts;
-        if texts.len() > self.text_heads.len() {
-            rechain(&mut self.text_heads, texts.iter_mut().map(|(start, len, next)| (text_key(arena_text(arena, *start, *len)), next)));
-        } else {
-            let mask = self.text_heads.len() - 1;
-            let index = (texts.len() - 1) as u32;
-            if let (Some(head), Some(entry)) = (self.text_heads.get_mut(text_key(text) as usize & mask), texts.last_mut()) {
-                entry.2 = std::mem::replace(head, index);
-            }
-        }
+        chain_last(&mut self.text_heads, self.texts.iter_mut().map(|(start, len, next)| (text_key(arena_text(arena, *start, *len)), next)));
         start
     }
 
@@ -324,6 +303,24 @@ fn text_key(text: &str) -> u64 {
 
 fn arena_text(arena: &str, start: u32, len: u32) -> &str {
     arena.get(start as usize..(start + len) as usize).unwrap_or("")
+}
+
+/// Chain the entry just pushed (the last of `entries`, which give each
+/// entry's hash key and next-in-bucket link, in index order) into its bucket:
+/// about one entry a bucket, so when there are more entries than buckets the
+/// buckets double and every entry is chained anew. Only the last entry's key
+/// is computed otherwise.
+fn chain_last<'e>(heads: &mut Vec<u32>, mut entries: impl ExactSizeIterator<Item = (u64, &'e mut u32)> + DoubleEndedIterator) {
+    let len = entries.len();
+    if len > heads.len() {
+        return rechain(heads, entries);
+    }
+    let Some(mask) = heads.len().checked_sub(1) else { return };
+    if let Some((key, next)) = entries.next_back() {
+        if let Some(head) = heads.get_mut(key as usize & mask) {
+            *next = std::mem::replace(head, (len - 1) as u32);
+        }
+    }
 }
 
 /// Double a power-of-two bucket array (to at least one bucket per entry)
