@@ -26,6 +26,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -211,6 +212,7 @@ def main(argv=None):
                 res["p50"], res["p99"] = res["latency_us"]["p50"], res["latency_us"]["p99"]
                 results[v].append(res)
                 harness.log("round %d %s: %.0f req/s" % (r + 1, v, res["rps"]))
+        time.sleep(3 * harness.COUNTER_FLUSH_S)  # the filter's counts reach Envoy on a tick
         counters = server.counters()
     finally:
         procs.stop_all()

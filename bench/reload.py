@@ -204,13 +204,13 @@ class Target:
             out["allocated"] = int(json.loads(self.env.admin.get("/memory"))["allocated"]) // 1024
         except (OSError, ValueError, KeyError):
             out["allocated"] = None
-        stats = self.env.admin.stats(r"wasm\.envoy\.wasm\.runtime\.v8\.")
+        stats = self.env.admin.stats(r"wasm\.envoy\.wasm\.runtime\.v8\.", settle=False)
         out["vms_active"] = stats.get("wasm.envoy.wasm.runtime.v8.active")
         out["vms_created"] = stats.get("wasm.envoy.wasm.runtime.v8.created")
         return out
 
     def ecds_stats(self):
-        return self.env.admin.stats("extension_config_discovery")
+        return self.env.admin.stats("extension_config_discovery", settle=False)
 
     def stop(self):
         self.env.stop()

@@ -65,6 +65,9 @@ _COUNTERS = CONSTANTS["metrics"]["counters"]
 STAT_ALLOWED = _COUNTERS["requests_allowed"]["stats"]
 STAT_DENIED = _COUNTERS["requests_denied"]["stats"]
 STAT_PARSED = _COUNTERS["certificates_parsed"]["stats"]
+# The filter hands its summed counts to Envoy on a tick of this period
+# (filter/src/pending.rs), so a counter lags the responses by up to one.
+COUNTER_FLUSH_S = CONSTANTS["metrics"]["flush_period_ms"] / 1000.0
 TEMPLATES = os.path.join(HERE, "templates")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Seconds an admin call or a check request may take; longer under --callgrind.
@@ -641,7 +644,9 @@ def one_run(args, variant, mode, server, client, port, duration, pin):
             os.makedirs(args.callgrind_keep, exist_ok=True)
             keep_as = os.path.join(args.callgrind_keep, "%s-%s-%d.callgrind" % (key, mode, next(KEPT_DUMPS)))
         counts = {"instructions": server.callgrind(["-d"], keep_as)}
-    time.sleep(0.2)  # let the requests in flight when wrk stopped finish, so the counters agree
+    # Let the requests in flight when wrk stopped finish, and the filter's
+    # counts reach Envoy (three flush periods), so the counters agree.
+    time.sleep(0.2 + 3 * COUNTER_FLUSH_S)
     s_after, c_after = server.counters(), client.counters()
 
     completed = delta(s_after, s_before, "http.bench.downstream_rq_completed")

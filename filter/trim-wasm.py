@@ -28,8 +28,9 @@ import sys
 # on_done) for its root contexts either. Kept on purpose:
 # proxy_on_context_create and proxy_on_request_headers (the filter's work),
 # proxy_on_request_body and proxy_on_request_trailers (reading the body of a
-# POST held for a method-override check) and proxy_on_delete (the SDK frees
-# the stream's context there).
+# POST held for a method-override check), proxy_on_delete (the SDK frees
+# the stream's context there, and a root context's drop flushes the summed
+# counters) and proxy_on_tick (the root context's flush tick).
 UNUSED_CALLBACKS = (
     "proxy_on_response_headers",
     "proxy_on_response_body",
@@ -41,6 +42,8 @@ UNUSED_CALLBACKS = (
 REQUIRED = ("proxy_abi_version_0_2_1", "proxy_on_memory_allocate", "proxy_on_context_create",
             "proxy_on_configure", "proxy_on_request_headers", "proxy_on_request_body",
             "proxy_on_request_trailers", "proxy_on_delete", "_initialize", "memory",
+            # The root context's tick hands the summed counters to Envoy (filter/src/pending.rs).
+            "proxy_on_tick",
             # L4 mode (filter/src/network.rs): the network filter's callbacks.
             "proxy_on_new_connection", "proxy_on_downstream_data", "proxy_on_upstream_data")
 

@@ -134,6 +134,9 @@ show tls untrusted       GET  /api/payment/query --tls-max 1.2
 
 echo
 echo "== filter counters (admin /stats?filter=mtls_authz)"
+# The filter hands its counts to Envoy every 100 ms (metrics.flush_period_ms
+# in filter/constants.json), not with each response.
+sleep 0.3
 curl -s "http://$ADMIN/stats?filter=mtls_authz" | sed 's/^/   /'
 
 echo

@@ -32,6 +32,7 @@ extern "C" {
         -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     #[allow(clippy::too_many_arguments)]
     fn proxy_send_local_response(
         status_code: u32,
@@ -179,11 +180,21 @@ pub fn remove_request_header(name: &str) -> Result<(), HostError> {
     check(status, "remove_header")
 }
 
-/// Add one to a counter defined with `define_metric`.
-pub fn increment_metric(id: u32) -> Result<(), HostError> {
+/// Add `by` to a counter defined with `define_metric`.
+pub fn increment_metric(id: u32, by: u64) -> Result<(), HostError> {
+    let by = i64::try_from(by).unwrap_or(i64::MAX);
     // SAFETY: no pointers.
-    let status = unsafe { proxy_increment_metric(id, 1) };
+    let status = unsafe { proxy_increment_metric(id, by) };
     check(status, "increment_metric")
+}
+
+/// Have the host call the current root context's `on_tick` every
+/// `period_ms` (0 stops it). From a root context's callback only: from a
+/// stream's, the tick would go to its root context.
+pub fn set_tick_period(period_ms: u32) -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    let status = unsafe { proxy_set_tick_period_milliseconds(period_ms) };
+    check(status, "set_tick_period_milliseconds")
 }
 
 /// Answer the request locally instead of forwarding it.

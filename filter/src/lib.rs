@@ -35,6 +35,8 @@
 //!   per-identity counters, filter state and the audit record.
 //! - [`rule_counters`]: per-rule counter ids kept by rule, so a request
 //!   builds no stat name.
+//! - [`pending`]: counts summed in the VM and handed to Envoy on a tick, so
+//!   a request makes no `increment_metric` call.
 //! - [`wasm`]: the proxy-wasm adapter.
 //! - [`abi`]: the host functions it calls, without the SDK's panics.
 //! - `mock` (tests, and feature `mock-host`): an in-memory host.
@@ -46,6 +48,7 @@ pub mod headers;
 pub mod host;
 pub mod http;
 pub mod network;
+pub mod pending;
 pub mod root;
 pub mod rule_counters;
 pub mod wasm;

@@ -8,9 +8,11 @@
 //! (`define_metric`, reading the configuration) still use `hostcalls`.
 //!
 //! State per VM (one VM per Envoy worker thread, plus the main thread): the
-//! metric ids, defined once, and the identity cache, shared by every root
-//! context (every filter configuration) in the VM: a certificate parses to the
-//! same identity whichever policy judges it.
+//! metric ids, defined once, the counts not yet handed to Envoy
+//! ([`crate::pending`]: flushed on each root context's tick and when a root
+//! context goes away), and the identity cache, shared by every root context
+//! (every filter configuration) in the VM: a certificate parses to the same
+//! identity whichever policy judges it.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -27,6 +29,7 @@ use crate::headers::HeaderMap;
 use crate::host::{Host, HostError, Level, Metric};
 use crate::http::{self, Flow, Held};
 use crate::network::{self, ConnFlow, ConnState, NETWORK_ROOT_ID};
+use crate::pending::{PendingCounts, FLUSH_PERIOD_MS};
 use crate::root::PolicyHolder;
 use crate::rule_counters::RuleCounterIds;
 use mtls_authz_policy::metrics::Count;
@@ -43,6 +46,11 @@ struct Vm {
     named: RefCell<rustc_hash::FxHashMap<Box<str>, u32>>,
     /// The per-rule ones again, by rule key: found without building a name.
     rule_counters: RefCell<RuleCounterIds>,
+    /// Counts summed since the last flush.
+    pending: RefCell<PendingCounts>,
+    /// Root contexts whose flush tick is running. While there is none, a
+    /// count goes to Envoy at once: nothing would flush it.
+    ticking: Cell<u32>,
 }
 
 thread_local! {
@@ -51,7 +59,32 @@ thread_local! {
         metrics: Cell::new(None),
         named: RefCell::new(rustc_hash::FxHashMap::default()),
         rule_counters: RefCell::new(RuleCounterIds::default()),
+        pending: RefCell::new(PendingCounts::default()),
+        ticking: Cell::new(0),
     };
+}
+
+/// Count one for metric `id`: summed until the next flush while a tick will
+/// come, else handed to Envoy now.
+fn count(id: u32) {
+    let summed = VM.with(|vm| vm.ticking.get() > 0 && vm.pending.try_borrow_mut().map(|mut p| p.add(id)).is_ok());
+    if !summed {
+        let _ = abi::increment_metric(id, 1);
+    }
+}
+
+/// Hand every summed count to Envoy.
+fn flush() {
+    let _ = VM.try_with(|vm| {
+        let Ok(mut pending) = vm.pending.try_borrow_mut() else { return };
+        if pending.is_empty() {
+            return;
+        }
+        for (id, sum) in pending.drain() {
+            // Nowhere to report a failed count.
+            let _ = abi::increment_metric(id, sum);
+        }
+    });
 }
 
 /// The metric ids of this VM, defining the metrics on first use. Defining takes
@@ -125,7 +158,7 @@ impl Host for EnvoyHost {
 
     fn increment(&self, metric: Metric) {
         if let Some(Some(id)) = self.metrics.get(metric.index()) {
-            let _ = abi::increment_metric(*id);
+            count(*id);
         }
     }
 
@@ -149,7 +182,7 @@ impl Host for EnvoyHost {
     }
 
     fn increment_counter(&self, id: u32) {
-        let _ = abi::increment_metric(id);
+        count(id);
     }
 
     fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
@@ -185,6 +218,8 @@ pub struct Root {
     /// Configured as a network filter (`root_id` [`NETWORK_ROOT_ID`]): the
     /// contexts Envoy asks for are connections, not HTTP streams.
     network: bool,
+    /// This root context's flush tick is running (counted in `Vm::ticking`).
+    ticks: bool,
 }
 
 impl Root {
@@ -194,7 +229,28 @@ impl Root {
             cache: VM.with(|vm| Rc::clone(&vm.cache)),
             host: EnvoyHost { metrics: [None; Metric::ALL.len()] },
             network: false,
+            ticks: false,
         }
+    }
+
+    /// Start the flush tick, once; if the host will not tick, counts go to it one by one.
+    fn start_ticking(&mut self) {
+        if !self.ticks && abi::set_tick_period(FLUSH_PERIOD_MS).is_ok() {
+            self.ticks = true;
+            VM.with(|vm| vm.ticking.set(vm.ticking.get().saturating_add(1)));
+        }
+    }
+}
+
+/// The SDK drops a root context when the host deletes it (the filter
+/// configuration is gone, or the VM shuts down): its tick stops, so what is
+/// summed goes to Envoy now.
+impl Drop for Root {
+    fn drop(&mut self) {
+        if self.ticks {
+            let _ = VM.try_with(|vm| vm.ticking.set(vm.ticking.get().saturating_sub(1)));
+        }
+        flush();
     }
 }
 
@@ -211,11 +267,20 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         self.host = EnvoyHost { metrics: metric_ids() };
+        self.start_ticking();
         // An unreadable buffer is treated like a missing one: refused.
         let configuration = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten();
         self.network = abi::property(&["plugin_root_id"]).ok().flatten().is_some_and(|id| id == NETWORK_ROOT_ID.as_bytes());
         let loaded = self.policy.configure(&self.host, configuration);
-        loaded && (!self.network || network::accept_policy(&self.host, self.policy.snapshot().as_deref()))
+        let accepted = loaded && (!self.network || network::accept_policy(&self.host, self.policy.snapshot().as_deref()));
+        // A VM whose configuration is refused is torn down without another
+        // callback: what this one counted (`policy_rejected`) goes now.
+        flush();
+        accepted
+    }
+
+    fn on_tick(&mut self) {
+        flush();
     }
 
     fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {

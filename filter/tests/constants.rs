@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 use mtls_authz_filter::host::{Metric, ENVOY_STATS_PREFIX};
 use mtls_authz_filter::http::{DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, REVISION_HEADER, RULE_HEADER};
+use mtls_authz_filter::pending::FLUSH_PERIOD_MS;
 use mtls_authz_policy::overrides::{METHOD_OVERRIDE_HEADERS, OVERRIDE_HEADERS, OVERRIDE_PARAMETER, PATH_OVERRIDE_HEADERS};
 use mtls_authz_policy::Reason;
 use mtls_authz_policy::{audit, limits, metrics};
@@ -77,6 +78,9 @@ struct Metrics {
     /// By short name (`requests_allowed`): the name given to `define_metric`
     /// and the full name in Envoy's `/stats`.
     counters: BTreeMap<&'static str, Counter>,
+    /// A VM hands its counts to Envoy this often: a counter can show a
+    /// request this much later than its response.
+    flush_period_ms: u32,
 }
 
 #[derive(Serialize)]
@@ -116,7 +120,11 @@ fn render() -> Result<String, String> {
         generated: format!("Generated from the Rust source by filter/tests/constants.rs; do not edit. Rewrite: {REWRITE}"),
         headers: Headers { principal: PRINCIPAL_HEADER, rule: RULE_HEADER, dry_run: DRY_RUN_HEADER, policy_revision: REVISION_HEADER },
         own_headers: OWN_HEADERS.to_vec(),
-        metrics: Metrics { stats_prefix: format!("{ENVOY_STATS_PREFIX}{}.", namespace.unwrap_or_default()), counters },
+        metrics: Metrics {
+            stats_prefix: format!("{ENVOY_STATS_PREFIX}{}.", namespace.unwrap_or_default()),
+            counters,
+            flush_period_ms: FLUSH_PERIOD_MS,
+        },
         reasons,
         override_headers: OverrideHeaders {
             method: METHOD_OVERRIDE_HEADERS.to_vec(),
@@ -191,6 +199,7 @@ fn the_file_has_every_header_metric_reason_and_override_header() {
         assert_eq!(v["metrics"]["counters"][short]["stats"], format!("wasmcustom.{}", metric.name()), "{metric:?}");
     }
     assert_eq!(v["metrics"]["stats_prefix"], "wasmcustom.mtls_authz.");
+    assert_eq!(v["metrics"]["flush_period_ms"], FLUSH_PERIOD_MS);
     let reasons = v["reasons"].as_object().unwrap();
     assert_eq!(reasons.len(), Reason::all().count());
     for reason in Reason::all() {

@@ -63,6 +63,10 @@ READY_TIMEOUT = float(os.environ.get("MTLS_AUTHZ_E2E_READY_TIMEOUT", "60"))
 METRICS = tuple(filter_constants.COUNTERS)
 METRIC_NAMES = {short: c["stats"] for short, c in filter_constants.COUNTERS.items()}
 METRIC_PREFIX = filter_constants.METRIC_PREFIX
+# What a read of the counters waits first: three of the filter's flush periods,
+# so that every response already received is counted (one period) even on a
+# busy machine whose workers run their timers late.
+COUNTER_SETTLE_SECONDS = 3 * filter_constants.COUNTER_FLUSH_SECONDS
 
 PRINCIPAL_HEADER = filter_constants.PRINCIPAL_HEADER
 RULE_HEADER = filter_constants.RULE_HEADER
@@ -287,8 +291,16 @@ class Admin:
         except (OSError, http.client.HTTPException):
             return False
 
-    def stats(self, filter_re="mtls_authz"):
-        """Counters and gauges matching `filter_re`, as {name: int}."""
+    def stats(self, filter_re="mtls_authz", settle=True):
+        """Counters and gauges matching `filter_re`, as {name: int}.
+
+        With `settle` (for the filter's counters) it first waits
+        COUNTER_SETTLE_SECONDS: the filter's VMs sum their counts and hand
+        them to Envoy on a timer tick, not with each response. Envoy's own
+        stats need no wait (`settle=False`).
+        """
+        if settle:
+            time.sleep(COUNTER_SETTLE_SECONDS)
         out = {}
         for line in self.get("/stats?filter=%s" % urllib.parse.quote(filter_re)).splitlines():
             name, sep, value = line.rpartition(": ")

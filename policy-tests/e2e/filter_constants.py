@@ -21,6 +21,9 @@ REVISION_HEADER = HEADERS["policy_revision"]  # the policy's revision, when it h
 OWN_HEADERS = tuple(DATA["own_headers"])  # the headers the filter owns: a client's copies are removed
 METRIC_PREFIX = DATA["metrics"]["stats_prefix"]  # "wasmcustom.mtls_authz."
 COUNTERS = DATA["metrics"]["counters"]  # short name -> {"define_metric": ..., "stats": full /stats name}
+# Each VM hands its summed counts to Envoy this often (filter/src/pending.rs):
+# a counter shows a request up to this long after its response.
+COUNTER_FLUSH_SECONDS = DATA["metrics"]["flush_period_ms"] / 1000.0
 REASONS = DATA["reasons"]  # code ("path.dot_segment") -> the engine's phrase, as in the 403 body
 METHOD_OVERRIDE_HEADERS = tuple(DATA["override_headers"]["method"])
 PATH_OVERRIDE_HEADERS = tuple(DATA["override_headers"]["path"])

@@ -21,7 +21,7 @@ import urllib.parse
 import pytest
 
 import filter_constants
-from e2e_lib import REPO, issue_client_cert, validate_config
+from e2e_lib import COUNTER_SETTLE_SECONDS, REPO, issue_client_cert, validate_config
 
 pytestmark = pytest.mark.filter
 
@@ -90,6 +90,7 @@ def enforced(envoy_factory, certs, pki, workdir, request):
 
 def prometheus(gw):
     """{(name, frozenset(labels)): value} from /stats/prometheus, for the filter's series."""
+    time.sleep(COUNTER_SETTLE_SECONDS)  # the filter hands Envoy its counts on a tick
     out = {}
     for line in gw.admin.get("/stats/prometheus").splitlines():
         m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$', line)

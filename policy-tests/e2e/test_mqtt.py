@@ -50,7 +50,7 @@ def front(request, envoy_factory, broker):
 
 
 def upstream_connections(env):
-    return env.admin.stats("cluster.broker.upstream_cx_total").get("cluster.broker.upstream_cx_total", 0)
+    return env.admin.stats("cluster.broker.upstream_cx_total", settle=False).get("cluster.broker.upstream_cx_total", 0)
 
 
 def counter(env, short):

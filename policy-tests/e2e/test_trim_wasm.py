@@ -65,11 +65,11 @@ def test_the_filter_implements_none_of_the_trimmed_callbacks():
 
 
 def test_trim_removes_exactly_the_unused_callbacks_and_keeps_the_rest():
-    names = list(trim_wasm.REQUIRED) + ["proxy_on_tick"] + list(trim_wasm.UNUSED_CALLBACKS)
+    names = list(trim_wasm.REQUIRED) + ["proxy_on_queue_ready"] + list(trim_wasm.UNUSED_CALLBACKS)
     data = module(names)
     trimmed, removed = trim_wasm.trim(data)
     assert sorted(removed) == sorted(trim_wasm.UNUSED_CALLBACKS)
-    assert exports(trimmed) == list(trim_wasm.REQUIRED) + ["proxy_on_tick"]
+    assert exports(trimmed) == list(trim_wasm.REQUIRED) + ["proxy_on_queue_ready"]
     # The other sections are copied byte for byte.
     others = lambda d: [d[h:e] for sid, h, _, e in trim_wasm.sections(d) if sid != trim_wasm.EXPORT_SECTION]
     assert others(trimmed) == others(data)
