@@ -14,6 +14,9 @@
 //! - `absent`: read a request header that is not there (the host finds
 //!   nothing, so it does not call back into the VM to allocate a result:
 //!   this prices a read without its result copy)
+//! - `add-principal`, `add-rule`: add `x-mtls-authz-principal` / `-rule`
+//!   (`proxy_add_header_map_value`: no look-up of an existing copy, which a
+//!   replace makes first)
 //!
 //! `STEP*N` repeats a step N times (to price one call above the noise).
 //!
@@ -37,6 +40,8 @@ enum Step {
     Digest,
     SetPrincipal,
     SetRule,
+    AddPrincipal,
+    AddRule,
     RemoveDryRun,
     Metric,
     ConnId,
@@ -70,6 +75,8 @@ impl RootContext for Root {
                 "digest" => Step::Digest,
                 "set-principal" => Step::SetPrincipal,
                 "set-rule" => Step::SetRule,
+                "add-principal" => Step::AddPrincipal,
+                "add-rule" => Step::AddRule,
                 "remove-dry-run" => Step::RemoveDryRun,
                 "metric" => Step::Metric,
                 "conn-id" => Step::ConnId,
@@ -119,6 +126,12 @@ impl HttpContext for Request {
                 }
                 Step::SetRule => {
                     let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, RULE_HEADER, Some("orders-create-payment"));
+                }
+                Step::AddPrincipal => {
+                    let _ = hostcalls::add_map_value(MapType::HttpRequestHeaders, PRINCIPAL_HEADER, "spiffe://shop.test/ns/prod/sa/order");
+                }
+                Step::AddRule => {
+                    let _ = hostcalls::add_map_value(MapType::HttpRequestHeaders, RULE_HEADER, "orders-create-payment");
                 }
                 Step::RemoveDryRun => {
                     let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, DRY_RUN_HEADER);
