@@ -46,6 +46,10 @@ impl Host for Lean {
         black_box((name, value));
         Ok(())
     }
+    fn add_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
+        black_box((name, value));
+        Ok(())
+    }
     fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
         black_box(name);
         Ok(())

@@ -31,6 +31,7 @@ extern "C" {
     fn proxy_replace_header_map_value(map_type: u32, key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize)
         -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_add_header_map_value(map_type: u32, key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     #[allow(clippy::too_many_arguments)]
@@ -171,6 +172,13 @@ pub fn replace_request_header(name: &str, value: &str) -> Result<(), HostError> 
     // SAFETY: both pointer and length pairs describe live string slices.
     let status = unsafe { proxy_replace_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
     check(status, "replace_header")
+}
+
+/// Add a request header, beside any copy already there.
+pub fn add_request_header(name: &str, value: &str) -> Result<(), HostError> {
+    // SAFETY: both pointer and length pairs describe live string slices.
+    let status = unsafe { proxy_add_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
+    check(status, "add_header")
 }
 
 /// Remove every copy of a request header.

@@ -142,6 +142,11 @@ pub trait Host {
     /// `replaceHeaderMapValue` is `setCopy`: duplicates go too).
     fn replace_request_header(&self, name: &str, value: &str) -> Result<(), HostError>;
 
+    /// Add a request header, keeping any copy already there (Envoy's
+    /// `addHeaderMapValue`: no search for copies, so cheaper than a replace,
+    /// and only right for a header the request is known not to have).
+    fn add_request_header(&self, name: &str, value: &str) -> Result<(), HostError>;
+
     /// Remove every copy of a request header.
     fn remove_request_header(&self, name: &str) -> Result<(), HostError>;
 

@@ -171,6 +171,13 @@ impl Host for MockHost {
         Ok(())
     }
 
+    /// Envoy's `addHeaderMapValue`: a copy already there stays.
+    fn add_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
+        self.fail("add")?;
+        self.headers.borrow_mut().push((name.into(), value.as_bytes().to_vec()));
+        Ok(())
+    }
+
     /// Envoy's header names are case-insensitive (`LowerCaseString`).
     fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
         self.fail("remove")?;

@@ -487,9 +487,13 @@ fn path_tricks_are_refused_by_the_engine() {
 fn host_failures_fail_closed_even_in_dry_run() {
     for mode in [r#""mode": "enforce""#, r#""mode": "dry_run""#] {
         let p = policy(&with_mode(mode));
-        for call in ["property", "headers", "replace"] {
+        // "replace" fails on the request that carries a forged principal (which is replaced), "add" on the clean one.
+        for call in ["property", "headers", "add", "replace"] {
             let cache = RefCell::default();
             let mut host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+            if call == "replace" {
+                host.add_header(PRINCIPAL_HEADER, b"cn=forged");
+            }
             host.failing.insert(call);
             assert_eq!(run(&host, &p, &cache), Flow::Stop, "{mode} {call}");
             assert_eq!(host.status(), Some(403), "{mode} {call}");
@@ -648,23 +652,40 @@ fn an_allowed_request_reads_the_headers_once_and_writes_only_what_it_must() {
     // First request: the certificate is parsed.
     let host = MockHost::request("POST", "/api/payment/create").with_cert(&c);
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
-    assert_eq!(host.calls(), ["headers", "property", "property", "replace", "replace", "replace"]);
+    // The client sent none of the filter's headers, so each is added (no search for copies).
+    assert_eq!(host.calls(), ["headers", "property", "property", "add", "add", "add"]);
     // Cached: header map, digest, principal, rule, revision.
     let host = MockHost::request("POST", "/api/payment/create").with_cert(&c);
     assert_eq!(run(&host, &p, &cache), Flow::Continue);
-    assert_eq!(host.calls(), ["headers", "property", "replace", "replace", "replace"]);
+    assert_eq!(host.calls(), ["headers", "property", "add", "add", "add"]);
     // Without a revision there is one write fewer.
     let bare = policy(&POLICY.replace("\"revision\": \"r1\",", ""));
     let host = MockHost::request("POST", "/api/payment/create").with_cert(&c);
     assert_eq!(run(&host, &bare, &cache), Flow::Continue);
-    assert_eq!(host.calls(), ["headers", "property", "replace", "replace"]);
+    assert_eq!(host.calls(), ["headers", "property", "add", "add"]);
     // A forged dry-run marker and revision cost one removal each.
     let host = MockHost::request("POST", "/api/payment/create").with_cert(&c);
     host.add_header(DRY_RUN_HEADER, b"deny");
     host.add_header(REVISION_HEADER, b"r0");
     assert_eq!(run(&host, &bare, &cache), Flow::Continue);
-    assert_eq!(host.calls(), ["headers", "property", "replace", "replace", "remove", "remove"]);
+    assert_eq!(host.calls(), ["headers", "property", "add", "add", "remove", "remove"]);
     assert!(host.header_values(DRY_RUN_HEADER).is_empty() && host.header_values(REVISION_HEADER).is_empty());
+}
+
+#[test]
+fn a_header_of_ours_the_client_sent_is_replaced_with_every_copy_and_the_others_added() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    // Two forged principals, one in another case: both are the same header to Envoy.
+    host.add_header(PRINCIPAL_HEADER, b"cn=admin");
+    host.add_header(&PRINCIPAL_HEADER.to_ascii_uppercase(), b"cn=root");
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.calls(), ["headers", "property", "property", "replace", "add", "add"]);
+    let principals: Vec<_> = host.headers.borrow().iter().filter(|(n, _)| n.eq_ignore_ascii_case(PRINCIPAL_HEADER)).cloned().collect();
+    assert_eq!(principals, [(PRINCIPAL_HEADER.to_owned(), b"cn=order-service".to_vec())], "one copy in any case, ours");
+    assert_eq!(host.header_values(RULE_HEADER), ["orders-create-payment"]);
+    assert_eq!(host.header_values(REVISION_HEADER), ["r1"]);
 }
 
 #[test]
@@ -930,7 +951,8 @@ fn a_clean_body_goes_on_with_the_identity_headers() {
     assert_eq!(host.status(), None);
     assert_eq!(host.header_values(PRINCIPAL_HEADER), ["cn=order-service"]);
     assert_eq!(host.header_values(RULE_HEADER), ["orders-create-payment"]);
-    assert_eq!(host.calls().iter().filter(|c| **c == "replace").count(), 3, "the headers are set once, when they go on");
+    assert_eq!(host.calls().iter().filter(|c| **c == "add").count(), 3, "the headers are set once, when they go on");
+    assert!(!host.calls().contains(&"replace"), "the client sent none of them");
     assert_eq!(host.calls().iter().filter(|c| **c == "headers").count(), 1, "the header map is read once");
     assert_eq!((host.metric(Metric::RequestsAllowed), host.metric(Metric::RequestsDenied)), (1, 0));
 }

@@ -129,6 +129,10 @@ impl Host for EnvoyHost {
         abi::replace_request_header(name, value)
     }
 
+    fn add_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
+        abi::add_request_header(name, value)
+    }
+
     fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
         abi::remove_request_header(name)
     }
