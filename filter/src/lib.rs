@@ -36,7 +36,7 @@
 //! - [`rule_counters`]: per-rule counter ids kept by rule, so a request
 //!   builds no stat name.
 //! - [`pending`]: counts summed in the VM and handed to Envoy on a tick, so
-//!   a request makes no `increment_metric` call.
+//!   a request makes no `increment_metric` call while the tick runs.
 //! - [`wasm`]: the proxy-wasm adapter.
 //! - [`abi`]: the host functions it calls, without the SDK's panics.
 //! - `mock` (tests, and feature `mock-host`): an in-memory host.

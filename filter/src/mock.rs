@@ -29,7 +29,7 @@ pub struct MockHost {
     pub metrics: RefCell<HashMap<Metric, u64>>,
     pub property_reads: RefCell<Vec<String>>,
     /// Every host call made, by name ("property", "headers", "body", "replace",
-    /// "remove", "send"), except logging and counters.
+    /// "add", "remove", "send", ...), except logging and counters.
     pub calls: RefCell<Vec<&'static str>>,
     /// Host calls that fail, by the same names.
     pub failing: HashSet<&'static str>,

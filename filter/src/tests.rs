@@ -740,6 +740,36 @@ fn with_upstream_headers_off_a_dry_run_deny_is_still_marked() {
 }
 
 #[test]
+fn a_copy_the_client_sent_only_in_capitals_is_still_replaced() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    host.add_header(&PRINCIPAL_HEADER.to_ascii_uppercase(), b"cn=root");
+    assert_eq!(run(&host, &p, &cache), Flow::Continue);
+    assert_eq!(host.calls(), ["headers", "property", "property", "replace", "add", "add"], "an add would keep the forged copy");
+    let principals: Vec<_> = host.headers.borrow().iter().filter(|(n, _)| n.eq_ignore_ascii_case(PRINCIPAL_HEADER)).cloned().collect();
+    assert_eq!(principals, [(PRINCIPAL_HEADER.to_owned(), b"cn=order-service".to_vec())]);
+}
+
+#[test]
+fn forwarding_that_fails_half_way_leaves_none_of_the_filters_headers() {
+    // The principal and rule are added, then replacing the forged revision
+    // fails: the request is refused, and what was added must go too (access
+    // logs and taps still see a refused request's headers).
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let mut host = MockHost::request("POST", "/api/payment/create").with_cert(&order_service());
+    host.add_header(REVISION_HEADER, b"r0");
+    host.failing.insert("replace");
+    assert_eq!(run(&host, &p, &cache), Flow::Stop);
+    assert_eq!(host.status(), Some(403));
+    assert_eq!(host.calls()[3..5], ["add", "add"], "principal and rule went on before the failure");
+    for name in OWN_HEADERS {
+        assert!(host.header_values(name).is_empty(), "{name} is left on the refused request");
+    }
+}
+
+#[test]
 fn a_denied_request_removes_only_the_headers_the_client_sent() {
     let p = policy(POLICY);
     let cache = RefCell::default();

@@ -46,11 +46,8 @@ struct Vm {
     named: RefCell<rustc_hash::FxHashMap<Box<str>, u32>>,
     /// The per-rule ones again, by rule key: found without building a name.
     rule_counters: RefCell<RuleCounterIds>,
-    /// Counts summed since the last flush.
+    /// Counts summed since the last flush, and how many root contexts tick.
     pending: RefCell<PendingCounts>,
-    /// Root contexts whose flush tick is running. While there is none, a
-    /// count goes to Envoy at once: nothing would flush it.
-    ticking: Cell<u32>,
 }
 
 thread_local! {
@@ -60,14 +57,13 @@ thread_local! {
         named: RefCell::new(rustc_hash::FxHashMap::default()),
         rule_counters: RefCell::new(RuleCounterIds::default()),
         pending: RefCell::new(PendingCounts::default()),
-        ticking: Cell::new(0),
     };
 }
 
 /// Count one for metric `id`: summed until the next flush while a tick will
 /// come, else handed to Envoy now.
 fn count(id: u32) {
-    let summed = VM.with(|vm| vm.ticking.get() > 0 && vm.pending.try_borrow_mut().map(|mut p| p.add(id)).is_ok());
+    let summed = VM.with(|vm| vm.pending.try_borrow_mut().is_ok_and(|mut p| p.add(id)));
     if !summed {
         let _ = abi::increment_metric(id, 1);
     }
@@ -222,7 +218,7 @@ pub struct Root {
     /// Configured as a network filter (`root_id` [`NETWORK_ROOT_ID`]): the
     /// contexts Envoy asks for are connections, not HTTP streams.
     network: bool,
-    /// This root context's flush tick is running (counted in `Vm::ticking`).
+    /// This root context's flush tick is running (counted in `Vm::pending`).
     ticks: bool,
 }
 
@@ -239,10 +235,10 @@ impl Root {
 
     /// Start the flush tick, once; if the host will not tick, counts go to it one by one.
     fn start_ticking(&mut self) {
-        if !self.ticks && abi::set_tick_period(FLUSH_PERIOD_MS).is_ok() {
-            self.ticks = true;
-            VM.with(|vm| vm.ticking.set(vm.ticking.get().saturating_add(1)));
+        if self.ticks || abi::set_tick_period(FLUSH_PERIOD_MS).is_err() {
+            return;
         }
+        self.ticks = VM.with(|vm| vm.pending.try_borrow_mut().map(|mut p| p.tick_started()).is_ok());
     }
 }
 
@@ -252,7 +248,7 @@ impl Root {
 impl Drop for Root {
     fn drop(&mut self) {
         if self.ticks {
-            let _ = VM.try_with(|vm| vm.ticking.set(vm.ticking.get().saturating_sub(1)));
+            let _ = VM.try_with(|vm| vm.pending.try_borrow_mut().map(|mut p| p.tick_stopped()));
         }
         flush();
     }
