@@ -28,8 +28,9 @@
 //! property read, one cache lookup, the decision, and up to three header
 //! writes (principal, rule, and the revision when the policy has one; each can
 //! be turned off with the policy's `upstream_headers`): adds, or replaces of
-//! what the client sent. The counters are summed in the VM ([`crate::pending`]). The client's copies of
-//! the filter's headers are removed only when the map showed it sent them.
+//! what the client sent. The counters are summed in the VM
+//! ([`crate::pending`]). The client's copies of the filter's headers are
+//! removed only when the map showed it sent them.
 //! Everything that can fail fails closed: a 403, never a free pass.
 
 use std::cell::RefCell;

@@ -453,18 +453,12 @@ impl<'s> Validator<'s> {
                 None => ok = false,
             }
             // Duplicate names are checked on the raw tree so they are reported even when the rule has other errors.
-            if let Kind::Object(members) = &entry.kind {
-                if let Some(Node { kind: Kind::String(name), offset }) = Self::field(members, "name") {
-                    let src = self.src;
-                    let name_of = |item: usize| offsets.get(item).and_then(|&o| item_name(src, o as usize));
-                    if let Some(first) = names.first_use(name.clone(), i, name_of) {
-                        self.error_at(
-                            *offset,
-                            &child(&path, "name"),
-                            format!("duplicate rule name '{name}' (first used by {list}[{first}])"),
-                        );
-                        ok = false;
-                    }
+            if let Some((name, offset)) = name_field(&entry) {
+                let src = self.src;
+                let name_of = |item: usize| offsets.get(item).and_then(|&o| item_name(src, o as usize));
+                if let Some(first) = names.first_use(name.clone(), i, name_of) {
+                    self.error_at(offset, &child(&path, "name"), format!("duplicate rule name '{name}' (first used by {list}[{first}])"));
+                    ok = false;
                 }
             }
         }
@@ -755,13 +749,20 @@ fn name_hash(name: &str) -> u32 {
     h.finish() as u32
 }
 
+/// A listed item's `name` and where it is, when the item is an object with a
+/// string `name`: what the duplicate check compares, on the item's first
+/// reading and when it reads an earlier item again.
+fn name_field<'n, 's>(item: &'n Node<'s>) -> Option<(&'n Cow<'s, str>, usize)> {
+    let Kind::Object(members) = &item.kind else { return None };
+    match Validator::field(members, "name")? {
+        Node { kind: Kind::String(name), offset } => Some((name, *offset)),
+        _ => None,
+    }
+}
+
 /// The `name` of the rule that starts at `offset`, read again from the text.
 fn item_name(src: &str, offset: usize) -> Option<Cow<'_, str>> {
-    let Node { kind: Kind::Object(members), .. } = json::parse_at(src, offset)? else { return None };
-    members.into_iter().find(|m| m.key == "name").and_then(|m| match m.value.kind {
-        Kind::String(name) => Some(name),
-        _ => None,
-    })
+    name_field(&json::parse_at(src, offset)?).map(|(name, _)| name.clone())
 }
 
 #[cfg(test)]
