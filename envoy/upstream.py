@@ -6,6 +6,7 @@ Answers every request, whatever the method, with 200 and a JSON body:
     {"method": "POST",
      "path": "/api/payment/create",          # the request target exactly as received
      "headers": [["host", "..."], ...],       # every header line, in order, duplicates kept
+     "trailers": [],                          # the chunked body's trailer lines, likewise
      "body_length": 0}
 
 The echo is what lets the end-to-end suite check what the upstream really
@@ -40,6 +41,7 @@ class EchoHandler(BaseHTTPRequestHandler):
         return "mtls-authz-echo/1"
 
     def _read_body(self):
+        self.trailers = []
         te = (self.headers.get("Transfer-Encoding") or "").lower()
         if "chunked" in te:
             body = bytearray()
@@ -48,9 +50,12 @@ class EchoHandler(BaseHTTPRequestHandler):
                 size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:
                     # Trailers, up to the empty line.
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return bytes(body)
+                    while True:
+                        line = self.rfile.readline(65537)
+                        if line in (b"\r\n", b"\n", b""):
+                            return bytes(body)
+                        name, _, value = line.decode("latin-1").partition(":")
+                        self.trailers.append([name.strip().lower(), value.strip()])
                 body += self.rfile.read(size)
                 self.rfile.readline(3)
                 if len(body) > MAX_BODY:
@@ -74,6 +79,7 @@ class EchoHandler(BaseHTTPRequestHandler):
             "method": self.command,
             "path": target,
             "headers": [[k.lower(), v] for k, v in self.headers.items()],
+            "trailers": self.trailers,
             "body_length": len(body),
         }
         out = (json.dumps(payload) + "\n").encode()

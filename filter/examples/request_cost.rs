@@ -54,6 +54,13 @@ impl Host for Lean {
         black_box(name);
         Ok(())
     }
+    fn request_trailers(&self) -> Result<HeaderMap, HostError> {
+        Ok(HeaderMap::default())
+    }
+    fn remove_request_trailer(&self, name: &str) -> Result<(), HostError> {
+        black_box(name);
+        Ok(())
+    }
     fn send_response(&self, _: u32, _: &[(&str, &str)], _: &[u8]) -> Result<(), HostError> {
         Ok(())
     }

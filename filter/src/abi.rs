@@ -72,6 +72,7 @@ const CAS_MISMATCH: u32 = Status::CasMismatch as u32;
 const COUNTER: u32 = proxy_wasm::types::MetricType::Counter as u32;
 const NOT_FOUND: u32 = Status::NotFound as u32;
 const REQUEST_HEADERS: u32 = MapType::HttpRequestHeaders as u32;
+const REQUEST_TRAILERS: u32 = MapType::HttpRequestTrailers as u32;
 const REQUEST_BODY: u32 = BufferType::HttpRequestBody as u32;
 
 /// `Ok` for the status `Ok`; any other status, known or not, is an error naming `what`.
@@ -101,11 +102,20 @@ unsafe fn take_host_buffer(data: *mut u8, size: usize, what: &'static str) -> Re
 
 /// The whole request header map in one host call.
 pub fn request_header_map() -> Result<HeaderMap, HostError> {
+    header_map(REQUEST_HEADERS)
+}
+
+/// The whole request trailer map in one host call (empty when the request has none).
+pub fn request_trailer_map() -> Result<HeaderMap, HostError> {
+    header_map(REQUEST_TRAILERS)
+}
+
+fn header_map(map_type: u32) -> Result<HeaderMap, HostError> {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
     // SAFETY: the host writes one pointer and one length through the two
     // out-pointers, which point at live locals of the right types.
-    let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
+    let status = unsafe { proxy_get_header_map_pairs(map_type, &mut data, &mut size) };
     if status != OK {
         return Err(HostError("get_header_map_pairs"));
     }
@@ -186,6 +196,13 @@ pub fn remove_request_header(name: &str) -> Result<(), HostError> {
     // SAFETY: the pointer and length describe a live string slice.
     let status = unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) };
     check(status, "remove_header")
+}
+
+/// Remove every copy of a request trailer.
+pub fn remove_request_trailer(name: &str) -> Result<(), HostError> {
+    // SAFETY: the pointer and length describe a live string slice.
+    let status = unsafe { proxy_remove_header_map_value(REQUEST_TRAILERS, name.as_ptr(), name.len()) };
+    check(status, "remove_trailer")
 }
 
 /// Add `by` to a counter defined with `define_metric`.

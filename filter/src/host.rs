@@ -150,6 +150,13 @@ pub trait Host {
     /// Remove every copy of a request header.
     fn remove_request_header(&self, name: &str) -> Result<(), HostError>;
 
+    /// The request trailers, serialized like [`Host::request_headers`]; read
+    /// only from the trailers callback, and empty when there are none.
+    fn request_trailers(&self) -> Result<HeaderMap, HostError>;
+
+    /// Remove every copy of a request trailer (any case, like a header).
+    fn remove_request_trailer(&self, name: &str) -> Result<(), HostError>;
+
     /// Answer the request locally (the 403), instead of forwarding it.
     fn send_response(&self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError>;
 

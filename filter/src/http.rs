@@ -5,7 +5,8 @@
 //! request header is ever read for identity (an `x-forwarded-client-cert` or
 //! `x-mtls-authz-principal` sent by the client is at best stale and at worst
 //! forged), and the filter's own output headers are removed from every request
-//! before it goes anywhere.
+//! before it goes anywhere, from its trailers as well
+//! ([`on_forwarded_request_trailers`]).
 //!
 //! The request headers are read once, as the whole map ([`Host::request_headers`]),
 //! and scanned in one pass for `:method`, `:path`, override headers and
@@ -104,6 +105,15 @@ impl OwnHeaders {
                 self.0 |= 1 << i;
             }
         }
+    }
+
+    /// Which of the filter's headers a whole map holds.
+    fn in_map(map: &HeaderMap) -> Result<OwnHeaders, HostError> {
+        let mut own = OwnHeaders::default();
+        for pair in map.pairs() {
+            own.note(pair?.0);
+        }
+        Ok(own)
     }
 
     /// Is `name` (one of [`OWN_HEADERS`]) marked? A name not in the list is
@@ -333,6 +343,27 @@ pub fn on_request_body<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held:
 /// ended: the body is not known to be complete, so it is not judged complete.
 pub fn on_request_trailers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held: &Held) -> Flow {
     finish(host, policy, held, Ok(Some(Reason::BodyUnreadable)))
+}
+
+/// Trailers arrived on a request whose headers went on. A client can send
+/// the filter's header names as trailers, and a backend that merges trailers
+/// into the headers would read them as the filter's, so every copy is
+/// removed, as from the headers; when the trailers cannot be read, every one
+/// of the names is removed. If a removal fails the request is refused with a
+/// local reply, which also cuts off what the upstream has been sent of it.
+pub fn on_forwarded_request_trailers<H: Host>(host: &H, policy: Option<&CompiledPolicy>) -> Flow {
+    let sent = host.request_trailers().and_then(|map| OwnHeaders::in_map(&map)).unwrap_or(OwnHeaders::ALL);
+    for name in OWN_HEADERS {
+        if !sent.contains(name) {
+            continue;
+        }
+        if let Err(e) = host.remove_request_trailer(name) {
+            host.increment(Metric::Errors);
+            host.log(Level::Error, &format!("mtls-authz: internal error, refusing the request at its trailers: {e}"));
+            return send(host, &outcome::local_reply(policy, &Decision::internal_error()));
+        }
+    }
+    Flow::Continue
 }
 
 /// The held request's body has been judged (`Ok` with the refusal it

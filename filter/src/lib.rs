@@ -9,7 +9,8 @@
 //! On allow the upstream gets `x-mtls-authz-principal` and `x-mtls-authz-rule`,
 //! and `x-mtls-authz-policy-revision` when the policy has a `revision`, each
 //! unless the policy's `upstream_headers` turns it off (set by the filter
-//! only: client copies are always removed); on deny the client gets a 403
+//! only: client copies are always removed, from the request's trailers
+//! too); on deny the client gets a 403
 //! with a JSON body (and the revision header, unless the policy hides details). In dry-run mode denials are logged, counted and
 //! marked with `x-mtls-authz-dry-run: deny`, but let through. A request that
 //! asks the backend to run another method or path (`X-HTTP-Method-Override`,

@@ -24,12 +24,15 @@ pub struct MockHost {
     /// Properties by dotted path, e.g. "connection.peer_certificate".
     pub properties: HashMap<String, Vec<u8>>,
     pub headers: RefCell<Vec<(String, Vec<u8>)>>,
+    /// The request trailers, as `headers`.
+    pub trailers: RefCell<Vec<(String, Vec<u8>)>>,
     pub response: RefCell<Option<Response>>,
     pub logs: RefCell<Vec<(Level, String)>>,
     pub metrics: RefCell<HashMap<Metric, u64>>,
     pub property_reads: RefCell<Vec<String>>,
     /// Every host call made, by name ("property", "headers", "body", "replace",
-    /// "add", "remove", "send", ...), except logging and counters.
+    /// "add", "remove", "trailers", "remove_trailer", "send", ...), except
+    /// logging and counters.
     pub calls: RefCell<Vec<&'static str>>,
     /// Host calls that fail, by the same names.
     pub failing: HashSet<&'static str>,
@@ -79,6 +82,15 @@ impl MockHost {
 
     pub fn add_header(&self, name: &str, value: &[u8]) {
         self.headers.borrow_mut().push((name.into(), value.to_vec()));
+    }
+
+    pub fn add_trailer(&self, name: &str, value: &[u8]) {
+        self.trailers.borrow_mut().push((name.into(), value.to_vec()));
+    }
+
+    /// The trailer names left, in order, after what the filter did to them.
+    pub fn trailer_names(&self) -> Vec<String> {
+        self.trailers.borrow().iter().map(|(n, _)| n.clone()).collect()
     }
 
     /// Every value of a request header, after what the filter did to them.
@@ -182,6 +194,18 @@ impl Host for MockHost {
     fn remove_request_header(&self, name: &str) -> Result<(), HostError> {
         self.fail("remove")?;
         self.headers.borrow_mut().retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        Ok(())
+    }
+
+    fn request_trailers(&self) -> Result<HeaderMap, HostError> {
+        self.fail("trailers")?;
+        let trailers = self.trailers.borrow();
+        HeaderMap::serialize(trailers.iter().map(|(n, v)| (n.as_bytes(), v.as_slice()))).ok_or(HostError("trailers (map too large)"))
+    }
+
+    fn remove_request_trailer(&self, name: &str) -> Result<(), HostError> {
+        self.fail("remove_trailer")?;
+        self.trailers.borrow_mut().retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         Ok(())
     }
 

@@ -11,8 +11,8 @@ use crate::cache::{Entry, IdentityCache};
 use crate::headers::HeaderMap;
 use crate::host::{Level, Metric};
 use crate::http::{
-    on_request_body, on_request_headers, on_request_trailers, Flow, Held, DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, REVISION_HEADER,
-    RULE_HEADER,
+    on_forwarded_request_trailers, on_request_body, on_request_headers, on_request_trailers, Flow, Held, DRY_RUN_HEADER, OWN_HEADERS,
+    PRINCIPAL_HEADER, REVISION_HEADER, RULE_HEADER,
 };
 use crate::mock::MockHost;
 use crate::root::{PolicyHolder, REJECTED_PREFIX};
@@ -1052,6 +1052,59 @@ fn trailers_before_the_end_of_a_held_body_are_refused() {
     assert_eq!(on_request_trailers(&host, Some(&p), &held), Flow::Stop);
     assert_eq!(host.status(), Some(403));
     assert_eq!(host.body_json()["reason"], Reason::BodyUnreadable.as_str());
+}
+
+#[test]
+fn forged_copies_in_the_trailers_of_a_forwarded_request_are_removed() {
+    let p = policy(POLICY);
+    let cache = RefCell::default();
+    let host = MockHost::request("GET", "/api/payment/query").with_cert(&cert("report-service", Some("reporting"), None));
+    assert_eq!(on_request_headers(&host, Some(&p), &cache, false), Flow::Continue);
+    host.add_trailer("x-checksum", b"abc");
+    host.add_trailer(PRINCIPAL_HEADER, b"cn=order-service");
+    host.add_trailer(&PRINCIPAL_HEADER.to_uppercase(), b"cn=order-service");
+    host.add_trailer("X-Mtls-Authz-Rule", b"orders-create-payment");
+    host.add_trailer(DRY_RUN_HEADER, b"deny");
+    host.add_trailer(REVISION_HEADER, b"r0");
+    let before = host.calls().len();
+    assert_eq!(on_forwarded_request_trailers(&host, Some(&p)), Flow::Continue);
+    assert_eq!(host.trailer_names(), ["x-checksum"], "only the client's own trailer is left");
+    let calls = host.calls();
+    assert_eq!(calls[before..], ["trailers", "remove_trailer", "remove_trailer", "remove_trailer", "remove_trailer"]);
+    assert_eq!(host.status(), None);
+}
+
+#[test]
+fn trailers_without_the_filters_names_cost_one_read() {
+    let p = policy(POLICY);
+    let host = MockHost::request("GET", "/api/payment/query");
+    host.add_trailer("x-checksum", b"abc");
+    assert_eq!(on_forwarded_request_trailers(&host, Some(&p)), Flow::Continue);
+    assert_eq!(host.calls(), ["trailers"]);
+    assert_eq!(host.trailer_names(), ["x-checksum"]);
+}
+
+#[test]
+fn unreadable_trailers_lose_every_name_of_the_filters() {
+    let p = policy(POLICY);
+    let mut host = MockHost::request("GET", "/api/payment/query");
+    host.failing.insert("trailers");
+    host.add_trailer(RULE_HEADER, b"orders-create-payment");
+    assert_eq!(on_forwarded_request_trailers(&host, Some(&p)), Flow::Continue);
+    assert_eq!(host.calls().iter().filter(|c| **c == "remove_trailer").count(), OWN_HEADERS.len());
+    assert!(host.trailer_names().is_empty());
+}
+
+#[test]
+fn a_trailer_that_cannot_be_removed_refuses_the_request() {
+    let p = policy(POLICY);
+    let mut host = MockHost::request("GET", "/api/payment/query");
+    host.failing.insert("remove_trailer");
+    host.add_trailer(PRINCIPAL_HEADER, b"cn=order-service");
+    assert_eq!(on_forwarded_request_trailers(&host, Some(&p)), Flow::Stop);
+    assert_eq!(host.status(), Some(403));
+    assert_eq!(host.body_json()["reason"], Reason::Internal.as_str());
+    assert_eq!(host.metric(Metric::Errors), 1);
 }
 
 #[test]

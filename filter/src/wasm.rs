@@ -133,6 +133,14 @@ impl Host for EnvoyHost {
         abi::remove_request_header(name)
     }
 
+    fn request_trailers(&self) -> Result<HeaderMap, HostError> {
+        abi::request_trailer_map()
+    }
+
+    fn remove_request_trailer(&self, name: &str) -> Result<(), HostError> {
+        abi::remove_request_trailer(name)
+    }
+
     fn send_response(&self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
         abi::send_local_response(status, headers, body)
     }
@@ -331,9 +339,9 @@ impl Request {
 
 impl Context for Request {}
 
-/// Request headers, and the request body and trailers for the few requests
-/// held to read their body; a request that is not held costs one early
-/// return per body part. filter/trim-wasm.py removes the exports of the
+/// Request headers, and the request body for the few requests held to read
+/// it (a request that is not held costs one early return per body part);
+/// request trailers, which Envoy hands over only when a request has them. filter/trim-wasm.py removes the exports of the
 /// callbacks left to the SDK's defaults (response headers, response body and
 /// trailers, log, done), so that Envoy does not call into the VM for them on
 /// every request. Implementing one of them here means taking it off the
@@ -359,8 +367,10 @@ impl HttpContext for Request {
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        let Some(held) = self.reading_body.as_deref() else { return Action::Continue };
-        let flow = http::on_request_trailers(&self.host, self.policy.as_deref(), held);
+        let flow = match self.reading_body.as_deref() {
+            Some(held) => http::on_request_trailers(&self.host, self.policy.as_deref(), held),
+            None => http::on_forwarded_request_trailers(&self.host, self.policy.as_deref()),
+        };
         self.act(flow)
     }
 }

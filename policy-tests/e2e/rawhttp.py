@@ -234,9 +234,10 @@ def send_curl_h2(host, port, certs, identity, method, target, headers=(), body=N
 
 # --------------------------------------------------------------------------- HTTP/2 raw frames
 
-def send_h2_frames(host, port, certs, identity, headers, body=None):
+def send_h2_frames(host, port, certs, identity, headers, body=None, trailers=None):
     """Send one HTTP/2 request whose header block is `headers` exactly ([(name, value)],
-    pseudo-headers included or left out as given), with h2's own checks off."""
+    pseudo-headers included or left out as given), with h2's own checks off;
+    then `body`, then `trailers` as a last header block."""
     try:
         import h2.config
         import h2.connection
@@ -274,9 +275,11 @@ def send_h2_frames(host, port, certs, identity, headers, body=None):
                 tls.sendall(out)
         sid = conn.get_next_available_stream_id()
         enc = lambda s: s if isinstance(s, bytes) else s.encode("latin-1")  # noqa: E731
-        conn.send_headers(sid, [(enc(k), enc(v)) for k, v in headers], end_stream=body is None)
+        conn.send_headers(sid, [(enc(k), enc(v)) for k, v in headers], end_stream=body is None and not trailers)
         if body is not None:
-            conn.send_data(sid, body, end_stream=True)
+            conn.send_data(sid, body, end_stream=not trailers)
+        if trailers:
+            conn.send_headers(sid, [(enc(k), enc(v)) for k, v in trailers], end_stream=True)
         tls.sendall(conn.data_to_send())
         done = False
         while not done:

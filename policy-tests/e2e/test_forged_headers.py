@@ -6,9 +6,12 @@ get the same decision as without them, and the upstream must see the
 filter's values (or none), never the client's.
 """
 
+from pathlib import Path
+
 import pytest
 
-from e2e_lib import DRY_RUN_HEADER, OWN_HEADERS, PRINCIPAL_HEADER, RULE_HEADER, http_request_bytes, policy_with
+import rawhttp
+from e2e_lib import DRY_RUN_HEADER, OWN_HEADERS, POLICY_FILE, PRINCIPAL_HEADER, RULE_HEADER, http_request_bytes, policy_with
 
 pytestmark = pytest.mark.filter
 
@@ -99,3 +102,57 @@ def test_headers_off_forged_copies_are_still_removed(quiet):
     # The decision is the policy's, not the forged headers': still denied where it was.
     r = quiet.raw("report-service", http_request_bytes("POST", "/api/payment/create", forged), method="POST")
     assert r.status == 403, r
+
+
+# --------------------------------------------------------------------------- trailers
+
+# The shipped upstream is HTTP/1.1, where Envoy drops request trailers unless
+# told otherwise; an upstream that is sent them (HTTP/2, or HTTP/1.1 with
+# trailers on, as here) could merge them into the headers.
+UPSTREAM_CLUSTER = "  - name: upstream\n    type: STRICT_DNS\n"
+UPSTREAM_TRAILERS_ON = """  - name: upstream
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http_protocol_options: { enable_trailers: true }
+    type: STRICT_DNS
+"""
+
+
+def _forward_trailers(config):
+    assert UPSTREAM_CLUSTER in config, "the upstream cluster's first lines changed in envoy.template.yaml"
+    return config.replace(UPSTREAM_CLUSTER, UPSTREAM_TRAILERS_ON, 1)
+
+
+@pytest.fixture(scope="module")
+def trailers_gateway(request, envoy_factory):
+    """The example policy, with the upstream sent the request trailers."""
+    env = envoy_factory.start("upstream-trailers", POLICY_FILE.read_text(), owner=request.node.nodeid,
+                              transform=_forward_trailers)
+    return envoy_factory.gateway(env)
+
+
+def _h2_with_trailers(gw, identity, method, path, trailers):
+    headers = [(":method", method), (":path", path), (":scheme", "https"), (":authority", "localhost")]
+    return rawhttp.send_h2_frames(gw.host, gw.port, gw.certs, Path(gw.certs) / identity, headers, body=b"{}",
+                                  trailers=trailers)
+
+
+def test_trailers_reach_this_upstream(trailers_gateway):
+    """The check below could not fail if the upstream were never sent trailers."""
+    r = _h2_with_trailers(trailers_gateway, "report-service", "GET", "/api/payment/query", [("x-checksum", "abc")])
+    assert r.status == 200, r
+    assert r.json()["trailers"] == [["x-checksum", "abc"]], r.json()
+
+
+def test_forged_trailers_do_not_reach_the_upstream(trailers_gateway):
+    # HTTP/2 field names are lower-case (nghttp2 resets a stream with an
+    # upper-case one), so the variants are duplicates.
+    forged = [(name, ORDER_SPIFFE) for name in OWN_HEADERS] + [(name, "admin") for name in OWN_HEADERS]
+    r = _h2_with_trailers(trailers_gateway, "report-service", "GET", "/api/payment/query",
+                          forged + [("x-checksum", "abc")])
+    assert r.status == 200, r
+    echo = r.json()
+    assert echo["trailers"] == [["x-checksum", "abc"]], "the client's trailers reached the upstream: %s" % echo
+    assert [v for k, v in echo["headers"] if k == PRINCIPAL_HEADER] == [REPORT_PRINCIPAL], echo["headers"]
