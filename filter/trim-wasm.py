@@ -28,7 +28,8 @@ import sys
 # on_done) for its root contexts either. Kept on purpose:
 # proxy_on_context_create and proxy_on_request_headers (the filter's work),
 # proxy_on_request_body and proxy_on_request_trailers (reading the body of a
-# POST held for a method-override check), proxy_on_delete (the SDK frees
+# POST held for a method-override check; removing client copies of the
+# filter's headers from trailers), proxy_on_delete (the SDK frees
 # the stream's context there, and a root context's drop flushes the summed
 # counters) and proxy_on_tick (the root context's flush tick).
 UNUSED_CALLBACKS = (

@@ -341,8 +341,13 @@ pub fn on_request_body<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held:
 
 /// Trailers arrived on a request held by [`Flow::ReadBody`] before its body
 /// ended: the body is not known to be complete, so it is not judged complete.
+/// A dry run lets the request go on anyway, and its trailers lose the
+/// filter's names as any forwarded request's do.
 pub fn on_request_trailers<H: Host>(host: &H, policy: Option<&CompiledPolicy>, held: &Held) -> Flow {
-    finish(host, policy, held, Ok(Some(Reason::BodyUnreadable)))
+    match finish(host, policy, held, Ok(Some(Reason::BodyUnreadable))) {
+        Flow::Continue => on_forwarded_request_trailers(host, policy),
+        refused => refused,
+    }
 }
 
 /// Trailers arrived on a request whose headers went on. A client can send

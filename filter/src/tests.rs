@@ -1075,6 +1075,20 @@ fn forged_copies_in_the_trailers_of_a_forwarded_request_are_removed() {
 }
 
 #[test]
+fn a_dry_run_lets_a_held_request_with_trailers_go_on_without_forged_trailers() {
+    let p = policy(&with_mode(r#""mode": "dry_run""#));
+    let cache = RefCell::default();
+    let host = post_with_body("application/x-www-form-urlencoded", "amount=10");
+    let held = held(on_request_headers(&host, Some(&p), &cache, false));
+    assert_eq!(on_request_body(&host, Some(&p), &held, 9, false), Flow::Buffer);
+    host.add_trailer(PRINCIPAL_HEADER, b"cn=admin");
+    host.add_trailer("x-checksum", b"abc");
+    assert_eq!(on_request_trailers(&host, Some(&p), &held), Flow::Continue, "a dry run refuses nothing");
+    assert_eq!(host.metric(Metric::RequestsDryRunDenied), 1);
+    assert_eq!(host.trailer_names(), ["x-checksum"]);
+}
+
+#[test]
 fn trailers_without_the_filters_names_cost_one_read() {
     let p = policy(POLICY);
     let host = MockHost::request("GET", "/api/payment/query");

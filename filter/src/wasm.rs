@@ -341,10 +341,10 @@ impl Context for Request {}
 
 /// Request headers, and the request body for the few requests held to read
 /// it (a request that is not held costs one early return per body part);
-/// request trailers, which Envoy hands over only when a request has them. filter/trim-wasm.py removes the exports of the
-/// callbacks left to the SDK's defaults (response headers, response body and
-/// trailers, log, done), so that Envoy does not call into the VM for them on
-/// every request. Implementing one of them here means taking it off the
+/// request trailers, which Envoy hands over only when a request has them.
+/// filter/trim-wasm.py removes the exports of the callbacks left to the
+/// SDK's defaults (response headers, response body and trailers, log,
+/// done), so that Envoy does not call into the VM for them on every request. Implementing one of them here means taking it off the
 /// script's `UNUSED_CALLBACKS` list, or Envoy will never call it.
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
