@@ -151,6 +151,11 @@ impl MockHost {
     }
 }
 
+/// A header or trailer list as the proxy-wasm host serializes it.
+fn serialized(map: &[(String, Vec<u8>)], too_large: &'static str) -> Result<HeaderMap, HostError> {
+    HeaderMap::serialize(map.iter().map(|(n, v)| (n.as_bytes(), v.as_slice()))).ok_or(HostError(too_large))
+}
+
 impl Host for MockHost {
     fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
         self.fail("property")?;
@@ -165,8 +170,7 @@ impl Host for MockHost {
         if let Some(raw) = &self.raw_header_map {
             return Ok(HeaderMap::from_bytes(raw.clone()));
         }
-        let headers = self.headers.borrow();
-        HeaderMap::serialize(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_slice()))).ok_or(HostError("headers (map too large)"))
+        serialized(&self.headers.borrow(), "headers (map too large)")
     }
 
     fn request_body(&self, len: usize) -> Result<Option<Vec<u8>>, HostError> {
@@ -199,8 +203,7 @@ impl Host for MockHost {
 
     fn request_trailers(&self) -> Result<HeaderMap, HostError> {
         self.fail("trailers")?;
-        let trailers = self.trailers.borrow();
-        HeaderMap::serialize(trailers.iter().map(|(n, v)| (n.as_bytes(), v.as_slice()))).ok_or(HostError("trailers (map too large)"))
+        serialized(&self.trailers.borrow(), "trailers (map too large)")
     }
 
     fn remove_request_trailer(&self, name: &str) -> Result<(), HostError> {
